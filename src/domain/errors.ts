@@ -1,0 +1,51 @@
+/**
+ * The one base class for every error boxoffice raises on purpose. `code` is stable and machine-readable
+ * (like fastify's FST_ERR_* or undici's UND_ERR_*); only the HTTP layer turns codes into status codes.
+ */
+export class BoxofficeError extends Error {
+  /** Stable, machine-readable code; never parse `message`. */
+  readonly code: string;
+  /**
+   * True when the failure means "nothing was changed, try again later" (lock busy, store down, lease
+   * lost): the HTTP layer answers 503 with Retry-After.
+   */
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The outcome codes of the v1 API (`../shared/api.md`) that the domain and the store can produce. */
+export type DomainErrorCode =
+  | "event_not_found"
+  | "order_not_found"
+  | "hold_not_found"
+  | "sold_out"
+  | "seats_unavailable"
+  | "customer_limit_reached"
+  | "idempotency_key_in_use"
+  | "idempotency_key_reused"
+  | "invalid_request"
+  | "hold_expired"
+  | "hold_not_active";
+
+/** A rule said no. Carried as data in an Outcome (so it can be stored and replayed for an idempotency key). */
+export interface DomainRefusal {
+  code: DomainErrorCode;
+  detail: string;
+  /** For `seats_unavailable`: the seats that are held or sold. */
+  seats?: string[];
+}
+
+/** A request broke a domain rule; thrown where a single answer is wanted (event creation, validation). */
+export class DomainError extends BoxofficeError {
+  readonly refusal: DomainRefusal;
+  constructor(refusal: DomainRefusal) {
+    super(refusal.code, refusal.detail);
+    this.refusal = refusal;
+  }
+}

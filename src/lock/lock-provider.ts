@@ -1,0 +1,38 @@
+/**
+ * Distributed locks for the sell path, in node-redlock's `using` shape: acquire within a bounded wait,
+ * renew the lease while the work runs, abort the work through its AbortSignal when the lease is lost,
+ * and release only what this holder owns. Correctness never rests on the lock alone: the work passes the
+ * WriteGuard (fence and signal) down to the store, which refuses stale writers.
+ */
+import type { WriteGuard } from "../store/store.js";
+
+export interface LockOptions {
+  /** How long the lease lasts unless renewed. */
+  leaseMs: number;
+  /** How long to wait for the lock before giving up with LockBusyError. */
+  waitMs: number;
+}
+
+export interface LockProvider {
+  /** "file", "redis", "redlock", "postgres" or "none": shown on /ready and in metrics. */
+  readonly kind: string;
+  /** Connects; call once before use. */
+  init(): Promise<void>;
+  /** Releases every connection and timer; idempotent. */
+  close(): Promise<void>;
+  /** Resolves when the lock backend answers; throws LockUnavailableError otherwise. */
+  ping(): Promise<void>;
+  /**
+   * Runs `work` while holding `key`. Throws LockBusyError (wait exceeded), LockUnavailableError
+   * (backend down, no quorum) or LockLostError (lease lost while working); `work`'s own errors pass
+   * through unchanged. The lock is released when `work` settles.
+   */
+  withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T>;
+}
+
+/** Which key the sell path locks: the seed's database-wide lock, or one per event. */
+export type LockScope = "global" | "event";
+
+export function lockKeyFor(scope: LockScope, eventId: string): string {
+  return scope === "global" ? "global" : `event:${eventId}`;
+}

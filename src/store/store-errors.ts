@@ -1,0 +1,18 @@
+/** Errors a store raises. All are retryable: nothing was committed. */
+import { BoxofficeError } from "../domain/errors.js";
+
+/** The database cannot be reached, timed out, or is too busy. */
+export class StoreUnavailableError extends BoxofficeError {
+  constructor(message: string, cause?: unknown) {
+    super("STORE_UNAVAILABLE", message, { retryable: true, cause });
+  }
+}
+
+/** The write carried a fencing token older than one the store has already applied for its lock key. */
+export class FencedOutError extends BoxofficeError {
+  constructor(lockKey: string, fence: number, highest: number) {
+    super("STALE_FENCE", `fence ${fence} for "${lockKey}" is older than ${highest}: write refused`, {
+      retryable: true,
+    });
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The store: where events, orders, holds and idempotency records live. It speaks the domain, never a
+ * database: no connection or transaction type crosses this interface. Every backend (sqlite/, postgres/)
+ * passes the one contract suite in test/contract/store-contract.ts.
+ *
+ * The database, not the lock, is what forbids overselling: every backend enforces the inventory rules
+ * with guarded writes and constraints, so that a holder that lost its lock still cannot oversell.
+ */
+import type { Event, EventPlan, SeatMap } from "../domain/event.js";
+import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
+
+/**
+ * What the lock layer hands down to a write. A store refuses a write whose fence is older than the
+ * highest it has applied for the same lock key (FencedOutError), and refuses to commit once `signal`
+ * is aborted (LockLostError).
+ */
+export interface WriteGuard {
+  /** The lock key the writer holds ("global" or "event:<id>"). */
+  lockKey: string;
+  /** The fencing token the lock issued; grows monotonically per key. Null when the lock has none. */
+  fence: number | null;
+  /** Aborted when the lease was lost: the store must not commit after that. */
+  signal: AbortSignal;
+  /**
+   * Set by a lock provider that locks inside the store's own transaction (PostgreSQL advisory
+   * transaction locks): the store takes the lock as the transaction's first statement, waiting at most
+   * `waitMs`, and it is released by the commit.
+   */
+  transactionLock?: { waitMs: number };
+}
+
+/** One page of the event list, oldest first. */
+export interface EventPage {
+  events: Event[];
+  nextCursor: string | null;
+}
+
+export interface Store {
+  /** Opens files or pools and applies pending migrations. Call once before anything else. */
+  init(): Promise<void>;
+  /** Closes everything it opened; idempotent. */
+  close(): Promise<void>;
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. Used by /ready. */
+  ping(): Promise<void>;
+
+  /** Creates an event (and its seats) durably; returns it with sold = held = 0. */
+  createEvent(plan: EventPlan): Promise<Event>;
+  /** The event with its counters read in one transaction, or null. */
+  getEvent(eventId: string): Promise<Event | null>;
+  /** Events in creation order, `limit` at a time; `cursor` is the previous page's `nextCursor`. */
+  listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage>;
+  /** The seat map of a seated event, or null when there is no such event. Empty sections for general. */
+  getSeatMap(eventId: string): Promise<SeatMap | null>;
+  getOrder(orderId: string): Promise<Order | null>;
+  getHold(holdId: string): Promise<Hold | null>;
+
+  /**
+   * Applies a batch of commands for one event in one transaction with one durable commit, in order;
+   * each command gets its own Outcome (a refusal for one never fails the others). A command with an
+   * idempotency key whose first answer is stored gets that answer back (`replayed: true`); the same key
+   * with another fingerprint is refused with `idempotency_key_reused`. Overdue holds of the event are
+   * expired first, in the same transaction.
+   *
+   * Throws (and commits nothing) on: no such event → returns `event_not_found` outcomes instead;
+   * FencedOutError, LockLostError, StoreUnavailableError — all retryable.
+   */
+  execute(
+    eventId: string,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+  ): Promise<Outcome[]>;
+
+  /**
+   * Expires overdue active holds anywhere, at most `limit` of them, giving each one's tickets back
+   * exactly once however many instances sweep at the same time. Returns how many it expired.
+   */
+  expireHolds(now: Date, limit: number): Promise<number>;
+
+  /** Forgets idempotency records older than `olderThan`. Returns how many it removed. */
+  pruneIdempotency(olderThan: Date): Promise<number>;
+}
