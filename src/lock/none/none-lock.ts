@@ -1,0 +1,18 @@
+/**
+ * No lock at all: only the store's guarded writes stand between buyers and overselling. A baseline for
+ * measurement, and proof that the database, not the lock, is the last word.
+ */
+import type { WriteGuard } from "../../store/store.js";
+import type { LockOptions, LockProvider } from "../lock-provider.js";
+
+export class NoneLock implements LockProvider {
+  readonly kind = "none";
+
+  async init(): Promise<void> {}
+  async close(): Promise<void> {}
+  async ping(): Promise<void> {}
+
+  async withLock<T>(key: string, _options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
+    return work({ lockKey: key, fence: null, signal: new AbortController().signal });
+  }
+}
