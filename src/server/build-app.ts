@@ -3,7 +3,7 @@
  * Every answer carries X-Served-By; every error is problem+json with a stable code.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BoxofficeError, DomainError } from "../domain/errors.js";
 import type { LockProvider } from "../lock/lock-provider.js";
@@ -80,7 +80,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const adminDigest = digest(options.adminToken);
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    disableRequestLogging: true,
+    // One log line per request would cost more than the sale at peak; errors are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
@@ -96,6 +97,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         allErrors: false,
       },
     },
+  });
+
+  // JSON only: Fastify would otherwise accept text/plain bodies as strings. An empty JSON body counts as
+  // no body (confirm and cancel take none); prototype-polluting keys stay an error.
+  app.removeContentTypeParser(["text/plain", "application/json"]);
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (body === "") done(null, undefined);
+    else parseJson(request, body as string, done);
   });
 
   app.addHook("onSend", async (_request, reply) => {
