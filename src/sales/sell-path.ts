@@ -5,6 +5,9 @@
  * commits once, so one fsync pays for many sales: the disk does a few thousand fsyncs a second, and one
  * commit per sale would cap a hot event there.
  *
+ * With a store that commits synchronously (SQLite), the batch forms while the previous commit blocks the
+ * event loop: the requests that arrive meanwhile are read together and start the next batch together.
+ *
  * Each command's Outcome settles its own caller. A retryable error (lock busy, unavailable or lost,
  * store unavailable, fenced out) fails the whole batch: nothing of it was committed.
  */
@@ -110,8 +113,14 @@ export class SellPath {
       queue.pending.push({ command, resolve, reject });
     });
     this.#setQueued(this.#queued + 1);
-    // Start on the next microtask, so that commands submitted in the same tick share the batch.
-    if (!queue.running) queue.running = Promise.resolve().then(() => this.#drain(eventId, queue));
+    // Start after the event loop's current I/O phase (setImmediate), not at once: every request whose
+    // bytes already arrived is parsed by then and joins this batch. An embedded store commits
+    // synchronously, so "new commands queue while a batch runs" alone would never batch with it.
+    if (!queue.running) {
+      queue.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+        this.#drain(eventId, queue),
+      );
+    }
     return promise;
   }
 
