@@ -1,12 +1,13 @@
 /**
  * Keeps a started service running until SIGTERM or SIGINT, then closes it cleanly and exits. A second
- * signal while closing exits at once.
+ * signal while closing exits at once. A process started by a supervisor with an IPC channel also stops
+ * when that channel closes, so that no instance outlives a supervisor that was killed.
  */
 export function runUntilSignal(service: { close(): Promise<void> }, name: string): void {
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (reason: string) => {
     if (stopping) {
-      console.error(`${name}: ${signal} again, exiting now`);
+      console.error(`${name}: ${reason} again, exiting now`);
       process.exit(1);
     }
     stopping = true;
@@ -18,6 +19,7 @@ export function runUntilSignal(service: { close(): Promise<void> }, name: string
       },
     );
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  if (process.connected) process.once("disconnect", () => stop("supervisor gone"));
 }
