@@ -83,6 +83,28 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // One log line per request would cost more than the sale at peak; errors are logged below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
+    // A client that trickles its request in (slowloris) is cut off instead of holding a socket forever.
+    requestTimeout: 30_000,
+    // Over-long ids still reach the handlers, which answer 404 with the code naming what was asked for.
+    routerOptions: { maxParamLength: 2000 },
+    // Malformed HTTP never reaches a route; answer it as problem+json with X-Served-By all the same.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === "ECONNRESET" || !socket.writable) return;
+      const tooLarge = (error as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW";
+      const status = tooLarge ? 431 : 400;
+      const body = JSON.stringify({
+        type: "https://boxoffice.dev/problems/invalid-request",
+        title: tooLarge ? "Request header fields too large" : "Bad request",
+        status,
+        detail: "the request is not well-formed HTTP",
+        code: "invalid_request",
+      });
+      socket.end(
+        `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+          `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `X-Served-By: ${options.instanceId}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
     // Requests that arrive while closing are still served (the store stays open until they finish);

@@ -4,6 +4,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
 import type { Event } from "../../../src/domain/event.js";
 import type { Hold, Order } from "../../../src/domain/sale.js";
 import { LockBusyError, LockUnavailableError } from "../../../src/lock/lock-errors.js";
@@ -125,6 +127,24 @@ describe("server routes (inject)", () => {
     }
     const unknownEvent = await order("evt_01M8AKHCS1946YADPE8BEJQ35Q", { customerId: "c", quantity: 1 });
     assert.equal(problemCode(unknownEvent), "event_not_found");
+  });
+
+  it("answers over-long ids with the code that names them, and malformed HTTP with X-Served-By", async () => {
+    const long = await fx.app.inject({ method: "GET", url: `/v1/events/evt_${"X".repeat(500)}` });
+    assert.equal(problemCode(long), "event_not_found");
+    await fx.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = fx.app.server.address() as AddressInfo;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ port, host: "127.0.0.1" }, () => socket.write("GARBAGE / HTTP/9\r\n\r\n"));
+      let text = "";
+      socket.setTimeout(5000, () => socket.destroy(new Error("no answer")));
+      socket.on("data", (chunk) => (text += chunk.toString()));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    assert.match(raw, new RegExp(`X-Served-By: ${INSTANCE_ID}`));
+    assert.match(raw, /Content-Type: application\/problem\+json/);
   });
 
   it("sells general admission, then says sold_out and customer_limit_reached", async () => {
