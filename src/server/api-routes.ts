@@ -79,6 +79,22 @@ function refusalFor(refusal: DomainRefusal, missing: "hold_not_found" | "order_n
   return problemOfRefusal(refusal);
 }
 
+/** A GET of one resource by id: a malformed id and an unknown one are both `missing` (404). */
+function readById<T>(
+  param: string,
+  isWellFormed: (id: string) => boolean,
+  read: (id: string) => Promise<T | null>,
+  missing: "event_not_found" | "order_not_found" | "hold_not_found",
+): RouteSpec["handler"] {
+  return async (request, reply) => {
+    const id = (request.params as Record<string, string>)[param] ?? "";
+    const found = isWellFormed(id) ? await read(id) : null;
+    return (
+      found ?? sendProblem(reply, problemOf(missing, `no such ${missing.slice(0, -"_not_found".length)}`))
+    );
+  };
+}
+
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const { store, lock, sellPath, metrics } = deps;
   const inFlight = new InFlightKeys();
@@ -192,12 +208,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       tag: "events",
       schema: { params: idParams("eventId") },
       responses: { 200: { description: "The event", schema: eventSchema }, 404: problem("event_not_found") },
-      handler: async (request, reply) => {
-        const { eventId } = request.params as { eventId: string };
-        const event = isEventId(eventId) ? await store.getEvent(eventId) : null;
-        if (!event) return sendProblem(reply, problemOf("event_not_found", "no such event"));
-        return event;
-      },
+      handler: readById("eventId", isEventId, (id) => store.getEvent(id), "event_not_found"),
     },
     {
       method: "GET",
@@ -210,12 +221,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
         200: { description: "Every seat and its status", schema: seatMapSchema },
         404: problem("event_not_found"),
       },
-      handler: async (request, reply) => {
-        const { eventId } = request.params as { eventId: string };
-        const map = isEventId(eventId) ? await store.getSeatMap(eventId) : null;
-        if (!map) return sendProblem(reply, problemOf("event_not_found", "no such event"));
-        return map;
-      },
+      handler: readById("eventId", isEventId, (id) => store.getSeatMap(id), "event_not_found"),
     },
     {
       method: "POST",
@@ -253,12 +259,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       tag: "holds",
       schema: { params: idParams("holdId") },
       responses: { 200: { description: "The hold", schema: holdSchema }, 404: problem("hold_not_found") },
-      handler: async (request, reply) => {
-        const { holdId } = request.params as { holdId: string };
-        const hold = eventIdOfHold(holdId) ? await store.getHold(holdId) : null;
-        if (!hold) return sendProblem(reply, problemOf("hold_not_found", "no such hold"));
-        return hold;
-      },
+      handler: readById(
+        "holdId",
+        (id) => eventIdOfHold(id) !== null,
+        (id) => store.getHold(id),
+        "hold_not_found",
+      ),
     },
     {
       method: "POST",
@@ -316,12 +322,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
       tag: "orders",
       schema: { params: idParams("orderId") },
       responses: { 200: { description: "The order", schema: orderSchema }, 404: problem("order_not_found") },
-      handler: async (request, reply) => {
-        const { orderId } = request.params as { orderId: string };
-        const order = eventIdOfOrder(orderId) ? await store.getOrder(orderId) : null;
-        if (!order) return sendProblem(reply, problemOf("order_not_found", "no such order"));
-        return order;
-      },
+      handler: readById(
+        "orderId",
+        (id) => eventIdOfOrder(id) !== null,
+        (id) => store.getOrder(id),
+        "order_not_found",
+      ),
     },
     {
       method: "POST",

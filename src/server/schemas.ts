@@ -109,33 +109,35 @@ export const seatMapSchema: JsonSchema = {
 
 const seatList = { type: ["array", "null"], items: { type: "string" } } as const;
 
+/** What orders and holds both carry: who has which tickets of which event. */
+const ticketsProperties = {
+  id: { type: "string" },
+  eventId: { type: "string" },
+  customerId: { type: "string" },
+  quantity: { type: "integer" },
+  seats: seatList,
+} as const;
+const ticketsRequired = ["id", "eventId", "customerId", "quantity", "seats"];
+
 export const orderSchema: JsonSchema = {
   type: "object",
   properties: {
-    id: { type: "string" },
-    eventId: { type: "string" },
-    customerId: { type: "string" },
-    quantity: { type: "integer" },
-    seats: seatList,
+    ...ticketsProperties,
     status: { type: "string", enum: ["confirmed", "cancelled"] },
     createdAt: time,
     cancelledAt: { ...nullableString, format: "date-time" },
   },
-  required: ["id", "eventId", "customerId", "quantity", "seats", "status", "createdAt", "cancelledAt"],
+  required: [...ticketsRequired, "status", "createdAt", "cancelledAt"],
 };
 
 export const holdSchema: JsonSchema = {
   type: "object",
   properties: {
-    id: { type: "string" },
-    eventId: { type: "string" },
-    customerId: { type: "string" },
-    quantity: { type: "integer" },
-    seats: seatList,
+    ...ticketsProperties,
     status: { type: "string", enum: ["active", "confirmed", "released", "expired"] },
     expiresAt: time,
   },
-  required: ["id", "eventId", "customerId", "quantity", "seats", "status", "expiresAt"],
+  required: [...ticketsRequired, "status", "expiresAt"],
 };
 
 export const healthSchema: JsonSchema = {
