@@ -75,6 +75,8 @@ export class SellPath {
   readonly #options: SellPathOptions;
   readonly #now: () => Date;
   readonly #queues = new Map<string, EventQueue>();
+  /** Per lock key, the promise that settles when the last batch queued for it here is done. */
+  readonly #lockTails = new Map<string, Promise<void>>();
   #queued = 0;
   #closed = false;
 
@@ -148,6 +150,7 @@ export class SellPath {
     const { store, lock, lockScope, lockLeaseMs, lockWaitMs, observer } = this.#options;
     observer?.batchStarted?.(batch.length);
     const commands = batch.map((entry) => entry.command);
+    const lockKey = lockKeyFor(lockScope, eventId);
     const askedAt = performance.now();
     let waited = false;
     const noteWait = () => {
@@ -156,13 +159,11 @@ export class SellPath {
       observer?.lockWaited?.(performance.now() - askedAt);
     };
     try {
-      const outcomes = await lock.withLock(
-        lockKeyFor(lockScope, eventId),
-        { leaseMs: lockLeaseMs, waitMs: lockWaitMs },
-        (guard) => {
+      const outcomes = await this.#oneAtATime(lockKey, () =>
+        lock.withLock(lockKey, { leaseMs: lockLeaseMs, waitMs: lockWaitMs }, (guard) => {
           noteWait();
           return store.execute(eventId, commands, guard, this.#now());
-        },
+        }),
       );
       if (outcomes.length !== batch.length) {
         throw new BoxofficeError(
@@ -174,6 +175,26 @@ export class SellPath {
     } catch (error) {
       noteWait();
       for (const entry of batch) entry.reject(error);
+    }
+  }
+
+  /**
+   * Runs batches that need the same lock key one after another inside this process, so that with the
+   * global scope two events' batches here queue locally instead of contending for the distributed lock
+   * (per event, batches of one event are already sequential and this changes nothing).
+   */
+  async #oneAtATime<T>(lockKey: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#lockTails.get(lockKey);
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.#lockTails.set(lockKey, tail);
+    try {
+      await previous;
+      return await work();
+    } finally {
+      release();
+      if (this.#lockTails.get(lockKey) === tail) this.#lockTails.delete(lockKey);
     }
   }
 

@@ -42,12 +42,12 @@ const purchase = (customerId: string): Command => ({
 function sellPath(
   store: Store,
   lock: GateLock,
-  limits: { maxBatch?: number; perEvent?: number; total?: number } = {},
+  limits: { maxBatch?: number; perEvent?: number; total?: number; scope?: "event" | "global" } = {},
 ) {
   return new SellPath({
     store,
     lock,
-    lockScope: "event",
+    lockScope: limits.scope ?? "event",
     lockLeaseMs: 1000,
     lockWaitMs: 100,
     maxBatch: limits.maxBatch ?? 256,
@@ -95,6 +95,29 @@ describe("sell path (group commit)", () => {
     assert.deepEqual(
       batches.filter((b) => b.eventId === "evt_2").map((b) => b.customers),
       [["x"]],
+    );
+    await path.close();
+  });
+
+  it("with the global scope, queues a second event's batch here instead of asking the lock twice", async () => {
+    const { store, batches } = recordingStore();
+    const lock = new GateLock();
+    const path = sellPath(store, lock, { scope: "global" });
+    lock.shut();
+    const first = path.submit("evt_1", purchase("a"));
+    await lock.enteredAtLeast(1);
+    const second = path.submit("evt_2", purchase("b"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(lock.entered, 1, "the second batch waits in this process");
+    lock.open();
+    await Promise.all([first, second]);
+    assert.equal(lock.entered, 2);
+    assert.deepEqual(
+      batches.map((b) => [b.eventId, b.lockKey]),
+      [
+        ["evt_1", "global"],
+        ["evt_2", "global"],
+      ],
     );
     await path.close();
   });
