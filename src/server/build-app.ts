@@ -47,7 +47,7 @@ function isAdmin(request: FastifyRequest, expected: Buffer): boolean {
 }
 
 /** Turns anything thrown on the way to an answer into a problem. */
-function problemOfError(error: FastifyError | Error): Problem {
+function problemOfError(error: FastifyError | Error, routeUrl: string | undefined): Problem {
   if (error instanceof DomainError) return problemOfRefusal(error.refusal);
   if (error instanceof SellPathOverloadedError) return problemOf("unavailable", error.message);
   if (error instanceof BoxofficeError) {
@@ -57,6 +57,11 @@ function problemOfError(error: FastifyError | Error): Problem {
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
+    // ajv's own words for a oneOf failure say nothing useful; both our oneOfs choose between two fields.
+    if (fastifyError.validation.some((e) => e.keyword === "oneOf")) {
+      const choice = routeUrl === "/v1/events" ? "capacity or seating" : "quantity or seats";
+      return problemOf("invalid_request", `send either ${choice}, not both and not neither`);
+    }
     const where = fastifyError.validationContext ?? "request";
     return problemOf("invalid_request", `${where}${fastifyError.message.replace(/^[a-z]+/, "")}`);
   }
@@ -146,7 +151,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const problem = problemOfError(error);
+    const problem = problemOfError(error, request.routeOptions.url);
     if (problem.status >= 500) {
       if (problem.status === 503) request.log.warn({ err: error }, "answered 503");
       else request.log.error({ err: error }, "request failed");
