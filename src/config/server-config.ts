@@ -25,6 +25,9 @@ export interface ServerConfig {
   readonly durability: Durability;
   /** Per-event layout: how many event files stay open at once. */
   readonly maxOpenEvents: number;
+  /** PostgreSQL store: pool size and statement timeout. */
+  readonly pgPoolSize: number;
+  readonly pgStatementTimeoutMs: number;
   readonly lock: LockConfig;
   readonly lockScope: LockScope;
   readonly lockLeaseMs: number;
@@ -106,6 +109,20 @@ export const SERVER_SETTINGS = {
     description: "per-event layout: event files kept open",
     defaultText: "64",
     parse: wholeNumber(1, 100_000),
+  },
+  pgPoolSize: {
+    flag: "pg-pool-size",
+    env: "BOXOFFICE_PG_POOL_SIZE",
+    description: "PostgreSQL store: connections per instance",
+    defaultText: "10",
+    parse: wholeNumber(1, 1000),
+  },
+  pgStatementTimeoutMs: {
+    flag: "pg-statement-timeout-ms",
+    env: "BOXOFFICE_PG_STATEMENT_TIMEOUT_MS",
+    description: "PostgreSQL store: longest a statement may run before 503",
+    defaultText: "5000",
+    parse: wholeNumber(100, 600_000),
   },
   lock: {
     flag: "lock",
