@@ -157,3 +157,51 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   process.stdout.write(`${JSON.stringify({ port: backend.port })}\n`);
   process.on("SIGTERM", () => void backend.close().then(() => process.exit(0)));
 }
+
+/** A `boxoffice lb` in its own process (dist/src/balancer/main.js), for the end-to-end tests. */
+export interface SpawnedBalancer {
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** What the balancer printed to stderr so far (warnings: instance down/up). */
+  readonly stderr: () => string;
+  /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  stop(): Promise<void>;
+}
+
+export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SpawnedBalancer> {
+  const main = fileURLToPath(new URL("../../src/balancer/main.js", import.meta.url));
+  const child = spawn(process.execPath, [main, "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let errors = "";
+  child.stderr!.on("data", (chunk: Buffer) => (errors += chunk.toString("utf8")));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`balancer did not start: ${errors}`));
+    }, 10_000);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8");
+      const match = /listening on http:\/\/[^:]+:(\d+)/.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      const port = Number(match[1]);
+      resolve({ url: `http://127.0.0.1:${port}`, port, child, stderr: () => errors, stop });
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`balancer exited with ${code}: ${errors}`));
+    });
+  });
+}
