@@ -168,13 +168,14 @@ async function startPlainProxy(dir: string, backends: SpawnedBackend[]): Promise
   };
 }
 
-async function startOurs(backends: SpawnedBackend[], mode: "http" | "tcp"): Promise<Target> {
+async function startOurs(backends: SpawnedBackend[], mode: "raw" | "undici" | "tcp"): Promise<Target> {
   const balancer = await spawnBalancer([
     ...backends.flatMap((backend) => ["--backend", backend.url]),
-    ...["--mode", mode, "--max-active-per-backend", "64"],
+    ...["--mode", mode === "tcp" ? "tcp" : "http", "--max-active-per-backend", "64"],
+    ...(mode === "tcp" ? [] : ["--upstream-client", mode]),
   ]);
   return {
-    name: mode === "http" ? "boxoffice lb (HTTP)" : "boxoffice lb (L4 mode)",
+    name: mode === "tcp" ? "boxoffice lb (L4 mode)" : `boxoffice lb (HTTP, ${mode} client)`,
     url: balancer.url,
     pids: () => [balancer.child.pid!],
     stop: () => balancer.stop(),
@@ -389,7 +390,8 @@ async function main(): Promise<void> {
     const starters: (() => Promise<Target>)[] = [
       async () => direct,
       () => startPlainProxy(dir, backends),
-      () => startOurs(backends, "http"),
+      () => startOurs(backends, "undici"),
+      () => startOurs(backends, "raw"),
       () => startOurs(backends, "tcp"),
       () => startHaproxy(dir, backends),
       () => startNginx(dir, backends),
@@ -399,7 +401,7 @@ async function main(): Promise<void> {
       for (const start of starters) targets.push(await start());
       for (const target of targets) rows.push(await measure(target, scenarios[0]!));
       for (let round = 0; round < PURCHASE_ROUNDS; round++)
-        for (const target of targets) rows.push(await measure(target, scenarios[1]!, 4));
+        for (const target of targets) rows.push(await measure(target, scenarios[1]!, 3));
     } finally {
       for (const target of targets) await target.stop();
     }
@@ -420,8 +422,8 @@ work was running on the same machine; compare the rows of one run with each othe
 
 What was measured: the same two instances (Node HTTP test servers, test/support/backend-fixture.ts)
 reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
-pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (undici pools, per-request least
-connections) and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
+pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (per-request least connections) with
+undici's Pool as its client to the instances and with its own minimal client (the default), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
 \`balance leastconn\` (deploy/haproxy.cfg) and nginx \`least_conn\` (deploy/nginx.conf). HAProxy runs
 one thread per core and nginx one worker per core; boxoffice's balancer is one process with one event
 loop (one view of every instance's in-flight count). "Balancer CPU" is the user + system time of the
@@ -437,7 +439,7 @@ ${table(rows, "trivial GET")}
 
 ## Purchase path
 
-Median of ${PURCHASE_ROUNDS} rounds of 4 s, the targets taking turns within each round (req/s of each
+Median of ${PURCHASE_ROUNDS} rounds of 3 s, the targets taking turns within each round (req/s of each
 round: ${rounds(rows, "purchase POST")}).
 
 ${table(rows, "purchase POST")}

@@ -2,7 +2,8 @@
  * One instance behind the balancer: its state, its figures, and (in HTTP mode) its keep-alive pool.
  * The balancer owns every Backend; nothing else changes `active`.
  */
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
+import { RawUpstreamPool, type Upstream } from "./raw-upstream-pool.js";
 
 export type BackendState = "up" | "down" | "draining";
 
@@ -20,6 +21,8 @@ export interface BackendView {
 }
 
 export interface BackendPoolOptions {
+  /** The HTTP client to the instance: the balancer's own raw one, or undici's Pool. */
+  client: "raw" | "undici";
   connections: number;
   keepAliveMs: number;
   connectTimeoutMs: number;
@@ -51,7 +54,7 @@ export class Backend {
   /** When slow start began (just added, or just back from down); `undefined` for full weight. */
   slowStartSinceMs: number | undefined;
   /** In HTTP mode, the keep-alive connections to the instance; `undefined` in TCP mode. */
-  readonly pool: Pool | undefined;
+  readonly pool: Upstream | undefined;
 
   constructor(id: string, url: string, weight: number, pool?: BackendPoolOptions, slowStartSinceMs?: number) {
     this.id = id;
@@ -61,20 +64,7 @@ export class Backend {
     this.host = parsed.hostname;
     this.port = Number(parsed.port || 80);
     this.slowStartSinceMs = slowStartSinceMs;
-    this.pool =
-      pool &&
-      new Pool(url, {
-        connections: pool.connections,
-        // One request at a time per connection: a pipelined request behind a slow one would wait for
-        // it, which defeats least-connections.
-        pipelining: 1,
-        // Below the instance's own keep-alive timeout, so the instance never closes a socket we reuse.
-        keepAliveTimeout: pool.keepAliveMs,
-        keepAliveMaxTimeout: pool.keepAliveMs,
-        connectTimeout: pool.connectTimeoutMs,
-        headersTimeout: pool.headersTimeoutMs,
-        bodyTimeout: pool.bodyTimeoutMs,
-      });
+    this.pool = pool && (pool.client === "raw" ? new RawUpstreamPool(url, pool) : undiciUpstream(url, pool));
   }
 
   /**
@@ -105,4 +95,28 @@ export class Backend {
       ejections: this.ejections,
     };
   }
+}
+
+function undiciUpstream(url: string, options: BackendPoolOptions): Upstream {
+  const pool = new Pool(url, {
+    connections: options.connections,
+    // One request at a time per connection: a pipelined request behind a slow one would wait for
+    // it, which defeats least-connections.
+    pipelining: 1,
+    // Below the instance's own keep-alive timeout, so the instance never closes a socket we reuse.
+    keepAliveTimeout: options.keepAliveMs,
+    keepAliveMaxTimeout: options.keepAliveMs,
+    connectTimeout: options.connectTimeoutMs,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+  });
+  return {
+    dispatch: (request, handler) =>
+      pool.dispatch(
+        { ...request, method: request.method as Dispatcher.HttpMethod },
+        handler as unknown as Dispatcher.DispatchHandler,
+      ),
+    close: () => pool.close(),
+    destroy: () => pool.destroy(),
+  };
 }

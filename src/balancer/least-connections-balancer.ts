@@ -46,6 +46,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       config,
       this.metrics,
       {
+        client: config.upstreamClient,
         connections: config.maxActivePerBackend,
         keepAliveMs: config.upstreamKeepAliveMs,
         connectTimeoutMs: config.connectTimeoutMs,

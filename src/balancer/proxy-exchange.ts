@@ -6,9 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import type { Dispatcher } from "undici";
 import type { Backend } from "./backend.js";
 import { sendProblem } from "./balancer-errors.js";
+import type { UpstreamHandler } from "./raw-upstream-pool.js";
 
 /** What an exchange needs from the balancer. */
 export interface ExchangeHost {
@@ -46,7 +46,17 @@ const HOP_BY_HOP = new Set([
   "proxy-authenticate",
 ]);
 
+const latin1 = (text: Buffer | string): string => (typeof text === "string" ? text : text.toString("latin1"));
+
+const TIMEOUT_CODES = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UPSTREAM_HEADERS_TIMEOUT",
+  "UPSTREAM_BODY_TIMEOUT",
+]);
+
 const UNREACHABLE_CODES = new Set([
+  "UPSTREAM_CONNECT_TIMEOUT",
   "ECONNREFUSED",
   "EHOSTUNREACH",
   "ENETUNREACH",
@@ -95,7 +105,7 @@ export function forwardedHeaders(req: IncomingMessage): string[] {
   return out;
 }
 
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements UpstreamHandler {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly #host: ExchangeHost;
@@ -150,7 +160,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     backend.pool!.dispatch(
       {
         path: this.req.url ?? "/",
-        method: this.req.method as Dispatcher.HttpMethod,
+        method: this.req.method ?? "GET",
         headers: this.#headers,
         body: this.#body,
         // Server-sent events may stay quiet for long; they are bounded by sseMaxAgeMs instead.
@@ -179,7 +189,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#sent = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true;
     this.#sent = true;
     this.#responseStarted = true;
@@ -188,9 +198,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     let connectionListed: string | undefined;
     let eventStream = false;
     for (let index = 0; index < rawHeaders.length; index += 2) {
-      const name = rawHeaders[index]!.toString("latin1");
+      const name = latin1(rawHeaders[index]!);
       // latin1 keeps every byte of the value as it came; Node writes header strings back as latin1.
-      const value = rawHeaders[index + 1]!.toString("latin1");
+      const value = latin1(rawHeaders[index + 1]!);
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
         if (lower === "connection") connectionListed = value.toLowerCase();
@@ -286,7 +296,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#host.place(this);
       return;
     }
-    if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+    if (TIMEOUT_CODES.has(code)) {
       this.reject(504, "backend_timeout", `instance ${backend.id} did not answer in time (${code})`);
     } else if (!unreachable && !this.#retryableAfterSend) {
       this.reject(

@@ -53,6 +53,10 @@ export function registerLbCommand(program: Command): Command {
     )
     .option("--admin-token <token>", "bearer token for the /_lb/ admin calls (BOXOFFICE_ADMIN_TOKEN)")
     .option("--mode <mode>", `http (per request) or tcp (L4, pipes connections) (${envNameOf("mode")})`)
+    .option(
+      "--upstream-client <client>",
+      `raw (the balancer's own minimal HTTP client, fastest) or undici (${envNameOf("upstreamClient")}, default raw)`,
+    )
     .option("--health-path <path>", `health check path (${envNameOf("healthPath")}, default /ready)`);
   for (const [name, help] of NUMERIC_FLAGS) {
     command.option(

@@ -15,6 +15,9 @@ export interface BackendSpec {
 /** How the balancer forwards: per HTTP request (the default) or per TCP connection (L4, pipes sockets). */
 export type BalancerMode = "http" | "tcp";
 
+/** The HTTP client to the instances in HTTP mode: the balancer's own minimal one, or undici's Pool. */
+export type UpstreamClient = "raw" | "undici";
+
 export interface BalancerConfig {
   /** Address to listen on. */
   host: string;
@@ -25,6 +28,7 @@ export interface BalancerConfig {
   /** Bearer token for `/_lb/` admin calls; when unset the admin calls answer 401. */
   adminToken: string | undefined;
   mode: BalancerMode;
+  upstreamClient: UpstreamClient;
   /** Path of the active health check (`GET`), answered 200 by a ready instance. */
   healthPath: string;
   /** Time between two active health checks of one instance. */
@@ -81,6 +85,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   host: "127.0.0.1",
   port: 8080,
   mode: "http",
+  upstreamClient: "raw",
   healthPath: "/ready",
   healthIntervalMs: 2000,
   healthTimeoutMs: 1000,
@@ -216,6 +221,11 @@ export function loadBalancerConfig(
   const mode = String(pick("mode", envNameOf("mode")) ?? BALANCER_DEFAULTS.mode);
   if (mode !== "http" && mode !== "tcp")
     throw new BalancerConfigError(`mode must be http or tcp, not ${mode}`);
+  const upstreamClient = String(
+    pick("upstreamClient", envNameOf("upstreamClient")) ?? BALANCER_DEFAULTS.upstreamClient,
+  );
+  if (upstreamClient !== "raw" && upstreamClient !== "undici")
+    throw new BalancerConfigError(`upstreamClient must be raw or undici, not ${upstreamClient}`);
   const healthPath = String(pick("healthPath", envNameOf("healthPath")) ?? BALANCER_DEFAULTS.healthPath);
   if (!healthPath.startsWith("/")) throw new BalancerConfigError(`healthPath must start with "/"`);
   const adminToken = (pick("adminToken", "BOXOFFICE_ADMIN_TOKEN") as string | undefined) || undefined;
@@ -238,6 +248,7 @@ export function loadBalancerConfig(
     backends: Object.freeze(backends),
     adminToken,
     mode,
+    upstreamClient,
     healthPath,
   });
 }

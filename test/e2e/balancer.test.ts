@@ -50,113 +50,117 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   assert.fail(`timed out waiting for ${what}`);
 }
 
-describe("balancer: routing and least connections", () => {
-  let fast: SpawnedBackend;
-  let slow: SpawnedBackend;
-  let balancer: SpawnedBalancer;
-  let client: Pool;
+for (const upstreamClient of ["raw", "undici"]) {
+  describe(`balancer: routing and least connections (${upstreamClient} upstream client)`, () => {
+    let fast: SpawnedBackend;
+    let slow: SpawnedBackend;
+    let balancer: SpawnedBalancer;
+    let client: Pool;
 
-  before(async () => {
-    [fast, slow] = await Promise.all([
-      spawnBackend({ id: "fast", delayMs: 2 }),
-      spawnBackend({ id: "slow", delayMs: 40 }),
-    ]);
-    balancer = await spawnBalancer(
-      [
-        "--backend",
-        fast.url,
-        "--backend",
-        slow.url,
-        "--health-interval-ms",
-        "200",
-        "--sse-max-age-ms",
-        "400",
-      ],
-      { BOXOFFICE_ADMIN_TOKEN: TOKEN },
-    );
-    client = new Pool(balancer.url, { connections: 32 });
-  });
-
-  after(async () => {
-    await client?.close();
-    await balancer?.stop();
-    await Promise.all([fast?.kill(), slow?.kill()]);
-  });
-
-  it("passes requests and bodies through, adds X-Forwarded-*, drops hop-by-hop headers", async () => {
-    const body = Buffer.alloc(200_000, "x");
-    const response = await client.request({
-      path: "/echo",
-      method: "POST",
-      body,
-      headers: { "x-forwarded-for": "203.0.113.9", "proxy-connection": "keep-alive", "x-custom": "1" },
+    before(async () => {
+      [fast, slow] = await Promise.all([
+        spawnBackend({ id: "fast", delayMs: 2 }),
+        spawnBackend({ id: "slow", delayMs: 40 }),
+      ]);
+      balancer = await spawnBalancer(
+        [
+          "--backend",
+          fast.url,
+          "--backend",
+          slow.url,
+          "--health-interval-ms",
+          "200",
+          "--sse-max-age-ms",
+          "400",
+        ],
+        { BOXOFFICE_ADMIN_TOKEN: TOKEN },
+      );
+      client = new Pool(balancer.url, { connections: 32 });
     });
-    assert.equal(response.statusCode, 200);
-    assert.ok(["fast", "slow"].includes(String(response.headers["x-served-by"])));
-    const seen = JSON.parse(String(response.headers["x-seen-headers"])) as Record<string, string>;
-    assert.equal(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
-    assert.equal(seen["x-forwarded-proto"], "http");
-    assert.equal(seen["x-custom"], "1");
-    assert.equal(seen["proxy-connection"], undefined);
-    assert.deepEqual(Buffer.from(await response.body.arrayBuffer()), body);
-  });
 
-  it("sends a slow instance proportionally fewer requests", async () => {
-    const servedBy = new Map<string, number>();
-    await closedLoop(16, 1500, async () => {
-      const response = await client.request({ path: "/work", method: "GET" });
-      await response.body.dump();
+    after(async () => {
+      await client?.close();
+      await balancer?.stop();
+      await Promise.all([fast?.kill(), slow?.kill()]);
+    });
+
+    it("passes requests and bodies through, adds X-Forwarded-*, drops hop-by-hop headers", async () => {
+      const body = Buffer.alloc(200_000, "x");
+      const response = await client.request({
+        path: "/echo",
+        method: "POST",
+        body,
+        headers: { "x-forwarded-for": "203.0.113.9", "proxy-connection": "keep-alive", "x-custom": "1" },
+      });
       assert.equal(response.statusCode, 200);
-      const id = String(response.headers["x-served-by"]);
-      servedBy.set(id, (servedBy.get(id) ?? 0) + 1);
+      assert.ok(["fast", "slow"].includes(String(response.headers["x-served-by"])));
+      const seen = JSON.parse(String(response.headers["x-seen-headers"])) as Record<string, string>;
+      assert.equal(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+      assert.equal(seen["x-forwarded-proto"], "http");
+      assert.equal(seen["x-custom"], "1");
+      assert.equal(seen["proxy-connection"], undefined);
+      assert.deepEqual(Buffer.from(await response.body.arrayBuffer()), body);
     });
-    const fastCount = servedBy.get("fast") ?? 0;
-    const slowCount = servedBy.get("slow") ?? 0;
-    console.log(`# fast instance: ${fastCount} requests, slow instance: ${slowCount}`);
-    // Round robin would split evenly; least connections keeps the in-flight counts level, so the
-    // instance that answers 20 times faster takes many times more requests.
-    assert.ok(fastCount > 3 * slowCount, `fast ${fastCount} vs slow ${slowCount}`);
-  });
 
-  it("passes server-sent events through, counts them as active, and ends them at their maximum age", async () => {
-    const response = await client.request({
-      path: "/sse",
-      method: "GET",
-      headers: { accept: "text/event-stream" },
+    it("sends a slow instance proportionally fewer requests", async () => {
+      const servedBy = new Map<string, number>();
+      await closedLoop(16, 1500, async () => {
+        const response = await client.request({ path: "/work", method: "GET" });
+        await response.body.dump();
+        assert.equal(response.statusCode, 200);
+        const id = String(response.headers["x-served-by"]);
+        servedBy.set(id, (servedBy.get(id) ?? 0) + 1);
+      });
+      const fastCount = servedBy.get("fast") ?? 0;
+      const slowCount = servedBy.get("slow") ?? 0;
+      console.log(`# fast instance: ${fastCount} requests, slow instance: ${slowCount}`);
+      // Round robin would split evenly; least connections keeps the in-flight counts level, so the
+      // instance that answers 20 times faster takes many times more requests.
+      assert.ok(fastCount > 3 * slowCount, `fast ${fastCount} vs slow ${slowCount}`);
     });
-    assert.equal(response.statusCode, 200);
-    assert.match(String(response.headers["content-type"]), /text\/event-stream/);
-    const figures = await listBackends(balancer);
-    assert.equal(
-      figures.find((backend) => backend.id === (response.headers["x-served-by"] === "fast" ? "b1" : "b2"))
-        ?.active,
-      1,
-    );
-    let text = "";
-    for await (const chunk of response.body) text += (chunk as Buffer).toString("utf8");
-    // The stream ended by itself (sseMaxAgeMs), cleanly, after several events.
-    assert.ok((text.match(/^data: /gm) ?? []).length >= 2, text);
-    await waitFor("the stream to be released", async () =>
-      (await listBackends(balancer)).every((backend) => backend.active === 0),
-    );
-  });
 
-  it("takes an instance whose /ready fails out of rotation and brings it back", async () => {
-    await request(`${slow.url}/fixture/ready`, { method: "POST", body: JSON.stringify({ ready: false }) });
-    await waitFor("the slow instance to go down", async () =>
-      (await listBackends(balancer)).some((backend) => backend.url === slow.url && backend.state === "down"),
-    );
-    for (let i = 0; i < 20; i++) {
-      const response = await client.request({ path: "/", method: "GET" });
-      await response.body.dump();
-      assert.equal(response.headers["x-served-by"], "fast");
-    }
-    await request(`${slow.url}/fixture/ready`, { method: "POST", body: JSON.stringify({ ready: true }) });
-    await waitFor("the slow instance to come back", async () =>
-      (await listBackends(balancer)).every((backend) => backend.state === "up"),
-    );
+    it("passes server-sent events through, counts them as active, and ends them at their maximum age", async () => {
+      const response = await client.request({
+        path: "/sse",
+        method: "GET",
+        headers: { accept: "text/event-stream" },
+      });
+      assert.equal(response.statusCode, 200);
+      assert.match(String(response.headers["content-type"]), /text\/event-stream/);
+      const figures = await listBackends(balancer);
+      assert.equal(
+        figures.find((backend) => backend.id === (response.headers["x-served-by"] === "fast" ? "b1" : "b2"))
+          ?.active,
+        1,
+      );
+      let text = "";
+      for await (const chunk of response.body) text += (chunk as Buffer).toString("utf8");
+      // The stream ended by itself (sseMaxAgeMs), cleanly, after several events.
+      assert.ok((text.match(/^data: /gm) ?? []).length >= 2, text);
+      await waitFor("the stream to be released", async () =>
+        (await listBackends(balancer)).every((backend) => backend.active === 0),
+      );
+    });
+
+    it("takes an instance whose /ready fails out of rotation and brings it back", async () => {
+      await request(`${slow.url}/fixture/ready`, { method: "POST", body: JSON.stringify({ ready: false }) });
+      await waitFor("the slow instance to go down", async () =>
+        (await listBackends(balancer)).some(
+          (backend) => backend.url === slow.url && backend.state === "down",
+        ),
+      );
+      for (let i = 0; i < 20; i++) {
+        const response = await client.request({ path: "/", method: "GET" });
+        await response.body.dump();
+        assert.equal(response.headers["x-served-by"], "fast");
+      }
+      await request(`${slow.url}/fixture/ready`, { method: "POST", body: JSON.stringify({ ready: true }) });
+      await waitFor("the slow instance to come back", async () =>
+        (await listBackends(balancer)).every((backend) => backend.state === "up"),
+      );
+    });
   });
-});
+}
 
 describe("balancer: even load and the admin API", () => {
   let backends: SpawnedBackend[];
