@@ -12,12 +12,16 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderHaproxyConfig, renderNginxConfig } from "../src/balancer/deploy-config.js";
-import { spawnBackend, spawnBalancer, type SpawnedBackend } from "../test/support/backend-fixture.js";
+import {
+  freePort,
+  spawnBackend,
+  spawnBalancer,
+  type SpawnedBackend,
+} from "../test/support/backend-fixture.js";
 
 const DURATION_S = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
 /** The purchase path is bounded by fsync on a disk other work shares: rounds over all targets, median. */
@@ -58,16 +62,6 @@ function ensureTools(): void {
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
   if (result.status !== 0) throw new Error(`could not install ${missing.join(" ")}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** utime + stime of a process, in clock ticks; 0 if it is gone. */

@@ -67,8 +67,9 @@ export class BackendRegistry {
     return count;
   }
 
-  /** Starts the health checks. */
+  /** Adds the configured instances (all at full weight: they start together) and starts the health checks. */
   init(): void {
+    for (const spec of this.#config.backends) this.add(spec, false);
     this.#healthTimer = setInterval(() => this.#checkAll(), this.#config.healthIntervalMs);
     this.#healthTimer.unref();
     this.#checkAll();
@@ -109,8 +110,9 @@ export class BackendRegistry {
     return backend;
   }
 
-  series(backend: Backend): BackendSeries {
-    return this.#entries.get(backend)!.series;
+  /** The instance's metric series; `undefined` once it was removed. */
+  series(backend: Backend): BackendSeries | undefined {
+    return this.#entries.get(backend)?.series;
   }
 
   setWeight(id: string, weight: number): Backend {

@@ -11,6 +11,7 @@ import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
 import { handleAdmin } from "./admin-api.js";
 import type { Backend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
+import { listen } from "./listen.js";
 import { sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
@@ -94,15 +95,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   async init(): Promise<void> {
     if (this.#initialized) return;
     this.#initialized = true;
-    for (const spec of this.#config.backends) this.registry.add(spec, false);
     this.registry.init();
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.#config.port, this.#config.host, () => {
-        this.#server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(this.#server, this.#config.port, this.#config.host);
   }
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then frees everything. */

@@ -9,6 +9,7 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
 import type { Backend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
+import { listen } from "./listen.js";
 import { BalancerMetrics } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
 
@@ -37,15 +38,8 @@ export class TcpBalancer {
   }
 
   async init(): Promise<void> {
-    for (const spec of this.#config.backends) this.registry.add(spec, false);
     this.registry.init();
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.#config.port, this.#config.host, () => {
-        this.#server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(this.#server, this.#config.port, this.#config.host);
   }
 
   close(graceMs = 5000): Promise<void> {

@@ -7,23 +7,12 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
 import { renderHaproxyConfig, renderNginxConfig } from "../../src/balancer/deploy-config.js";
-import { spawnBackend, type SpawnedBackend } from "../support/backend-fixture.js";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, spawnBackend, type SpawnedBackend } from "../support/backend-fixture.js";
 
 function skipUnlessInstalled(binary: string): string | undefined {
   if (spawnSync(binary, ["-v"], { stdio: "ignore" }).error === undefined) return undefined;

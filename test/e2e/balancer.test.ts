@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
 import {
@@ -332,3 +333,58 @@ async function listBackendsVia(admin: Pool): Promise<BackendFigures[]> {
   const response = await admin.request({ path: "/_lb/backends", method: "GET", headers: auth });
   return ((await response.body.json()) as { backends: BackendFigures[] }).backends;
 }
+
+/** One request on a connection of its own (L4 mode balances connections). */
+function getOnNewConnection(url: string): Promise<{ status: number; servedBy: string; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          servedBy: String(res.headers["x-served-by"]),
+          ...(res.headers["retry-after"] === undefined
+            ? {}
+            : { retryAfter: String(res.headers["retry-after"]) }),
+        }),
+      );
+    });
+    req.on("error", reject);
+  });
+}
+
+describe("balancer: L4 mode", () => {
+  let backends: SpawnedBackend[];
+  let balancer: SpawnedBalancer;
+
+  before(async () => {
+    backends = await Promise.all(["a", "b"].map((id) => spawnBackend({ id })));
+    balancer = await spawnBalancer([
+      ...["--mode", "tcp", "--health-interval-ms", "200"],
+      ...backends.flatMap((backend) => ["--backend", backend.url]),
+    ]);
+  });
+
+  after(async () => {
+    await balancer?.stop();
+    await Promise.all((backends ?? []).map((backend) => backend.kill()));
+  });
+
+  it("spreads connections, moves off a killed instance, and answers 503 when none is left", async () => {
+    const servedBy = new Set<string>();
+    for (let i = 0; i < 10; i++) servedBy.add((await getOnNewConnection(`${balancer.url}/`)).servedBy);
+    assert.deepEqual([...servedBy].sort(), ["a", "b"]);
+    await backends[0]!.kill();
+    for (let i = 0; i < 10; i++) {
+      const answer = await getOnNewConnection(`${balancer.url}/`);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.servedBy, "b");
+    }
+    await backends[1]!.kill();
+    // The first connection after the kill finds b refused and ejects it; then none is up.
+    await getOnNewConnection(`${balancer.url}/`).catch(() => undefined);
+    const answer = await getOnNewConnection(`${balancer.url}/`);
+    assert.equal(answer.status, 503);
+    assert.equal(answer.retryAfter, "1");
+  });
+});

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, fsyncSync, openSync, writeSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 export interface BackendOptions {
@@ -202,6 +202,17 @@ export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Prom
     child.once("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`balancer exited with ${code}: ${errors}`));
+    });
+  });
+}
+
+/** A port free right now on 127.0.0.1, for servers that cannot listen on port 0 (HAProxy, nginx). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
     });
   });
 }
