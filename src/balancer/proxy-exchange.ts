@@ -128,6 +128,7 @@ export class ProxyExchange implements UpstreamHandler {
   /** The instance answered 500/502/504: passed on to the client, counted as the instance's failure. */
   #failedResponse = false;
   #resume: (() => void) | undefined;
+  #awaitingDrain = false;
   /** Set while queued, so the exchange can leave the queue when its client goes away. */
   cancelQueued: (() => void) | undefined;
 
@@ -232,11 +233,15 @@ export class ProxyExchange implements UpstreamHandler {
   onData(chunk: Buffer): boolean {
     if (this.#clientGone) return false;
     const more = this.res.write(chunk);
-    if (!more) this.res.once("drain", this.#onDrain);
+    if (!more && !this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      this.res.once("drain", this.#onDrain);
+    }
     return more;
   }
 
   readonly #onDrain = (): void => {
+    this.#awaitingDrain = false;
     this.#resume?.();
   };
 
