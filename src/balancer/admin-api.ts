@@ -3,7 +3,7 @@
  * that list, add, re-weight, drain and remove instances at run time.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FrontRequest, FrontResponse } from "./front.js";
 import { checkWeight, parseBackendSpec } from "../config/balancer-config.js";
 import { BoxofficeError } from "../domain/errors.js";
 import { BackendExistsError, BackendNotFoundError, type BackendRegistry } from "./backend-registry.js";
@@ -20,7 +20,7 @@ export interface AdminContext {
 }
 
 function sendJson(
-  res: ServerResponse,
+  res: FrontResponse,
   status: number,
   value: unknown,
   headers: Record<string, string> = {},
@@ -39,7 +39,7 @@ function digest(text: string): Buffer {
 }
 
 /** Constant-time check of `Authorization: Bearer <token>`; no token configured means no admin access. */
-function authorized(req: IncomingMessage, adminToken: string | undefined): boolean {
+function authorized(req: FrontRequest, adminToken: string | undefined): boolean {
   if (adminToken === undefined) return false;
   const header = req.headers.authorization ?? "";
   const match = /^Bearer (.+)$/.exec(header);
@@ -53,7 +53,7 @@ class InvalidRequestError extends BoxofficeError {
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: FrontRequest): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -80,8 +80,8 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
 /** Answers one `/_lb/...` request. */
 export async function handleAdmin(
   context: AdminContext,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: FrontRequest,
+  res: FrontResponse,
 ): Promise<void> {
   const { registry } = context;
   const path = (req.url ?? "/").split("?")[0]!;

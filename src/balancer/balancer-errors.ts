@@ -1,7 +1,7 @@
 /**
  * The balancer's own answers: RFC 9457 problem details with a stable `code`, as `../shared/api.md` asks.
  */
-import type { ServerResponse } from "node:http";
+import type { FrontResponse } from "./front.js";
 
 export type BalancerProblemCode =
   | "unavailable"
@@ -28,7 +28,7 @@ const TITLES: Record<BalancerProblemCode, string> = {
 
 /** Sends a problem+json answer unless the response has already started (then the socket is cut). */
 export function sendProblem(
-  res: ServerResponse,
+  res: FrontResponse,
   status: number,
   code: BalancerProblemCode,
   detail: string,

@@ -3,8 +3,9 @@
  * requests, keep-alive pools to each instance (undici), one bounded admission queue, safe retries, and
  * the `/_lb/` endpoints. `init()` starts listening; `close()` stops cleanly.
  */
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import http from "node:http";
+import type { FrontRequest, FrontResponse } from "./front.js";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { BalancerConfig } from "../config/balancer-config.js";
 import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
@@ -15,6 +16,7 @@ import { listen } from "./listen.js";
 import { sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
+import { createRawFrontServer } from "./raw-front.js";
 import { ProxyExchange, type AttemptOutcome, type ExchangeHost } from "./proxy-exchange.js";
 import { RetryBudget } from "./retry-budget.js";
 
@@ -30,7 +32,9 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #picker = new LeastConnectionsPicker();
   readonly #queue: AdmissionQueue<ProxyExchange>;
   readonly #budget: RetryBudget;
-  readonly #server: http.Server;
+  readonly #server: Server;
+  readonly #closeIdleConnections: () => void;
+  readonly #closeAllConnections: () => void;
   #serveQueueScheduled = false;
   #initialized = false;
   #closing: Promise<void> | undefined;
@@ -57,21 +61,39 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       () => this.#scheduleServeQueue(),
     );
     const requestTimeoutMs = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
-    this.#server = http.createServer(
-      {
-        maxHeaderSize: config.maxHeaderBytes,
-        headersTimeout: config.headersTimeoutMs,
-        requestTimeout: requestTimeoutMs,
-        keepAliveTimeout: config.clientKeepAliveMs,
-        // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
-        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
-      },
-      (req, res) => this.#onRequest(req, res),
-    );
-    this.#server.maxConnections = config.maxClientConnections;
-    this.#server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
-      this.#onClientError(error, socket),
-    );
+    if (config.front === "raw") {
+      const front = createRawFrontServer({
+        maxHeaderBytes: config.maxHeaderBytes,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs,
+        clientKeepAliveMs: config.clientKeepAliveMs,
+        maxClientConnections: config.maxClientConnections,
+        onRequest: (req, res) => this.#onRequest(req, res),
+        onClientError: (kind) => this.metrics.clientError(kind),
+      });
+      this.#server = front.server;
+      this.#closeIdleConnections = () => front.closeIdleConnections();
+      this.#closeAllConnections = () => front.closeAllConnections();
+    } else {
+      const server = http.createServer(
+        {
+          maxHeaderSize: config.maxHeaderBytes,
+          headersTimeout: config.headersTimeoutMs,
+          requestTimeout: requestTimeoutMs,
+          keepAliveTimeout: config.clientKeepAliveMs,
+          // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+        },
+        (req, res) => this.#onRequest(req, res),
+      );
+      server.maxConnections = config.maxClientConnections;
+      server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
+        this.#onClientError(error, socket),
+      );
+      this.#server = server;
+      this.#closeIdleConnections = () => server.closeIdleConnections();
+      this.#closeAllConnections = () => server.closeAllConnections();
+    }
   }
 
   get maxRetries(): number {
@@ -107,9 +129,9 @@ export class LeastConnectionsBalancer implements ExchangeHost {
 
   async #close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    this.#closeIdleConnections();
     this.#queue.drainAll((exchange) => exchange.reject(503, "unavailable", "the balancer is shutting down"));
-    const timer = setTimeout(() => this.#server.closeAllConnections(), graceMs);
+    const timer = setTimeout(() => this.#closeAllConnections(), graceMs);
     await closed;
     clearTimeout(timer);
     await this.registry.close();
@@ -123,7 +145,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     return this.#budget.tryRetry();
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onRequest(req: FrontRequest, res: FrontResponse): void {
     const url = req.url ?? "/";
     if (url.startsWith("/_lb/")) {
       handleAdmin(
@@ -163,7 +185,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
    * Holds a body of up to `maxBufferedBodyBytes` so the request can be sent again; a larger body is
    * streamed (what was read so far, then the rest) and the request is not retried.
    */
-  #readBody(req: IncomingMessage): Promise<Buffer | Readable> {
+  #readBody(req: FrontRequest): Promise<Buffer | Readable> {
     const limit = this.#config.maxBufferedBodyBytes;
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];

@@ -4,7 +4,7 @@
  * callback interface: headers arrive as raw buffers and body chunks are written straight to the client,
  * with no parsing into objects and no copies), and it decides whether a failed attempt may be retried.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
 import { sendProblem } from "./balancer-errors.js";
@@ -66,7 +66,7 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 /** The upstream request's headers, from the client's raw ones: hop-by-hop dropped, X-Forwarded-* added. */
-export function forwardedHeaders(req: IncomingMessage): string[] {
+export function forwardedHeaders(req: FrontRequest): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let forwardedFor: string | undefined;
@@ -106,8 +106,8 @@ export function forwardedHeaders(req: IncomingMessage): string[] {
 }
 
 export class ProxyExchange implements UpstreamHandler {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: FrontRequest;
+  readonly res: FrontResponse;
   readonly #host: ExchangeHost;
   readonly #headers: string[];
   readonly #body: Buffer | Readable | null;
@@ -132,7 +132,7 @@ export class ProxyExchange implements UpstreamHandler {
   /** Set while queued, so the exchange can leave the queue when its client goes away. */
   cancelQueued: (() => void) | undefined;
 
-  constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, body: Buffer | Readable | null) {
+  constructor(host: ExchangeHost, req: FrontRequest, res: FrontResponse, body: Buffer | Readable | null) {
     this.#host = host;
     this.req = req;
     this.res = res;

@@ -11,6 +11,7 @@
 import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { BoxofficeError } from "../domain/errors.js";
+import { ChunkedDecoder } from "./chunked-decoder.js";
 
 /** What a request needs; the same shape the balancer gives undici. */
 export interface UpstreamRequest {
@@ -65,7 +66,6 @@ const MAX_HEAD_BYTES = 65_536;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 
 type BodyMode = "none" | "length" | "chunked" | "close";
-type ChunkState = "size" | "data" | "data-end" | "trailers";
 
 class RawConnection {
   readonly socket: Socket;
@@ -76,8 +76,7 @@ class RawConnection {
   #inBody = false;
   #bodyMode: BodyMode = "none";
   #remaining = 0;
-  #chunkState: ChunkState = "size";
-  #line = "";
+  #chunked = new ChunkedDecoder();
   #keepAlive = true;
   /** The connect timeout, then each request's headers timeout. */
   #timer: NodeJS.Timeout | undefined;
@@ -303,8 +302,7 @@ class RawConnection {
     if (this.#headMethod === "HEAD" || status === 204 || status === 304) this.#bodyMode = "none";
     else if (chunked) {
       this.#bodyMode = "chunked";
-      this.#chunkState = "size";
-      this.#line = "";
+      this.#chunked = new ChunkedDecoder();
     } else if (length >= 0 && Number.isSafeInteger(length)) {
       this.#bodyMode = "length";
       this.#remaining = length;
@@ -354,49 +352,18 @@ class RawConnection {
     }
   }
 
-  /** Decodes a chunked body (the client side re-frames it): sizes, data, and trailers skipped. */
+  /** Decodes a chunked body (the client side re-frames it). */
   #onChunked(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length && this.#handler !== undefined) {
-      if (this.#chunkState === "data") {
-        const take = Math.min(this.#remaining, chunk.length - offset);
-        this.#deliver(chunk.subarray(offset, offset + take));
-        offset += take;
-        this.#remaining -= take;
-        if (this.#remaining === 0) {
-          this.#chunkState = "data-end";
-          this.#line = "";
-        }
-        continue;
-      }
-      const newline = chunk.indexOf(10, offset);
-      if (newline === -1) {
-        this.#line += chunk.toString("latin1", offset);
-        if (this.#line.length > 4096)
-          this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "chunk line too long"));
-        return;
-      }
-      const line = (this.#line + chunk.toString("latin1", offset, newline)).replace(/\r$/, "");
-      this.#line = "";
-      offset = newline + 1;
-      if (this.#chunkState === "data-end") {
-        if (line !== "") return this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "no CRLF after a chunk"));
-        this.#chunkState = "size";
-      } else if (this.#chunkState === "size") {
-        const size = parseInt(line, 16);
-        if (!Number.isSafeInteger(size) || size < 0)
-          return this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "bad chunk size"));
-        if (size === 0) this.#chunkState = "trailers";
-        else {
-          this.#remaining = size;
-          this.#chunkState = "data";
-        }
-      } else if (line === "") {
-        if (offset < chunk.length) this.#keepAlive = false;
-        this.#complete();
-        return;
-      }
+    let end: number;
+    try {
+      end = this.#chunked.feed(chunk, (data) => this.#deliver(data));
+    } catch (error) {
+      this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", (error as Error).message));
+      return;
     }
+    if (end === -1 || this.#handler === undefined) return;
+    if (end < chunk.length) this.#keepAlive = false; // bytes after the body: never reuse
+    this.#complete();
   }
 
   #onEnd(): void {

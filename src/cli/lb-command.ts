@@ -57,6 +57,10 @@ export function registerLbCommand(program: Command): Command {
       "--upstream-client <client>",
       `raw (the balancer's own minimal HTTP client, fastest) or undici (${envNameOf("upstreamClient")}, default raw)`,
     )
+    .option(
+      "--front <server>",
+      `node (Node's http server) or raw (the balancer's own minimal one, fastest) (${envNameOf("front")}, default node)`,
+    )
     .option("--health-path <path>", `health check path (${envNameOf("healthPath")}, default /ready)`);
   for (const [name, help] of NUMERIC_FLAGS) {
     command.option(

@@ -15,6 +15,9 @@ export interface BackendSpec {
 /** How the balancer forwards: per HTTP request (the default) or per TCP connection (L4, pipes sockets). */
 export type BalancerMode = "http" | "tcp";
 
+/** The HTTP server side facing clients: Node's http server, or the balancer's own minimal one. */
+export type FrontServer = "node" | "raw";
+
 /** The HTTP client to the instances in HTTP mode: the balancer's own minimal one, or undici's Pool. */
 export type UpstreamClient = "raw" | "undici";
 
@@ -29,6 +32,7 @@ export interface BalancerConfig {
   adminToken: string | undefined;
   mode: BalancerMode;
   upstreamClient: UpstreamClient;
+  front: FrontServer;
   /** Path of the active health check (`GET`), answered 200 by a ready instance. */
   healthPath: string;
   /** Time between two active health checks of one instance. */
@@ -86,6 +90,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   port: 8080,
   mode: "http",
   upstreamClient: "raw",
+  front: "node",
   healthPath: "/ready",
   healthIntervalMs: 2000,
   healthTimeoutMs: 1000,
@@ -226,6 +231,9 @@ export function loadBalancerConfig(
   );
   if (upstreamClient !== "raw" && upstreamClient !== "undici")
     throw new BalancerConfigError(`upstreamClient must be raw or undici, not ${upstreamClient}`);
+  const front = String(pick("front", envNameOf("front")) ?? BALANCER_DEFAULTS.front);
+  if (front !== "node" && front !== "raw")
+    throw new BalancerConfigError(`front must be node or raw, not ${front}`);
   const healthPath = String(pick("healthPath", envNameOf("healthPath")) ?? BALANCER_DEFAULTS.healthPath);
   if (!healthPath.startsWith("/")) throw new BalancerConfigError(`healthPath must start with "/"`);
   const adminToken = (pick("adminToken", "BOXOFFICE_ADMIN_TOKEN") as string | undefined) || undefined;
@@ -249,6 +257,7 @@ export function loadBalancerConfig(
     adminToken,
     mode,
     upstreamClient,
+    front,
     healthPath,
   });
 }

@@ -110,56 +110,58 @@ describe("balancer: offered load ten times the capacity", () => {
   });
 });
 
-describe("balancer: misbehaving clients", () => {
-  let backend: SpawnedBackend;
-  let balancer: SpawnedBalancer;
+for (const front of ["node", "raw"]) {
+  describe(`balancer: misbehaving clients (${front} front)`, () => {
+    let backend: SpawnedBackend;
+    let balancer: SpawnedBalancer;
 
-  before(async () => {
-    backend = await spawnBackend({ id: "a" });
-    balancer = await spawnBalancer([
-      ...["--backend", backend.url, "--max-header-bytes", "8192"],
-      ...["--headers-timeout-ms", "500", "--request-timeout-ms", "1000"],
-    ]);
-  });
+    before(async () => {
+      backend = await spawnBackend({ id: "a" });
+      balancer = await spawnBalancer([
+        ...["--backend", backend.url, "--max-header-bytes", "8192", "--front", front],
+        ...["--headers-timeout-ms", "500", "--request-timeout-ms", "1000"],
+      ]);
+    });
 
-  after(async () => {
-    await balancer?.stop();
-    await backend?.kill();
-  });
+    after(async () => {
+      await balancer?.stop();
+      await backend?.kill();
+    });
 
-  it("turns away malformed HTTP with 400", async () => {
-    assert.match(await raw(balancer.port, "HELLO THERE\r\n\r\n"), /^HTTP\/1\.1 400 /);
-    assert.match(
-      await raw(balancer.port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
-      /^HTTP\/1\.1 400 /,
-    );
-  });
+    it("turns away malformed HTTP with 400", async () => {
+      assert.match(await raw(balancer.port, "HELLO THERE\r\n\r\n"), /^HTTP\/1\.1 400 /);
+      assert.match(
+        await raw(balancer.port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+        /^HTTP\/1\.1 400 /,
+      );
+    });
 
-  it("turns away a request head over maxHeaderBytes with 431", async () => {
-    const huge = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`;
-    assert.match(await raw(balancer.port, huge), /^HTTP\/1\.1 431 /);
-  });
+    it("turns away a request head over maxHeaderBytes with 431", async () => {
+      const huge = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`;
+      assert.match(await raw(balancer.port, huge), /^HTTP\/1\.1 431 /);
+    });
 
-  it("cuts off slow clients while other clients are served", async () => {
-    // 200 clients that send half a request head and then nothing.
-    const slow = Array.from({ length: 200 }, () => raw(balancer.port, "GET /work HTTP/1.1\r\nHost: x\r\n"));
-    const client = new Pool(balancer.url, { connections: 4 });
-    try {
-      for (let i = 0; i < 50; i++) {
-        const response = await client.request({ path: "/", method: "GET" });
-        await response.body.dump();
-        assert.equal(response.statusCode, 200);
+    it("cuts off slow clients while other clients are served", async () => {
+      // 200 clients that send half a request head and then nothing.
+      const slow = Array.from({ length: 200 }, () => raw(balancer.port, "GET /work HTTP/1.1\r\nHost: x\r\n"));
+      const client = new Pool(balancer.url, { connections: 4 });
+      try {
+        for (let i = 0; i < 50; i++) {
+          const response = await client.request({ path: "/", method: "GET" });
+          await response.body.dump();
+          assert.equal(response.statusCode, 200);
+        }
+      } finally {
+        await client.close();
       }
-    } finally {
-      await client.close();
-    }
-    const answers = await Promise.all(slow);
-    for (const answer of answers) assert.ok(answer === "" || /^HTTP\/1\.1 408 /.test(answer), answer);
-    // A client sending its body too slowly is cut off as well.
-    const slowBody = await raw(
-      balancer.port,
-      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
-    );
-    assert.ok(slowBody === "" || /^HTTP\/1\.1 408 /.test(slowBody), slowBody);
+      const answers = await Promise.all(slow);
+      for (const answer of answers) assert.ok(answer === "" || /^HTTP\/1\.1 408 /.test(answer), answer);
+      // A client sending its body too slowly is cut off as well.
+      const slowBody = await raw(
+        balancer.port,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+      );
+      assert.ok(slowBody === "" || /^HTTP\/1\.1 408 /.test(slowBody), slowBody);
+    });
   });
-});
+}

@@ -51,8 +51,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   assert.fail(`timed out waiting for ${what}`);
 }
 
-for (const upstreamClient of ["raw", "undici"]) {
-  describe(`balancer: routing and least connections (${upstreamClient} upstream client)`, () => {
+const VARIANTS = [
+  { front: "node", upstreamClient: "raw" },
+  { front: "node", upstreamClient: "undici" },
+  { front: "raw", upstreamClient: "raw" },
+];
+for (const { front, upstreamClient } of VARIANTS) {
+  describe(`balancer: routing and least connections (${front} front, ${upstreamClient} client)`, () => {
     let fast: SpawnedBackend;
     let slow: SpawnedBackend;
     let balancer: SpawnedBalancer;
