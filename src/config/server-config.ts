@@ -157,7 +157,14 @@ export const SERVER_SETTINGS = {
     env: "BOXOFFICE_INSTANCE_ID",
     description: "name sent as X-Served-By",
     defaultText: "",
-    parse: (value: string) => value || `${os.hostname()}-${process.pid}`,
+    parse: (value: string, name: string) => {
+      const id = value || `${os.hostname()}-${process.pid}`;
+      // It goes into a response header as is.
+      if (!/^[\x21-\x7E]{1,100}$/.test(id)) {
+        throw new ConfigError(`${name} must be 1 to 100 printable ASCII characters without spaces`);
+      }
+      return id;
+    },
   },
   maxBatch: {
     flag: "max-batch",

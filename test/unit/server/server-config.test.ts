@@ -55,6 +55,8 @@ describe("server config", () => {
       [{ store: "mysql://x" }, {}, /--store/],
       [{ lockWaitMs: "-1" }, {}, /--lock-wait-ms/],
       [{}, { BOXOFFICE_ADMIN_TOKEN: "short" }, /BOXOFFICE_ADMIN_TOKEN/],
+      [{ instanceId: "two words" }, {}, /--instance-id/],
+      [{}, { BOXOFFICE_INSTANCE_ID: "a\r\nX-Evil: 1" }, /BOXOFFICE_INSTANCE_ID/],
     ];
     for (const [flags, env, message] of cases) {
       assert.throws(
