@@ -1,6 +1,6 @@
 /**
  * Purchases per second of ONE server instance (a child process running the built CLI, embedded SQLite
- * store, durability full, lock "none" unless BOXOFFICE_LOCK says otherwise) under closed-loop HTTP load
+ * store, durability full, lock "none" unless BENCH_LOCK says otherwise) under closed-loop HTTP load
  * from this process (undici): one hot event, and the same load spread over 50 events, in both layouts.
  * Beside it, the disk's own fsync rate on the same directory, since one commit costs one fsync.
  * Writes docs/benchmarks/store.md.
@@ -24,6 +24,8 @@ import { E2E_ADMIN_TOKEN } from "../test/support/server-process.js";
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const SPREAD_EVENTS = 50;
+/** The store is what is measured; set BENCH_LOCK=file (etc.) to see a lock's cost on top. */
+const LOCK = process.env.BENCH_LOCK ?? "none";
 
 interface Result {
   layout: string;
@@ -79,7 +81,7 @@ async function scenario(layout: "single" | "per-event", eventCount: number): Pro
     dataDir: dir,
     layout,
     instanceId: `bench-${layout}`,
-    args: ["--max-open-events", "64"],
+    args: ["--max-open-events", "64", "--lock", LOCK],
   });
   const pool = new Pool(server.url, { connections: CONCURRENCY, pipelining: 1 });
   try {
@@ -161,7 +163,7 @@ const lines = [
   "generator runs on the same 2 cores as the server. Rerun with `npm run bench -- store` for real numbers.",
   "",
   "What was measured: one `boxoffice server` process (SQLite, durability full: fsync at every commit;",
-  `lock "none"; group commit up to 256 sales per batch), ${CONCURRENCY} concurrent closed-loop HTTP buyers`,
+  `lock "${LOCK}"; group commit up to 256 sales per batch), ${CONCURRENCY} concurrent closed-loop HTTP buyers`,
   `from the bench process (undici, keep-alive), ${DURATION_MS / 1000} s per row, 1 ticket per order,`,
   "every order a new customer. Latency is request to 201 answer. Mean batch = sales per commit.",
   "",
