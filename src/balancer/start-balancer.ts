@@ -34,6 +34,10 @@ export async function runBalancerUntilSignal(config: Readonly<BalancerConfig>): 
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+    // Started by `boxoffice up`: when the supervisor goes away (even by SIGKILL), so does the balancer.
+    if (process.connected) process.once("disconnect", stop);
   });
   await balancer.close();
+  // The IPC channel from `boxoffice up` would keep the process alive: let go of it.
+  if (process.connected) process.disconnect();
 }
