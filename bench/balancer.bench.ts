@@ -162,14 +162,22 @@ async function startPlainProxy(dir: string, backends: SpawnedBackend[]): Promise
   };
 }
 
-async function startOurs(backends: SpawnedBackend[], mode: "raw" | "undici" | "tcp"): Promise<Target> {
+const OURS = {
+  undici: "boxoffice lb (HTTP, undici client)",
+  raw: "boxoffice lb (HTTP, raw client)",
+  "raw-front": "boxoffice lb (HTTP, raw front + raw client)",
+  tcp: "boxoffice lb (L4 mode)",
+} as const;
+
+async function startOurs(backends: SpawnedBackend[], mode: keyof typeof OURS): Promise<Target> {
   const balancer = await spawnBalancer([
     ...backends.flatMap((backend) => ["--backend", backend.url]),
     ...["--mode", mode === "tcp" ? "tcp" : "http", "--max-active-per-backend", "64"],
-    ...(mode === "tcp" ? [] : ["--upstream-client", mode]),
+    ...(mode === "tcp" ? [] : ["--upstream-client", mode === "undici" ? "undici" : "raw"]),
+    ...(mode === "raw-front" ? ["--front", "raw"] : []),
   ]);
   return {
-    name: mode === "tcp" ? "boxoffice lb (L4 mode)" : `boxoffice lb (HTTP, ${mode} client)`,
+    name: OURS[mode],
     url: balancer.url,
     pids: () => [balancer.child.pid!],
     stop: () => balancer.stop(),
@@ -238,8 +246,9 @@ async function measure(
   target: Target,
   scenario: { name: string; path: string; script?: string },
   seconds = DURATION_S,
+  warmUp = true,
 ): Promise<Row> {
-  runWrk(`${target.url}${scenario.path}`, 1, scenario.script); // warm-up: JIT, pools, connections
+  if (warmUp) runWrk(`${target.url}${scenario.path}`, 1, scenario.script); // JIT, pools, connections
   const pids = target.pids();
   const before = pids.map(cpuTicks);
   const output = runWrk(`${target.url}${scenario.path}`, seconds, scenario.script);
@@ -254,8 +263,8 @@ async function measure(
     target: target.name,
     scenario: scenario.name,
     rps,
-    p50Ms: parseLatencyMs(/50%\s+(\S+)/.exec(output)?.[1] ?? ""),
-    p99Ms: parseLatencyMs(/99%\s+(\S+)/.exec(output)?.[1] ?? ""),
+    p50Ms: parseLatencyMs(/^\s+50%\s+(\S+)/m.exec(output)?.[1] ?? ""),
+    p99Ms: parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(output)?.[1] ?? ""),
     non2xx,
     errors,
     cpuPercent: (100 * cpuSeconds) / seconds,
@@ -284,8 +293,8 @@ async function overload(backends: SpawnedBackend[]): Promise<string> {
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(output)?.[1];
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? "0";
     const total = /(\d+) requests in/.exec(output)?.[1];
-    const p50 = /50%\s+(\S+)/.exec(output)?.[1];
-    const p99 = /99%\s+(\S+)/.exec(output)?.[1];
+    const p50 = /^\s+50%\s+(\S+)/m.exec(output)?.[1];
+    const p99 = /^\s+99%\s+(\S+)/m.exec(output)?.[1];
     const line =
       `1000 connections against a capacity of 16 requests at once (2 instances x 8, 20 ms each), ` +
       `queue 64 / 500 ms: ${total} answers (${rps} req/s), ${non2xx} of them 503 with Retry-After; ` +
@@ -350,6 +359,11 @@ function steps(allRows: Row[]): string {
       "the balancer's own minimal HTTP/1.1 client: request head written as one string, response head " +
         "parsed only for status, header lines and framing",
     ],
+    [
+      "boxoffice lb (HTTP, raw front + raw client)",
+      "the balancer's own HTTP/1.1 server side too (--front raw): request head parsed only for the request " +
+        "line, header lines and framing; response written as one string and the body",
+    ],
     ["boxoffice lb (L4 mode)", "no HTTP at all: connections balanced and piped"],
   ];
   const lines: string[] = [];
@@ -377,6 +391,7 @@ function targets(allRows: Row[]): string {
     medians(allRows.filter((row) => row.scenario === scenario)).find((row) => row.target === target);
   const lines: string[] = [];
   const ours = "boxoffice lb (HTTP, raw client)";
+  const rawFront = pick("trivial GET", "boxoffice lb (HTTP, raw front + raw client)");
   const purchase = pick("purchase POST", ours);
   const purchaseHaproxy = pick("purchase POST", "HAProxy leastconn");
   if (purchase && purchaseHaproxy) {
@@ -395,6 +410,7 @@ function targets(allRows: Row[]): string {
     lines.push(
       `- Trivial endpoint, at least 0.6× HAProxy: ${ratio.toFixed(2)}× in HTTP mode — ` +
         `${ratio >= 0.6 ? "met" : "not met"}` +
+        (rawFront ? `; with --front raw ${(rawFront.rps / trivialHaproxy.rps).toFixed(2)}×` : "") +
         (l4 ? `; the L4 mode reaches ${(l4.rps / trivialHaproxy.rps).toFixed(2)}×.` : "."),
     );
   }
@@ -454,6 +470,7 @@ async function main(): Promise<void> {
       () => startPlainProxy(dir, backends),
       () => startOurs(backends, "undici"),
       () => startOurs(backends, "raw"),
+      () => startOurs(backends, "raw-front"),
       () => startOurs(backends, "tcp"),
       () => startHaproxy(dir, backends),
       () => startNginx(dir, backends),
@@ -463,7 +480,7 @@ async function main(): Promise<void> {
       for (const start of starters) targets.push(await start());
       for (const target of targets) rows.push(await measure(target, scenarios[0]!));
       for (let round = 0; round < PURCHASE_ROUNDS; round++)
-        for (const target of targets) rows.push(await measure(target, scenarios[1]!, 3));
+        for (const target of targets) rows.push(await measure(target, scenarios[1]!, 3, round === 0));
     } finally {
       for (const target of targets) await target.stop();
     }
@@ -485,7 +502,8 @@ work was running on the same machine; compare the rows of one run with each othe
 What was measured: the same two instances (Node HTTP test servers, test/support/backend-fixture.ts)
 reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
 pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (per-request least connections) with
-undici's Pool as its client to the instances and with its own minimal client (the default), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
+undici's Pool as its client to the instances, with its own minimal client (the default), and with its own
+minimal server side as well (\`--front raw\`), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
 \`balance leastconn\` (deploy/haproxy.cfg) and nginx \`least_conn\` (deploy/nginx.conf). HAProxy runs
 one thread per core and nginx one worker per core; boxoffice's balancer is one process with one event
 loop (one view of every instance's in-flight count). "Balancer CPU" is the user + system time of the
