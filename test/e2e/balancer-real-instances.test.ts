@@ -5,62 +5,29 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
-import { freePort, spawnBalancer, type SpawnedBalancer } from "../support/backend-fixture.js";
+import {
+  spawnBalancer,
+  spawnRealInstance,
+  type RealInstance,
+  type SpawnedBalancer,
+} from "../support/backend-fixture.js";
 
 const TOKEN = "balancer-e2e-admin-token";
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-interface Instance {
-  id: string;
-  url: string;
-  child: ChildProcess;
-  kill(): Promise<void>;
-}
-
-async function startInstance(id: string, dataDir: string): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [CLI, "server", "--port", String(port), "--data", dataDir, "--instance-id", id],
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, BOXOFFICE_ADMIN_TOKEN: TOKEN } },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await exited;
-  };
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 150; attempt++) {
-    if (child.exitCode !== null) throw new Error(`instance ${id} exited with ${child.exitCode}`);
-    try {
-      const response = await request(`${url}/ready`);
-      await response.body.dump();
-      if (response.statusCode === 200) return { id, url, child, kill };
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  await kill();
-  throw new Error(`instance ${id} never became ready`);
-}
 
 describe("balancer: real instances, one killed during a sale", () => {
   let dataDir: string;
-  let instances: Instance[] = [];
+  let instances: RealInstance[] = [];
   let balancer: SpawnedBalancer;
   let client: Pool;
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "boxoffice-lb-real-"));
-    instances = await Promise.all([startInstance("s1", dataDir), startInstance("s2", dataDir)]);
+    instances = await Promise.all(["s1", "s2"].map((id) => spawnRealInstance(id, dataDir, TOKEN)));
     balancer = await spawnBalancer([
       ...instances.flatMap((instance) => ["--backend", instance.url]),
       ...["--health-interval-ms", "200"],
