@@ -66,8 +66,11 @@ export interface ThrowawayPostgres {
   port: number;
   /** postgres://postgres@127.0.0.1:<port>/postgres */
   url: string;
-  /** Stops the server (fast shutdown: running transactions are rolled back). */
-  stopServer(): Promise<void>;
+  /**
+   * Stops the server: "fast" rolls running transactions back and checkpoints; "immediate" is a crash
+   * (no checkpoint: what was committed must come back from the write-ahead log).
+   */
+  stopServer(mode: "fast" | "immediate"): Promise<void>;
   /** Starts it again on the same port and data. */
   startServer(): Promise<void>;
   /** Stops it for good and removes its files; idempotent. */
@@ -98,8 +101,8 @@ export async function startThrowawayPostgres(port: number): Promise<ThrowawayPos
     );
     await waitForPort(port);
   };
-  const stopServer = async () => {
-    await run(...command(pgCtl, ["-D", data, "-m", "fast", "-w", "-t", "30", "stop"]));
+  const stopServer = async (mode: "fast" | "immediate") => {
+    await run(...command(pgCtl, ["-D", data, "-m", mode, "-w", "-t", "30", "stop"]));
   };
   await startServer();
   let stopped = false;

@@ -105,7 +105,7 @@ export class PostgresStore implements Store {
       broken = error instanceof Error ? error : undefined;
       throw toStoreError(error, "migrating");
     } finally {
-      client.release(broken);
+      this.#release(client, broken);
     }
   }
 
@@ -445,14 +445,27 @@ export class PostgresStore implements Store {
     return { ok: true, value: toOrder(order) };
   }
 
+  /**
+   * A pooled connection; give it back with #release. A connection that dies while checked out also emits
+   * 'error' on the client (beside failing the running query): without a listener that would crash the
+   * process, so one is attached until the client goes back to the pool.
+   */
   async #connect(): Promise<pg.PoolClient> {
     const pool = this.#pool;
     if (!pool) throw new StoreUnavailableError("the PostgreSQL store is not open");
     try {
-      return await pool.connect();
+      const client = await pool.connect();
+      client.on("error", ignoreClientError);
+      return client;
     } catch (error) {
       throw toStoreError(error, "waiting for a connection");
     }
+  }
+
+  /** Back to the pool, or destroyed when its connection failed. */
+  #release(client: pg.PoolClient, broken: Error | undefined): void {
+    client.off("error", ignoreClientError);
+    client.release(broken);
   }
 
   /**
@@ -492,7 +505,7 @@ export class PostgresStore implements Store {
       }
       throw toStoreError(error, "running a transaction");
     } finally {
-      client.release(broken);
+      this.#release(client, broken);
     }
   }
 
@@ -515,6 +528,9 @@ export class PostgresStore implements Store {
     return statements.join("; ");
   }
 }
+
+/** The query that was running has already failed with the same error; the client is released as broken. */
+function ignoreClientError(): void {}
 
 function available(event: EventState): number {
   const row = event.row;
