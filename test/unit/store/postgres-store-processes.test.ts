@@ -4,57 +4,11 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { planEvent } from "../../../src/domain/event.js";
 import { newEventId } from "../../../src/domain/ids.js";
 import { createTestPostgresStore, type TestPostgresStore } from "../../support/postgres-test-store.js";
 import { postgresSkip } from "../../support/services.js";
-
-const run = promisify(execFile);
-const BUYER = fileURLToPath(new URL("../../support/postgres-store-buyer.js", import.meta.url));
-
-export interface BuyerReport {
-  sold: number;
-  refused: Record<string, number>;
-  errors: Record<string, number>;
-  orders: string[];
-}
-
-/** Runs `processes` buyer processes against one event and returns their reports. */
-export async function runBuyers(
-  url: string,
-  schema: string,
-  eventId: string,
-  options: {
-    processes: number;
-    buyers: number;
-    concurrency: number;
-    kind: "general" | "seated";
-    seats: number;
-  },
-): Promise<BuyerReport[]> {
-  const results = await Promise.all(
-    Array.from({ length: options.processes }, () =>
-      run(
-        process.execPath,
-        [
-          BUYER,
-          url,
-          schema,
-          eventId,
-          String(options.buyers),
-          String(options.concurrency),
-          options.kind,
-          String(options.seats),
-        ],
-        { timeout: 90_000 },
-      ),
-    ),
-  );
-  return results.map((result) => JSON.parse(result.stdout) as BuyerReport);
-}
+import { runBuyers } from "../../support/postgres-buyers.js";
 
 describe("postgres across processes, no lock", { skip: await postgresSkip() }, () => {
   let fixture: TestPostgresStore;
