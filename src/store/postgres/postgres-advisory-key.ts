@@ -7,7 +7,10 @@
  */
 import { createHash } from "node:crypto";
 
-/** The first 8 bytes of SHA-256 of the key, as a signed 64-bit integer (what pg_advisory_xact_lock takes). */
+/**
+ * The first 8 bytes of SHA-256 of "boxoffice:<key>", as a signed 64-bit integer (what
+ * pg_advisory_xact_lock takes); the same derivation as the locks branch's `advisoryKeyFor`.
+ */
 export function advisoryKeyFor(lockKey: string): bigint {
-  return createHash("sha256").update(lockKey, "utf8").digest().readBigInt64BE(0);
+  return createHash("sha256").update(`boxoffice:${lockKey}`).digest().readBigInt64BE(0);
 }
