@@ -122,11 +122,9 @@ export function buildStatements(s: string) {
       )
       SELECT count(*)::int AS holds, coalesce(sum(quantity), 0)::int AS tickets FROM expired`,
 
-    selectIdempotency: `SELECT fingerprint, outcome FROM ${s}.idempotency WHERE event_id = $1 AND key = $2`,
-    // The primary key (event_id, key) is what answers a key once: a concurrent twin waits on it and fails.
-    insertIdempotency: `
-      INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-      VALUES ($1, $2, $3, $4, $5)`,
+    // Read after the event row is locked, so that a twin request that committed first is seen.
+    selectIdempotency: `
+      SELECT key, fingerprint, outcome FROM ${s}.idempotency WHERE event_id = $1 AND key = ANY($2::text[])`,
     pruneIdempotency: `DELETE FROM ${s}.idempotency WHERE created_at < $1`,
 
     selectTakenSeats: `SELECT seat_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
@@ -202,13 +200,44 @@ export function buildStatements(s: string) {
       )
       SELECT quantity FROM cancelled`,
 
-    // The batch's net change to the event's counters, in one guarded write:
+    // The end of a batch, in one statement: the first answers for its new idempotency keys (the primary
+    // key (event_id, key) answers a key once: a twin that skipped the lock would fail here), and the net
+    // change to the event's counters in one guarded write:
     // sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids overselling.
-    applyCounters: `
-      UPDATE ${s}.events SET sold = sold + $2, held = held + $3
-      WHERE id = $1 AND sold + $2 + held + $3 <= capacity AND sold + $2 >= 0 AND held + $3 >= 0
+    closeBatch: `
+      WITH answers AS (
+        INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
+        SELECT $1, key, fingerprint, outcome::jsonb, $5
+        FROM unnest($2::text[], $3::text[], $4::text[]) AS answer (key, fingerprint, outcome)
+      )
+      UPDATE ${s}.events SET sold = sold + $6, held = held + $7
+      WHERE id = $1 AND sold + $6 + held + $7 <= capacity AND sold + $6 >= 0 AND held + $7 >= 0
       RETURNING sold, held`,
   } as const;
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
+
+/**
+ * A parameterised statement with its values written in as SQL literals, for the one place that sends
+ * several statements in one round trip (the simple protocol takes no parameters). Strings go through the
+ * driver's own escapeLiteral; numbers must be finite; Dates become timestamptz; string arrays text[].
+ */
+export function inline(
+  text: string,
+  values: readonly (string | number | bigint | Date | readonly string[])[],
+  escapeLiteral: (value: string) => string,
+): string {
+  return text.replace(/\$(\d+)/g, (_, index: string) => {
+    const value = values[Number(index) - 1];
+    if (value === undefined) throw new RangeError(`no value for $${index}`);
+    if (typeof value === "string") return escapeLiteral(value);
+    if (typeof value === "bigint") return value.toString();
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw new RangeError(`$${index} is not a finite number`);
+      return String(value);
+    }
+    if (value instanceof Date) return `${escapeLiteral(value.toISOString())}::timestamptz`;
+    return `ARRAY[${value.map(escapeLiteral).join(", ")}]::text[]`;
+  });
+}

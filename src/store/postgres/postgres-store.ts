@@ -21,7 +21,7 @@ import { advisoryKeyFor } from "./postgres-advisory-key.js";
 import { sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import { migrate } from "./postgres-migrations.js";
 import type { EventRow, HoldRow, OrderRow, Statements } from "./postgres-statements.js";
-import { buildStatements } from "./postgres-statements.js";
+import { buildStatements, inline } from "./postgres-statements.js";
 
 export interface PostgresStoreConfig {
   /** postgres://user@host:port/db; an optional `?schema=name` picks the schema (default "boxoffice"). */
@@ -47,11 +47,20 @@ interface Transaction {
   rows<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<R[]>;
 }
 
+/** The rows of each statement a transaction sent with its BEGIN, in order. */
+type OpeningRows = unknown[][];
+
 /** The event as one execute() sees it: locked, with counters it keeps up to date as commands apply. */
 interface EventState {
   row: EventRow;
   soldDelta: number;
   heldDelta: number;
+}
+
+/** The first answers to idempotency keys: those stored before, and those this batch adds. */
+interface Answers {
+  stored: Map<string, { fingerprint: string; outcome: StoredOutcome }>;
+  added: { key: string; fingerprint: string; outcome: string }[];
 }
 
 type Result = { ok: true; value: Order | Hold } | { ok: false; refusal: DomainRefusal };
@@ -193,40 +202,86 @@ export class PostgresStore implements Store {
     return row ? toHold(row) : null;
   }
 
+  /**
+   * One transaction: BEGIN, its settings, the fence, the event row lock and the stored idempotency answers
+   * go in one round trip (each statement of it sees what committed before it ran, so the answers are read
+   * after the lock is held); then one statement per command; then the new answers and the counters in
+   * one statement; then COMMIT. The hot event's row stays locked only for the last three.
+   */
   async execute(
     eventId: string,
     commands: readonly Command[],
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
-    return this.#transaction(guard, async (tx) => {
-      if (guard !== null && guard.fence !== null) await this.#applyFence(tx, guard.lockKey, guard.fence);
-      const [row] = await tx.rows<EventRow & { has_due: boolean }>(this.#sql.lockEvent, [eventId, now]);
-      if (!row) {
-        return commands.map(() => ({
-          ok: false as const,
-          refusal: { code: "event_not_found" as const, detail: `no event ${eventId}` },
-          replayed: false,
-        }));
-      }
-      if (row.has_due) {
-        const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [
-          [eventId],
-          now,
-          1_000_000,
-        ]);
-        row.held -= expired?.tickets ?? 0;
-      }
-      const event: EventState = { row, soldDelta: 0, heldDelta: 0 };
-      const outcomes: Outcome[] = [];
-      for (const command of commands) outcomes.push(await this.#applyCommand(tx, event, command, now));
-      if (event.soldDelta !== 0 || event.heldDelta !== 0) {
-        const updated = await tx.rows(this.#sql.applyCounters, [eventId, event.soldDelta, event.heldDelta]);
-        // Cannot happen while every writer locks the event row first; if it does, nothing is committed.
-        if (updated.length === 0) throw new StoreConflictError("23514", "event counters out of bounds");
-      }
-      return outcomes;
-    });
+    const keys = [
+      ...new Set(commands.flatMap((c) => ("idempotency" in c && c.idempotency ? [c.idempotency.key] : []))),
+    ];
+    const escape = (value: string) => pg.escapeLiteral(value);
+    const fence = guard?.fence ?? null;
+    const opening: string[] = [];
+    if (guard && fence !== null) {
+      opening.push(
+        inline(this.#sql.applyFence, [guard.lockKey, fence], escape),
+        inline(this.#sql.selectFence, [guard.lockKey], escape),
+      );
+    }
+    opening.push(inline(this.#sql.lockEvent, [eventId, now], escape));
+    if (keys.length > 0) opening.push(inline(this.#sql.selectIdempotency, [eventId, keys], escape));
+
+    return this.#transaction(
+      guard,
+      async (tx, results) => {
+        let next = 0;
+        if (guard && fence !== null) {
+          const applied = results[next++] ?? [];
+          const [highest] = (results[next++] ?? []) as { fence: string }[];
+          if (applied.length === 0)
+            throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
+        }
+        const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
+        if (!row) {
+          return commands.map(() => ({
+            ok: false as const,
+            refusal: { code: "event_not_found" as const, detail: `no event ${eventId}` },
+            replayed: false,
+          }));
+        }
+        const storedRows = (results[next++] ?? []) as {
+          key: string;
+          fingerprint: string;
+          outcome: StoredOutcome;
+        }[];
+        const answers: Answers = { stored: new Map(storedRows.map((r) => [r.key, r])), added: [] };
+        if (row.has_due) {
+          const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [
+            [eventId],
+            now,
+            1_000_000,
+          ]);
+          row.held -= expired?.tickets ?? 0;
+        }
+        const event: EventState = { row, soldDelta: 0, heldDelta: 0 };
+        const outcomes: Outcome[] = [];
+        for (const command of commands)
+          outcomes.push(await this.#applyCommand(tx, event, answers, command, now));
+        if (answers.added.length > 0 || event.soldDelta !== 0 || event.heldDelta !== 0) {
+          const updated = await tx.rows(this.#sql.closeBatch, [
+            eventId,
+            answers.added.map((a) => a.key),
+            answers.added.map((a) => a.fingerprint),
+            answers.added.map((a) => a.outcome),
+            now,
+            event.soldDelta,
+            event.heldDelta,
+          ]);
+          // Cannot happen while every writer locks the event row first; if it does, nothing is committed.
+          if (updated.length === 0) throw new StoreConflictError("23514", "event counters out of bounds");
+        }
+        return outcomes;
+      },
+      opening,
+    );
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
@@ -248,21 +303,17 @@ export class PostgresStore implements Store {
     });
   }
 
-  async #applyFence(tx: Transaction, lockKey: string, fence: number): Promise<void> {
-    const applied = await tx.rows(this.#sql.applyFence, [lockKey, fence]);
-    if (applied.length > 0) return;
-    const [highest] = await tx.rows<{ fence: string }>(this.#sql.selectFence, [lockKey]);
-    throw new FencedOutError(lockKey, fence, Number(highest?.fence ?? fence));
-  }
-
-  /** One command, with its idempotency key: a stored first answer is replayed, a new one stored. */
-  async #applyCommand(tx: Transaction, event: EventState, command: Command, now: Date): Promise<Outcome> {
+  /** One command, with its idempotency key: a stored first answer is replayed, a new one kept. */
+  async #applyCommand(
+    tx: Transaction,
+    event: EventState,
+    answers: Answers,
+    command: Command,
+    now: Date,
+  ): Promise<Outcome> {
     const idempotency = "idempotency" in command ? command.idempotency : null;
     if (idempotency !== null) {
-      const [stored] = await tx.rows<{ fingerprint: string; outcome: StoredOutcome }>(
-        this.#sql.selectIdempotency,
-        [event.row.id, idempotency.key],
-      );
+      const stored = answers.stored.get(idempotency.key);
       if (stored) {
         if (stored.fingerprint === idempotency.fingerprint) return { ...stored.outcome, replayed: true };
         return {
@@ -274,13 +325,9 @@ export class PostgresStore implements Store {
     }
     const result = await this.#decide(tx, event, command, now);
     if (idempotency !== null) {
-      await tx.rows(this.#sql.insertIdempotency, [
-        event.row.id,
-        idempotency.key,
-        idempotency.fingerprint,
-        JSON.stringify(result),
-        now,
-      ]);
+      const outcome = JSON.stringify(result);
+      answers.stored.set(idempotency.key, { fingerprint: idempotency.fingerprint, outcome: result });
+      answers.added.push({ key: idempotency.key, fingerprint: idempotency.fingerprint, outcome });
     }
     return { ...result, replayed: false };
   }
@@ -475,7 +522,11 @@ export class PostgresStore implements Store {
    * advisory lock with its bounded wait. Before COMMIT the guard's signal is checked: a writer whose
    * lease was lost commits nothing.
    */
-  async #transaction<T>(guard: WriteGuard | null, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  async #transaction<T>(
+    guard: WriteGuard | null,
+    work: (tx: Transaction, opening: OpeningRows) => Promise<T>,
+    opening: readonly string[] = [],
+  ): Promise<T> {
     const client = await this.#connect();
     // A client whose connection failed (no SQLSTATE) is destroyed on release, never reused.
     let broken: Error | undefined;
@@ -492,9 +543,12 @@ export class PostgresStore implements Store {
     };
     let begun = false;
     try {
-      await tx.rows(this.#prelude(guard));
+      const prelude = this.#prelude(guard);
+      const results = await this.#simpleQuery(client, [...prelude, ...opening], (error) => {
+        broken = error;
+      });
       begun = true;
-      const result = await work(tx);
+      const result = await work(tx, results.slice(prelude.length));
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       await tx.rows("COMMIT");
       return result;
@@ -509,8 +563,27 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** BEGIN and the transaction's settings, as one simple-protocol round trip (only numbers inlined). */
-  #prelude(guard: WriteGuard | null): string {
+  /**
+   * Several statements in one round trip (the simple protocol: no parameters, values already inlined).
+   * Each runs with its own snapshot, in order; the first error stops the rest.
+   */
+  async #simpleQuery(
+    client: pg.PoolClient,
+    statements: readonly string[],
+    onBroken: (error: Error) => void,
+  ): Promise<OpeningRows> {
+    try {
+      // With more than one statement, pg answers with one result per statement.
+      const results = (await client.query(statements.join(";\n"))) as unknown as pg.QueryResult[];
+      return (Array.isArray(results) ? results : [results]).map((result) => result.rows);
+    } catch (error) {
+      if (sqlStateOf(error) === null && error instanceof Error) onBroken(error);
+      throw error;
+    }
+  }
+
+  /** BEGIN and the transaction's settings (only numbers inlined). */
+  #prelude(guard: WriteGuard | null): string[] {
     const timeoutMs = Math.max(1, Math.trunc(this.#config.statementTimeoutMs));
     const statements = [
       "BEGIN ISOLATION LEVEL READ COMMITTED",
@@ -525,7 +598,7 @@ export class PostgresStore implements Store {
         "SET LOCAL lock_timeout TO DEFAULT",
       );
     }
-    return statements.join("; ");
+    return statements;
   }
 }
 
