@@ -127,13 +127,17 @@ export function buildStatements(s: string) {
       SELECT key, fingerprint, outcome FROM ${s}.idempotency WHERE event_id = $1 AND key = ANY($2::text[])`,
     pruneIdempotency: `DELETE FROM ${s}.idempotency WHERE created_at < $1`,
 
-    selectTakenSeats: `SELECT seat_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
-
-    // Takes tickets for an order ($9 = 'order') or a hold: the customer's count first, guarded, and the
-    // seats and the order or hold only when that passed. No row back = customer_limit_reached.
+    // Takes tickets for an order ($9 = 'order') or a hold, in the reference model's order of refusals:
+    // any requested seat already claimed (read under the event lock) → nothing is written and `taken`
+    // lists them; else the customer's count, guarded; the seats and the order or hold only when that
+    // passed. `id` is null when the customer limit refused.
     takeTickets: `
-      WITH customer AS (
-        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets) VALUES ($1, $2, $3)
+      WITH taken AS (
+        SELECT coalesce(array_agg(seat_id), '{}') AS seats FROM ${s}.seat_claims
+        WHERE event_id = $1 AND seat_id = ANY($6::text[])
+      ), customer AS (
+        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
+        SELECT $1::text, $2::text, $3::integer FROM taken WHERE cardinality(taken.seats) = 0 AND $3 <= $4
         ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
         -- active holds + confirmed orders <= maxPerCustomer, checked on the locked row, not on a read before it
         WHERE c.tickets + EXCLUDED.tickets <= $4
@@ -152,7 +156,8 @@ export function buildStatements(s: string) {
         SELECT $5, $1, $2, $3, $7::text[], 'active', $8 FROM customer WHERE $9 = 'hold'
         RETURNING id
       )
-      SELECT id FROM new_order UNION ALL SELECT id FROM new_hold`,
+      SELECT (SELECT seats FROM taken) AS taken,
+             (SELECT id FROM new_order UNION ALL SELECT id FROM new_hold) AS id`,
 
     lockHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1 AND event_id = $2 FOR UPDATE`,
     lockOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1 AND event_id = $2 FOR UPDATE`,

@@ -370,36 +370,15 @@ export class PostgresStore implements Store {
           refusal: { code: "invalid_request", detail: `no such seat: ${unknown.join(", ")}` },
         };
       }
-      const takenRows = await tx.rows<{ seat_id: string }>(this.#sql.selectTakenSeats, [
-        row.id,
-        selection.seats,
-      ]);
-      if (takenRows.length > 0) {
-        const takenIds = new Set(takenRows.map((taken) => taken.seat_id));
-        const seats = selection.seats.filter((id) => takenIds.has(id));
-        return {
-          ok: false,
-          refusal: { code: "seats_unavailable", detail: `seats held or sold: ${seats.join(", ")}`, seats },
-        };
-      }
     } else if (selection.quantity > available(event)) {
       return {
         ok: false,
         refusal: { code: "sold_out", detail: `fewer than ${selection.quantity} tickets left` },
       };
     }
-    const limitReached: Result = {
-      ok: false,
-      refusal: {
-        code: "customer_limit_reached",
-        detail: `at most ${row.max_per_customer} tickets per customer for this event`,
-      },
-    };
-    if (selection.quantity > row.max_per_customer) return limitReached;
-
     const id = kind === "order" ? newOrderId(row.id, now.getTime()) : newHoldId(row.id, now.getTime());
     const expiresAt = new Date(now.getTime() + ttlSeconds * 1000);
-    const taken = await tx.rows(this.#sql.takeTickets, [
+    const [taken] = await tx.rows<{ taken: string[]; id: string | null }>(this.#sql.takeTickets, [
       row.id,
       customerId,
       selection.quantity,
@@ -410,7 +389,23 @@ export class PostgresStore implements Store {
       kind === "order" ? now : expiresAt,
       kind,
     ]);
-    if (taken.length === 0) return limitReached;
+    if (selection.seats !== null && taken && taken.taken.length > 0) {
+      const takenIds = new Set(taken.taken);
+      const seats = selection.seats.filter((seat) => takenIds.has(seat));
+      return {
+        ok: false,
+        refusal: { code: "seats_unavailable", detail: `seats held or sold: ${seats.join(", ")}`, seats },
+      };
+    }
+    if (!taken?.id) {
+      return {
+        ok: false,
+        refusal: {
+          code: "customer_limit_reached",
+          detail: `at most ${row.max_per_customer} tickets per customer for this event`,
+        },
+      };
+    }
     const common = { id, eventId: row.id, customerId, quantity: selection.quantity, seats: selection.seats };
     if (kind === "order") {
       event.soldDelta += selection.quantity;
