@@ -125,7 +125,11 @@ export function buildStatements(s: string) {
     // Read after the event row is locked, so that a twin request that committed first is seen.
     selectIdempotency: `
       SELECT key, fingerprint, outcome FROM ${s}.idempotency WHERE event_id = $1 AND key = ANY($2::text[])`,
-    pruneIdempotency: `DELETE FROM ${s}.idempotency WHERE created_at < $1`,
+    // At most $2 keys a call, so that pruning a large backlog never runs into the statement timeout.
+    pruneIdempotency: `
+      DELETE FROM ${s}.idempotency
+      WHERE (event_id, key) IN (SELECT event_id, key FROM ${s}.idempotency WHERE created_at < $1 LIMIT $2)
+      RETURNING key`,
 
     // Takes tickets for an order ($9 = 'order') or a hold, in the reference model's order of refusals:
     // any requested seat already claimed (read under the event lock) → nothing is written and `taken`

@@ -40,6 +40,8 @@ const DEFAULT_SCHEMA = "boxoffice";
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 /** The client gives up on a statement this long after the server should have cancelled it itself. */
 const CLIENT_TIMEOUT_SLACK_MS = 2000;
+/** Idempotency keys pruned per call at most. */
+const PRUNE_BATCH = 5000;
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** What a transaction's work runs statements through. */
@@ -294,13 +296,12 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Removes at most PRUNE_BATCH keys a call; the caller repeats while it returns a full batch. */
   async pruneIdempotency(olderThan: Date): Promise<number> {
-    return this.#transaction(null, async (tx) => {
-      const removed = await tx.rows<{ key: string }>(`${this.#sql.pruneIdempotency} RETURNING key`, [
-        olderThan,
-      ]);
-      return removed.length;
-    });
+    const removed = await this.#transaction(null, (tx) =>
+      tx.rows(this.#sql.pruneIdempotency, [olderThan, PRUNE_BATCH]),
+    );
+    return removed.length;
   }
 
   /** One command, with its idempotency key: a stored first answer is replayed, a new one kept. */
