@@ -87,11 +87,6 @@ export class PostgresStore implements Store {
     this.#sql = buildStatements(pg.escapeIdentifier(schema));
   }
 
-  /** "postgres": shown on /ready. */
-  get kind(): string {
-    return "postgres";
-  }
-
   async init(): Promise<void> {
     if (this.#pool) return;
     const pool = new pg.Pool({
@@ -108,15 +103,22 @@ export class PostgresStore implements Store {
     // An idle connection that dies (server restart) is dropped by the pool; the next checkout reconnects.
     pool.on("error", () => undefined);
     this.#pool = pool;
-    const client = await this.#connect();
-    let broken: Error | undefined;
     try {
-      await migrate(client, this.#schema, pg.escapeIdentifier(this.#schema));
+      const client = await this.#connect();
+      let broken: Error | undefined;
+      try {
+        await migrate(client, this.#schema, pg.escapeIdentifier(this.#schema));
+      } catch (error) {
+        broken = error instanceof Error ? error : undefined;
+        throw toStoreError(error, "migrating");
+      } finally {
+        this.#release(client, broken);
+      }
     } catch (error) {
-      broken = error instanceof Error ? error : undefined;
-      throw toStoreError(error, "migrating");
-    } finally {
-      this.#release(client, broken);
+      // Not open after all: a later init() starts over.
+      this.#pool = null;
+      await pool.end().catch(() => undefined);
+      throw error;
     }
   }
 
@@ -127,7 +129,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.#transaction(null, (tx) => tx.rows("SELECT 1"));
+    await this.#read(["SELECT 1"]);
   }
 
   async createEvent(plan: EventPlan): Promise<Event> {
@@ -148,59 +150,53 @@ export class PostgresStore implements Store {
   }
 
   async getEvent(eventId: string): Promise<Event | null> {
-    const [row] = await this.#transaction(null, (tx) => tx.rows<EventRow>(this.#sql.selectEvent, [eventId]));
+    const [[row]] = await this.#read<[EventRow]>([this.#inline(this.#sql.selectEvent, [eventId])]);
     return row ? toEvent(row) : null;
   }
 
   async listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage> {
-    const rows = await this.#transaction(null, (tx) =>
-      tx.rows<EventRow>(this.#sql.listEvents, [page.cursor ?? "", page.limit + 1]),
-    );
+    const [rows] = await this.#read<[EventRow]>([
+      this.#inline(this.#sql.listEvents, [page.cursor ?? "", page.limit + 1]),
+    ]);
     const events = rows.slice(0, page.limit);
     const last = events.at(-1);
     return { events: events.map(toEvent), nextCursor: rows.length > page.limit && last ? last.id : null };
   }
 
   async getSeatMap(eventId: string): Promise<SeatMap | null> {
-    const found = await this.#transaction(null, async (tx) => {
-      const [row] = await tx.rows<EventRow>(this.#sql.selectEvent, [eventId]);
-      if (!row) return null;
-      const claims =
-        row.kind === "seated"
-          ? await tx.rows<{ seat_id: string; sold: boolean }>(this.#sql.selectSeatClaims, [eventId])
-          : [];
-      return { row, claims };
-    });
-    if (!found) return null;
-    const status = new Map(
-      found.claims.map((claim) => [claim.seat_id, claim.sold ? "sold" : "held"] as const),
-    );
+    // One read-only transaction: the event and its claims at the same instant.
+    const [[row], claims] = await this.#read<[EventRow, { seat_id: string; sold: boolean }]>([
+      this.#inline(this.#sql.selectEvent, [eventId]),
+      this.#inline(this.#sql.selectSeatClaims, [eventId]),
+    ]);
+    if (!row) return null;
+    const status = new Map(claims.map((claim) => [claim.seat_id, claim.sold ? "sold" : "held"] as const));
     const map: SeatMap = { sections: [] };
     const sections = new Map<string, SeatMap["sections"][number]>();
-    for (const seat of seatsOf({ sections: found.row.sections })) {
+    for (const seat of seatsOf({ sections: row.sections })) {
       let section = sections.get(seat.section);
       if (!section) {
         section = { name: seat.section, rows: [] };
         sections.set(seat.section, section);
         map.sections.push(section);
       }
-      let row = section.rows.at(-1);
-      if (row?.row !== seat.row) {
-        row = { row: seat.row, seats: [] };
-        section.rows.push(row);
+      let seatRow = section.rows.at(-1);
+      if (seatRow?.row !== seat.row) {
+        seatRow = { row: seat.row, seats: [] };
+        section.rows.push(seatRow);
       }
-      row.seats.push({ id: seat.id, status: status.get(seat.id) ?? "available" });
+      seatRow.seats.push({ id: seat.id, status: status.get(seat.id) ?? "available" });
     }
     return map;
   }
 
   async getOrder(orderId: string): Promise<Order | null> {
-    const [row] = await this.#transaction(null, (tx) => tx.rows<OrderRow>(this.#sql.selectOrder, [orderId]));
+    const [[row]] = await this.#read<[OrderRow]>([this.#inline(this.#sql.selectOrder, [orderId])]);
     return row ? toOrder(row) : null;
   }
 
   async getHold(holdId: string): Promise<Hold | null> {
-    const [row] = await this.#transaction(null, (tx) => tx.rows<HoldRow>(this.#sql.selectHold, [holdId]));
+    const [[row]] = await this.#read<[HoldRow]>([this.#inline(this.#sql.selectHold, [holdId])]);
     return row ? toHold(row) : null;
   }
 
@@ -219,17 +215,16 @@ export class PostgresStore implements Store {
     const keys = [
       ...new Set(commands.flatMap((c) => ("idempotency" in c && c.idempotency ? [c.idempotency.key] : []))),
     ];
-    const escape = (value: string) => pg.escapeLiteral(value);
     const fence = guard?.fence ?? null;
     const opening: string[] = [];
     if (guard && fence !== null) {
       opening.push(
-        inline(this.#sql.applyFence, [guard.lockKey, fence], escape),
-        inline(this.#sql.selectFence, [guard.lockKey], escape),
+        this.#inline(this.#sql.applyFence, [guard.lockKey, fence]),
+        this.#inline(this.#sql.selectFence, [guard.lockKey]),
       );
     }
-    opening.push(inline(this.#sql.lockEvent, [eventId, now], escape));
-    if (keys.length > 0) opening.push(inline(this.#sql.selectIdempotency, [eventId, keys], escape));
+    opening.push(this.#inline(this.#sql.lockEvent, [eventId, now]));
+    if (keys.length > 0) opening.push(this.#inline(this.#sql.selectIdempotency, [eventId, keys]));
 
     return this.#transaction(
       guard,
@@ -560,6 +555,32 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Read-only statements in one transaction and one round trip (BEGIN, statement timeout, the reads,
+   * COMMIT): the reads see one instant. Returns the rows of each read.
+   */
+  async #read<R extends unknown[]>(reads: readonly string[]): Promise<{ [K in keyof R]: R[K][] }> {
+    const client = await this.#connect();
+    let broken: Error | undefined;
+    const prelude = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", this.#statementTimeout()];
+    try {
+      const results = await this.#simpleQuery(client, [...prelude, ...reads, "COMMIT"], (error) => {
+        broken = error;
+      });
+      return results.slice(prelude.length, prelude.length + reads.length) as { [K in keyof R]: R[K][] };
+    } catch (error) {
+      if (!broken) await client.query("ROLLBACK").catch(() => undefined);
+      throw toStoreError(error, "reading");
+    } finally {
+      this.#release(client, broken);
+    }
+  }
+
+  /** A statement with its values written in as literals, for #read and the opening of execute(). */
+  #inline(text: string, values: Parameters<typeof inline>[1]): string {
+    return inline(text, values, (value) => pg.escapeLiteral(value));
+  }
+
+  /**
    * Several statements in one round trip (the simple protocol: no parameters, values already inlined).
    * Each runs with its own snapshot, in order; the first error stops the rest.
    */
@@ -580,11 +601,10 @@ export class PostgresStore implements Store {
 
   /** BEGIN and the transaction's settings (only numbers inlined). */
   #prelude(guard: WriteGuard | null): string[] {
-    const timeoutMs = Math.max(1, Math.trunc(this.#config.statementTimeoutMs));
     const statements = [
       "BEGIN ISOLATION LEVEL READ COMMITTED",
       "SET LOCAL synchronous_commit TO on",
-      `SET LOCAL statement_timeout TO ${timeoutMs}`,
+      this.#statementTimeout(),
     ];
     if (guard?.transactionLock) {
       const waitMs = Math.max(1, Math.trunc(guard.transactionLock.waitMs));
@@ -595,6 +615,10 @@ export class PostgresStore implements Store {
       );
     }
     return statements;
+  }
+
+  #statementTimeout(): string {
+    return `SET LOCAL statement_timeout TO ${Math.max(1, Math.trunc(this.#config.statementTimeoutMs))}`;
   }
 }
 
