@@ -87,10 +87,9 @@ export function buildStatements(s: string) {
     // busy selling (their own execute() expires their holds) and events another sweeper has taken.
     lockEventsWithDueHolds: `
       SELECT id FROM ${s}.events
-      WHERE id IN (SELECT event_id FROM ${s}.holds
-                   WHERE status = 'active' AND expires_at <= $1
-                   GROUP BY event_id LIMIT $2)
+      WHERE id IN (SELECT event_id FROM ${s}.holds WHERE status = 'active' AND expires_at <= $1)
       ORDER BY id
+      LIMIT $2
       FOR NO KEY UPDATE SKIP LOCKED`,
 
     // Expires overdue holds of the given (locked) events and gives their tickets back, exactly once: the

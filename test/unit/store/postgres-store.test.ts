@@ -291,6 +291,47 @@ describe("postgres store", { skip: await postgresSkip() }, () => {
   });
 
   describe("hold expiry by many sweepers", () => {
+    it("passes over an event that is busy (locked) and sweeps the next one", async () => {
+      const fixture = await open("sweep_busy", { poolSize: 2 });
+      const { store } = fixture;
+      const t0 = new Date();
+      const busy = await newEvent(store, 10);
+      const idle = await newEvent(store, 10);
+      for (const plan of [busy, idle]) {
+        const [outcome] = await store.execute(
+          plan.id,
+          [
+            {
+              type: "hold",
+              customerId: "c",
+              selection: { quantity: 2, seats: null },
+              ttlSeconds: 30,
+              idempotency: null,
+            },
+          ],
+          null,
+          t0,
+        );
+        assert.equal(outcome?.ok, true);
+      }
+      const holder = await connectOutsider();
+      await holder.query("BEGIN");
+      await holder.query(
+        `SELECT 1 FROM ${pg.escapeIdentifier(fixture.schema)}.events WHERE id = $1 FOR UPDATE`,
+        [busy.id],
+      );
+      try {
+        // A limit of one event: the busy one comes first by id, and must not use up the limit.
+        assert.equal(await store.expireHolds(new Date(t0.getTime() + 31_000), 1), 1);
+        assert.equal((await store.getEvent(idle.id))?.held, 0);
+      } finally {
+        await holder.query("ROLLBACK");
+      }
+      assert.equal((await store.getEvent(busy.id))?.held, 2);
+      assert.equal(await store.expireHolds(new Date(t0.getTime() + 31_000), 1), 1);
+      assert.equal((await store.getEvent(busy.id))?.held, 0);
+    });
+
     it("expires every overdue hold exactly once across concurrent sweeps", async () => {
       const { store } = await open("sweep", { poolSize: 4 });
       const t0 = new Date();
