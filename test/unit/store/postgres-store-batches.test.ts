@@ -17,7 +17,9 @@ import { postgresSkip } from "../../support/services.js";
 
 type Op =
   | { op: "purchase" | "hold"; customer: number; n: number; seats: number[]; key: number | null }
-  | { op: "confirm" | "release" | "cancel"; target: number; key: number | null };
+  | { op: "confirm" | "release" | "cancel"; target: number; key: number | null }
+  // Sends an earlier command with an idempotency key again, exactly (a client's retry).
+  | { op: "retry"; index: number };
 
 const T0 = new Date("2031-03-01T12:00:00.000Z");
 
@@ -37,6 +39,7 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
     target: fc.nat(30),
     key: fc.option(fc.nat(4), { nil: null }),
   }),
+  fc.record({ op: fc.constant("retry" as const), index: fc.nat(30) }),
 );
 
 describe("postgres store: batches against the reference model", { skip: await postgresSkip() }, () => {
@@ -71,6 +74,7 @@ describe("postgres store: batches against the reference model", { skip: await po
             const holds: [string, string][] = []; // [store id, model id], committed ones only
             const orders: [string, string][] = [];
             const answered = new Map<string, { fingerprint: string; answer: string }>();
+            const keyedCommands: Command[] = [];
             let modelIds = 0;
 
             for (const [b, batch] of batches.entries()) {
@@ -79,6 +83,20 @@ describe("postgres store: batches against the reference model", { skip: await po
               const expected: { answer: string; replayed: boolean }[] = [];
               const created: ({ list: [string, string][]; modelId: string } | null)[] = [];
               for (const op of batch) {
+                if (op.op === "retry") {
+                  const again = keyedCommands[op.index % Math.max(1, keyedCommands.length)];
+                  const idempotency = again && "idempotency" in again ? again.idempotency : null;
+                  const first = idempotency ? answered.get(idempotency.key) : undefined;
+                  if (!again || !idempotency || !first) continue;
+                  commands.push(again);
+                  expected.push({
+                    answer:
+                      first.fingerprint === idempotency.fingerprint ? first.answer : "idempotency_key_reused",
+                    replayed: first.fingerprint === idempotency.fingerprint,
+                  });
+                  created.push(null);
+                  continue;
+                }
                 const fingerprint = JSON.stringify(op);
                 const key = op.key === null ? null : `k${op.key}`;
                 const idempotency = key === null ? null : { key, fingerprint };
@@ -130,6 +148,7 @@ describe("postgres store: batches against the reference model", { skip: await po
                   }
                 }
                 commands.push(command);
+                if ("idempotency" in command && command.idempotency !== null) keyedCommands.push(command);
                 const keyed = "idempotency" in command && command.idempotency !== null ? key : null;
                 const first = keyed === null ? undefined : answered.get(keyed);
                 if (first) {
