@@ -75,13 +75,10 @@ export function buildStatements(s: string) {
       RETURNING fence`,
     selectFence: `SELECT fence FROM ${s}.fences WHERE lock_key = $1`,
 
-    // The first statement of every write: the event row, locked, and whether overdue holds wait for expiry.
-    lockEvent: `
-      SELECT ${EVENT_COLUMNS},
-             EXISTS (SELECT 1 FROM ${s}.holds h
-                     WHERE h.event_id = e.id AND h.status = 'active' AND h.expires_at <= $2) AS has_due
-      FROM ${s}.events e WHERE e.id = $1
-      FOR NO KEY UPDATE`,
+    // The first statement of every write: the event row, locked. Every writer of an event takes this lock
+    // first, so writers of one event queue up instead of deadlocking, and what the batch reads after it
+    // (answers, customer counts, seat claims) cannot change under it.
+    lockEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1 FOR NO KEY UPDATE`,
 
     // Events with overdue holds that no other transaction has locked: a sweeper skips events that are
     // busy selling (their own execute() expires their holds) and events another sweeper has taken.
@@ -130,37 +127,12 @@ export function buildStatements(s: string) {
       WHERE (event_id, key) IN (SELECT event_id, key FROM ${s}.idempotency WHERE created_at < $1 LIMIT $2)
       RETURNING key`,
 
-    // Takes tickets for an order ($9 = 'order') or a hold, in the reference model's order of refusals:
-    // any requested seat already claimed (read under the event lock) → nothing is written and `taken`
-    // lists them; else the customer's count, guarded; the seats and the order or hold only when that
-    // passed. `id` is null when the customer limit refused.
-    takeTickets: `
-      WITH taken AS (
-        SELECT coalesce(array_agg(seat_id), '{}') AS seats FROM ${s}.seat_claims
-        WHERE event_id = $1 AND seat_id = ANY($6::text[])
-      ), customer AS (
-        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT $1::text, $2::text, $3::integer FROM taken WHERE cardinality(taken.seats) = 0 AND $3 <= $4
-        ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        -- active holds + confirmed orders <= maxPerCustomer, checked on the locked row, not on a read before it
-        WHERE c.tickets + EXCLUDED.tickets <= $4
-        RETURNING tickets
-      ), seats AS (
-        -- the primary key (event_id, seat_id): a seat already held or sold fails the whole statement
-        INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT $1, seat, $5, $9 = 'order' FROM unnest($6::text[]) AS seat
-        WHERE EXISTS (SELECT 1 FROM customer)
-      ), new_order AS (
-        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
-        SELECT $5, $1, $2, $3, $7::text[], 'confirmed', $8 FROM customer WHERE $9 = 'order'
-        RETURNING id
-      ), new_hold AS (
-        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at)
-        SELECT $5, $1, $2, $3, $7::text[], 'active', $8 FROM customer WHERE $9 = 'hold'
-        RETURNING id
-      )
-      SELECT (SELECT seats FROM taken) AS taken,
-             (SELECT id FROM new_order UNION ALL SELECT id FROM new_hold) AS id`,
+    // What a batch's purchases and holds are decided on, read after the event row is locked.
+    selectCustomers: `
+      SELECT customer_id, tickets FROM ${s}.customer_tickets
+      WHERE event_id = $1 AND customer_id = ANY($2::text[])`,
+    selectSeatOwners: `
+      SELECT seat_id, owner_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
 
     lockHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1 AND event_id = $2 FOR UPDATE`,
     lockOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1 AND event_id = $2 FOR UPDATE`,
@@ -208,19 +180,52 @@ export function buildStatements(s: string) {
       )
       SELECT quantity FROM cancelled`,
 
-    // The end of a batch, in one statement: the first answers for its new idempotency keys (the primary
-    // key (event_id, key) answers a key once: a twin that skipped the lock would fail here), and the net
-    // change to the event's counters in one guarded write:
-    // sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids overselling.
+    // The end of a batch, in one statement: its new orders and holds, their seats, the customers' new
+    // counts, the first answers to its idempotency keys, and the event's counters. Every write is guarded
+    // on its own, whatever the batch decided before:
+    // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
+    // - customers: active holds + confirmed orders <= maxPerCustomer, checked on the locked row;
+    // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
+    // - sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids
+    //   overselling.
+    // The caller checks that every customer row and the event row came back.
     closeBatch: `
-      WITH answers AS (
+      WITH sale AS (
+        SELECT * FROM unnest($3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::timestamptz[])
+          AS sale (id, customer_id, quantity, seats, kind, at)
+      ), new_orders AS (
+        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
+        SELECT id, $1, customer_id, quantity,
+               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
+               'confirmed', at
+        FROM sale WHERE kind = 'order'
+      ), new_holds AS (
+        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at)
+        SELECT id, $1, customer_id, quantity,
+               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
+               'active', at
+        FROM sale WHERE kind = 'hold'
+      ), claims AS (
+        INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
+        SELECT $1, seat_id, owner_id, sold FROM unnest($9::text[], $10::text[], $11::boolean[])
+          AS claim (seat_id, owner_id, sold)
+      ), customers AS (
+        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
+        SELECT $1, customer_id, tickets FROM unnest($12::text[], $13::integer[]) AS taken (customer_id, tickets)
+        WHERE tickets <= $14
+        ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
+        WHERE c.tickets + EXCLUDED.tickets <= $14
+        RETURNING 1
+      ), answers AS (
         INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT $1, key, fingerprint, outcome::jsonb, $5
-        FROM unnest($2::text[], $3::text[], $4::text[]) AS answer (key, fingerprint, outcome)
+        SELECT $1, key, fingerprint, outcome::jsonb, $2
+        FROM unnest($15::text[], $16::text[], $17::text[]) AS answer (key, fingerprint, outcome)
+      ), counters AS (
+        UPDATE ${s}.events SET sold = sold + $18, held = held + $19
+        WHERE id = $1 AND sold + $18 + held + $19 <= capacity AND sold + $18 >= 0 AND held + $19 >= 0
+        RETURNING 1
       )
-      UPDATE ${s}.events SET sold = sold + $6, held = held + $7
-      WHERE id = $1 AND sold + $6 + held + $7 <= capacity AND sold + $6 >= 0 AND held + $7 >= 0
-      RETURNING sold, held`,
+      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events`,
   } as const;
 }
 

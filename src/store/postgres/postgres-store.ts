@@ -52,17 +52,40 @@ interface Transaction {
 /** The rows of each statement a transaction sent with its BEGIN, in order. */
 type OpeningRows = unknown[][];
 
-/** The event as one execute() sees it: locked, with counters it keeps up to date as commands apply. */
-interface EventState {
+/** A stored first answer to an idempotency key. */
+interface StoredAnswer {
+  key: string;
+  fingerprint: string;
+  outcome: StoredOutcome;
+}
+
+/**
+ * One execute() as it goes: the locked event, what was read about it after the lock, and what the batch
+ * will write at the end. The maps hold only what this batch's commands ask about, kept up to date as
+ * each command is decided, so that every command is decided exactly as if it ran alone, in order.
+ */
+interface Batch {
   row: EventRow;
   soldDelta: number;
   heldDelta: number;
-}
-
-/** The first answers to idempotency keys: those stored before, and those this batch adds. */
-interface Answers {
-  stored: Map<string, { fingerprint: string; outcome: StoredOutcome }>;
-  added: { key: string; fingerprint: string; outcome: string }[];
+  /** Stored first answers to this batch's keys, and the ones it adds. */
+  answers: Map<string, StoredAnswer>;
+  newAnswers: StoredAnswer[];
+  /** Tickets in active holds + confirmed orders, per customer that takes tickets in this batch. */
+  tickets: Map<string, number>;
+  /** The hold or order that has each requested seat; absent when free. */
+  seatOwners: Map<string, string>;
+  /** To write at the end: new orders and holds, their seats, and each customer's added tickets. */
+  sales: {
+    id: string;
+    customerId: string;
+    quantity: number;
+    seats: string[] | null;
+    kind: "order" | "hold";
+    at: Date;
+  }[];
+  claims: { seatId: string; ownerId: string; sold: boolean }[];
+  taken: Map<string, number>;
 }
 
 type Result = { ok: true; value: Order | Hold } | { ok: false; refusal: DomainRefusal };
@@ -201,10 +224,14 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One transaction: BEGIN, its settings, the fence, the event row lock and the stored idempotency answers
-   * go in one round trip (each statement of it sees what committed before it ran, so the answers are read
-   * after the lock is held); then one statement per command; then the new answers and the counters in
-   * one statement; then COMMIT. The hot event's row stays locked only for the last three.
+   * One transaction in three round trips, whatever the number of commands that only take tickets:
+   * (1) BEGIN, its settings, the fence, the event row lock, the expiry of the event's overdue holds, and
+   *     what the batch decides on (stored idempotency answers, the customers' counts, the requested seats'
+   *     claims), as one message: each statement sees what committed before it ran, so all of it is read
+   *     with the lock held;
+   * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
+   *     and cancel add one statement each before it, on rows committed earlier);
+   * (3) COMMIT.
    */
   async execute(
     eventId: string,
@@ -212,9 +239,16 @@ export class PostgresStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
-    const keys = [
-      ...new Set(commands.flatMap((c) => ("idempotency" in c && c.idempotency ? [c.idempotency.key] : []))),
-    ];
+    const keys = new Set<string>();
+    const customers = new Set<string>();
+    const seats = new Set<string>();
+    for (const command of commands) {
+      if ("idempotency" in command && command.idempotency) keys.add(command.idempotency.key);
+      if (command.type === "purchase" || command.type === "hold") {
+        customers.add(command.customerId);
+        for (const seat of command.selection.seats ?? []) seats.add(seat);
+      }
+    }
     const fence = guard?.fence ?? null;
     const opening: string[] = [];
     if (guard && fence !== null) {
@@ -223,8 +257,13 @@ export class PostgresStore implements Store {
         this.#inline(this.#sql.selectFence, [guard.lockKey]),
       );
     }
-    opening.push(this.#inline(this.#sql.lockEvent, [eventId, now]));
-    if (keys.length > 0) opening.push(this.#inline(this.#sql.selectIdempotency, [eventId, keys]));
+    opening.push(
+      this.#inline(this.#sql.lockEvent, [eventId]),
+      this.#inline(this.#sql.expireHolds, [[eventId], now, 1_000_000]),
+      this.#inline(this.#sql.selectIdempotency, [eventId, [...keys]]),
+      this.#inline(this.#sql.selectCustomers, [eventId, [...customers]]),
+      this.#inline(this.#sql.selectSeatOwners, [eventId, [...seats]]),
+    );
 
     return this.#transaction(
       guard,
@@ -233,10 +272,15 @@ export class PostgresStore implements Store {
         if (guard && fence !== null) {
           const applied = results[next++] ?? [];
           const [highest] = (results[next++] ?? []) as { fence: string }[];
-          if (applied.length === 0)
+          if (applied.length === 0) {
             throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
+          }
         }
-        const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
+        const [row] = (results[next++] ?? []) as EventRow[];
+        const [expired] = (results[next++] ?? []) as { tickets: number }[];
+        const answerRows = (results[next++] ?? []) as StoredAnswer[];
+        const customerRows = (results[next++] ?? []) as { customer_id: string; tickets: number }[];
+        const seatRows = (results[next++] ?? []) as { seat_id: string; owner_id: string }[];
         if (!row) {
           return commands.map(() => ({
             ok: false as const,
@@ -244,37 +288,22 @@ export class PostgresStore implements Store {
             replayed: false,
           }));
         }
-        const storedRows = (results[next++] ?? []) as {
-          key: string;
-          fingerprint: string;
-          outcome: StoredOutcome;
-        }[];
-        const answers: Answers = { stored: new Map(storedRows.map((r) => [r.key, r])), added: [] };
-        if (row.has_due) {
-          const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [
-            [eventId],
-            now,
-            1_000_000,
-          ]);
-          row.held -= expired?.tickets ?? 0;
-        }
-        const event: EventState = { row, soldDelta: 0, heldDelta: 0 };
+        row.held -= expired?.tickets ?? 0;
+        const batch: Batch = {
+          row,
+          soldDelta: 0,
+          heldDelta: 0,
+          answers: new Map(answerRows.map((answer) => [answer.key, answer])),
+          tickets: new Map(customerRows.map((customer) => [customer.customer_id, customer.tickets])),
+          seatOwners: new Map(seatRows.map((seat) => [seat.seat_id, seat.owner_id])),
+          newAnswers: [],
+          sales: [],
+          claims: [],
+          taken: new Map(),
+        };
         const outcomes: Outcome[] = [];
-        for (const command of commands)
-          outcomes.push(await this.#applyCommand(tx, event, answers, command, now));
-        if (answers.added.length > 0 || event.soldDelta !== 0 || event.heldDelta !== 0) {
-          const updated = await tx.rows(this.#sql.closeBatch, [
-            eventId,
-            answers.added.map((a) => a.key),
-            answers.added.map((a) => a.fingerprint),
-            answers.added.map((a) => a.outcome),
-            now,
-            event.soldDelta,
-            event.heldDelta,
-          ]);
-          // Cannot happen while every writer locks the event row first; if it does, nothing is committed.
-          if (updated.length === 0) throw new StoreConflictError("23514", "event counters out of bounds");
-        }
+        for (const command of commands) outcomes.push(await this.#applyCommand(tx, batch, command, now));
+        await this.#closeBatch(tx, batch, now);
         return outcomes;
       },
       opening,
@@ -300,16 +329,10 @@ export class PostgresStore implements Store {
   }
 
   /** One command, with its idempotency key: a stored first answer is replayed, a new one kept. */
-  async #applyCommand(
-    tx: Transaction,
-    event: EventState,
-    answers: Answers,
-    command: Command,
-    now: Date,
-  ): Promise<Outcome> {
+  async #applyCommand(tx: Transaction, batch: Batch, command: Command, now: Date): Promise<Outcome> {
     const idempotency = "idempotency" in command ? command.idempotency : null;
     if (idempotency !== null) {
-      const stored = answers.stored.get(idempotency.key);
+      const stored = batch.answers.get(idempotency.key);
       if (stored) {
         if (stored.fingerprint === idempotency.fingerprint) return { ...stored.outcome, replayed: true };
         return {
@@ -319,110 +342,72 @@ export class PostgresStore implements Store {
         };
       }
     }
-    const result = await this.#decide(tx, event, command, now);
+    const result = await this.#decide(tx, batch, command, now);
     if (idempotency !== null) {
-      const outcome = JSON.stringify(result);
-      answers.stored.set(idempotency.key, { fingerprint: idempotency.fingerprint, outcome: result });
-      answers.added.push({ key: idempotency.key, fingerprint: idempotency.fingerprint, outcome });
+      const answer = { key: idempotency.key, fingerprint: idempotency.fingerprint, outcome: result };
+      batch.answers.set(idempotency.key, answer);
+      batch.newAnswers.push(answer);
     }
     return { ...result, replayed: false };
   }
 
-  async #decide(tx: Transaction, event: EventState, command: Command, now: Date): Promise<Result> {
+  async #decide(tx: Transaction, batch: Batch, command: Command, now: Date): Promise<Result> {
     switch (command.type) {
       case "purchase":
-        return this.#take(tx, event, "order", command.customerId, command.selection, now, 0);
+        return take(batch, "order", command.customerId, command.selection, now, 0);
       case "hold":
-        return this.#take(tx, event, "hold", command.customerId, command.selection, now, command.ttlSeconds);
+        return take(batch, "hold", command.customerId, command.selection, now, command.ttlSeconds);
       case "confirm-hold":
-        return this.#confirmHold(tx, event, command.holdId, now);
+        return this.#confirmHold(tx, batch, command.holdId, now);
       case "release-hold":
-        return this.#releaseHold(tx, event, command.holdId);
+        return this.#releaseHold(tx, batch, command.holdId);
       case "cancel-order":
-        return this.#cancelOrder(tx, event, command.orderId, now);
+        return this.#cancelOrder(tx, batch, command.orderId, now);
     }
   }
 
-  /** A purchase or a new hold: the same checks, in the reference model's order, then one guarded write. */
-  async #take(
-    tx: Transaction,
-    event: EventState,
-    kind: "order" | "hold",
-    customerId: string,
-    selection: Selection,
-    now: Date,
-    ttlSeconds: number,
-  ): Promise<Result> {
-    const row = event.row;
-    const limits = { kind: row.kind, maxPerOrder: row.max_per_order };
-    const shape = checkSelection(selection, limits);
-    if (shape) return { ok: false, refusal: shape };
-    if (selection.seats !== null) {
-      const sections = row.sections ?? [];
-      const unknown = selection.seats.filter((id) => parseSeatId(id, sections) === null);
-      if (unknown.length > 0) {
-        return {
-          ok: false,
-          refusal: { code: "invalid_request", detail: `no such seat: ${unknown.join(", ")}` },
-        };
-      }
-    } else if (selection.quantity > available(event)) {
-      return {
-        ok: false,
-        refusal: { code: "sold_out", detail: `fewer than ${selection.quantity} tickets left` },
-      };
-    }
-    const id = kind === "order" ? newOrderId(row.id, now.getTime()) : newHoldId(row.id, now.getTime());
-    const expiresAt = new Date(now.getTime() + ttlSeconds * 1000);
-    const [taken] = await tx.rows<{ taken: string[]; id: string | null }>(this.#sql.takeTickets, [
-      row.id,
-      customerId,
-      selection.quantity,
-      row.max_per_customer,
-      id,
-      selection.seats ?? [],
-      selection.seats,
-      kind === "order" ? now : expiresAt,
-      kind,
+  /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
+  async #closeBatch(tx: Transaction, batch: Batch, now: Date): Promise<void> {
+    const nothing =
+      batch.sales.length === 0 &&
+      batch.newAnswers.length === 0 &&
+      batch.soldDelta === 0 &&
+      batch.heldDelta === 0;
+    if (nothing) return;
+    const [written] = await tx.rows<{ customers: number; events: number }>(this.#sql.closeBatch, [
+      batch.row.id,
+      now,
+      batch.sales.map((sale) => sale.id),
+      batch.sales.map((sale) => sale.customerId),
+      batch.sales.map((sale) => sale.quantity),
+      batch.sales.map((sale) => (sale.seats === null ? null : JSON.stringify(sale.seats))),
+      batch.sales.map((sale) => sale.kind),
+      batch.sales.map((sale) => sale.at),
+      batch.claims.map((claim) => claim.seatId),
+      batch.claims.map((claim) => claim.ownerId),
+      batch.claims.map((claim) => claim.sold),
+      [...batch.taken.keys()],
+      [...batch.taken.values()],
+      batch.row.max_per_customer,
+      batch.newAnswers.map((answer) => answer.key),
+      batch.newAnswers.map((answer) => answer.fingerprint),
+      batch.newAnswers.map((answer) => JSON.stringify(answer.outcome)),
+      batch.soldDelta,
+      batch.heldDelta,
     ]);
-    if (selection.seats !== null && taken && taken.taken.length > 0) {
-      const takenIds = new Set(taken.taken);
-      const seats = selection.seats.filter((seat) => takenIds.has(seat));
-      return {
-        ok: false,
-        refusal: { code: "seats_unavailable", detail: `seats held or sold: ${seats.join(", ")}`, seats },
-      };
+    // A guard that refused means someone wrote to this event without its row lock: commit nothing.
+    if (written?.customers !== batch.taken.size) {
+      throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
     }
-    if (!taken?.id) {
-      return {
-        ok: false,
-        refusal: {
-          code: "customer_limit_reached",
-          detail: `at most ${row.max_per_customer} tickets per customer for this event`,
-        },
-      };
-    }
-    const common = { id, eventId: row.id, customerId, quantity: selection.quantity, seats: selection.seats };
-    if (kind === "order") {
-      event.soldDelta += selection.quantity;
-      const order: Order = {
-        ...common,
-        status: "confirmed",
-        createdAt: now.toISOString(),
-        cancelledAt: null,
-      };
-      return { ok: true, value: order };
-    }
-    event.heldDelta += selection.quantity;
-    const hold: Hold = { ...common, status: "active", expiresAt: expiresAt.toISOString() };
-    return { ok: true, value: hold };
+    if (written.events !== 1)
+      throw new StoreConflictError("23514", "the event's counters would pass capacity");
   }
 
-  async #confirmHold(tx: Transaction, event: EventState, holdId: string, now: Date): Promise<Result> {
-    const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [holdId, event.row.id]);
+  async #confirmHold(tx: Transaction, batch: Batch, holdId: string, now: Date): Promise<Result> {
+    const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [holdId, batch.row.id]);
     if (!hold) return { ok: false, refusal: { code: "hold_not_found", detail: "no such hold" } };
     if (hold.status === "active" && hold.expires_at.getTime() <= now.getTime()) {
-      await this.#endHold(tx, event, hold, "expired");
+      await this.#endHold(tx, batch, hold, "expired");
     }
     if (hold.status === "expired") {
       return { ok: false, refusal: { code: "hold_expired", detail: "the hold expired" } };
@@ -430,15 +415,18 @@ export class PostgresStore implements Store {
     if (hold.status !== "active") {
       return { ok: false, refusal: { code: "hold_not_active", detail: `the hold is ${hold.status}` } };
     }
-    const orderId = newOrderId(event.row.id, now.getTime());
-    const confirmed = await tx.rows(this.#sql.confirmHold, [holdId, event.row.id, orderId, now]);
+    const orderId = newOrderId(batch.row.id, now.getTime());
+    const confirmed = await tx.rows(this.#sql.confirmHold, [holdId, batch.row.id, orderId, now]);
     if (confirmed.length === 0)
       throw new StoreConflictError("40001", `hold ${holdId} changed under its lock`);
-    event.heldDelta -= hold.quantity;
-    event.soldDelta += hold.quantity;
+    batch.heldDelta -= hold.quantity;
+    batch.soldDelta += hold.quantity;
+    for (const seat of hold.seats ?? []) {
+      if (batch.seatOwners.get(seat) === hold.id) batch.seatOwners.set(seat, orderId);
+    }
     const order: Order = {
       id: orderId,
-      eventId: event.row.id,
+      eventId: batch.row.id,
       customerId: hold.customer_id,
       quantity: hold.quantity,
       seats: hold.seats,
@@ -449,34 +437,37 @@ export class PostgresStore implements Store {
     return { ok: true, value: order };
   }
 
-  async #releaseHold(tx: Transaction, event: EventState, holdId: string): Promise<Result> {
-    const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [holdId, event.row.id]);
+  async #releaseHold(tx: Transaction, batch: Batch, holdId: string): Promise<Result> {
+    const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [holdId, batch.row.id]);
     if (!hold) return { ok: false, refusal: { code: "hold_not_found", detail: "no such hold" } };
-    if (hold.status === "active") await this.#endHold(tx, event, hold, "released");
+    if (hold.status === "active") await this.#endHold(tx, batch, hold, "released");
     return { ok: true, value: toHold(hold) };
   }
 
-  /** Ends an active hold and gives its tickets back; updates `hold` to match. */
+  /** Ends an active hold and gives its tickets back; updates `hold` and the batch to match. */
   async #endHold(
     tx: Transaction,
-    event: EventState,
+    batch: Batch,
     hold: HoldRow,
     status: "released" | "expired",
   ): Promise<void> {
-    const ended = await tx.rows(this.#sql.endHold, [hold.id, event.row.id, status]);
+    const ended = await tx.rows(this.#sql.endHold, [hold.id, batch.row.id, status]);
     if (ended.length === 0) throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
-    event.heldDelta -= hold.quantity;
+    batch.heldDelta -= hold.quantity;
+    giveBack(batch, hold.id, hold.customer_id, hold.quantity, hold.seats);
     hold.status = status;
   }
 
-  async #cancelOrder(tx: Transaction, event: EventState, orderId: string, now: Date): Promise<Result> {
-    const [order] = await tx.rows<OrderRow>(this.#sql.lockOrder, [orderId, event.row.id]);
+  async #cancelOrder(tx: Transaction, batch: Batch, orderId: string, now: Date): Promise<Result> {
+    const [order] = await tx.rows<OrderRow>(this.#sql.lockOrder, [orderId, batch.row.id]);
     if (!order) return { ok: false, refusal: { code: "order_not_found", detail: "no such order" } };
     if (order.status === "confirmed") {
-      const cancelled = await tx.rows(this.#sql.cancelOrder, [orderId, event.row.id, now]);
-      if (cancelled.length === 0)
+      const cancelled = await tx.rows(this.#sql.cancelOrder, [orderId, batch.row.id, now]);
+      if (cancelled.length === 0) {
         throw new StoreConflictError("40001", `order ${orderId} changed under its lock`);
-      event.soldDelta -= order.quantity;
+      }
+      batch.soldDelta -= order.quantity;
+      giveBack(batch, order.id, order.customer_id, order.quantity, order.seats);
       order.status = "cancelled";
       order.cancelled_at = now;
     }
@@ -625,9 +616,92 @@ export class PostgresStore implements Store {
 /** The query that was running has already failed with the same error; the client is released as broken. */
 function ignoreClientError(): void {}
 
-function available(event: EventState): number {
-  const row = event.row;
-  return row.capacity - (row.sold + event.soldDelta) - (row.held + event.heldDelta);
+function available(batch: Batch): number {
+  const row = batch.row;
+  return row.capacity - (row.sold + batch.soldDelta) - (row.held + batch.heldDelta);
+}
+
+/**
+ * A purchase or a new hold, decided on what the batch read under the event lock, with the reference
+ * model's checks in its order (src/domain/inventory.ts); the writes wait for closeBatch.
+ */
+function take(
+  batch: Batch,
+  kind: "order" | "hold",
+  customerId: string,
+  selection: Selection,
+  now: Date,
+  ttlSeconds: number,
+): Result {
+  const row = batch.row;
+  const shape = checkSelection(selection, { kind: row.kind, maxPerOrder: row.max_per_order });
+  if (shape) return { ok: false, refusal: shape };
+  if (selection.seats !== null) {
+    const sections = row.sections ?? [];
+    const unknown = selection.seats.filter((id) => parseSeatId(id, sections) === null);
+    if (unknown.length > 0) {
+      return {
+        ok: false,
+        refusal: { code: "invalid_request", detail: `no such seat: ${unknown.join(", ")}` },
+      };
+    }
+    const seats = selection.seats.filter((id) => batch.seatOwners.has(id));
+    if (seats.length > 0) {
+      return {
+        ok: false,
+        refusal: { code: "seats_unavailable", detail: `seats held or sold: ${seats.join(", ")}`, seats },
+      };
+    }
+  } else if (selection.quantity > available(batch)) {
+    return {
+      ok: false,
+      refusal: { code: "sold_out", detail: `fewer than ${selection.quantity} tickets left` },
+    };
+  }
+  const tickets = batch.tickets.get(customerId) ?? 0;
+  if (tickets + selection.quantity > row.max_per_customer) {
+    return {
+      ok: false,
+      refusal: {
+        code: "customer_limit_reached",
+        detail: `at most ${row.max_per_customer} tickets per customer for this event`,
+      },
+    };
+  }
+  const id = kind === "order" ? newOrderId(row.id, now.getTime()) : newHoldId(row.id, now.getTime());
+  const at = kind === "order" ? now : new Date(now.getTime() + ttlSeconds * 1000);
+  batch.tickets.set(customerId, tickets + selection.quantity);
+  batch.taken.set(customerId, (batch.taken.get(customerId) ?? 0) + selection.quantity);
+  for (const seat of selection.seats ?? []) {
+    batch.seatOwners.set(seat, id);
+    batch.claims.push({ seatId: seat, ownerId: id, sold: kind === "order" });
+  }
+  batch.sales.push({ id, customerId, quantity: selection.quantity, seats: selection.seats, kind, at });
+  const common = { id, eventId: row.id, customerId, quantity: selection.quantity, seats: selection.seats };
+  if (kind === "order") {
+    batch.soldDelta += selection.quantity;
+    return {
+      ok: true,
+      value: { ...common, status: "confirmed", createdAt: now.toISOString(), cancelledAt: null },
+    };
+  }
+  batch.heldDelta += selection.quantity;
+  return { ok: true, value: { ...common, status: "active", expiresAt: at.toISOString() } };
+}
+
+/** What a cancelled order or an ended hold gives back, as the batch sees it (the statement wrote it). */
+function giveBack(
+  batch: Batch,
+  ownerId: string,
+  customerId: string,
+  quantity: number,
+  seats: string[] | null,
+): void {
+  const tickets = batch.tickets.get(customerId);
+  if (tickets !== undefined) batch.tickets.set(customerId, tickets - quantity);
+  for (const seat of seats ?? []) {
+    if (batch.seatOwners.get(seat) === ownerId) batch.seatOwners.delete(seat);
+  }
 }
 
 function toEvent(row: EventRow): Event {
