@@ -13,7 +13,12 @@ import type { Command } from "../../src/domain/sale.js";
 import { advisoryKeyFor } from "../../src/store/postgres/postgres-advisory-key.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { describeStoreContract } from "../contract/store-contract.js";
-import { serversSkipReason, startPgBouncer, type PgBouncer } from "../support/postgres-servers.js";
+import {
+  freePortIn,
+  serversSkipReason,
+  startPgBouncer,
+  type PgBouncer,
+} from "../support/postgres-servers.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
 import { runBuyers } from "../support/postgres-buyers.js";
@@ -24,7 +29,7 @@ const target = { port: Number(new URL(TEST_POSTGRES_URL).port || 5432), database
 describeStoreContract(
   "postgres through PgBouncer (transaction mode)",
   async () => {
-    const bouncer = await startPgBouncer(16432, target, 4);
+    const bouncer = await startPgBouncer(await freePortIn(16432, 16439), target, 4);
     const schema = freshSchemaName("bouncer_contract");
     const stores: PostgresStore[] = [];
     const open = async () => {
@@ -52,7 +57,7 @@ describe("postgres through PgBouncer (transaction mode)", { skip, timeout: 120_0
   const schema = freshSchemaName("bouncer");
   before(async () => {
     // Fewer server connections than the store's pool: transactions of different clients share them.
-    bouncer = await startPgBouncer(16433, target, 3);
+    bouncer = await startPgBouncer(await freePortIn(16432, 16439), target, 3);
     store = new PostgresStore({ url: bouncer.url, schema, poolSize: 6, statementTimeoutMs: 400 });
     await store.init();
   });

@@ -40,6 +40,26 @@ async function tempDirFor(name: string): Promise<string> {
   return dir;
 }
 
+/**
+ * A port in [from, to] that nothing listens on right now, tried from a random place in the range, so that
+ * two test runs on one machine rarely pick the same one. (PostgreSQL and PgBouncer need a fixed port:
+ * they cannot be given port 0.)
+ */
+export async function freePortIn(from: number, to: number): Promise<number> {
+  const count = to - from + 1;
+  const offset = Math.floor(Math.random() * count);
+  for (let i = 0; i < count; i++) {
+    const port = from + ((offset + i) % count);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once("error", () => resolve(false));
+      server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in ${from}-${to}`);
+}
+
 /** Resolves once something accepts TCP connections on 127.0.0.1:port, or rejects after `timeoutMs`. */
 export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
