@@ -78,7 +78,13 @@ export function buildStatements(s: string) {
     // The first statement of every write: the event row, locked. Every writer of an event takes this lock
     // first, so writers of one event queue up instead of deadlocking, and what the batch reads after it
     // (answers, customer counts, seat claims) cannot change under it.
-    lockEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1 FOR NO KEY UPDATE`,
+    // `has_due`: whether overdue holds wait for expiry (rarely; the expiry statement is only run then).
+    lockEvent: `
+      SELECT ${EVENT_COLUMNS},
+             EXISTS (SELECT 1 FROM ${s}.holds h
+                     WHERE h.event_id = e.id AND h.status = 'active' AND h.expires_at <= $2) AS has_due
+      FROM ${s}.events e WHERE e.id = $1
+      FOR NO KEY UPDATE OF e`,
 
     // Events with overdue holds that no other transaction has locked: a sweeper skips events that are
     // busy selling (their own execute() expires their holds) and events another sweeper has taken.

@@ -47,10 +47,15 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** What a transaction's work runs statements through. */
 interface Transaction {
   rows<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<R[]>;
+  /** Several statements with their values inlined, in one round trip; the rows of each. */
+  simple(statements: readonly string[]): Promise<OpeningRows>;
 }
 
 /** The rows of each statement a transaction sent with its BEGIN, in order. */
 type OpeningRows = unknown[][];
+
+type CustomerRow = { customer_id: string; tickets: number };
+type SeatClaimRow = { seat_id: string; owner_id: string };
 
 /** A stored first answer to an idempotency key. */
 interface StoredAnswer {
@@ -257,12 +262,15 @@ export class PostgresStore implements Store {
         this.#inline(this.#sql.selectFence, [guard.lockKey]),
       );
     }
-    opening.push(
-      this.#inline(this.#sql.lockEvent, [eventId]),
-      this.#inline(this.#sql.expireHolds, [[eventId], now, 1_000_000]),
-      this.#inline(this.#sql.selectIdempotency, [eventId, [...keys]]),
+    // What purchases and holds are decided on; read again after an expiry gave tickets back.
+    const decidingReads = [
       this.#inline(this.#sql.selectCustomers, [eventId, [...customers]]),
       this.#inline(this.#sql.selectSeatOwners, [eventId, [...seats]]),
+    ];
+    opening.push(
+      this.#inline(this.#sql.lockEvent, [eventId, now]),
+      this.#inline(this.#sql.selectIdempotency, [eventId, [...keys]]),
+      ...decidingReads,
     );
 
     return this.#transaction(
@@ -276,11 +284,9 @@ export class PostgresStore implements Store {
             throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
           }
         }
-        const [row] = (results[next++] ?? []) as EventRow[];
-        const [expired] = (results[next++] ?? []) as { tickets: number }[];
+        const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
         const answerRows = (results[next++] ?? []) as StoredAnswer[];
-        const customerRows = (results[next++] ?? []) as { customer_id: string; tickets: number }[];
-        const seatRows = (results[next++] ?? []) as { seat_id: string; owner_id: string }[];
+        let [customerRows, seatRows] = results.slice(next) as [CustomerRow[], SeatClaimRow[]];
         if (!row) {
           return commands.map(() => ({
             ok: false as const,
@@ -288,14 +294,22 @@ export class PostgresStore implements Store {
             replayed: false,
           }));
         }
-        row.held -= expired?.tickets ?? 0;
+        if (row.has_due) {
+          const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [
+            [eventId],
+            now,
+            1_000_000,
+          ]);
+          row.held -= expired?.tickets ?? 0;
+          [customerRows, seatRows] = (await tx.simple(decidingReads)) as [CustomerRow[], SeatClaimRow[]];
+        }
         const batch: Batch = {
           row,
           soldDelta: 0,
           heldDelta: 0,
           answers: new Map(answerRows.map((answer) => [answer.key, answer])),
-          tickets: new Map(customerRows.map((customer) => [customer.customer_id, customer.tickets])),
-          seatOwners: new Map(seatRows.map((seat) => [seat.seat_id, seat.owner_id])),
+          tickets: new Map((customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets])),
+          seatOwners: new Map((seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id])),
           newAnswers: [],
           sales: [],
           claims: [],
@@ -522,6 +536,10 @@ export class PostgresStore implements Store {
           throw error;
         }
       },
+      simple: (statements: readonly string[]) =>
+        this.#simpleQuery(client, statements, (error) => {
+          broken = error;
+        }),
     };
     let begun = false;
     try {
