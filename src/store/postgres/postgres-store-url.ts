@@ -54,3 +54,13 @@ export function postgresStoreConfigFromUrl(value: string): PostgresStoreConfig &
   );
   return { kind: "postgres", url: url.toString(), poolSize, statementTimeoutMs, connectTimeoutMs };
 }
+
+/**
+ * The store URL as it may be shown (logs, /ready, metrics labels): the password replaced by "***" and
+ * boxoffice's own parameters kept, so that an operator can see which database and schema an instance uses.
+ */
+export function redactPostgresUrl(value: string): string {
+  const url = new URL(value);
+  if (url.password !== "") url.password = "***";
+  return url.toString();
+}

@@ -4,6 +4,7 @@ import {
   isPostgresUrl,
   postgresStoreConfigFromUrl,
   POSTGRES_STORE_DEFAULTS,
+  redactPostgresUrl,
 } from "../../../src/store/postgres/postgres-store-url.js";
 
 describe("postgres store URL", () => {
@@ -29,5 +30,13 @@ describe("postgres store URL", () => {
     assert.throws(() => postgresStoreConfigFromUrl("sqlite:./data"), { code: "INVALID_CONFIG" });
     assert.equal(isPostgresUrl("POSTGRES://h/db"), true);
     assert.equal(isPostgresUrl("./data"), false);
+  });
+
+  it("hides the password when the URL is shown", () => {
+    assert.equal(
+      redactPostgresUrl("postgres://app:s3cret@db:5432/tickets?schema=prod"),
+      "postgres://app:***@db:5432/tickets?schema=prod",
+    );
+    assert.equal(redactPostgresUrl("postgres://app@db/tickets"), "postgres://app@db/tickets");
   });
 });
