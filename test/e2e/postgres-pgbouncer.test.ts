@@ -19,7 +19,7 @@ import {
   startPgBouncer,
   type PgBouncer,
 } from "../support/postgres-servers.js";
-import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
+import { dropSchema, freshSchemaName, lockEventRow } from "../support/postgres-test-store.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
 import { runBuyers } from "../support/postgres-buyers.js";
 
@@ -141,14 +141,14 @@ describe("postgres through PgBouncer (transaction mode)", { skip, timeout: 120_0
       const [sold] = await store.execute(plan.id, [buy("a")], guard, new Date());
       assert.equal(sold?.ok, true);
       // A stuck statement (the event row locked from outside) ends at the 400 ms statement timeout.
-      await holder.query("BEGIN");
-      await holder.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.events WHERE id = $1 FOR UPDATE`, [
-        plan.id,
-      ]);
-      await assert.rejects(() => store!.execute(plan.id, [buy("b")], null, new Date()), {
-        code: "STORE_UNAVAILABLE",
-      });
-      await holder.query("ROLLBACK");
+      const rowHolder = await lockEventRow(TEST_POSTGRES_URL, schema, plan.id);
+      try {
+        await assert.rejects(() => store!.execute(plan.id, [buy("b")], null, new Date()), {
+          code: "STORE_UNAVAILABLE",
+        });
+      } finally {
+        await rowHolder.release();
+      }
       // No session setting leaked into the shared server connections: a plain transaction through
       // PgBouncer sees the server's defaults again.
       const probe = new pg.Client({ connectionString: bouncer!.url });

@@ -48,3 +48,23 @@ export async function createTestPostgresStore(
     },
   };
 }
+
+/** Holds an event's row lock from a connection of its own (as a stuck writer would) until `release()`. */
+export async function lockEventRow(
+  url: string,
+  schema: string,
+  eventId: string,
+): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query("BEGIN");
+  await client.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.events WHERE id = $1 FOR UPDATE`, [
+    eventId,
+  ]);
+  return {
+    async release() {
+      await client.query("ROLLBACK").catch(() => undefined);
+      await client.end();
+    },
+  };
+}

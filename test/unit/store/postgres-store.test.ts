@@ -16,6 +16,7 @@ import {
   createTestPostgresStore,
   dropSchema,
   freshSchemaName,
+  lockEventRow,
   type TestPostgresStore,
 } from "../../support/postgres-test-store.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../../support/services.js";
@@ -69,19 +70,14 @@ describe("postgres store", { skip: await postgresSkip() }, () => {
       { timeout: 15_000 },
       async () => {
         const plan = await newEvent(fixture.store);
-        const holder = await connectOutsider();
-        await holder.query("BEGIN");
-        await holder.query(
-          `SELECT 1 FROM ${pg.escapeIdentifier(fixture.schema)}.events WHERE id = $1 FOR UPDATE`,
-          [plan.id],
-        );
+        const holder = await lockEventRow(TEST_POSTGRES_URL, fixture.schema, plan.id);
         try {
           await assert.rejects(() => fixture.store.execute(plan.id, [buy("c")], null, new Date()), {
             code: "STORE_UNAVAILABLE",
             retryable: true,
           });
         } finally {
-          await holder.query("ROLLBACK");
+          await holder.release();
         }
         // The connection that timed out is healthy again: the next sale goes through.
         const [outcome] = await fixture.store.execute(plan.id, [buy("c")], null, new Date());
@@ -95,12 +91,7 @@ describe("postgres store", { skip: await postgresSkip() }, () => {
       { timeout: 15_000 },
       async () => {
         const plan = await newEvent(fixture.store);
-        const holder = await connectOutsider();
-        await holder.query("BEGIN");
-        await holder.query(
-          `SELECT 1 FROM ${pg.escapeIdentifier(fixture.schema)}.events WHERE id = $1 FOR UPDATE`,
-          [plan.id],
-        );
+        const holder = await lockEventRow(TEST_POSTGRES_URL, fixture.schema, plan.id);
         // The pool's only connection is now stuck in this sale until the statement timeout.
         const stuck = fixture.store.execute(plan.id, [buy("c")], null, new Date());
         const stuckSettled = stuck.then(
@@ -113,7 +104,7 @@ describe("postgres store", { skip: await postgresSkip() }, () => {
             retryable: true,
           });
         } finally {
-          await holder.query("ROLLBACK");
+          await holder.release();
         }
         assert.ok(["ok", "STORE_UNAVAILABLE"].includes((await stuckSettled) ?? ""));
         assert.ok(await fixture.store.getEvent(plan.id));
@@ -314,18 +305,13 @@ describe("postgres store", { skip: await postgresSkip() }, () => {
         );
         assert.equal(outcome?.ok, true);
       }
-      const holder = await connectOutsider();
-      await holder.query("BEGIN");
-      await holder.query(
-        `SELECT 1 FROM ${pg.escapeIdentifier(fixture.schema)}.events WHERE id = $1 FOR UPDATE`,
-        [busy.id],
-      );
+      const holder = await lockEventRow(TEST_POSTGRES_URL, fixture.schema, busy.id);
       try {
         // A limit of one event: the busy one comes first by id, and must not use up the limit.
         assert.equal(await store.expireHolds(new Date(t0.getTime() + 31_000), 1), 1);
         assert.equal((await store.getEvent(idle.id))?.held, 0);
       } finally {
-        await holder.query("ROLLBACK");
+        await holder.release();
       }
       assert.equal((await store.getEvent(busy.id))?.held, 2);
       assert.equal(await store.expireHolds(new Date(t0.getTime() + 31_000), 1), 1);
