@@ -1,34 +1,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  isPostgresUrl,
-  postgresStoreConfigFromUrl,
-  POSTGRES_STORE_DEFAULTS,
-  redactPostgresUrl,
-} from "../../../src/store/postgres/postgres-store-url.js";
+import { isPostgresUrl, redactPostgresUrl } from "../../../src/store/postgres/postgres-store-url.js";
 
 describe("postgres store URL", () => {
-  it("takes the tuning parameters out of the URL and leaves the rest to the driver", () => {
-    const config = postgresStoreConfigFromUrl(
-      "postgres://app:secret@db:6432/tickets?schema=prod&pool=20&statement_timeout_ms=800&connect_timeout_ms=300&sslmode=require",
-    );
-    assert.deepEqual(config, {
-      kind: "postgres",
-      url: "postgres://app:secret@db:6432/tickets?schema=prod&sslmode=require",
-      poolSize: 20,
-      statementTimeoutMs: 800,
-      connectTimeoutMs: 300,
-    });
-  });
-
-  it("uses the defaults and refuses nonsense", () => {
-    const config = postgresStoreConfigFromUrl("postgresql://127.0.0.1/test");
-    assert.equal(config.poolSize, POSTGRES_STORE_DEFAULTS.poolSize);
-    assert.equal(config.statementTimeoutMs, POSTGRES_STORE_DEFAULTS.statementTimeoutMs);
-    assert.throws(() => postgresStoreConfigFromUrl("postgres://h/db?pool=0"), { code: "INVALID_CONFIG" });
-    assert.throws(() => postgresStoreConfigFromUrl("postgres://h/db?pool=abc"), { code: "INVALID_CONFIG" });
-    assert.throws(() => postgresStoreConfigFromUrl("sqlite:./data"), { code: "INVALID_CONFIG" });
-    assert.equal(isPostgresUrl("POSTGRES://h/db"), true);
+  it("tells a PostgreSQL URL from other store settings", () => {
+    assert.equal(isPostgresUrl("postgres://h/db"), true);
+    assert.equal(isPostgresUrl("POSTGRESQL://h/db"), true);
+    assert.equal(isPostgresUrl("sqlite"), false);
     assert.equal(isPostgresUrl("./data"), false);
   });
 
