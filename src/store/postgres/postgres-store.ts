@@ -230,12 +230,12 @@ export class PostgresStore implements Store {
 
   /**
    * One transaction in three round trips, whatever the number of commands that only take tickets:
-   * (1) BEGIN, its settings, the fence, the event row lock, the expiry of the event's overdue holds, and
-   *     what the batch decides on (stored idempotency answers, the customers' counts, the requested seats'
-   *     claims), as one message: each statement sees what committed before it ran, so all of it is read
-   *     with the lock held;
+   * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
+   *     idempotency answers, the customers' counts, the requested seats' claims), as one message: each
+   *     statement sees what committed before it ran, so all of it is read with the lock held;
    * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
-   *     and cancel add one statement each before it, on rows committed earlier);
+   *     and cancel add one statement each before it, on rows committed earlier; overdue holds, when the
+   *     event has some, one statement to expire them and one to read again);
    * (3) COMMIT.
    */
   async execute(
