@@ -5,7 +5,8 @@
  *
  * An "instance" is an OS process with its own store handle, as a server instance would have, sending
  * purchases of one ticket straight to Store.execute (one command per transaction, no batching, no lock),
- * 8 at a time. That measures the store, not HTTP or the balancer. Results go to docs/benchmarks/postgres.md.
+ * 8 at a time. That measures the store, not HTTP or the balancer. First, the two PostgreSQL drivers are
+ * compared on the same transaction (why the store uses `pg`). Results go to docs/benchmarks/postgres.md.
  *
  * Worker mode (internal): `postgres.bench.js worker <json>` runs one instance and prints its latencies.
  */
@@ -16,6 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
+import postgresJs from "postgres";
 import { planEvent } from "../src/domain/event.js";
 import { newEventId } from "../src/domain/ids.js";
 import type { Command } from "../src/domain/sale.js";
@@ -25,7 +27,7 @@ import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 
 const run = promisify(execFile);
 const POSTGRES_URL = process.env.BOXOFFICE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const DURATION_MS = Number(process.env.BOXOFFICE_BENCH_DURATION_MS ?? 2500);
+const DURATION_MS = Number(process.env.BOXOFFICE_BENCH_DURATION_MS ?? 2000);
 const IN_FLIGHT = 8;
 const PARTITIONS = 8;
 
@@ -217,6 +219,95 @@ async function measure(
   return row;
 }
 
+interface DriverRow {
+  driver: string;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+/**
+ * The same small write transaction (lock a row, guarded update, insert, commit) through `pg` and through
+ * `postgres` (porsager), 16 callers on a pool of 8, on 50 rows.
+ */
+async function compareDrivers(): Promise<DriverRow[]> {
+  const schema = `bench_drivers_${process.pid}`;
+  const s = pg.escapeIdentifier(schema);
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${s};
+    CREATE TABLE ${s}.counters (id integer PRIMARY KEY, sold integer NOT NULL, capacity integer NOT NULL);
+    CREATE TABLE ${s}.sales (id bigserial PRIMARY KEY, counter integer NOT NULL, customer text NOT NULL);
+    INSERT INTO ${s}.counters SELECT n, 0, 1000000000 FROM generate_series(1, 50) AS n;`);
+  const lockRow = `SELECT sold FROM ${s}.counters WHERE id = $1 FOR UPDATE`;
+  const update = `UPDATE ${s}.counters SET sold = sold + 1 WHERE id = $1 AND sold + 1 <= capacity`;
+  const insert = `INSERT INTO ${s}.sales (counter, customer) VALUES ($1, $2)`;
+  const measureDriver = async (
+    driver: string,
+    transaction: (id: number) => Promise<void>,
+  ): Promise<DriverRow> => {
+    const latenciesMs: number[] = [];
+    const endAtMs = Date.now() + DURATION_MS;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (Date.now() < endAtMs) {
+          const started = performance.now();
+          await transaction(1 + Math.floor(Math.random() * 50));
+          latenciesMs.push(performance.now() - started);
+        }
+      }),
+    );
+    latenciesMs.sort((a, b) => a - b);
+    const row = {
+      driver,
+      perSecond: Math.round(latenciesMs.length / (DURATION_MS / 1000)),
+      p50: percentile(latenciesMs, 0.5),
+      p99: percentile(latenciesMs, 0.99),
+    };
+    console.log(JSON.stringify(row));
+    return row;
+  };
+  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 8 });
+  const withPg = async (id: number) => {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query(lockRow, [id]);
+      await client.query(update, [id]);
+      await client.query(insert, [id, "c"]);
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+  };
+  const withPostgresJs = (prepare: boolean) => {
+    const sql = postgresJs(POSTGRES_URL, { max: 8, prepare, onnotice: () => undefined });
+    const transaction = async (id: number) => {
+      await sql.begin(async (tx) => {
+        await tx.unsafe(lockRow, [id]);
+        await tx.unsafe(update, [id]);
+        await tx.unsafe(insert, [id, "c"]);
+      });
+    };
+    return { sql, transaction };
+  };
+  const unprepared = withPostgresJs(false);
+  const prepared = withPostgresJs(true);
+  try {
+    return [
+      await measureDriver("pg (unnamed statements)", withPg),
+      await measureDriver("postgres, prepare: false (what PgBouncer 1.18 needs)", unprepared.transaction),
+      await measureDriver("postgres, prepare: true", prepared.transaction),
+    ];
+  } finally {
+    await pool.end();
+    await unprepared.sql.end();
+    await prepared.sql.end();
+    await admin.query(`DROP SCHEMA ${s} CASCADE`);
+    await admin.end();
+  }
+}
+
 async function main(): Promise<void> {
   const postgres = async (): Promise<StoreSpec> => ({
     kind: "postgres",
@@ -238,6 +329,7 @@ async function main(): Promise<void> {
     ["SQLite, one file", sqlite("single")],
     ["SQLite, file per event", sqlite("per-event")],
   ];
+  const drivers = await compareDrivers();
   const rows: Row[] = [];
   for (const [label, makeSpec] of stores) {
     for (const events of [1, 50]) {
@@ -268,12 +360,23 @@ async function main(): Promise<void> {
     "the database server, the instances and the load all share the same 2 cores. Compare rows with each other,",
     "not with other machines; the lead reruns this on a quiet machine.",
     "",
+    "## The stores",
+    "",
     "| store | events | instances | batch | purchases/s | p50 ms | p99 ms | errors |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map(
       (r) =>
         `| ${r.store} | ${r.events} | ${r.instances} | ${r.batch} | ${r.perSecond} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`,
     ),
+    "",
+    "## The drivers (why the store uses `pg`)",
+    "",
+    "One small write transaction (lock a row, guarded update, insert, commit) from 16 callers through a pool",
+    `of 8, on 50 rows, for ${DURATION_MS / 1000} s, in one process.`,
+    "",
+    "| driver | transactions/s | p50 ms | p99 ms |",
+    "|---|---:|---:|---:|",
+    ...drivers.map((d) => `| ${d.driver} | ${d.perSecond} | ${d.p50.toFixed(2)} | ${d.p99.toFixed(2)} |`),
     "",
   ];
   mkdirSync("docs/benchmarks", { recursive: true });
