@@ -20,7 +20,7 @@ import {
   type PgBouncer,
   type ThrowawayPostgres,
 } from "../support/postgres-servers.js";
-import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
+import { dropSchema, freshSchemaName, lockEventRow } from "../support/postgres-test-store.js";
 import { ServerProcess, stopAll } from "../support/server-process.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
 
@@ -130,6 +130,33 @@ describe("boxoffice server on PostgreSQL: 4 processes, no lock", { skip, timeout
     assert.equal(new Set(soldSeats).size, soldSeats.length, "no seat in two orders");
     const seen = await http.call<Event>(url(2), `/v1/events/${created.body.id}`);
     assert.equal(seen.body.sold, soldSeats.length);
+  });
+
+  it("answers 503 with Retry-After when the event's row is stuck, after the statement timeout", async () => {
+    const url = (servers[0] as ServerProcess).url;
+    const created = await http.call<Event>(url, "/v1/events", {
+      admin: true,
+      body: { name: "Stuck", capacity: 5 },
+    });
+    assert.equal(created.status, 201, created.text);
+    const holder = await lockEventRow(TEST_POSTGRES_URL, schema, created.body.id);
+    let answer: HttpAnswer<{ code?: string }>;
+    try {
+      answer = await http.call(url, `/v1/events/${created.body.id}/orders`, {
+        body: { customerId: "c", quantity: 1 },
+      });
+    } finally {
+      await holder.release();
+    }
+    assert.equal(answer.status, 503, answer.text);
+    assert.equal(answer.body.code, "unavailable");
+    assert.match(String(answer.headers["retry-after"]), /^\d+$/);
+    const after = await http.call<Event>(url, `/v1/events/${created.body.id}`);
+    assert.equal(after.body.sold, 0, "a 503 changed nothing");
+    const sold = await http.call(url, `/v1/events/${created.body.id}/orders`, {
+      body: { customerId: "c", quantity: 1 },
+    });
+    assert.equal(sold.status, 201, "sells again once the row is free");
   });
 });
 
