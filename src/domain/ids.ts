@@ -17,7 +17,13 @@ const ULID = "[0-9A-HJKMNP-TV-Z]{26}";
 const EVENT_ID = new RegExp(`^evt_(${ULID})$`);
 const CHILD_ID = new RegExp(`^(ord|hld)_(${ULID})_(${ULID})$`);
 
-/** A new ULID for the given time. */
+let lastTimeMs = -1;
+let lastRandom: number[] = [];
+
+/**
+ * A new ULID for the given time. Within one process, ids made in the same millisecond still sort in
+ * the order they were made: the random part of the previous one is incremented instead of redrawn.
+ */
 export function ulid(nowMs: number = Date.now()): string {
   let time = "";
   let ms = nowMs;
@@ -25,10 +31,16 @@ export function ulid(nowMs: number = Date.now()): string {
     time = CROCKFORD[ms % 32] + time;
     ms = Math.floor(ms / 32);
   }
-  const bytes = randomBytes(16);
-  let random = "";
-  for (const byte of bytes) random += CROCKFORD[byte % 32];
-  return time + random;
+  if (nowMs === lastTimeMs) {
+    let i = lastRandom.length - 1;
+    while (i >= 0 && lastRandom[i] === 31) lastRandom[i--] = 0;
+    if (i >= 0) lastRandom[i] = (lastRandom[i] ?? 0) + 1;
+  } else {
+    lastTimeMs = nowMs;
+    lastRandom = [...randomBytes(16)].map((byte) => byte % 32);
+    lastRandom[0] = (lastRandom[0] ?? 0) % 16; // headroom so increments rarely wrap
+  }
+  return time + lastRandom.map((digit) => CROCKFORD[digit]).join("");
 }
 
 export function newEventId(nowMs?: number): string {

@@ -1,0 +1,42 @@
+/**
+ * The supervisor's control endpoint, on loopback only: `GET /status` (JSON, read by `boxoffice status`),
+ * `GET /metrics` (Prometheus) and `POST /restart` (rolling restart, as `boxoffice restart` or SIGHUP).
+ * Its address is written to <data dir>/cluster.json so the CLI can find it.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import { timingSafeEqual } from "node:crypto";
+import type { Supervisor } from "./supervisor.js";
+
+function sameToken(given: string | undefined, expected: string): boolean {
+  const a = Buffer.from(given ?? "");
+  const b = Buffer.from(`Bearer ${expected}`);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export async function startControlServer(
+  supervisor: Supervisor,
+  adminToken: string,
+  host = "127.0.0.1",
+): Promise<{ url: string; close(): Promise<void> }> {
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.get("/status", async () => supervisor.status());
+  app.get("/metrics", async (_request, reply) => {
+    reply.type(supervisor.registry.contentType);
+    return supervisor.registry.metrics();
+  });
+  app.post("/restart", async (request, reply) => {
+    if (!sameToken(request.headers.authorization, adminToken)) {
+      return reply.code(401).type("application/problem+json").send({
+        type: "about:blank",
+        title: "Unauthorized",
+        status: 401,
+        code: "unauthorized",
+        detail: "send Authorization: Bearer <admin token>",
+      });
+    }
+    void supervisor.rollingRestart();
+    return reply.code(202).send({ status: "restarting" });
+  });
+  const url = await app.listen({ host, port: 0 });
+  return { url, close: () => app.close() };
+}

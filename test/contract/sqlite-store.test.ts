@@ -1,0 +1,26 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { describeStoreContract } from "./store-contract.js";
+
+for (const layout of ["single", "per-event"] as const) {
+  describeStoreContract(`sqlite (${layout})`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), `boxoffice-contract-${layout}-`));
+    const config = { kind: "sqlite" as const, dir, layout, durability: "full" as const, maxOpenEvents: 8 };
+    const store = new SqliteStore(config);
+    await store.init();
+    return {
+      store,
+      async openAnother() {
+        const another = new SqliteStore(config);
+        await another.init();
+        return another;
+      },
+      async cleanup() {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+}
