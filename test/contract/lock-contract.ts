@@ -12,8 +12,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createLockProvider } from "../../src/lock/create-lock-provider.js";
 import type { LockProvider } from "../../src/lock/lock-provider.js";
 import { guardedSection } from "../support/guarded-section.js";
-import type { ChildSetup } from "../support/lock-child.js";
-import { LockChild } from "../support/lock-children.js";
+import { fileURLToPath } from "node:url";
+import type { ChildMessage, ChildRequest, ChildSetup } from "../support/lock-child.js";
+import { ForkedChild } from "../support/forked-child.js";
+
+type LockChild = ForkedChild<ChildRequest, ChildMessage>;
+const LOCK_CHILD = fileURLToPath(new URL("../support/lock-child.js", import.meta.url));
 
 /** What a provider promises; the tests of a promise it does not make are skipped. */
 export interface LockCapabilities {
@@ -47,7 +51,7 @@ export function describeLockContract(
     /** Every test uses fresh keys, so that one test's leftovers cannot help or hurt the next. */
     const freshKey = (): string => `event:contract-${process.pid}-${Date.now()}-${keyNumber++}`;
     const startChild = async (): Promise<LockChild> => {
-      const child = await LockChild.start({
+      const child = await ForkedChild.start<ChildRequest, ChildMessage>(LOCK_CHILD, {
         config: setup.config,
         context: setup.context,
         postgresUrl: setup.postgresUrl,
