@@ -29,19 +29,21 @@ export interface HeldLease {
 export type AcquireAttempt = HeldLease | "busy";
 
 /** The first retry after a busy answer waits about this long; later ones back off up to the cap. */
-const FIRST_RETRY_MS = 2;
-const MAX_RETRY_MS = 50;
+const FIRST_RETRY_MS = 1;
+const MAX_RETRY_MS = 10;
 
 /**
- * Calls `attempt` until it returns a lease or `waitMs` has passed (LockBusyError). Retries back off with
- * full jitter so that waiters on one key do not knock in step. Errors from `attempt` pass through.
+ * Calls `attempt` until it returns a lease or `waitMs` since `startedMs` has passed (LockBusyError); it
+ * always tries at least once. Retries back off with full jitter so that waiters on one key do not knock
+ * in step. Errors from `attempt` pass through.
  */
 export async function acquireWithin(
   key: string,
   waitMs: number,
   attempt: () => Promise<AcquireAttempt>,
+  startedMs: number = performance.now(),
 ): Promise<HeldLease> {
-  const deadlineMs = performance.now() + waitMs;
+  const deadlineMs = startedMs + waitMs;
   let retryMs = FIRST_RETRY_MS;
   for (;;) {
     const result = await attempt();

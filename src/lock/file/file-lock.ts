@@ -20,6 +20,7 @@ import type { WriteGuard } from "../../store/store.js";
 import { acquireWithin, holdWhile, wallClockMicros, type AcquireAttempt } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { LocalQueue } from "../local-queue.js";
 
 export interface FileLockOptions {
   /** Path of the lock database, e.g. `<data dir>/locks.sqlite`. */
@@ -63,6 +64,7 @@ export class FileLock implements LockProvider {
   readonly #busyTimeoutMs: number;
   #db: Database.Database | null = null;
   #closed = false;
+  readonly #queue = new LocalQueue();
 
   constructor(options: FileLockOptions) {
     this.#path = options.path;
@@ -116,10 +118,19 @@ export class FileLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    const lease = await acquireWithin(key, options.waitMs, async () =>
-      this.#tryAcquire(key, options.leaseMs),
-    );
-    return holdWhile(key, options.leaseMs, lease, work);
+    const startedMs = performance.now();
+    const leave = await this.#queue.enter(key, options.waitMs);
+    try {
+      const lease = await acquireWithin(
+        key,
+        options.waitMs,
+        async () => this.#tryAcquire(key, options.leaseMs),
+        startedMs,
+      );
+      return await holdWhile(key, options.leaseMs, lease, work);
+    } finally {
+      leave();
+    }
   }
 
   #open(): Database.Database {

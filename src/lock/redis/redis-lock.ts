@@ -17,6 +17,7 @@ import type { WriteGuard } from "../../store/store.js";
 import { acquireWithin, holdWhile, type AcquireAttempt, type HeldLease } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { LocalQueue } from "../local-queue.js";
 import { LuaScript } from "./lua-script.js";
 
 const ACQUIRE = new LuaScript("acquire.lua");
@@ -52,6 +53,7 @@ export class RedisLock implements LockProvider {
   readonly #quorum: number;
   #clients: Redis[] = [];
   #closed = false;
+  readonly #queue = new LocalQueue();
 
   constructor(options: RedisLockOptions) {
     if (options.urls.length === 0) throw new LockUnavailableError("redis lock needs at least one server");
@@ -124,8 +126,19 @@ export class RedisLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    const lease = await acquireWithin(key, options.waitMs, () => this.#tryAcquire(key, options.leaseMs));
-    return holdWhile(key, options.leaseMs, lease, work);
+    const startedMs = performance.now();
+    const leave = await this.#queue.enter(key, options.waitMs);
+    try {
+      const lease = await acquireWithin(
+        key,
+        options.waitMs,
+        () => this.#tryAcquire(key, options.leaseMs),
+        startedMs,
+      );
+      return await holdWhile(key, options.leaseMs, lease, work);
+    } finally {
+      leave();
+    }
   }
 
   #live(): Redis[] {
