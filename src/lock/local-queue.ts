@@ -26,19 +26,18 @@ export class LocalQueue {
     }
     const current = line;
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      const timeout = { timer: undefined as NodeJS.Timeout | undefined };
       const waiter: Waiter = {
         grant: () => {
-          clearTimeout(timer);
+          clearTimeout(timeout.timer);
           resolve(() => this.#leave(key, current, waiter));
         },
       };
       current.push(waiter);
       if (current.length === 1) return waiter.grant();
-      timer = setTimeout(() => {
-        const index = current.indexOf(waiter);
-        // Index 0 would be a waiter already granted; the grant cleared this timer, so it is never 0 here.
-        if (index > 0) current.splice(index, 1);
+      timeout.timer = setTimeout(() => {
+        // The grant clears this timer, so the waiter is still in line behind someone here.
+        current.splice(current.indexOf(waiter), 1);
         reject(new LockBusyError(key, waitMs));
       }, waitMs);
     });
