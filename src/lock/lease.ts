@@ -8,6 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BoxofficeError } from "../domain/errors.js";
 import type { WriteGuard } from "../store/store.js";
 import { LockBusyError, LockLostError } from "./lock-errors.js";
+import type { LockOptions } from "./lock-provider.js";
+import type { LocalQueue } from "./local-queue.js";
 
 /** A lock this process holds, as a provider's backend sees it. */
 export interface HeldLease {
@@ -126,6 +128,27 @@ export async function holdWhile<T>(
     await renewing;
     // A failed release is harmless: the lease runs out by itself, and nobody else's lock is touched.
     await lease.release().catch(() => undefined);
+  }
+}
+
+/**
+ * The whole `withLock` of a leasing provider: line up in this process's queue for `key`, take the lock
+ * with `attempt` within what is left of `waitMs`, and run `work` under the lease.
+ */
+export async function withLease<T>(
+  queue: LocalQueue,
+  key: string,
+  options: LockOptions,
+  attempt: () => Promise<AcquireAttempt>,
+  work: (guard: WriteGuard) => Promise<T>,
+): Promise<T> {
+  const startedMs = performance.now();
+  const leave = await queue.enter(key, options.waitMs);
+  try {
+    const lease = await acquireWithin(key, options.waitMs, attempt, startedMs);
+    return await holdWhile(key, options.leaseMs, lease, work);
+  } finally {
+    leave();
   }
 }
 

@@ -7,22 +7,14 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
 import { createLockProvider } from "../../src/lock/create-lock-provider.js";
 import { lockKeyFor, type LockProvider } from "../../src/lock/lock-provider.js";
-import type { StoreConfig } from "../../src/store/create-store.js";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { ForkedChild } from "../support/forked-child.js";
-import type { SellerMessage, SellerRequest } from "../support/lock-store-child.js";
 import { RedisServer, startRedisServers } from "../support/redis-servers.js";
+import { SellerFixture } from "../support/seller-fixture.js";
 
-const SELLER = fileURLToPath(new URL("../support/lock-store-child.js", import.meta.url));
 const fenceOf = (lock: LockProvider, key: string): Promise<number | null> =>
   lock.withLock(key, { leaseMs: 1000, waitMs: 500 }, async (guard) => guard.fence);
 
@@ -69,35 +61,23 @@ describe("Redlock over three servers", () => {
 
 describe("a single Redis killed in the middle of a burst of sales", () => {
   const redis = new RedisServer(16383);
-  let dir: string;
-  let storeConfig: StoreConfig;
-  let store: SqliteStore;
-  const sellers: ForkedChild<SellerRequest, SellerMessage>[] = [];
-
+  let fixture: SellerFixture;
   before(async () => {
     await redis.start();
-    dir = mkdtempSync(join(os.tmpdir(), "boxoffice-lock-redis-kill-"));
-    storeConfig = { kind: "sqlite", dir, layout: "per-event", durability: "normal", maxOpenEvents: 8 };
-    store = new SqliteStore(storeConfig);
-    await store.init();
+    fixture = await SellerFixture.open(() => ({ kind: "redis", urls: [redis.url] }));
   });
   after(async () => {
-    await Promise.all(sellers.map((seller) => seller.stop()));
-    await store.close();
+    await fixture.close();
     await redis.kill();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("costs only retryable lock errors, never a wrong sale, and sales resume when Redis is back", async () => {
     const capacity = 5000;
-    const event = await store.createEvent(planEvent({ name: "Burst", capacity }, newEventId(), new Date()));
-    const key = lockKeyFor("event", event.id);
-    const setup = { lock: { config: { kind: "redis", urls: [redis.url] }, context: {} }, store: storeConfig };
-    sellers.push(
-      ...(await Promise.all(
-        [1, 2, 3].map(() => ForkedChild.start<SellerRequest, SellerMessage>(SELLER, setup)),
-      )),
+    const event = await fixture.store.createEvent(
+      planEvent({ name: "Burst", capacity }, newEventId(), new Date()),
     );
+    const key = lockKeyFor("event", event.id);
+    const sellers = await fixture.startSellers(3);
     const burst = {
       op: "burst",
       key,
@@ -126,7 +106,7 @@ describe("a single Redis killed in the middle of a burst of sales", () => {
       assert.ok(["LOCK_UNAVAILABLE", "LOCK_LOST", "LOCK_BUSY"].includes(code), `unexpected error ${code}`);
     }
     // Every ticket the sellers were told they sold is in the store, and no more.
-    assert.equal((await store.getEvent(event.id))?.sold, sold);
+    assert.equal((await fixture.store.getEvent(event.id))?.sold, sold);
 
     // Back on the restarted (empty) Redis: sales go through again, with no STALE_FENCE.
     let resumed = 0;
@@ -139,6 +119,6 @@ describe("a single Redis killed in the middle of a burst of sales", () => {
       }
     }
     assert.equal(resumed, burst.batch);
-    assert.equal((await store.getEvent(event.id))?.sold, sold + resumed);
+    assert.equal((await fixture.store.getEvent(event.id))?.sold, sold + resumed);
   });
 });

@@ -17,7 +17,7 @@ import os from "node:os";
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import type { WriteGuard } from "../../store/store.js";
-import { acquireWithin, holdWhile, wallClockMicros, type AcquireAttempt } from "../lease.js";
+import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
@@ -118,19 +118,7 @@ export class FileLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    const startedMs = performance.now();
-    const leave = await this.#queue.enter(key, options.waitMs);
-    try {
-      const lease = await acquireWithin(
-        key,
-        options.waitMs,
-        async () => this.#tryAcquire(key, options.leaseMs),
-        startedMs,
-      );
-      return await holdWhile(key, options.leaseMs, lease, work);
-    } finally {
-      leave();
-    }
+    return withLease(this.#queue, key, options, async () => this.#tryAcquire(key, options.leaseMs), work);
   }
 
   #open(): Database.Database {

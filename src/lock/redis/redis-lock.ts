@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { WriteGuard } from "../../store/store.js";
-import { acquireWithin, holdWhile, type AcquireAttempt, type HeldLease } from "../lease.js";
+import { withLease, type AcquireAttempt, type HeldLease } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
@@ -126,19 +126,7 @@ export class RedisLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    const startedMs = performance.now();
-    const leave = await this.#queue.enter(key, options.waitMs);
-    try {
-      const lease = await acquireWithin(
-        key,
-        options.waitMs,
-        () => this.#tryAcquire(key, options.leaseMs),
-        startedMs,
-      );
-      return await holdWhile(key, options.leaseMs, lease, work);
-    } finally {
-      leave();
-    }
+    return withLease(this.#queue, key, options, () => this.#tryAcquire(key, options.leaseMs), work);
   }
 
   #live(): Redis[] {
