@@ -5,7 +5,8 @@
  *
  * Each cell: 4 seller processes × 4 concurrent buyers, each buyer taking the lock, writing one purchase
  * through the SQLite store (durability "full": one fsync per commit) and releasing, for a fixed time.
- * Redis servers are our own (ports 16387–16389), not the shared one. Writes docs/benchmarks/locks.md.
+ * Redis servers are our own (ports 16380–16382, as the lock contract test: do not run both at once),
+ * never the shared one. Writes docs/benchmarks/locks.md.
  */
 import { fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -175,7 +176,7 @@ async function cell(
 }
 
 async function main(): Promise<void> {
-  const redis = await startRedisServers(16387, 3);
+  const redis = await startRedisServers(16380, 3);
   const started = new Date();
   try {
     const providers: [string, LockConfig][] = [
