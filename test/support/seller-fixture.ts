@@ -16,15 +16,16 @@ import { redisSkip, TEST_REDIS_URL } from "./services.js";
 
 const SELLER = fileURLToPath(new URL("./lock-store-child.js", import.meta.url));
 export type Seller = ForkedChild<SellerRequest, SellerMessage>;
+type SqliteStoreConfig = Extract<StoreConfig, { kind: "sqlite" }>;
 
 export class SellerFixture {
   readonly dir: string;
   readonly store: SqliteStore;
-  readonly #storeConfig: StoreConfig;
+  readonly #storeConfig: SqliteStoreConfig;
   readonly #lock: LockConfig;
   readonly #sellers: Seller[] = [];
 
-  private constructor(dir: string, storeConfig: StoreConfig, lock: LockConfig) {
+  private constructor(dir: string, storeConfig: SqliteStoreConfig, lock: LockConfig) {
     this.dir = dir;
     this.#storeConfig = storeConfig;
     this.#lock = lock;
@@ -34,7 +35,7 @@ export class SellerFixture {
   /** A fresh directory and store; `lock` gets the directory (for the file lock's database). */
   static async open(lock: (dir: string) => LockConfig): Promise<SellerFixture> {
     const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-sellers-"));
-    const storeConfig: StoreConfig = {
+    const storeConfig: SqliteStoreConfig = {
       kind: "sqlite",
       dir,
       layout: "per-event",
