@@ -58,11 +58,30 @@ function isBusy(error: unknown): boolean {
   return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 }
 
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The statements of the lock protocol, prepared once per connection. */
+function prepareStatements(db: Database.Database) {
+  return {
+    select: db.prepare("SELECT owner, fence, expires_at FROM locks WHERE key = ?"),
+    take: db.prepare(
+      `INSERT INTO locks (key, owner, fence, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, fence = excluded.fence,
+         expires_at = excluded.expires_at`,
+    ),
+    // Only a lease that is still ours and still running may be renewed: an expired one may be taken.
+    renew: db.prepare("UPDATE locks SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"),
+    // Compare-and-delete; the fence stays.
+    release: db.prepare("UPDATE locks SET owner = NULL, expires_at = 0 WHERE key = ? AND owner = ?"),
+  };
+}
+
 export class FileLock implements LockProvider {
   readonly kind = "file";
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   #db: Database.Database | null = null;
+  #statements: Statements | null = null;
   #closed = false;
   readonly #queue = new LocalQueue();
 
@@ -97,6 +116,7 @@ export class FileLock implements LockProvider {
         db.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
         db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
       }).immediate();
+      this.#statements = prepareStatements(db);
       this.#db = db;
     } catch (error) {
       throw new LockUnavailableError(`lock database ${this.#path} cannot be opened`, error);
@@ -107,11 +127,12 @@ export class FileLock implements LockProvider {
     this.#closed = true;
     this.#db?.close();
     this.#db = null;
+    this.#statements = null;
   }
 
   async ping(): Promise<void> {
     try {
-      this.#open().prepare("SELECT 1").get();
+      this.#open().db.prepare("SELECT 1").get();
     } catch (error) {
       throw new LockUnavailableError(`lock database ${this.#path} does not answer`, error);
     }
@@ -121,31 +142,31 @@ export class FileLock implements LockProvider {
     return withLease(this.#queue, key, options, async () => this.#tryAcquire(key, options.leaseMs), work);
   }
 
-  #open(): Database.Database {
-    if (this.#db === null) {
+  #open(): { db: Database.Database; statements: Statements } {
+    if (this.#db === null || this.#statements === null) {
       throw new LockUnavailableError(this.#closed ? "file lock is closed" : "file lock is not initialised");
     }
-    return this.#db;
+    return { db: this.#db, statements: this.#statements };
   }
 
   #tryAcquire(key: string, leaseMs: number): AcquireAttempt {
-    const db = this.#open();
+    const { db, statements } = this.#open();
     const owner = randomUUID();
     const startedMs = performance.now();
+    const isHeld = (row: LockRow | undefined, nowMs: number): boolean =>
+      row !== undefined && row.owner !== null && row.expires_at > nowMs;
     let fence: number;
     try {
+      // A plain read first: in WAL mode it takes no write lock, so waiters polling a held lock do not
+      // queue up behind each other and behind the holder's renewals and release.
+      if (isHeld(statements.select.get(key) as LockRow | undefined, hostMonotonicMs())) return "busy";
       const taken = db
         .transaction((): number | null => {
           const nowMs = hostMonotonicMs();
-          const row = db.prepare("SELECT owner, fence, expires_at FROM locks WHERE key = ?").get(key) as
-            LockRow | undefined;
-          if (row !== undefined && row.owner !== null && row.expires_at > nowMs) return null;
+          const row = statements.select.get(key) as LockRow | undefined;
+          if (isHeld(row, nowMs)) return null;
           const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
-          db.prepare(
-            `INSERT INTO locks (key, owner, fence, expires_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, fence = excluded.fence,
-               expires_at = excluded.expires_at`,
-          ).run(key, owner, next, nowMs + leaseMs);
+          statements.take.run(key, owner, next, nowMs + leaseMs);
           return next;
         })
         .immediate();
@@ -163,17 +184,11 @@ export class FileLock implements LockProvider {
       extend: async () => {
         const renewedAtMs = performance.now();
         const nowMs = hostMonotonicMs();
-        // Only a lease that is still ours and still running may be renewed: an expired one may be taken.
-        const changes = this.#open()
-          .prepare("UPDATE locks SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?")
-          .run(nowMs + leaseMs, key, owner, nowMs).changes;
+        const changes = this.#open().statements.renew.run(nowMs + leaseMs, key, owner, nowMs).changes;
         return changes === 1 ? renewedAtMs + leaseMs : null;
       },
       release: async () => {
-        if (this.#db === null) return;
-        this.#db
-          .prepare("UPDATE locks SET owner = NULL, expires_at = 0 WHERE key = ? AND owner = ?")
-          .run(key, owner);
+        this.#statements?.release.run(key, owner);
       },
     };
   }
