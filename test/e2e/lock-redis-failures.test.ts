@@ -12,6 +12,7 @@ import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
 import { createLockProvider } from "../../src/lock/create-lock-provider.js";
 import { lockKeyFor, type LockProvider } from "../../src/lock/lock-provider.js";
+import { Redis } from "ioredis";
 import { RedisServer, startRedisServers } from "../support/redis-servers.js";
 import { SellerFixture } from "../support/seller-fixture.js";
 
@@ -56,6 +57,24 @@ describe("Redlock over three servers", () => {
       "no lock after the servers came back",
     );
     assert.ok(first < withTwo && withTwo < recovered, `${first} < ${withTwo} < ${recovered}`);
+  });
+
+  it("keeps fences growing when the server that issued the largest one drops out of the quorum", async () => {
+    // Server 2's counter runs far ahead of the others (a skewed clock, or a busier key history).
+    const key = "event:redlock-fence";
+    const ahead = Date.now() * 1000 + 1e9;
+    const direct = new Redis(servers[2]!.url);
+    try {
+      await direct.set(`boxoffice:fence:${key}`, String(ahead));
+    } finally {
+      direct.disconnect();
+    }
+    const first = await fenceOf(lock, key);
+    assert.ok(first !== null && first > ahead, `${first} should come from the server that is ahead`);
+    // Without it, the other two must still issue a larger fence: the first acquisition raised them.
+    await servers[2]!.kill();
+    const second = await fenceOf(lock, key);
+    assert.ok(second !== null && second > first, `${second} > ${first}`);
   });
 });
 
