@@ -1,0 +1,222 @@
+/**
+ * The typed, frozen configuration of one server instance, from flags and BOXOFFICE_* variables.
+ */
+import os from "node:os";
+import path from "node:path";
+import type { LockConfig } from "../lock/create-lock-provider.js";
+import { parseLockSetting } from "../lock/create-lock-provider.js";
+import type { LockScope } from "../lock/lock-provider.js";
+import { BoxofficeError } from "../domain/errors.js";
+import type { FlagValues, Setting } from "./settings.js";
+import { ConfigError, oneOf, readSetting, text, wholeNumber } from "./settings.js";
+
+export type StoreLayout = "single" | "per-event";
+export type Durability = "full" | "normal";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface ServerConfig {
+  readonly port: number;
+  readonly host: string;
+  /** Where the embedded store keeps its files and where the admin token lives. */
+  readonly dataDir: string;
+  /** "sqlite" (embedded, in dataDir) or a postgres:// URL. */
+  readonly store: string;
+  readonly layout: StoreLayout;
+  readonly durability: Durability;
+  /** Per-event layout: how many event files stay open at once. */
+  readonly maxOpenEvents: number;
+  /** PostgreSQL store: pool size and statement timeout. */
+  readonly pgPoolSize: number;
+  readonly pgStatementTimeoutMs: number;
+  readonly lock: LockConfig;
+  readonly lockScope: LockScope;
+  readonly lockLeaseMs: number;
+  readonly lockWaitMs: number;
+  /** Sent as X-Served-By. */
+  readonly instanceId: string;
+  /** From BOXOFFICE_ADMIN_TOKEN only (never a flag: command lines show in `ps`); else the token file. */
+  readonly adminToken: string | null;
+  readonly maxBatch: number;
+  readonly maxQueuePerEvent: number;
+  readonly maxQueueTotal: number;
+  readonly sweepIntervalMs: number;
+  readonly logLevel: LogLevel;
+  /** After SIGTERM, how long in-flight requests may take before connections are cut. */
+  readonly shutdownTimeoutMs: number;
+}
+
+const lockSetting = (value: string, name: string): LockConfig => {
+  try {
+    return parseLockSetting(value);
+  } catch (error) {
+    if (error instanceof BoxofficeError) throw new ConfigError(`${name}: ${error.message}`);
+    throw error;
+  }
+};
+
+const storeSetting = (value: string, name: string): string => {
+  if (value === "sqlite" || /^postgres(ql)?:\/\//.test(value)) return value;
+  throw new ConfigError(`${name} must be "sqlite" or a postgres:// URL, not "${value}"`);
+};
+
+/** Every server setting, in the order `boxoffice server --help` lists them. */
+export const SERVER_SETTINGS = {
+  port: {
+    flag: "port",
+    env: "BOXOFFICE_PORT",
+    description: "port to listen on (0 picks a free one)",
+    defaultText: "8080",
+    parse: wholeNumber(0, 65535),
+  },
+  host: {
+    flag: "host",
+    env: "BOXOFFICE_HOST",
+    description: "address to listen on",
+    defaultText: "127.0.0.1",
+    parse: text(),
+  },
+  dataDir: {
+    flag: "data",
+    env: "BOXOFFICE_DATA",
+    description: "data directory (SQLite files, admin token)",
+    defaultText: "./data",
+    parse: (value: string) => path.resolve(value),
+  },
+  store: {
+    flag: "store",
+    env: "BOXOFFICE_STORE",
+    description: 'store: "sqlite" (embedded) or a postgres:// URL',
+    defaultText: "sqlite",
+    parse: storeSetting,
+  },
+  layout: {
+    flag: "layout",
+    env: "BOXOFFICE_LAYOUT",
+    description: "SQLite layout: single (one file) or per-event (a file per event)",
+    defaultText: "per-event",
+    parse: oneOf<StoreLayout>("single", "per-event"),
+  },
+  durability: {
+    flag: "durability",
+    env: "BOXOFFICE_DURABILITY",
+    description: "SQLite synchronous mode: full (fsync every commit) or normal",
+    defaultText: "full",
+    parse: oneOf<Durability>("full", "normal"),
+  },
+  maxOpenEvents: {
+    flag: "max-open-events",
+    env: "BOXOFFICE_MAX_OPEN_EVENTS",
+    description: "per-event layout: event files kept open",
+    defaultText: "64",
+    parse: wholeNumber(1, 100_000),
+  },
+  pgPoolSize: {
+    flag: "pg-pool-size",
+    env: "BOXOFFICE_PG_POOL_SIZE",
+    description: "PostgreSQL store: connections per instance",
+    defaultText: "10",
+    parse: wholeNumber(1, 1000),
+  },
+  pgStatementTimeoutMs: {
+    flag: "pg-statement-timeout-ms",
+    env: "BOXOFFICE_PG_STATEMENT_TIMEOUT_MS",
+    description: "PostgreSQL store: longest a statement may run before 503",
+    defaultText: "5000",
+    parse: wholeNumber(100, 600_000),
+  },
+  lock: {
+    flag: "lock",
+    env: "BOXOFFICE_LOCK",
+    description: "lock service for the sell path",
+    defaultText: "none",
+    parse: lockSetting,
+  },
+  lockScope: {
+    flag: "lock-scope",
+    env: "BOXOFFICE_LOCK_SCOPE",
+    description: "one lock per event, or one global lock",
+    defaultText: "event",
+    parse: oneOf<LockScope>("event", "global"),
+  },
+  lockLeaseMs: {
+    flag: "lock-lease-ms",
+    env: "BOXOFFICE_LOCK_LEASE_MS",
+    description: "lease of a sell-path lock",
+    defaultText: "5000",
+    parse: wholeNumber(100, 600_000),
+  },
+  lockWaitMs: {
+    flag: "lock-wait-ms",
+    env: "BOXOFFICE_LOCK_WAIT_MS",
+    description: "longest wait for the lock before answering 503",
+    defaultText: "2000",
+    parse: wholeNumber(0, 600_000),
+  },
+  instanceId: {
+    flag: "instance-id",
+    env: "BOXOFFICE_INSTANCE_ID",
+    description: "name sent as X-Served-By",
+    defaultText: "",
+    parse: (value: string) => value || `${os.hostname()}-${process.pid}`,
+  },
+  maxBatch: {
+    flag: "max-batch",
+    env: "BOXOFFICE_MAX_BATCH",
+    description: "sales sharing one lock and one commit",
+    defaultText: "256",
+    parse: wholeNumber(1, 10_000),
+  },
+  maxQueuePerEvent: {
+    flag: "max-queue-per-event",
+    env: "BOXOFFICE_MAX_QUEUE_PER_EVENT",
+    description: "sales waiting for one event before 503",
+    defaultText: "4096",
+    parse: wholeNumber(1, 1_000_000),
+  },
+  maxQueueTotal: {
+    flag: "max-queue-total",
+    env: "BOXOFFICE_MAX_QUEUE_TOTAL",
+    description: "sales waiting in this instance before 503",
+    defaultText: "16384",
+    parse: wholeNumber(1, 10_000_000),
+  },
+  sweepIntervalMs: {
+    flag: "sweep-interval-ms",
+    env: "BOXOFFICE_SWEEP_INTERVAL_MS",
+    description: "mean time between expired-hold sweeps",
+    defaultText: "1000",
+    parse: wholeNumber(10, 3_600_000),
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "BOXOFFICE_LOG_LEVEL",
+    description: "pino log level",
+    defaultText: "info",
+    parse: oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"),
+  },
+  shutdownTimeoutMs: {
+    flag: "shutdown-timeout-ms",
+    env: "BOXOFFICE_SHUTDOWN_TIMEOUT_MS",
+    description: "on SIGTERM, longest wait for in-flight requests",
+    defaultText: "10000",
+    parse: wholeNumber(0, 600_000),
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SERVER_SETTINGS;
+type Parsed = { readonly [K in keyof Settings]: ReturnType<Settings[K]["parse"]> };
+
+/** Builds the frozen config: flags win over BOXOFFICE_* variables, which win over defaults. */
+export function loadServerConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const parsed = Object.fromEntries(
+    Object.entries(SERVER_SETTINGS).map(([key, setting]) => [
+      key,
+      readSetting(setting as Setting<unknown>, flags, env),
+    ]),
+  ) as Parsed;
+  const adminToken = env.BOXOFFICE_ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken !== "" && !/^[\x21-\x7E]{16,512}$/.test(adminToken)) {
+    throw new ConfigError("BOXOFFICE_ADMIN_TOKEN must be 16 to 512 printable ASCII characters");
+  }
+  return Object.freeze({ ...parsed, adminToken: adminToken ? adminToken : null });
+}

@@ -1,0 +1,205 @@
+/**
+ * The sell path with group commit. Every write (order, hold, confirm, release, cancel) becomes a Command
+ * queued for its event. When no batch runs for that event, one starts at once with everything queued (up
+ * to `maxBatch`); while it runs, new commands wait for the next one. A batch takes the lock once and
+ * commits once, so one fsync pays for many sales: the disk does a few thousand fsyncs a second, and one
+ * commit per sale would cap a hot event there.
+ *
+ * With a store that commits synchronously (SQLite), the batch forms while the previous commit blocks the
+ * event loop: the requests that arrive meanwhile are read together and start the next batch together.
+ *
+ * Each command's Outcome settles its own caller. A retryable error (lock busy, unavailable or lost,
+ * store unavailable, fenced out) fails the whole batch: nothing of it was committed.
+ */
+import { BoxofficeError } from "../domain/errors.js";
+import type { Command, Outcome } from "../domain/sale.js";
+import type { LockProvider, LockScope } from "../lock/lock-provider.js";
+import { lockKeyFor } from "../lock/lock-provider.js";
+import type { Store } from "../store/store.js";
+
+/** The queues are full: the request was refused before anything happened. */
+export class SellPathOverloadedError extends BoxofficeError {
+  constructor(message: string) {
+    super("OVERLOADED", message, { retryable: true });
+  }
+}
+
+/** The sell path is closing and takes no new work. */
+export class SellPathClosedError extends BoxofficeError {
+  constructor() {
+    super("SHUTTING_DOWN", "this instance is shutting down", { retryable: true });
+  }
+}
+
+/** What the sell path reports, so that the HTTP layer can expose it as metrics. */
+export interface SellPathObserver {
+  /** A batch of `size` commands is about to run. */
+  batchStarted?(size: number): void;
+  /** The lock was granted (or refused) after `waitMs`. */
+  lockWaited?(waitMs: number): void;
+  /** The queued command count changed. */
+  queueDepthChanged?(depth: number): void;
+}
+
+export interface SellPathOptions {
+  store: Store;
+  lock: LockProvider;
+  lockScope: LockScope;
+  /** The lease each batch asks the lock for. */
+  lockLeaseMs: number;
+  /** How long a batch waits for the lock before its commands fail with 503. */
+  lockWaitMs: number;
+  /** At most this many commands share one lock and one commit. */
+  maxBatch: number;
+  /** Admission control: commands waiting for one event beyond this are refused at once. */
+  maxQueuePerEvent: number;
+  /** Admission control: commands waiting in this instance beyond this are refused at once. */
+  maxQueueTotal: number;
+  observer?: SellPathObserver;
+  /** The clock; tests may pin it. */
+  now?: () => Date;
+}
+
+interface Pending {
+  command: Command;
+  resolve: (outcome: Outcome) => void;
+  reject: (error: unknown) => void;
+}
+
+interface EventQueue {
+  pending: Pending[];
+  running: Promise<void> | null;
+}
+
+export class SellPath {
+  readonly #options: SellPathOptions;
+  readonly #now: () => Date;
+  readonly #queues = new Map<string, EventQueue>();
+  /** Per lock key, the promise that settles when the last batch queued for it here is done. */
+  readonly #lockTails = new Map<string, Promise<void>>();
+  #queued = 0;
+  #closed = false;
+
+  constructor(options: SellPathOptions) {
+    if (options.maxBatch < 1) throw new RangeError("maxBatch must be at least 1");
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Commands waiting (not yet in a running batch) across all events. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Runs `command` against `eventId` in the next batch for that event. Resolves with its Outcome;
+   * rejects with a retryable BoxofficeError when nothing was committed (overloaded, lock or store
+   * unavailable), or with whatever unexpected error the batch threw.
+   */
+  submit(eventId: string, command: Command): Promise<Outcome> {
+    if (this.#closed) return Promise.reject(new SellPathClosedError());
+    let queue = this.#queues.get(eventId);
+    if (this.#queued >= this.#options.maxQueueTotal) {
+      return Promise.reject(new SellPathOverloadedError(`${this.#queued} sales already queued here`));
+    }
+    if (queue && queue.pending.length >= this.#options.maxQueuePerEvent) {
+      return Promise.reject(
+        new SellPathOverloadedError(`${queue.pending.length} sales already queued for this event`),
+      );
+    }
+    if (!queue) {
+      queue = { pending: [], running: null };
+      this.#queues.set(eventId, queue);
+    }
+    const promise = new Promise<Outcome>((resolve, reject) => {
+      queue.pending.push({ command, resolve, reject });
+    });
+    this.#setQueued(this.#queued + 1);
+    // Start after the event loop's current I/O phase (setImmediate), not at once: every request whose
+    // bytes already arrived is parsed by then and joins this batch. An embedded store commits
+    // synchronously, so "new commands queue while a batch runs" alone would never batch with it.
+    if (!queue.running) {
+      queue.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+        this.#drain(eventId, queue),
+      );
+    }
+    return promise;
+  }
+
+  /** Refuses new work and waits for every queued command to be answered. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#queues.values()].map((queue) => queue.running));
+  }
+
+  /** Runs batches for one event until its queue is empty. */
+  async #drain(eventId: string, queue: EventQueue): Promise<void> {
+    try {
+      while (queue.pending.length > 0) {
+        const batch = queue.pending.splice(0, this.#options.maxBatch);
+        this.#setQueued(this.#queued - batch.length);
+        await this.#runBatch(eventId, batch);
+      }
+    } finally {
+      queue.running = null;
+      this.#queues.delete(eventId);
+    }
+  }
+
+  async #runBatch(eventId: string, batch: Pending[]): Promise<void> {
+    const { store, lock, lockScope, lockLeaseMs, lockWaitMs, observer } = this.#options;
+    observer?.batchStarted?.(batch.length);
+    const commands = batch.map((entry) => entry.command);
+    const lockKey = lockKeyFor(lockScope, eventId);
+    const askedAt = performance.now();
+    let waited = false;
+    const noteWait = () => {
+      if (waited) return;
+      waited = true;
+      observer?.lockWaited?.(performance.now() - askedAt);
+    };
+    try {
+      const outcomes = await this.#oneAtATime(lockKey, () =>
+        lock.withLock(lockKey, { leaseMs: lockLeaseMs, waitMs: lockWaitMs }, (guard) => {
+          noteWait();
+          return store.execute(eventId, commands, guard, this.#now());
+        }),
+      );
+      if (outcomes.length !== batch.length) {
+        throw new BoxofficeError(
+          "STORE_CONTRACT",
+          `store answered ${outcomes.length} outcomes for ${batch.length} commands`,
+        );
+      }
+      batch.forEach((entry, i) => entry.resolve(outcomes[i] as Outcome));
+    } catch (error) {
+      noteWait();
+      for (const entry of batch) entry.reject(error);
+    }
+  }
+
+  /**
+   * Runs batches that need the same lock key one after another inside this process, so that with the
+   * global scope two events' batches here queue locally instead of contending for the distributed lock
+   * (per event, batches of one event are already sequential and this changes nothing).
+   */
+  async #oneAtATime<T>(lockKey: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#lockTails.get(lockKey);
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous ? previous.then(() => mine) : mine;
+    this.#lockTails.set(lockKey, tail);
+    try {
+      await previous;
+      return await work();
+    } finally {
+      release();
+      if (this.#lockTails.get(lockKey) === tail) this.#lockTails.delete(lockKey);
+    }
+  }
+
+  #setQueued(depth: number): void {
+    this.#queued = depth;
+    this.#options.observer?.queueDepthChanged?.(depth);
+  }
+}

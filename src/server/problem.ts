@@ -1,0 +1,105 @@
+/**
+ * RFC 9457 problem details: the one shape every error answer of the API takes. Only the HTTP layer knows
+ * status codes; everything below it speaks stable string codes, mapped here.
+ */
+import type { FastifyReply } from "fastify";
+import type { DomainRefusal } from "../domain/errors.js";
+
+/** Every code the API answers with; the contract's codes plus the HTTP layer's own. */
+export type ProblemCode =
+  | DomainRefusal["code"]
+  | "not_found"
+  | "unauthorized"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "method_not_allowed"
+  | "unavailable"
+  | "internal_error";
+
+const STATUS_OF: Record<ProblemCode, number> = {
+  event_not_found: 404,
+  order_not_found: 404,
+  hold_not_found: 404,
+  not_found: 404,
+  sold_out: 409,
+  seats_unavailable: 409,
+  customer_limit_reached: 409,
+  idempotency_key_in_use: 409,
+  hold_not_active: 409,
+  hold_expired: 410,
+  idempotency_key_reused: 422,
+  invalid_request: 422,
+  unauthorized: 401,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unavailable: 503,
+  internal_error: 500,
+};
+
+const TITLE_OF: Record<ProblemCode, string> = {
+  event_not_found: "Event not found",
+  order_not_found: "Order not found",
+  hold_not_found: "Hold not found",
+  not_found: "Not found",
+  sold_out: "Sold out",
+  seats_unavailable: "Seats unavailable",
+  customer_limit_reached: "Customer limit reached",
+  idempotency_key_in_use: "Idempotency key in use",
+  hold_not_active: "Hold not active",
+  hold_expired: "Hold expired",
+  idempotency_key_reused: "Idempotency key reused",
+  invalid_request: "Invalid request",
+  unauthorized: "Unauthorized",
+  method_not_allowed: "Method not allowed",
+  payload_too_large: "Payload too large",
+  unsupported_media_type: "Unsupported media type",
+  unavailable: "Service unavailable",
+  internal_error: "Internal error",
+};
+
+/** Seconds a client should wait before retrying a 503 (or a 409 idempotency_key_in_use). */
+export const RETRY_AFTER_SECONDS = 1;
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ProblemCode;
+  /** Only for `seats_unavailable`. */
+  seats?: string[];
+}
+
+export function statusOf(code: ProblemCode): number {
+  return STATUS_OF[code];
+}
+
+export function problemOf(code: ProblemCode, detail: string, seats?: string[]): Problem {
+  const problem: Problem = {
+    // A stable URI per code; it names the documentation section that explains it.
+    type: `https://boxoffice.dev/problems/${code.replaceAll("_", "-")}`,
+    title: TITLE_OF[code],
+    status: STATUS_OF[code],
+    detail,
+    code,
+  };
+  if (seats !== undefined) problem.seats = seats;
+  return problem;
+}
+
+export function problemOfRefusal(refusal: DomainRefusal): Problem {
+  return problemOf(
+    refusal.code,
+    refusal.detail,
+    refusal.code === "seats_unavailable" ? refusal.seats : undefined,
+  );
+}
+
+/** Sends a problem; a 503 and a 409 idempotency_key_in_use always carry Retry-After. */
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (problem.status === 503 || problem.code === "idempotency_key_in_use") {
+    reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+  }
+  return reply.code(problem.status).type("application/problem+json").send(problem);
+}

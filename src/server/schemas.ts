@@ -1,0 +1,248 @@
+/**
+ * JSON Schemas of the v1 API. The routes validate with them (ajv, no coercion, unknown fields rejected)
+ * and /openapi.json is built from the very same objects, so the document cannot drift from the code.
+ */
+import { HOLD_TTL_SECONDS } from "../domain/sale.js";
+import { MAX_CAPACITY } from "../domain/event.js";
+
+/** A JSON Schema object; kept loose on purpose, ajv and OpenAPI 3.1 both read plain JSON Schema. */
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * 1 to 200 printable characters: no control characters, no lone surrogates (invalid UTF-16), no line
+ * or paragraph separators, and not only white space. ajv compiles patterns with the `u` flag.
+ */
+export const CUSTOMER_ID_PATTERN = "^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]{1,200}$";
+/** 1 to 200 printable ASCII characters, not starting or ending with a space. */
+export const IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7E](?:[\\x20-\\x7E]{0,198}[\\x21-\\x7E])?$";
+
+const nullableString = { type: ["string", "null"] } as const;
+const time = { type: "string", format: "date-time" } as const;
+
+export const problemSchema: JsonSchema = {
+  type: "object",
+  description: "RFC 9457 problem details",
+  properties: {
+    type: { type: "string" },
+    title: { type: "string" },
+    status: { type: "integer" },
+    detail: { type: "string" },
+    code: { type: "string" },
+    seats: { type: "array", items: { type: "string" }, description: "For seats_unavailable only" },
+  },
+  required: ["type", "title", "status", "detail", "code"],
+};
+
+export const eventSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    kind: { type: "string", enum: ["general", "seated"] },
+    capacity: { type: "integer" },
+    sold: { type: "integer" },
+    held: { type: "integer" },
+    available: { type: "integer", description: "capacity - sold - held, read at one instant" },
+    maxPerOrder: { type: "integer" },
+    maxPerCustomer: { type: "integer" },
+    startsAt: { ...nullableString, format: "date-time" },
+    createdAt: time,
+  },
+  required: [
+    "id",
+    "name",
+    "kind",
+    "capacity",
+    "sold",
+    "held",
+    "available",
+    "maxPerOrder",
+    "maxPerCustomer",
+    "startsAt",
+    "createdAt",
+  ],
+};
+
+export const eventPageSchema: JsonSchema = {
+  type: "object",
+  properties: { events: { type: "array", items: eventSchema }, nextCursor: nullableString },
+  required: ["events", "nextCursor"],
+};
+
+export const seatMapSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    sections: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          name: { type: "string" },
+          rows: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                row: { type: "integer" },
+                seats: {
+                  type: "array",
+                  items: {
+                    type: "object",
+                    properties: {
+                      id: { type: "string" },
+                      status: { type: "string", enum: ["available", "held", "sold"] },
+                    },
+                    required: ["id", "status"],
+                  },
+                },
+              },
+              required: ["row", "seats"],
+            },
+          },
+        },
+        required: ["name", "rows"],
+      },
+    },
+  },
+  required: ["sections"],
+};
+
+const seatList = { type: ["array", "null"], items: { type: "string" } } as const;
+
+/** What orders and holds both carry: who has which tickets of which event. */
+const ticketsProperties = {
+  id: { type: "string" },
+  eventId: { type: "string" },
+  customerId: { type: "string" },
+  quantity: { type: "integer" },
+  seats: seatList,
+} as const;
+const ticketsRequired = ["id", "eventId", "customerId", "quantity", "seats"];
+
+export const orderSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    ...ticketsProperties,
+    status: { type: "string", enum: ["confirmed", "cancelled"] },
+    createdAt: time,
+    cancelledAt: { ...nullableString, format: "date-time" },
+  },
+  required: [...ticketsRequired, "status", "createdAt", "cancelledAt"],
+};
+
+export const holdSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    ...ticketsProperties,
+    status: { type: "string", enum: ["active", "confirmed", "released", "expired"] },
+    expiresAt: time,
+  },
+  required: [...ticketsRequired, "status", "expiresAt"],
+};
+
+export const healthSchema: JsonSchema = {
+  type: "object",
+  properties: { status: { type: "string" } },
+  required: ["status"],
+};
+
+export const readySchema: JsonSchema = {
+  type: "object",
+  properties: {
+    status: { type: "string", enum: ["ok", "unavailable"] },
+    store: { type: "string" },
+    lock: { type: "string" },
+  },
+  required: ["status", "store", "lock"],
+};
+
+const wholeNumber = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum }) as const;
+
+const sectionSchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 32 },
+    rows: wholeNumber(1, 10_000),
+    seatsPerRow: wholeNumber(1, 10_000),
+  },
+  required: ["name", "rows", "seatsPerRow"],
+};
+
+/** POST /v1/events: general admission (capacity) or reserved seating (seating), never both. */
+export const newEventBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 200 },
+    capacity: wholeNumber(1, MAX_CAPACITY),
+    seating: {
+      type: "object",
+      additionalProperties: false,
+      properties: { sections: { type: "array", minItems: 1, maxItems: 100, items: sectionSchema } },
+      required: ["sections"],
+    },
+    startsAt: { ...nullableString, maxLength: 64 },
+    maxPerOrder: wholeNumber(1, 1000),
+    maxPerCustomer: wholeNumber(1, MAX_CAPACITY),
+  },
+  required: ["name"],
+  oneOf: [{ required: ["capacity"] }, { required: ["seating"] }],
+};
+
+const selectionProperties = {
+  customerId: { type: "string", minLength: 1, maxLength: 200, pattern: CUSTOMER_ID_PATTERN },
+  quantity: wholeNumber(1, 1000),
+  seats: {
+    type: "array",
+    minItems: 1,
+    maxItems: 1000,
+    uniqueItems: true,
+    items: { type: "string", minLength: 1, maxLength: 64 },
+  },
+} as const;
+
+/** POST /v1/events/{eventId}/orders: `quantity` for general admission, `seats` for reserved seating. */
+export const orderBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: selectionProperties,
+  required: ["customerId"],
+  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }],
+};
+
+/** POST /v1/events/{eventId}/holds: as an order, plus how long the hold lasts. */
+export const holdBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    ...selectionProperties,
+    ttlSeconds: wholeNumber(HOLD_TTL_SECONDS.min, HOLD_TTL_SECONDS.max),
+  },
+  required: ["customerId"],
+  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }],
+};
+
+/** Confirm and cancel take no body; an empty object is accepted too. */
+export const emptyBodySchema: JsonSchema = { type: "object", additionalProperties: false, properties: {} };
+
+export const idempotencyHeadersSchema: JsonSchema = {
+  type: "object",
+  properties: { "idempotency-key": { type: "string", pattern: IDEMPOTENCY_KEY_PATTERN } },
+};
+
+export const listEventsQuerySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    // Query values are strings and coercion is off; the handler turns this one into a number.
+    limit: { type: "string", pattern: "^(?:[1-9]|[1-9][0-9]|100)$", description: "1 to 100, default 20" },
+    cursor: { type: "string", maxLength: 200 },
+  },
+};
+
+export const idParams = (name: string): JsonSchema => ({
+  type: "object",
+  properties: { [name]: { type: "string" } },
+  required: [name],
+});

@@ -1,0 +1,84 @@
+/**
+ * The Prometheus metrics of one instance, on a registry of its own (several apps in one test process
+ * must not collide in prom-client's global registry).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { SellPathObserver } from "../sales/sell-path.js";
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<"method" | "route" | "status">;
+  readonly httpDuration: Histogram<"method" | "route">;
+  readonly ticketsSold: Counter;
+  readonly soldOut: Counter;
+  readonly batchSize: Histogram;
+  readonly lockWait: Histogram;
+  readonly queueDepth: Gauge;
+  readonly overloaded: Counter;
+  readonly holdsExpired: Counter;
+
+  constructor(instanceId: string, options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ instance_id: instanceId });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.httpRequests = new Counter({
+      name: "boxoffice_http_requests_total",
+      help: "HTTP requests answered, by route pattern and status",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: "boxoffice_http_request_duration_seconds",
+      help: "Time from request to response, by route pattern",
+      labelNames: ["method", "route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.ticketsSold = new Counter({
+      name: "boxoffice_tickets_sold_total",
+      help: "Tickets sold by this instance (orders and confirmed holds; replays not counted)",
+      registers,
+    });
+    this.soldOut = new Counter({
+      name: "boxoffice_sold_out_total",
+      help: "Requests answered 409 sold_out or seats_unavailable",
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: "boxoffice_sell_batch_size",
+      help: "Commands per sell batch (one lock, one commit)",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    });
+    this.lockWait = new Histogram({
+      name: "boxoffice_lock_wait_seconds",
+      help: "Time a sell batch waited for its lock",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: "boxoffice_sell_queue_depth",
+      help: "Sell commands waiting for a batch",
+      registers,
+    });
+    this.overloaded = new Counter({
+      name: "boxoffice_sell_overloaded_total",
+      help: "Sell requests refused with 503 because the queues were full",
+      registers,
+    });
+    this.holdsExpired = new Counter({
+      name: "boxoffice_holds_expired_total",
+      help: "Holds this instance's sweeper expired",
+      registers,
+    });
+  }
+
+  /** Feeds the sell path's events into the metrics. */
+  sellPathObserver(): SellPathObserver {
+    return {
+      batchStarted: (size) => this.batchSize.observe(size),
+      lockWaited: (waitMs) => this.lockWait.observe(waitMs / 1000),
+      queueDepthChanged: (depth) => this.queueDepth.set(depth),
+    };
+  }
+}

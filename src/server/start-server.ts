@@ -1,0 +1,130 @@
+/**
+ * Starts one instance: store, lock, sell path, hold sweeper and the HTTP app, in that order, and stops
+ * them in the reverse order (stop accepting, finish in-flight, then close the store and the lock).
+ */
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { pino } from "pino";
+import type { Logger } from "pino";
+import { resolveAdminToken } from "../config/admin-token.js";
+import type { ServerConfig } from "../config/server-config.js";
+import { createLockProvider } from "../lock/create-lock-provider.js";
+import type { LockProvider } from "../lock/lock-provider.js";
+import { HoldSweeper } from "../sales/hold-sweeper.js";
+import { SellPath } from "../sales/sell-path.js";
+import { createStore } from "../store/create-store.js";
+import type { StoreConfig } from "../store/create-store.js";
+import type { Store } from "../store/store.js";
+import { buildApp } from "./build-app.js";
+import { ServerMetrics } from "./server-metrics.js";
+
+export interface RunningServer {
+  /** "http://host:port", with the port actually bound. */
+  url: string;
+  app: FastifyInstance;
+  /** Stops accepting, finishes in-flight requests, closes everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The store configuration a server config asks for. */
+export function storeConfigOf(config: ServerConfig): StoreConfig {
+  if (config.store !== "sqlite") {
+    throw new Error(`store "${config.store}" is not available in this build yet`);
+  }
+  return {
+    kind: "sqlite",
+    dir: config.dataDir,
+    layout: config.layout,
+    durability: config.durability,
+    maxOpenEvents: config.maxOpenEvents,
+  };
+}
+
+/** Closes whatever was opened, newest first, ignoring failures of the ones after the first. */
+async function closeAll(closers: (() => Promise<void>)[], logger: Logger): Promise<void> {
+  for (const close of closers.reverse()) {
+    try {
+      await close();
+    } catch (error) {
+      logger.error({ err: error }, "close failed");
+    }
+  }
+}
+
+export async function startServer(config: ServerConfig, logger?: Logger): Promise<RunningServer> {
+  const log = logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const admin = await resolveAdminToken(config.adminToken, config.dataDir);
+    if (admin.generated) {
+      // Printed once, on stdout, so that whoever started us can pick it up; it is in the file too.
+      console.log(`boxoffice admin token (stored in ${config.dataDir}/admin-token): ${admin.token}`);
+    }
+    const store: Store = await createStore(storeConfigOf(config));
+    await store.init();
+    closers.push(() => store.close());
+    const lock: LockProvider = await createLockProvider(config.lock);
+    await lock.init();
+    closers.push(() => lock.close());
+
+    const metrics = new ServerMetrics(config.instanceId);
+    const sellPath = new SellPath({
+      store,
+      lock,
+      lockScope: config.lockScope,
+      lockLeaseMs: config.lockLeaseMs,
+      lockWaitMs: config.lockWaitMs,
+      maxBatch: config.maxBatch,
+      maxQueuePerEvent: config.maxQueuePerEvent,
+      maxQueueTotal: config.maxQueueTotal,
+      observer: metrics.sellPathObserver(),
+    });
+    closers.push(() => sellPath.close());
+    const sweeper = new HoldSweeper({
+      store,
+      intervalMs: config.sweepIntervalMs,
+      limit: 500,
+      pruneIntervalMs: 10 * 60 * 1000,
+      onError: (error) => log.warn({ err: error }, "hold sweep failed"),
+      onExpired: (count) => metrics.holdsExpired.inc(count),
+    });
+    sweeper.init();
+    closers.push(() => sweeper.close());
+
+    const app = await buildApp({
+      store,
+      lock,
+      sellPath,
+      metrics,
+      instanceId: config.instanceId,
+      adminToken: admin.token,
+      logger: log,
+    });
+    closers.push(() => closeApp(app, config.shutdownTimeoutMs));
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+    log.info({ url, store: config.store, layout: config.layout, lock: lock.kind }, "boxoffice server ready");
+
+    let closing: Promise<void> | null = null;
+    return {
+      url,
+      app,
+      close: () => (closing ??= closeAll(closers, log)),
+    };
+  } catch (error) {
+    await closeAll(closers, log);
+    throw error;
+  }
+}
+
+/** app.close() waits for in-flight requests; past the deadline, open connections are cut. */
+async function closeApp(app: FastifyInstance, timeoutMs: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), timeoutMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * A sale answered 201 is committed: SIGKILL an instance in the middle of a burst, restart it, and every
+ * order it (or its neighbour) answered 201 for is there. Requests that got no answer are retried with
+ * their Idempotency-Key, which either replays the committed order or buys once; then `sold` equals the
+ * sum of all orders. SIGTERM mid-burst drains in-flight requests and exits 0.
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Event } from "../../src/domain/event.js";
+import type { Order } from "../../src/domain/sale.js";
+import { HttpClient } from "../support/http-client.js";
+import { ServerProcess, stopAll } from "../support/server-process.js";
+
+interface Sale {
+  key: string;
+  customerId: string;
+  quantity: number;
+  /** The order id when answered 201; null when no answer came (or a 503). */
+  orderId: string | null;
+}
+
+describe("durability across SIGKILL and SIGTERM", () => {
+  const dir = mkdtempSync(join(tmpdir(), "boxoffice-e2e-durable-"));
+  const http = new HttpClient(16);
+  let event: Event;
+
+  /** Every sale of both tests, settled: their orders are all the orders of the event. */
+  const settled: Sale[] = [];
+  after(async () => {
+    await stopAll();
+    await http.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Sends `sales` to `server`, `concurrency` at a time; calls `onAnswered` after each 201. */
+  async function burst(
+    server: ServerProcess,
+    sales: Sale[],
+    concurrency: number,
+    onAnswered: (n: number) => void,
+    options: { allow503: boolean } = { allow503: true },
+  ) {
+    let next = 0;
+    let answered = 0;
+    const failures: string[] = [];
+    const worker = async () => {
+      while (next < sales.length) {
+        const sale = sales[next++] as Sale;
+        try {
+          const answer = await http.call<Order>(server.url, `/v1/events/${event.id}/orders`, {
+            body: { customerId: sale.customerId, quantity: sale.quantity },
+            headers: { "idempotency-key": sale.key },
+          });
+          if (answer.status === 201) {
+            sale.orderId = answer.body.id;
+            onAnswered(++answered);
+          } else if (answer.status !== 503 || !options.allow503)
+            failures.push(`${answer.status} ${answer.text}`);
+        } catch {
+          // The process died or closed the connection: the outcome is unknown, the retry will tell.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    assert.deepEqual(failures, [], "only 201, 503 or no answer");
+  }
+
+  /** Every 201 is in the store; every unanswered sale, retried with its key, is bought exactly once. */
+  async function settle(server: ServerProcess, sales: Sale[]): Promise<void> {
+    for (const sale of sales.filter((s) => s.orderId !== null)) {
+      const got = await http.call<Order>(server.url, `/v1/orders/${sale.orderId}`);
+      assert.equal(got.status, 200, `order ${sale.orderId} answered 201 must exist`);
+      assert.deepEqual(
+        [got.body.customerId, got.body.quantity, got.body.status],
+        [sale.customerId, sale.quantity, "confirmed"],
+      );
+    }
+    for (const sale of sales.filter((s) => s.orderId === null)) {
+      const retry = await http.call<Order>(server.url, `/v1/events/${event.id}/orders`, {
+        body: { customerId: sale.customerId, quantity: sale.quantity },
+        headers: { "idempotency-key": sale.key },
+      });
+      assert.equal(retry.status, 201, retry.text);
+      sale.orderId = retry.body.id;
+    }
+  }
+
+  function salesOf(prefix: string, count: number): Sale[] {
+    return Array.from({ length: count }, (_, i) => ({
+      key: `${prefix}-${i}`,
+      customerId: `${prefix}-buyer-${i}`,
+      quantity: 1 + (i % 3),
+      orderId: null,
+    }));
+  }
+
+  async function assertSoldIsSumOfOrders(server: ServerProcess, all: Sale[]): Promise<void> {
+    const ids = all.map((s) => s.orderId);
+    assert.equal(new Set(ids).size, ids.length, "one order per sale");
+    const seen = await http.call<Event>(server.url, `/v1/events/${event.id}`);
+    assert.equal(
+      seen.body.sold,
+      all.reduce((sum, s) => sum + s.quantity, 0),
+    );
+  }
+
+  it("keeps every 201 across a SIGKILL in the middle of a burst", async () => {
+    const victim = await ServerProcess.start({ dataDir: dir, instanceId: "victim" });
+    const witness = await ServerProcess.start({ dataDir: dir, instanceId: "witness" });
+    const created = await http.call<Event>(witness.url, "/v1/events", {
+      admin: true,
+      body: { name: "Durable", capacity: 100_000, maxPerCustomer: 10 },
+    });
+    event = created.body;
+    const toVictim = salesOf("kill", 600);
+    const toWitness = salesOf("side", 200);
+    let killed = false;
+    await Promise.all([
+      burst(victim, toVictim, 32, (answered) => {
+        if (answered >= 150 && !killed) {
+          killed = true;
+          victim.kill("SIGKILL");
+        }
+      }),
+      burst(witness, toWitness, 8, () => {}),
+    ]);
+    assert.ok(killed, "the victim was killed mid-burst");
+    assert.equal((await victim.exited).signal, "SIGKILL");
+    const unanswered = toVictim.filter((s) => s.orderId === null).length;
+    assert.ok(unanswered > 0, "some requests were cut off");
+
+    const restarted = await ServerProcess.start({ dataDir: dir, instanceId: "victim-again" });
+    await settle(restarted, [...toVictim, ...toWitness]);
+    settled.push(...toVictim, ...toWitness);
+    await assertSoldIsSumOfOrders(restarted, settled);
+    await restarted.stop();
+    await witness.stop();
+  });
+
+  it("drains in-flight sales on SIGTERM and exits 0; every 201 is kept", async () => {
+    const draining = await ServerProcess.start({ dataDir: dir, instanceId: "draining" });
+    const sales = salesOf("term", 400);
+    let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+    await burst(
+      draining,
+      sales,
+      32,
+      (answered) => {
+        if (answered === 100) exit = draining.stop(20_000);
+        // A graceful stop answers what it accepted: a sale, never a 503.
+      },
+      { allow503: false },
+    );
+    assert.ok(exit, "SIGTERM was sent mid-burst");
+    // The requests in flight when SIGTERM came were answered, not dropped.
+    assert.ok(sales.filter((s) => s.orderId !== null).length > 100, "in-flight sales answered after SIGTERM");
+    assert.deepEqual(await exit, { code: 0, signal: null });
+    const after = await ServerProcess.start({ dataDir: dir, instanceId: "after-term" });
+    await settle(after, sales);
+    settled.push(...sales);
+    await assertSoldIsSumOfOrders(after, settled);
+    await after.stop();
+  });
+});

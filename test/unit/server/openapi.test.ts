@@ -1,0 +1,78 @@
+/** /openapi.json parses as OpenAPI 3.1 and lists every route the server answers. */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { AppFixture } from "../../support/app-fixture.js";
+import { startAppFixture } from "../../support/app-fixture.js";
+
+/** The contract's routes (shared/api.md), written out here independently of the route table. */
+const CONTRACT: [string, string][] = [
+  ["post", "/v1/events"],
+  ["get", "/v1/events"],
+  ["get", "/v1/events/{eventId}"],
+  ["get", "/v1/events/{eventId}/seats"],
+  ["post", "/v1/events/{eventId}/orders"],
+  ["post", "/v1/events/{eventId}/holds"],
+  ["post", "/v1/holds/{holdId}/confirm"],
+  ["delete", "/v1/holds/{holdId}"],
+  ["get", "/v1/orders/{orderId}"],
+  ["post", "/v1/orders/{orderId}/cancel"],
+  ["get", "/health"],
+  ["get", "/ready"],
+  ["get", "/metrics"],
+];
+
+interface Operation {
+  operationId: string;
+  parameters: { name: string; in: string }[];
+  requestBody?: { content: Record<string, { schema: unknown }> };
+  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+}
+
+describe("OpenAPI document", () => {
+  let fx: AppFixture;
+  let doc: { openapi: string; info: { title: string }; paths: Record<string, Record<string, Operation>> };
+  before(async () => {
+    fx = await startAppFixture();
+    const response = await fx.app.inject({ method: "GET", url: "/openapi.json" });
+    assert.equal(response.statusCode, 200);
+    doc = JSON.parse(response.body);
+  });
+  after(() => fx.close());
+
+  it("is OpenAPI 3.1 with every contract route, each with a unique operationId", () => {
+    assert.equal(doc.openapi, "3.1.0");
+    assert.equal(doc.info.title, "boxoffice");
+    for (const [method, path] of CONTRACT) assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
+    const ids = Object.values(doc.paths).flatMap((p) => Object.values(p).map((o) => o.operationId));
+    assert.equal(new Set(ids).size, ids.length);
+  });
+
+  it("documents path parameters, bodies, the Idempotency-Key and problem answers", () => {
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      const names = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      for (const [method, op] of Object.entries(operations)) {
+        const inPath = op.parameters.filter((p) => p.in === "path").map((p) => p.name);
+        assert.deepEqual(inPath, names, `${method} ${path}`);
+        for (const [status, response] of Object.entries(op.responses)) {
+          if (Number(status) >= 400)
+            assert.ok(response.content?.["application/problem+json"], `${path} ${status}`);
+        }
+      }
+    }
+    const order = doc.paths["/v1/events/{eventId}/orders"]?.post;
+    assert.ok(order?.requestBody?.content["application/json"]?.schema);
+    assert.ok(order?.parameters.some((p) => p.in === "header" && p.name === "Idempotency-Key"));
+    assert.ok(order?.responses["409"] && order.responses["503"] && order.responses["201"]);
+  });
+
+  it("matches the routes the app really serves", async () => {
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(operations)) {
+        const url = path.replace(/\{\w+\}/g, "x");
+        const response = await fx.app.inject({ method: method.toUpperCase() as "GET", url });
+        const code = response.statusCode === 404 ? response.json<{ code: string }>().code : "";
+        assert.notEqual(code, "not_found", `${method} ${path}`);
+      }
+    }
+  });
+});
