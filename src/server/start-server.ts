@@ -63,7 +63,10 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     const store: Store = await createStore(storeConfigOf(config));
     await store.init();
     closers.push(() => store.close());
-    const lock: LockProvider = await createLockProvider(config.lock);
+    const lock: LockProvider = await createLockProvider(config.lock, {
+      dataDir: config.dataDir,
+      storeUrl: config.store === "sqlite" ? null : config.store,
+    });
     await lock.init();
     closers.push(() => lock.close());
 
