@@ -20,7 +20,10 @@ export type LockConfig =
 export interface LockContext {
   /** The data directory (for the file lock's default path). */
   dataDir?: string;
-  /** The store's PostgreSQL URL, when the store is PostgreSQL. */
+  /**
+   * The store's PostgreSQL URL; null when the store is not PostgreSQL (then `--lock postgres` is refused:
+   * its lock is taken inside the PostgreSQL store's transactions, and another store would ignore it).
+   */
   storeUrl?: string | null;
 }
 
@@ -77,6 +80,11 @@ export async function createLockProvider(
       return new FileLock({ path });
     }
     case "postgres": {
+      if (context.storeUrl === null) {
+        throw invalid(
+          "--lock postgres locks inside the PostgreSQL store's transactions: use it with --store postgres://…",
+        );
+      }
       const url = config.url ?? context.storeUrl ?? null;
       if (url === null)
         throw invalid("--lock postgres needs a PostgreSQL store (--store postgres://…) or a URL");

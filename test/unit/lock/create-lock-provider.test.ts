@@ -61,4 +61,13 @@ describe("createLockProvider", () => {
     await assert.rejects(createLockProvider({ kind: "file", path: null }), { code: "INVALID_CONFIG" });
     await assert.rejects(createLockProvider({ kind: "postgres", url: null }), { code: "INVALID_CONFIG" });
   });
+
+  it("refuses the postgres lock beside a store that is not PostgreSQL, which would ignore it", async () => {
+    await assert.rejects(
+      createLockProvider({ kind: "postgres", url: "postgres://x/y" }, { storeUrl: null }),
+      {
+        code: "INVALID_CONFIG",
+      },
+    );
+  });
 });
