@@ -1,22 +1,192 @@
 /**
- * `boxoffice up` (and `npm start`). Until the cluster supervisor exists this starts ONE server instance,
- * on port 8080 with the embedded default store, and says so; the cluster replaces this file.
+ * `boxoffice up` (and `npm start`): the balancer and N instances as separate processes, supervised;
+ * `boxoffice status` prints the running cluster; `boxoffice restart` (or SIGHUP to `up`) replaces the
+ * instances one at a time. The cluster's control address lives in <data dir>/cluster.json.
  */
 import type { Command } from "commander";
-import { loadServerConfig } from "../config/server-config.js";
-import type { FlagValues } from "../config/settings.js";
-import { startServer } from "../server/start-server.js";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Supervisor, type ClusterStatus } from "../cluster/supervisor.js";
+import { startControlServer } from "../cluster/control-server.js";
+import { resolveAdminToken } from "../config/admin-token.js";
+import { CLUSTER_SETTINGS, loadClusterConfig } from "../config/cluster-config.js";
+import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
+import type { FlagValues, Setting } from "./../config/settings.js";
+import { flagKey, processEnv } from "../config/settings.js";
 import { addServerOptions } from "./server-command.js";
-import { runUntilSignal } from "./run-until-signal.js";
+
+const CLI_PATH = fileURLToPath(new URL("./main.js", import.meta.url));
+const CLUSTER_FILE = "cluster.json";
+
+/** Server flags that `up` decides per instance instead of forwarding. */
+const PER_INSTANCE = new Set(["port", "host", "instance-id"]);
+
+function addSettings(command: Command, settings: Record<string, Setting<unknown>>): Command {
+  for (const setting of Object.values(settings)) {
+    command.option(
+      `--${setting.flag} <value>`,
+      `${setting.description} (${setting.env}, default ${setting.defaultText})`,
+    );
+  }
+  return command;
+}
+
+interface ClusterFile {
+  pid: number;
+  balancerUrl: string;
+  controlUrl: string;
+  startedAt: string;
+}
 
 export function registerUpCommand(program: Command): void {
-  addServerOptions(
-    program.command("up").description("start the service (for now: one instance, no balancer)"),
-  ).action(async (flags: FlagValues) => {
-    const config = loadServerConfig(flags);
-    console.log("boxoffice up: no cluster yet, starting ONE server instance (no load balancer)");
-    const server = await startServer(config);
-    console.log(`boxoffice up: serving on ${server.url}`);
-    runUntilSignal(server, "boxoffice up");
+  const up = addSettings(
+    addServerOptions(
+      program.command("up").description("start the balancer and N server instances, supervised"),
+    ),
+    CLUSTER_SETTINGS,
+  );
+  up.action(async (flags: FlagValues) => {
+    const server = loadServerConfig(flags);
+    const cluster = loadClusterConfig(flags);
+    const { token, generated } = await resolveAdminToken(server.adminToken, server.dataDir);
+    // Every instance gets the same settings: the flags given here, and the same data dir and token.
+    const serverArgs: string[] = ["--data", server.dataDir];
+    for (const setting of Object.values(SERVER_SETTINGS)) {
+      const value = flags[flagKey(setting.flag)];
+      if (value !== undefined && !PER_INSTANCE.has(setting.flag) && setting.flag !== "data") {
+        serverArgs.push(`--${setting.flag}`, value);
+      }
+    }
+    const env = { ...processEnv(), BOXOFFICE_ADMIN_TOKEN: token };
+    const say = (message: string) =>
+      console.log(`${new Date().toISOString().slice(11, 19)} boxoffice: ${message}`);
+    const supervisor = new Supervisor({
+      cliPath: CLI_PATH,
+      host: server.host,
+      port: server.port,
+      instancePortBase: cluster.instancePortBase,
+      instances: cluster.instances,
+      autoscale: cluster.autoscale,
+      serverArgs,
+      balancerArgs: [],
+      env,
+      adminToken: token,
+      logDir: join(server.dataDir, "logs"),
+      log: say,
+    });
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      say(`${signal}: stopping every process (in-flight requests finish first)`);
+      await control?.close();
+      await supervisor.close();
+      await rm(join(server.dataDir, CLUSTER_FILE), { force: true });
+      say("stopped");
+      process.exit(0);
+    };
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGHUP", () => void supervisor.rollingRestart());
+
+    let control: Awaited<ReturnType<typeof startControlServer>> | undefined;
+    try {
+      await supervisor.start();
+      control = await startControlServer(supervisor, token);
+    } catch (error) {
+      say(`could not start: ${(error as Error).message}`);
+      await supervisor.close();
+      process.exit(1);
+    }
+    const file: ClusterFile = {
+      pid: process.pid,
+      balancerUrl: supervisor.balancerUrl,
+      controlUrl: control.url,
+      startedAt: new Date().toISOString(),
+    };
+    await writeFile(join(server.dataDir, CLUSTER_FILE), `${JSON.stringify(file, null, 2)}\n`);
+    const store = server.store === "sqlite" ? `SQLite (${server.layout}) in ${server.dataDir}` : "PostgreSQL";
+    say(`store: ${store}; lock: ${server.lock.kind} (scope ${server.lockScope})`);
+    if (generated)
+      say(`admin token (printed once, kept in ${join(server.dataDir, "admin-token")}): ${token}`);
+    const scaling = cluster.autoscale
+      ? `autoscaling ${cluster.autoscale.minInstances}..${cluster.autoscale.maxInstances}`
+      : "fixed size";
+    say(`ready: ${supervisor.balancerUrl} (balancer, ${cluster.instances} instances, ${scaling})`);
+    say(`status: boxoffice status --data ${server.dataDir}; Ctrl-C stops everything`);
   });
+
+  program
+    .command("status")
+    .description("print the running cluster: instances, health, in-flight, requests, restarts")
+    .option("--data <dir>", "data directory of the running cluster (BOXOFFICE_DATA, default ./data)")
+    .option("--json", "print the raw JSON")
+    .action(async (flags: FlagValues & { json?: boolean }) => {
+      const status = await fetchCluster<ClusterStatus>(flags, "GET", "/status");
+      if (flags.json) {
+        console.log(JSON.stringify(status, null, 2));
+        return;
+      }
+      console.log(
+        `balancer  ${status.balancer.url}  ${status.balancer.state}  pid ${status.balancer.pid ?? "-"}`,
+      );
+      console.log("instance  state     health    in-flight  requests  failures  restarts  pid     url");
+      for (const i of status.instances) {
+        const b = i.backend;
+        console.log(
+          [
+            i.id.padEnd(9),
+            i.state.padEnd(9),
+            (b?.state ?? "-").padEnd(9),
+            String(b?.active ?? "-").padStart(9),
+            String(b?.requests ?? "-").padStart(9),
+            String(b?.failures ?? "-").padStart(9),
+            String(i.restarts).padStart(9),
+            String(i.pid ?? "-").padEnd(7),
+            i.url,
+          ].join(" "),
+        );
+      }
+      if (status.autoscale) {
+        const a = status.autoscale;
+        console.log(
+          `autoscale ${a.minInstances}..${a.maxInstances}, target ${a.targetInFlight} in flight per instance`,
+        );
+        for (const d of a.decisions.slice(-10)) {
+          if (d.action !== "none") console.log(`  ${d.at} ${d.action} ${d.from} -> ${d.to}: ${d.reason}`);
+        }
+      }
+    });
+
+  program
+    .command("restart")
+    .description("rolling restart: replace the instances one at a time, each drained first")
+    .option("--data <dir>", "data directory of the running cluster (BOXOFFICE_DATA, default ./data)")
+    .action(async (flags: FlagValues) => {
+      await fetchCluster(flags, "POST", "/restart");
+      console.log("boxoffice: rolling restart started; follow it with `boxoffice status`");
+    });
+}
+
+async function fetchCluster<T>(flags: FlagValues, method: string, path: string): Promise<T> {
+  const server = loadServerConfig({ data: flags.data });
+  let file: ClusterFile;
+  try {
+    file = JSON.parse(await readFile(join(server.dataDir, CLUSTER_FILE), "utf8")) as ClusterFile;
+  } catch {
+    console.error(`boxoffice: no cluster is running with data directory ${server.dataDir}`);
+    process.exit(1);
+  }
+  const { token } = await resolveAdminToken(server.adminToken, server.dataDir);
+  const response = await fetch(`${file.controlUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(10_000),
+  }).catch(() => null);
+  if (!response?.ok) {
+    console.error(`boxoffice: the cluster (pid ${file.pid}) did not answer at ${file.controlUrl}`);
+    process.exit(1);
+  }
+  return (await response.json()) as T;
 }

@@ -1,0 +1,155 @@
+/**
+ * The balancer's own endpoints under `/_lb/` (`../shared/api.md`): health, metrics, and the admin calls
+ * that list, add, re-weight, drain and remove instances at run time.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { FrontRequest, FrontResponse } from "./front.js";
+import { checkWeight, parseBackendSpec } from "../config/balancer-config.js";
+import { BoxofficeError } from "../domain/errors.js";
+import { BackendExistsError, BackendNotFoundError, type BackendRegistry } from "./backend-registry.js";
+import type { BalancerMetrics } from "./balancer-metrics.js";
+import { sendProblem } from "./balancer-errors.js";
+
+const MAX_ADMIN_BODY_BYTES = 65_536;
+
+export interface AdminContext {
+  registry: BackendRegistry;
+  metrics: BalancerMetrics;
+  adminToken: string | undefined;
+  retryAfterSeconds: number;
+}
+
+function sendJson(
+  res: FrontResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/** Constant-time check of `Authorization: Bearer <token>`; no token configured means no admin access. */
+function authorized(req: FrontRequest, adminToken: string | undefined): boolean {
+  if (adminToken === undefined) return false;
+  const header = req.headers.authorization ?? "";
+  const match = /^Bearer (.+)$/.exec(header);
+  if (!match) return false;
+  return timingSafeEqual(digest(match[1]!), digest(adminToken));
+}
+
+class InvalidRequestError extends BoxofficeError {
+  constructor(detail: string) {
+    super("invalid_request", detail);
+  }
+}
+
+async function readJson(req: FrontRequest): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ADMIN_BODY_BYTES) throw new InvalidRequestError("body over 64 KiB");
+    chunks.push(chunk);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new InvalidRequestError("body is not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new InvalidRequestError("body must be a JSON object");
+  return parsed as Record<string, unknown>;
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw new InvalidRequestError(`unknown fields: ${unknown.join(", ")}`);
+}
+
+/** Answers one `/_lb/...` request. */
+export async function handleAdmin(
+  context: AdminContext,
+  req: FrontRequest,
+  res: FrontResponse,
+): Promise<void> {
+  const { registry } = context;
+  const path = (req.url ?? "/").split("?")[0]!;
+  const method = req.method ?? "GET";
+  try {
+    if (path === "/_lb/health") {
+      if (method !== "GET" && method !== "HEAD")
+        return sendProblem(res, 405, "method_not_allowed", "GET only");
+      const up = registry.upCount;
+      if (up > 0) return sendJson(res, 200, { status: "ok", up });
+      return sendProblem(res, 503, "unavailable", "no instance is up", {
+        "retry-after": String(context.retryAfterSeconds),
+      });
+    }
+    if (path === "/_lb/metrics") {
+      const text = await context.metrics.text();
+      res.writeHead(200, { "content-type": context.metrics.contentType });
+      res.end(text);
+      return;
+    }
+    if (path !== "/_lb/backends" && !path.startsWith("/_lb/backends/"))
+      return sendProblem(res, 404, "not_found", `no balancer endpoint ${path}`);
+    if (!authorized(req, context.adminToken))
+      return sendProblem(
+        res,
+        401,
+        "unauthorized",
+        "missing or wrong admin token (Authorization: Bearer <token>)",
+      );
+
+    if (path === "/_lb/backends") {
+      if (method === "GET") return sendJson(res, 200, { backends: registry.list.map((b) => b.view()) });
+      if (method === "POST") {
+        const body = await readJson(req);
+        onlyFields(body, ["url", "weight"]);
+        if (typeof body.url !== "string") throw new InvalidRequestError("url must be a string");
+        const spec = parseBackendSpec(
+          body.url,
+          body.weight === undefined ? undefined : checkWeight(body.weight),
+        );
+        const backend = registry.add(spec, true);
+        return sendJson(res, 201, backend.view(), { location: `/_lb/backends/${backend.id}` });
+      }
+      return sendProblem(res, 405, "method_not_allowed", "GET or POST");
+    }
+    const rest = path.slice("/_lb/backends/".length).split("/");
+    const id = decodeURIComponent(rest[0]!);
+    if (rest.length === 2 && rest[1] === "drain" && method === "POST") {
+      return sendJson(res, 202, registry.drain(id).view());
+    }
+    if (rest.length === 1 && method === "DELETE") {
+      registry.remove(id);
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (rest.length === 1 && method === "PATCH") {
+      const body = await readJson(req);
+      onlyFields(body, ["weight"]);
+      return sendJson(res, 200, registry.setWeight(id, checkWeight(body.weight)).view());
+    }
+    if (rest.length === 1 && method === "GET") return sendJson(res, 200, registry.get(id).view());
+    return sendProblem(res, 405, "method_not_allowed", `${method} ${path} is not an endpoint`);
+  } catch (error) {
+    if (error instanceof BackendNotFoundError)
+      return sendProblem(res, 404, "backend_not_found", error.message);
+    if (error instanceof BackendExistsError) return sendProblem(res, 409, "backend_exists", error.message);
+    if (error instanceof BoxofficeError) return sendProblem(res, 422, "invalid_request", error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * What the balancer needs of a client's request and response. Node's IncomingMessage and
+ * ServerResponse have it; so do the raw front's RawRequest and RawResponse (raw-front.ts).
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+
+export interface FrontRequest extends AsyncIterable<unknown> {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  /** Header names as sent and values, alternating. */
+  readonly rawHeaders: string[];
+  /** Header values by lower-case name. */
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: { readonly remoteAddress?: string | undefined };
+  readonly destroyed: boolean;
+  on(event: "data", listener: (chunk: Buffer) => void): this;
+  on(event: "end", listener: () => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+  off(event: "data", listener: (chunk: Buffer) => void): this;
+  off(event: "end", listener: () => void): this;
+  off(event: "error", listener: (error: Error) => void): this;
+  pause(): this;
+}
+
+export interface FrontResponse {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  /** `headers`: an object, or names and values alternating in one array. */
+  writeHead(statusCode: number, headers?: OutgoingHttpHeaders | string[]): this;
+  /** False when the client is slow: wait for "drain". */
+  write(chunk: Buffer): boolean;
+  end(body?: string | Buffer): this;
+  destroy(): void;
+  once(event: "close" | "drain", listener: () => void): this;
+  off(event: "close" | "drain", listener: () => void): this;
+}

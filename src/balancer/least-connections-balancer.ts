@@ -1,0 +1,318 @@
+/**
+ * The HTTP/1.1 least-connections load balancer: one process with one view of every instance's in-flight
+ * requests, keep-alive pools to each instance (undici), one bounded admission queue, safe retries, and
+ * the `/_lb/` endpoints. `init()` starts listening; `close()` stops cleanly.
+ */
+import http from "node:http";
+import type { FrontRequest, FrontResponse } from "./front.js";
+import type { AddressInfo, Server, Socket } from "node:net";
+import { Readable } from "node:stream";
+import type { BalancerConfig } from "../config/balancer-config.js";
+import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
+import { handleAdmin } from "./admin-api.js";
+import type { Backend } from "./backend.js";
+import { BackendRegistry } from "./backend-registry.js";
+import { listen } from "./listen.js";
+import { sendProblem } from "./balancer-errors.js";
+import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
+import { LeastConnectionsPicker } from "./least-connections-picker.js";
+import { createRawFrontServer } from "./raw-front.js";
+import { ProxyExchange, type AttemptOutcome, type ExchangeHost } from "./proxy-exchange.js";
+import { RetryBudget } from "./retry-budget.js";
+
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",
+  ERR_HTTP_REQUEST_TIMEOUT: "408 Request Timeout",
+};
+
+export class LeastConnectionsBalancer implements ExchangeHost {
+  readonly #config: Readonly<BalancerConfig>;
+  readonly metrics: BalancerMetrics;
+  readonly registry: BackendRegistry;
+  readonly #picker = new LeastConnectionsPicker();
+  readonly #queue: AdmissionQueue<ProxyExchange>;
+  readonly #budget: RetryBudget;
+  readonly #server: Server;
+  readonly #closeIdleConnections: () => void;
+  readonly #closeAllConnections: () => void;
+  #serveQueueScheduled = false;
+  #initialized = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(config: Readonly<BalancerConfig>) {
+    this.#config = config;
+    this.#queue = new AdmissionQueue(config.maxQueue, config.queueTimeoutMs);
+    this.#budget = new RetryBudget(config.retryBudgetRatio, config.retryBudgetMinPerSecond);
+    this.metrics = new BalancerMetrics(
+      () => this.registry.list,
+      () => this.#queue.length,
+    );
+    this.registry = new BackendRegistry(
+      config,
+      this.metrics,
+      {
+        client: config.upstreamClient,
+        connections: config.maxActivePerBackend,
+        keepAliveMs: config.upstreamKeepAliveMs,
+        connectTimeoutMs: config.connectTimeoutMs,
+        headersTimeoutMs: config.upstreamHeadersTimeoutMs,
+        bodyTimeoutMs: config.upstreamBodyTimeoutMs,
+      },
+      () => this.#scheduleServeQueue(),
+    );
+    const requestTimeoutMs = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
+    if (config.front === "raw") {
+      const front = createRawFrontServer({
+        maxHeaderBytes: config.maxHeaderBytes,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs,
+        clientKeepAliveMs: config.clientKeepAliveMs,
+        maxClientConnections: config.maxClientConnections,
+        onRequest: (req, res) => this.#onRequest(req, res),
+        onClientError: (kind) => this.metrics.clientError(kind),
+      });
+      this.#server = front.server;
+      this.#closeIdleConnections = () => front.closeIdleConnections();
+      this.#closeAllConnections = () => front.closeAllConnections();
+    } else {
+      const server = http.createServer(
+        {
+          maxHeaderSize: config.maxHeaderBytes,
+          headersTimeout: config.headersTimeoutMs,
+          requestTimeout: requestTimeoutMs,
+          keepAliveTimeout: config.clientKeepAliveMs,
+          // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+        },
+        (req, res) => this.#onRequest(req, res),
+      );
+      server.maxConnections = config.maxClientConnections;
+      server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
+        this.#onClientError(error, socket),
+      );
+      this.#server = server;
+      this.#closeIdleConnections = () => server.closeIdleConnections();
+      this.#closeAllConnections = () => server.closeAllConnections();
+    }
+  }
+
+  get maxRetries(): number {
+    return this.#config.maxRetries;
+  }
+  get upstreamBodyTimeoutMs(): number {
+    return this.#config.upstreamBodyTimeoutMs;
+  }
+  get sseMaxAgeMs(): number {
+    return this.#config.sseMaxAgeMs;
+  }
+  get retryAfterSeconds(): number {
+    return this.#config.retryAfterSeconds;
+  }
+
+  /** The port listened on (after `init()`). */
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async init(): Promise<void> {
+    if (this.#initialized) return;
+    this.#initialized = true;
+    this.registry.init();
+    await listen(this.#server, this.#config.port, this.#config.host);
+  }
+
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then frees everything. */
+  close(graceMs = 5000): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#closeIdleConnections();
+    this.#queue.drainAll((exchange) => exchange.reject(503, "unavailable", "the balancer is shutting down"));
+    const timer = setTimeout(() => this.#closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+    await this.registry.close();
+  }
+
+  retrying(backend: Backend): void {
+    this.registry.recordRetry(backend);
+  }
+
+  tryRetry(): boolean {
+    return this.#budget.tryRetry();
+  }
+
+  #onRequest(req: FrontRequest, res: FrontResponse): void {
+    const url = req.url ?? "/";
+    if (url.startsWith("/_lb/")) {
+      handleAdmin(
+        {
+          registry: this.registry,
+          metrics: this.metrics,
+          adminToken: this.#config.adminToken,
+          retryAfterSeconds: this.#config.retryAfterSeconds,
+        },
+        req,
+        res,
+      ).catch((error: unknown) => {
+        console.error("balancer: admin call failed", error);
+        if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");
+        else res.destroy();
+      });
+      return;
+    }
+    this.#budget.recordRequest();
+    const contentLength = req.headers["content-length"];
+    if (
+      req.headers["transfer-encoding"] === undefined &&
+      (contentLength === undefined || contentLength === "0")
+    ) {
+      this.place(new ProxyExchange(this, req, res, contentLength === "0" ? Buffer.alloc(0) : null));
+      return;
+    }
+    this.#readBody(req).then(
+      (body) => {
+        if (!res.destroyed) this.place(new ProxyExchange(this, req, res, body));
+      },
+      () => res.destroy(),
+    );
+  }
+
+  /**
+   * Holds a body of up to `maxBufferedBodyBytes` so the request can be sent again; a larger body is
+   * streamed (what was read so far, then the rest) and the request is not retried.
+   */
+  #readBody(req: FrontRequest): Promise<Buffer | Readable> {
+    const limit = this.#config.maxBufferedBodyBytes;
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const cleanup = () => {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("error", onError);
+      };
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size <= limit) return;
+        cleanup();
+        req.pause();
+        resolve(
+          Readable.from(
+            (async function* () {
+              yield* chunks;
+              for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
+            })(),
+            { objectMode: false },
+          ),
+        );
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        reject(error);
+      };
+      req.on("data", onData);
+      req.on("end", onEnd);
+      req.on("error", onError);
+    });
+  }
+
+  /** Sends the exchange to the least-loaded instance with room, or queues it, or answers 503. */
+  place(exchange: ProxyExchange): void {
+    if (exchange.finished) return;
+    if (this.registry.upCount === 0) return this.#reject(exchange, "no_backend", "no instance is up");
+    // Serve the queue first: a newcomer must not overtake requests that are already waiting.
+    const backend =
+      this.#queue.length === 0
+        ? this.#picker.pick(this.registry.list, this.#pickOptions(exchange.tried))
+        : undefined;
+    if (backend !== undefined) return this.#dispatch(exchange, backend);
+    const ticket: QueueTicket<ProxyExchange> | undefined = this.#queue.enqueue(exchange, (timedOut) =>
+      this.#reject(
+        timedOut,
+        "queue_timeout",
+        `no instance had room within ${this.#config.queueTimeoutMs} ms`,
+      ),
+    );
+    if (ticket === undefined)
+      return this.#reject(exchange, "queue_full", "every instance is busy and the queue is full");
+    exchange.cancelQueued = () => this.#queue.cancel(ticket);
+  }
+
+  attemptEnded(_exchange: ProxyExchange, backend: Backend, outcome: AttemptOutcome): void {
+    const series = this.registry.series(backend);
+    switch (outcome.kind) {
+      case "ok":
+        series?.latency.observe(outcome.durationMs / 1000);
+        this.registry.recordSuccess(backend);
+        break;
+      case "failed":
+        this.registry.recordFailure(backend, false);
+        break;
+      case "unreachable":
+        this.registry.recordFailure(backend, true);
+        break;
+    }
+    this.registry.release(backend);
+  }
+
+  #pickOptions(exclude: ReadonlySet<Backend> | undefined) {
+    return {
+      nowMs: Date.now(),
+      slowStartMs: this.#config.slowStartMs,
+      maxActive: this.#config.maxActivePerBackend,
+      exclude,
+    };
+  }
+
+  #dispatch(exchange: ProxyExchange, backend: Backend): void {
+    this.registry.acquire(backend);
+    exchange.dispatchTo(backend);
+  }
+
+  #reject(exchange: ProxyExchange, reason: RejectReason, detail: string): void {
+    this.metrics.rejected(reason);
+    exchange.reject(503, "unavailable", detail);
+  }
+
+  // Deferred to a microtask: a slot frees inside undici's callbacks, and dispatching from there again
+  // would re-enter undici; one pass also serves several freed slots at once.
+  #scheduleServeQueue(): void {
+    if (this.#serveQueueScheduled || this.#queue.length === 0) return;
+    this.#serveQueueScheduled = true;
+    queueMicrotask(() => {
+      this.#serveQueueScheduled = false;
+      this.#serveQueue();
+    });
+  }
+
+  #serveQueue(): void {
+    while (this.#queue.length > 0) {
+      if (this.#picker.pick(this.registry.list, this.#pickOptions(undefined)) === undefined) return;
+      const exchange = this.#queue.shift()!;
+      exchange.cancelQueued = undefined;
+      if (exchange.finished) continue;
+      const backend = this.#picker.pick(this.registry.list, this.#pickOptions(exchange.tried))!;
+      this.#dispatch(exchange, backend);
+    }
+  }
+
+  #onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    const code = error.code ?? "";
+    const status = CLIENT_ERROR_STATUS[code] ?? "400 Bad Request";
+    this.metrics.clientError(code === "ECONNRESET" ? "reset" : status.slice(0, 3));
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (code !== "ECONNRESET" && socket.writable && (pending === undefined || !pending.headersSent)) {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * One client request on its way through the balancer: its upstream headers and body, each attempt on
+ * an instance, and the response streamed back. It is undici's dispatch handler itself (the raw
+ * callback interface: headers arrive as raw buffers and body chunks are written straight to the client,
+ * with no parsing into objects and no copies), and it decides whether a failed attempt may be retried.
+ */
+import type { FrontRequest, FrontResponse } from "./front.js";
+import type { Readable } from "node:stream";
+import type { Backend } from "./backend.js";
+import { sendProblem } from "./balancer-errors.js";
+import type { UpstreamHandler } from "./raw-upstream-pool.js";
+
+/** What an exchange needs from the balancer. */
+export interface ExchangeHost {
+  readonly maxRetries: number;
+  readonly upstreamBodyTimeoutMs: number;
+  readonly sseMaxAgeMs: number;
+  readonly retryAfterSeconds: number;
+  /** Places the exchange again (retry) on another instance if one has room, else queues it. */
+  place(exchange: ProxyExchange): void;
+  /** The attempt on `backend` is over; `failed` says whether it counts as the instance's failure. */
+  attemptEnded(exchange: ProxyExchange, backend: Backend, outcome: AttemptOutcome): void;
+  /** Takes a token from the retry budget (for retries of requests that reached an instance). */
+  tryRetry(): boolean;
+  /** The request failed on `backend` and is about to be sent again elsewhere. */
+  retrying(backend: Backend): void;
+}
+
+/**
+ * `ok`: the instance answered (any status it meant to send). `failed`: a 500/502/504 or a broken
+ * connection after the request was sent. `unreachable`: the request never reached the instance.
+ */
+export type AttemptOutcome =
+  { kind: "ok"; durationMs: number } | { kind: "failed" } | { kind: "unreachable" };
+
+// Hop-by-hop headers (RFC 9110 7.6.1) plus the ones undici sets itself.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+]);
+
+const latin1 = (text: Buffer | string): string => (typeof text === "string" ? text : text.toString("latin1"));
+
+const TIMEOUT_CODES = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UPSTREAM_HEADERS_TIMEOUT",
+  "UPSTREAM_BODY_TIMEOUT",
+]);
+
+const UNREACHABLE_CODES = new Set([
+  "UPSTREAM_CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** The upstream request's headers, from the client's raw ones: hop-by-hop dropped, X-Forwarded-* added. */
+export function forwardedHeaders(req: FrontRequest): string[] {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let connectionListed: string[] | undefined;
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = raw[index]!;
+    const value = raw[index + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "connection") {
+        for (const token of value.split(",")) (connectionListed ??= []).push(token.trim().toLowerCase());
+      }
+      continue;
+    }
+    if (lower === "x-forwarded-for") {
+      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      continue;
+    }
+    // We answer any 100-continue ourselves; undici would refuse the header.
+    if (lower === "x-forwarded-proto" || lower === "expect") continue;
+    out.push(name, value);
+  }
+  if (connectionListed !== undefined) {
+    for (let index = out.length - 2; index >= 0; index -= 2) {
+      if (connectionListed.includes(out[index]!.toLowerCase())) out.splice(index, 2);
+    }
+  }
+  let clientIp = req.socket.remoteAddress ?? "unknown";
+  if (clientIp.startsWith("::ffff:")) clientIp = clientIp.slice(7);
+  out.push(
+    "x-forwarded-for",
+    forwardedFor === undefined ? clientIp : `${forwardedFor}, ${clientIp}`,
+    "x-forwarded-proto",
+    "http",
+  );
+  return out;
+}
+
+export class ProxyExchange implements UpstreamHandler {
+  readonly req: FrontRequest;
+  readonly res: FrontResponse;
+  readonly #host: ExchangeHost;
+  readonly #headers: string[];
+  readonly #body: Buffer | Readable | null;
+  /** May the request be sent again after an instance may have seen it (GET/HEAD or Idempotency-Key)? */
+  readonly #retryableAfterSend: boolean;
+  /** Instances this request already failed on. */
+  readonly tried = new Set<Backend>();
+  #attempts = 0;
+  #backend: Backend | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  #sent = false;
+  #responseStarted = false;
+  #startedAtMs = 0;
+  #clientGone = false;
+  #finished = false;
+  #sseTimer: NodeJS.Timeout | undefined;
+  #sseExpired = false;
+  /** The instance answered 500/502/504: passed on to the client, counted as the instance's failure. */
+  #failedResponse = false;
+  #resume: (() => void) | undefined;
+  #awaitingDrain = false;
+  /** Set while queued, so the exchange can leave the queue when its client goes away. */
+  cancelQueued: (() => void) | undefined;
+
+  constructor(host: ExchangeHost, req: FrontRequest, res: FrontResponse, body: Buffer | Readable | null) {
+    this.#host = host;
+    this.req = req;
+    this.res = res;
+    this.#body = body;
+    this.#headers = forwardedHeaders(req);
+    const method = req.method;
+    this.#retryableAfterSend =
+      (method === "GET" || method === "HEAD" || req.headers["idempotency-key"] !== undefined) &&
+      (body === null || Buffer.isBuffer(body));
+    res.once("close", () => this.#onClientClose());
+  }
+
+  get finished(): boolean {
+    return this.#finished || this.#clientGone;
+  }
+
+  /** Sends the request to `backend` (already counted as active there by the balancer). */
+  dispatchTo(backend: Backend): void {
+    this.cancelQueued = undefined;
+    this.#backend = backend;
+    this.#attempts++;
+    this.#sent = false;
+    this.#abort = undefined;
+    this.#startedAtMs = performance.now();
+    const wantsEvents = this.req.headers.accept?.includes("text/event-stream") === true;
+    backend.pool!.dispatch(
+      {
+        path: this.req.url ?? "/",
+        method: this.req.method ?? "GET",
+        headers: this.#headers,
+        body: this.#body,
+        // Server-sent events may stay quiet for long; they are bounded by sseMaxAgeMs instead.
+        bodyTimeout: wantsEvents ? 0 : this.#host.upstreamBodyTimeoutMs,
+      },
+      this,
+    );
+  }
+
+  /** Answers the client with the balancer's own error (no instance could take the request). */
+  reject(status: number, code: "unavailable" | "backend_failed" | "backend_timeout", detail: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const headers: Record<string, string> =
+      status === 503 ? { "retry-after": String(this.#host.retryAfterSeconds) } : {};
+    if (!this.#clientGone) sendProblem(this.res, status, code, detail, headers);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new Error("client went away"));
+  }
+
+  /** Called by undici (not in its public types) once the whole request is written to the socket. */
+  onRequestSent(): void {
+    this.#sent = true;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.#sent = true;
+    this.#responseStarted = true;
+    this.#resume = resume;
+    const headers: string[] = [];
+    let connectionListed: string | undefined;
+    let eventStream = false;
+    for (let index = 0; index < rawHeaders.length; index += 2) {
+      const name = latin1(rawHeaders[index]!);
+      // latin1 keeps every byte of the value as it came; Node writes header strings back as latin1.
+      const value = latin1(rawHeaders[index + 1]!);
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === "connection") connectionListed = value.toLowerCase();
+        continue;
+      }
+      if (lower === "content-type" && value.startsWith("text/event-stream")) eventStream = true;
+      headers.push(name, value);
+    }
+    if (connectionListed !== undefined) {
+      const listed = connectionListed.split(",").map((token) => token.trim());
+      for (let index = headers.length - 2; index >= 0; index -= 2) {
+        if (listed.includes(headers[index]!.toLowerCase())) headers.splice(index, 2);
+      }
+    }
+    if (this.#clientGone) return false;
+    this.res.writeHead(statusCode, headers);
+    if (statusCode === 500 || statusCode === 502 || statusCode === 504) this.#failedResponse = true;
+    if (eventStream) {
+      // Long-lived streams are ended after a while so that clients reconnect and spread over new instances.
+      this.#sseTimer = setTimeout(() => {
+        this.#sseTimer = undefined;
+        this.#sseExpired = true;
+        this.#abort?.(new Error("server-sent events stream reached its maximum age"));
+      }, this.#host.sseMaxAgeMs);
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#clientGone) return false;
+    const more = this.res.write(chunk);
+    if (!more && !this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      this.res.once("drain", this.#onDrain);
+    }
+    return more;
+  }
+
+  readonly #onDrain = (): void => {
+    this.#awaitingDrain = false;
+    this.#resume?.();
+  };
+
+  onComplete(): void {
+    this.#clearSseTimer();
+    if (!this.#clientGone) this.res.end();
+    this.#finished = true;
+    const backend = this.#backend!;
+    this.#host.attemptEnded(
+      this,
+      backend,
+      this.#failedResponse
+        ? { kind: "failed" }
+        : { kind: "ok", durationMs: performance.now() - this.#startedAtMs },
+    );
+  }
+
+  onError(err: Error): void {
+    this.#clearSseTimer();
+    const backend = this.#backend!;
+    if (this.#sseExpired) {
+      this.#finished = true;
+      if (!this.#clientGone) this.res.end();
+      this.#host.attemptEnded(this, backend, {
+        kind: "ok",
+        durationMs: performance.now() - this.#startedAtMs,
+      });
+      return;
+    }
+    if (this.#clientGone) {
+      this.#finished = true;
+      // The client left; the instance did nothing wrong.
+      this.#host.attemptEnded(this, backend, {
+        kind: "ok",
+        durationMs: performance.now() - this.#startedAtMs,
+      });
+      return;
+    }
+    const code = (err as { code?: string }).code ?? "";
+    // Not sent in full, or refused at connect: the instance cannot have acted on it.
+    const unreachable = !this.#sent || UNREACHABLE_CODES.has(code);
+    this.#host.attemptEnded(this, backend, unreachable ? { kind: "unreachable" } : { kind: "failed" });
+    if (this.#responseStarted) {
+      // Part of the response is already with the client: nothing to do but cut the connection.
+      this.#finished = true;
+      this.res.destroy();
+      return;
+    }
+    const replayable = this.#body === null || Buffer.isBuffer(this.#body);
+    const mayRetry =
+      this.#attempts <= this.#host.maxRetries &&
+      replayable &&
+      (unreachable || (this.#retryableAfterSend && this.#host.tryRetry()));
+    if (mayRetry) {
+      this.tried.add(backend);
+      this.#host.retrying(backend);
+      this.#host.place(this);
+      return;
+    }
+    if (TIMEOUT_CODES.has(code)) {
+      this.reject(504, "backend_timeout", `instance ${backend.id} did not answer in time (${code})`);
+    } else if (!unreachable && !this.#retryableAfterSend) {
+      this.reject(
+        502,
+        "backend_failed",
+        `instance ${backend.id} failed after the request was sent (${code || err.message}); it was not ` +
+          "sent again because it is not idempotent: send an Idempotency-Key header to make it safe to retry",
+      );
+    } else {
+      this.reject(502, "backend_failed", `instance ${backend.id} failed (${code || err.message})`);
+    }
+  }
+
+  #clearSseTimer(): void {
+    if (this.#sseTimer !== undefined) clearTimeout(this.#sseTimer);
+    this.#sseTimer = undefined;
+  }
+
+  #onClientClose(): void {
+    if (this.#finished) return;
+    this.#clientGone = true;
+    this.res.off("drain", this.#onDrain);
+    if (this.cancelQueued) {
+      this.cancelQueued();
+      this.cancelQueued = undefined;
+      this.#finished = true;
+      return;
+    }
+    this.#abort?.(new Error("client went away"));
+  }
+}

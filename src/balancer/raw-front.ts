@@ -1,0 +1,524 @@
+/**
+ * The balancer's own HTTP/1.1 server side (`--front raw`): parses a client's request head just enough to
+ * place it (request line, header lines, body framing) and writes responses as one string and the body,
+ * without Node's IncomingMessage/ServerResponse machinery. It keeps the same guarantees as the `node`
+ * front: request heads bounded by `maxHeaderBytes` (431), malformed requests refused (400, including
+ * every request-smuggling shape: Content-Length with Transfer-Encoding, conflicting lengths, obs-fold,
+ * bare LF), slow clients cut off (`headersTimeoutMs`, `requestTimeoutMs`: 408), idle keep-alive
+ * connections closed (`clientKeepAliveMs`), `Expect: 100-continue` answered, pipelined requests served
+ * one after another.
+ */
+import { EventEmitter } from "node:events";
+import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
+import net, { type Socket } from "node:net";
+import { Readable } from "node:stream";
+import { ChunkedDecoder } from "./chunked-decoder.js";
+import type { FrontRequest, FrontResponse } from "./front.js";
+
+export interface RawFrontOptions {
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  clientKeepAliveMs: number;
+  maxClientConnections: number;
+  onRequest(req: FrontRequest, res: FrontResponse): void;
+  /** A client turned away: "400", "408", "431". */
+  onClientError(kind: string): void;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\s]+) HTTP\/1\.([01])$/;
+const BAD_VALUE = /[\0\r\n]/;
+const CRLF_CRLF = Buffer.from("\r\n\r\n");
+
+class BadRequest extends Error {
+  constructor(
+    readonly status: 400 | 431 | 501,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A client's request. Its body stream is made only when someone reads it, so a request without a body
+ * (most of them) costs no stream at all.
+ */
+export class RawRequest implements FrontRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: Socket;
+  readonly #connection: FrontConnection;
+  readonly #hasBody: boolean;
+  #body: Readable | undefined;
+  #destroyed = false;
+
+  constructor(
+    connection: FrontConnection,
+    method: string,
+    url: string,
+    rawHeaders: string[],
+    headers: IncomingHttpHeaders,
+    hasBody: boolean,
+  ) {
+    this.#connection = connection;
+    this.socket = connection.socket;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.headers = headers;
+    this.#hasBody = hasBody;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  #stream(): Readable {
+    if (this.#body === undefined) {
+      this.#body = new Readable({ read: () => this.#connection.resumeBody() });
+      if (!this.#hasBody) this.#body.push(null);
+    }
+    return this.#body;
+  }
+
+  on(event: "data", listener: (chunk: Buffer) => void): this;
+  on(event: "end", listener: () => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+  // The implementation signature is as loose as Readable's own (listener arguments vary by event).
+  on(event: "data" | "end" | "error", listener: (...args: never[]) => void): this {
+    this.#stream().on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off(event: "data", listener: (chunk: Buffer) => void): this;
+  off(event: "end", listener: () => void): this;
+  off(event: "error", listener: (error: Error) => void): this;
+  off(event: "data" | "end" | "error", listener: (...args: never[]) => void): this {
+    this.#stream().off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  pause(): this {
+    this.#stream().pause();
+    return this;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<unknown> {
+    return this.#stream()[Symbol.asyncIterator]();
+  }
+
+  /** @internal Body bytes from the connection; `null` at the end. False: stop reading for now. */
+  push(chunk: Buffer | null): boolean {
+    return this.#stream().push(chunk);
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    this.#body?.destroy();
+  }
+}
+
+export class RawResponse extends EventEmitter implements FrontResponse {
+  readonly #connection: FrontConnection;
+  readonly #headRequest: boolean;
+  #head: string | undefined;
+  #chunked = false;
+  #noBody = false;
+  headersSent = false;
+  #finished = false;
+
+  constructor(connection: FrontConnection, headRequest: boolean) {
+    super();
+    this.#connection = connection;
+    this.#headRequest = headRequest;
+  }
+
+  get destroyed(): boolean {
+    return this.#connection.socket.destroyed;
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  writeHead(statusCode: number, headers: OutgoingHttpHeaders | string[] = {}): this {
+    let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? "Unknown"}\r\n`;
+    let hasLength = false;
+    const add = (name: string, value: string) => {
+      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      head += `${name}: ${value}\r\n`;
+    };
+    if (Array.isArray(headers)) {
+      for (let index = 0; index < headers.length; index += 2) add(headers[index]!, headers[index + 1]!);
+    } else {
+      for (const [name, value] of Object.entries(headers)) {
+        if (value === undefined) continue;
+        if (Array.isArray(value)) for (const each of value) add(name, String(each));
+        else add(name, String(value));
+      }
+    }
+    this.#noBody = this.#headRequest || statusCode === 204 || statusCode === 304 || statusCode < 200;
+    if (!hasLength && !this.#noBody) {
+      if (this.#connection.http11) {
+        this.#chunked = true;
+        head += "transfer-encoding: chunked\r\n";
+      } else this.#connection.keepAlive = false; // an HTTP/1.0 client reads to the close
+    }
+    if (!this.#connection.keepAlive) head += "connection: close\r\n";
+    this.#head = `${head}\r\n`;
+    this.headersSent = true;
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    const socket = this.#connection.socket;
+    if (socket.destroyed) return false;
+    if (this.#head === undefined) this.writeHead(200);
+    socket.cork();
+    this.#flushHead(socket);
+    let more = true;
+    if (!this.#noBody && chunk.length > 0) {
+      if (this.#chunked) {
+        socket.write(`${chunk.length.toString(16)}\r\n`, "latin1");
+        socket.write(chunk);
+        more = socket.write("\r\n", "latin1");
+      } else more = socket.write(chunk);
+    }
+    socket.uncork();
+    return more;
+  }
+
+  end(body?: string | Buffer): this {
+    if (this.#finished) return this;
+    const socket = this.#connection.socket;
+    if (this.#head === undefined) this.writeHead(200);
+    if (!socket.destroyed) {
+      socket.cork();
+      this.#flushHead(socket);
+      if (body !== undefined && body.length > 0)
+        this.write(typeof body === "string" ? Buffer.from(body) : body);
+      if (this.#chunked && !this.#noBody) socket.write("0\r\n\r\n", "latin1");
+      socket.uncork();
+    }
+    this.#finished = true;
+    this.#connection.responseEnded();
+    process.nextTick(() => this.emit("close"));
+    return this;
+  }
+
+  destroy(): void {
+    this.#connection.socket.destroy();
+  }
+
+  /** The client went away before the response ended. */
+  clientClosed(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.emit("close");
+  }
+
+  #flushHead(socket: Socket): void {
+    if (this.#head === undefined || this.#head === "") return;
+    socket.write(this.#head, "latin1");
+    this.#head = "";
+  }
+}
+
+type Phase = "idle" | "head" | "body" | "responding";
+
+class FrontConnection {
+  readonly socket: Socket;
+  readonly #options: RawFrontOptions;
+  #phase: Phase = "idle";
+  #buffer: Buffer | undefined;
+  /** When the current phase must be over (0: no limit), checked by the server's sweep. */
+  deadlineAtMs = 0;
+  #deadlineKind: "" | "408" = "";
+  #request: RawRequest | undefined;
+  #response: RawResponse | undefined;
+  #bodyRemaining = 0;
+  #chunked: ChunkedDecoder | undefined;
+  #requestStartedAtMs = 0;
+  keepAlive = true;
+  http11 = true;
+
+  constructor(socket: Socket, options: RawFrontOptions) {
+    this.socket = socket;
+    this.#options = options;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => {
+      this.#clearTimer();
+      this.#request?.destroy();
+      this.#response?.clientClosed();
+    });
+    socket.on("drain", () => this.#response?.emit("drain"));
+    // A new connection must send its first request head in time, like any request head.
+    this.#arm(this.#options.headersTimeoutMs, "408");
+  }
+
+  /** Waiting for a next request (nothing in flight on this connection). */
+  get idle(): boolean {
+    return this.#phase === "idle";
+  }
+
+  /** The request body's reader wants more. */
+  resumeBody(): void {
+    if (this.#phase === "body") this.socket.resume();
+  }
+
+  responseEnded(): void {
+    this.#response = undefined;
+    if (this.#phase === "body") {
+      // Answered before the body was read (a 503, an early error): the rest of the body is unread.
+      this.keepAlive = false;
+    }
+    this.#request = undefined;
+    if (!this.keepAlive) {
+      this.socket.end();
+      this.#clearTimer();
+      return;
+    }
+    this.#phase = "idle";
+    this.#arm(this.#options.clientKeepAliveMs, "");
+    this.socket.resume();
+    const pending = this.#buffer;
+    this.#buffer = undefined;
+    if (pending !== undefined && pending.length > 0) this.#onData(pending);
+  }
+
+  // One sweep over all connections replaces a timer per request (createRawFrontServer).
+  #arm(timeoutMs: number, kind: "" | "408"): void {
+    this.deadlineAtMs = Date.now() + timeoutMs;
+    this.#deadlineKind = kind;
+  }
+
+  #clearTimer(): void {
+    this.deadlineAtMs = 0;
+  }
+
+  /** The deadline passed: an idle keep-alive connection is closed, a slow request gets 408. */
+  expire(): void {
+    this.deadlineAtMs = 0;
+    if (this.#deadlineKind === "") this.socket.destroy();
+    else this.#refuse(408, "request not received in time");
+  }
+
+  #onData(chunk: Buffer): void {
+    switch (this.#phase) {
+      case "responding":
+        // A pipelined request: kept until the current response has ended.
+        this.#buffer = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
+        if (this.#buffer.length > this.#options.maxHeaderBytes) this.socket.pause();
+        return;
+      case "body":
+        this.#onBody(chunk);
+        return;
+      case "idle":
+        this.#phase = "head";
+        this.#requestStartedAtMs = Date.now();
+        this.#arm(this.#options.headersTimeoutMs, "408");
+        this.#onHead(chunk);
+        return;
+      case "head":
+        this.#onHead(chunk);
+        return;
+    }
+  }
+
+  #onHead(chunk: Buffer): void {
+    const data = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const end = data.indexOf(CRLF_CRLF);
+    if (end === -1) {
+      if (data.length > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
+      this.#buffer = data;
+      return;
+    }
+    this.#buffer = undefined;
+    if (end > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
+    let parsed: ReturnType<FrontConnection["parseHead"]>;
+    try {
+      parsed = this.parseHead(data.toString("latin1", 0, end));
+    } catch (error) {
+      if (error instanceof BadRequest) return this.#refuse(error.status, error.message);
+      throw error;
+    }
+    const hasBody = parsed.chunked || parsed.length > 0;
+    const request = new RawRequest(
+      this,
+      parsed.method,
+      parsed.url,
+      parsed.rawHeaders,
+      parsed.headers,
+      hasBody,
+    );
+    const response = new RawResponse(this, parsed.method === "HEAD");
+    this.#request = request;
+    this.#response = response;
+    const rest = data.subarray(end + 4);
+    if (hasBody) {
+      this.#phase = "body";
+      this.#chunked = parsed.chunked ? new ChunkedDecoder() : undefined;
+      this.#bodyRemaining = parsed.length;
+      const leftMs = this.#options.requestTimeoutMs - (Date.now() - this.#requestStartedAtMs);
+      this.#arm(Math.max(1, leftMs), "408");
+      if (/100-continue/i.test(String(parsed.headers.expect ?? "")))
+        this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+      this.#options.onRequest(request, response);
+      if (rest.length > 0 && this.#phase === "body") this.#onBody(rest);
+    } else {
+      this.#phase = "responding";
+      this.#clearTimer();
+      if (rest.length > 0) this.#buffer = rest;
+      this.#options.onRequest(request, response);
+    }
+  }
+
+  #onBody(chunk: Buffer): void {
+    const request = this.#request;
+    if (request === undefined) return;
+    let more = true;
+    let rest: Buffer | undefined;
+    if (this.#chunked !== undefined) {
+      let end: number;
+      try {
+        end = this.#chunked.feed(chunk, (data) => {
+          more = request.push(data) && more;
+        });
+      } catch {
+        request.destroy();
+        return this.#refuse(400, "bad chunked body");
+      }
+      if (end !== -1) rest = chunk.subarray(end);
+      else if (!more) this.socket.pause();
+      if (end === -1) return;
+    } else {
+      const take = Math.min(this.#bodyRemaining, chunk.length);
+      more = request.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      this.#bodyRemaining -= take;
+      if (take < chunk.length) rest = chunk.subarray(take);
+      if (this.#bodyRemaining > 0) {
+        if (!more) this.socket.pause();
+        return;
+      }
+    }
+    // The whole body is in.
+    request.push(null);
+    this.#clearTimer();
+    this.#phase = "responding";
+    if (rest !== undefined && rest.length > 0) this.#buffer = rest;
+  }
+
+  /** @internal Parses a request head (without its final CRLF CRLF); throws BadRequest. */
+  parseHead(head: string): {
+    method: string;
+    url: string;
+    rawHeaders: string[];
+    headers: IncomingHttpHeaders;
+    length: number;
+    chunked: boolean;
+  } {
+    const lines = head.split("\r\n");
+    const match = REQUEST_LINE.exec(lines[0]!);
+    if (!match) throw new BadRequest(400, "bad request line");
+    const method = match[1]!;
+    const url = match[2]!;
+    this.http11 = match[3] === "1";
+    this.keepAlive = this.http11;
+    const rawHeaders: string[] = [];
+    const headers: Record<string, string> = {};
+    let length = -1;
+    let transferEncoding: string | undefined;
+    for (let index = 1; index < lines.length; index++) {
+      const line = lines[index]!;
+      const colon = line.indexOf(":");
+      if (colon <= 0) throw new BadRequest(400, "bad header line");
+      const name = line.slice(0, colon);
+      if (!TOKEN.test(name)) throw new BadRequest(400, "bad header name");
+      const value = line.slice(colon + 1).trim();
+      if (BAD_VALUE.test(value)) throw new BadRequest(400, "bad header value");
+      const lower = name.toLowerCase();
+      if (lower === "content-length") {
+        if (!/^\d{1,15}$/.test(value)) throw new BadRequest(400, "bad content-length");
+        if (length !== -1 && length !== Number(value))
+          throw new BadRequest(400, "conflicting content-length");
+        length = Number(value);
+      } else if (lower === "transfer-encoding") {
+        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+      } else if (lower === "connection") {
+        const tokens = value.toLowerCase();
+        if (tokens.includes("close")) this.keepAlive = false;
+        else if (tokens.includes("keep-alive")) this.keepAlive = true;
+      }
+      headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
+      rawHeaders.push(name, value);
+    }
+    if (this.http11 && headers.host === undefined) throw new BadRequest(400, "no Host header");
+    let chunked = false;
+    if (transferEncoding !== undefined) {
+      // Both framings at once is the classic request-smuggling shape: refuse it.
+      if (length !== -1) throw new BadRequest(400, "both content-length and transfer-encoding");
+      if (transferEncoding.trim().toLowerCase() !== "chunked")
+        throw new BadRequest(501, "unsupported transfer-encoding");
+      chunked = true;
+    }
+    return { method, url, rawHeaders, headers, length: Math.max(length, 0), chunked };
+  }
+
+  #refuse(status: 400 | 408 | 431 | 501, reason: string): void {
+    this.#options.onClientError(String(status));
+    this.#clearTimer();
+    if (this.#response !== undefined && this.#response.headersSent) {
+      this.socket.destroy();
+      return;
+    }
+    const body = reason;
+    this.socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\n` +
+        `content-length: ${body.length}\r\n\r\n${body}`,
+      "latin1",
+    );
+    this.#phase = "responding";
+    this.keepAlive = false;
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}
+
+/** The raw front's server (`listen()` it like any net.Server) and its connections, for shutdown. */
+export interface RawFrontServer {
+  readonly server: net.Server;
+  /** Closes the connections waiting for a next request. */
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
+export function createRawFrontServer(options: RawFrontOptions): RawFrontServer {
+  const connections = new Set<FrontConnection>();
+  const server = net.createServer((socket) => {
+    const connection = new FrontConnection(socket, options);
+    connections.add(connection);
+    socket.once("close", () => connections.delete(connection));
+  });
+  server.maxConnections = options.maxClientConnections;
+  const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(options.headersTimeoutMs / 4)));
+  const sweep = setInterval(() => {
+    const nowMs = Date.now();
+    for (const connection of connections)
+      if (connection.deadlineAtMs !== 0 && connection.deadlineAtMs <= nowMs) connection.expire();
+  }, checkEveryMs);
+  sweep.unref();
+  server.once("close", () => clearInterval(sweep));
+  return {
+    server,
+    closeIdleConnections: () => {
+      for (const connection of connections) if (connection.idle) connection.socket.destroy();
+    },
+    closeAllConnections: () => {
+      for (const connection of connections) connection.socket.destroy();
+    },
+  };
+}

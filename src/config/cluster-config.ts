@@ -1,0 +1,95 @@
+/**
+ * The settings of `boxoffice up` beyond those of one server: how many instances, where the balancer
+ * listens, and the autoscaling policy. Flags win over BOXOFFICE_* variables, which win over defaults.
+ */
+import type { AutoscalePolicy } from "../cluster/autoscaler.js";
+import type { FlagValues, Setting } from "./settings.js";
+import { ConfigError, readSetting, wholeNumber } from "./settings.js";
+
+export const CLUSTER_SETTINGS = {
+  instances: {
+    flag: "instances",
+    env: "BOXOFFICE_INSTANCES",
+    description: "instances to start (with --min/--max: the starting count)",
+    defaultText: "3",
+    parse: wholeNumber(1, 256),
+  },
+  min: {
+    flag: "min",
+    env: "BOXOFFICE_MIN_INSTANCES",
+    description: "autoscaling: fewest instances (0 = no autoscaling)",
+    defaultText: "0",
+    parse: wholeNumber(0, 256),
+  },
+  max: {
+    flag: "max",
+    env: "BOXOFFICE_MAX_INSTANCES",
+    description: "autoscaling: most instances (0 = no autoscaling)",
+    defaultText: "0",
+    parse: wholeNumber(0, 256),
+  },
+  targetInFlight: {
+    flag: "target-in-flight",
+    env: "BOXOFFICE_TARGET_IN_FLIGHT",
+    description: "autoscaling: in-flight requests per instance to aim for",
+    defaultText: "32",
+    parse: wholeNumber(1, 100_000),
+  },
+  scaleWindowMs: {
+    flag: "scale-window-ms",
+    env: "BOXOFFICE_SCALE_WINDOW_MS",
+    description: "autoscaling: how long load must stay high or low before acting",
+    defaultText: "10000",
+    parse: wholeNumber(500, 3_600_000),
+  },
+  scaleUpCooldownMs: {
+    flag: "scale-up-cooldown-ms",
+    env: "BOXOFFICE_SCALE_UP_COOLDOWN_MS",
+    description: "autoscaling: quiet time after adding an instance",
+    defaultText: "15000",
+    parse: wholeNumber(0, 3_600_000),
+  },
+  scaleDownCooldownMs: {
+    flag: "scale-down-cooldown-ms",
+    env: "BOXOFFICE_SCALE_DOWN_COOLDOWN_MS",
+    description: "autoscaling: quiet time after removing an instance",
+    defaultText: "60000",
+    parse: wholeNumber(0, 3_600_000),
+  },
+  instancePortBase: {
+    flag: "instance-port-base",
+    env: "BOXOFFICE_INSTANCE_PORT_BASE",
+    description: "first port tried for instances (each takes the next free one)",
+    defaultText: "9101",
+    parse: wholeNumber(1, 65000),
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+export interface ClusterConfig {
+  readonly instances: number;
+  readonly instancePortBase: number;
+  /** Null when --min/--max are not both set: a fixed number of instances. */
+  readonly autoscale: AutoscalePolicy | null;
+}
+
+export function loadClusterConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
+  const read = <T>(setting: Setting<T>) => readSetting(setting, flags, env);
+  const min = read(CLUSTER_SETTINGS.min);
+  const max = read(CLUSTER_SETTINGS.max);
+  let instances = read(CLUSTER_SETTINGS.instances);
+  let autoscale: AutoscalePolicy | null = null;
+  if (min > 0 || max > 0) {
+    if (min < 1 || max < min) throw new ConfigError("--min and --max need 1 <= min <= max");
+    instances = Math.min(max, Math.max(min, instances));
+    autoscale = {
+      minInstances: min,
+      maxInstances: max,
+      targetInFlight: read(CLUSTER_SETTINGS.targetInFlight),
+      lowWatermark: 0.25,
+      windowMs: read(CLUSTER_SETTINGS.scaleWindowMs),
+      upCooldownMs: read(CLUSTER_SETTINGS.scaleUpCooldownMs),
+      downCooldownMs: read(CLUSTER_SETTINGS.scaleDownCooldownMs),
+    };
+  }
+  return Object.freeze({ instances, instancePortBase: read(CLUSTER_SETTINGS.instancePortBase), autoscale });
+}

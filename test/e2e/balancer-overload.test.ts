@@ -1,0 +1,167 @@
+/**
+ * The balancer under more load than the instances can take, and against clients that misbehave:
+ * quick 503s with Retry-After instead of a growing backlog, bounded memory, and malformed requests,
+ * huge headers and slow clients turned away while other clients are served.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool, request } from "undici";
+import {
+  spawnBackend,
+  spawnBalancer,
+  type SpawnedBackend,
+  type SpawnedBalancer,
+} from "../support/backend-fixture.js";
+
+/** Writes `payload` on a raw connection and resolves with whatever comes back until the server closes. */
+function raw(port: number, payload: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    let answer = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within ${timeoutMs} ms; got ${JSON.stringify(answer)}`));
+    }, timeoutMs);
+    socket.on("data", (chunk) => (answer += chunk.toString("latin1")));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.write(payload);
+  });
+}
+
+async function rssBytes(balancer: SpawnedBalancer): Promise<number> {
+  const text = await (await request(`${balancer.url}/_lb/metrics`)).body.text();
+  const line = text
+    .split("\n")
+    .find((candidate) => candidate.startsWith("boxoffice_lb_process_resident_memory_bytes "));
+  return Number(line?.split(" ")[1]);
+}
+
+function percentile(sorted: number[], share: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? 0;
+}
+
+describe("balancer: offered load ten times the capacity", () => {
+  let backends: SpawnedBackend[];
+  let balancer: SpawnedBalancer;
+
+  before(async () => {
+    backends = await Promise.all(["a", "b"].map((id) => spawnBackend({ id, delayMs: 50 })));
+    // Capacity: 2 instances x 4 requests at once; 8 more may wait, for at most 300 ms.
+    balancer = await spawnBalancer([
+      ...backends.flatMap((backend) => ["--backend", backend.url]),
+      ...["--max-active-per-backend", "4", "--max-queue", "8", "--queue-timeout-ms", "300"],
+    ]);
+  });
+
+  after(async () => {
+    await balancer?.stop();
+    await Promise.all((backends ?? []).map((backend) => backend.kill()));
+  });
+
+  it("answers 503 with Retry-After at once, serves the admitted ones, and stays small", async () => {
+    const workers = 80;
+    const client = new Pool(balancer.url, { connections: workers });
+    const admittedMs: number[] = [];
+    const rejectedMs: number[] = [];
+    const until = Date.now() + 2500;
+    try {
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (Date.now() < until) {
+            const startedAt = performance.now();
+            const response = await client.request({ path: "/work", method: "GET" });
+            const text = await response.body.text();
+            const elapsedMs = performance.now() - startedAt;
+            if (response.statusCode === 200) {
+              admittedMs.push(elapsedMs);
+              continue;
+            }
+            assert.equal(response.statusCode, 503, text);
+            assert.equal(response.headers["retry-after"], "1");
+            assert.match(String(response.headers["content-type"]), /application\/problem\+json/);
+            assert.equal((JSON.parse(text) as { code: string }).code, "unavailable");
+            rejectedMs.push(elapsedMs);
+            // A real client would honour Retry-After; this one retries soon to keep the pressure on.
+            await sleep(5);
+          }
+        }),
+      );
+    } finally {
+      await client.close();
+    }
+    admittedMs.sort((a, b) => a - b);
+    rejectedMs.sort((a, b) => a - b);
+    console.log(
+      `# admitted ${admittedMs.length} (p50 ${percentile(admittedMs, 0.5).toFixed(0)} ms, ` +
+        `p99 ${percentile(admittedMs, 0.99).toFixed(0)} ms), rejected ${rejectedMs.length} ` +
+        `(p50 ${percentile(rejectedMs, 0.5).toFixed(1)} ms, p99 ${percentile(rejectedMs, 0.99).toFixed(1)} ms)`,
+    );
+    assert.ok(admittedMs.length > 50, "the instances kept serving");
+    assert.ok(rejectedMs.length > admittedMs.length, "most of a tenfold overload is turned away");
+    const rss = await rssBytes(balancer);
+    console.log(`# balancer RSS after the overload: ${(rss / 2 ** 20).toFixed(0)} MiB`);
+    assert.ok(rss > 0 && rss < 300 * 2 ** 20, `RSS ${rss}`);
+  });
+});
+
+for (const front of ["node", "raw"]) {
+  describe(`balancer: misbehaving clients (${front} front)`, () => {
+    let backend: SpawnedBackend;
+    let balancer: SpawnedBalancer;
+
+    before(async () => {
+      backend = await spawnBackend({ id: "a" });
+      balancer = await spawnBalancer([
+        ...["--backend", backend.url, "--max-header-bytes", "8192", "--front", front],
+        ...["--headers-timeout-ms", "500", "--request-timeout-ms", "1000"],
+      ]);
+    });
+
+    after(async () => {
+      await balancer?.stop();
+      await backend?.kill();
+    });
+
+    it("turns away malformed HTTP with 400", async () => {
+      assert.match(await raw(balancer.port, "HELLO THERE\r\n\r\n"), /^HTTP\/1\.1 400 /);
+      assert.match(
+        await raw(balancer.port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+        /^HTTP\/1\.1 400 /,
+      );
+    });
+
+    it("turns away a request head over maxHeaderBytes with 431", async () => {
+      const huge = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`;
+      assert.match(await raw(balancer.port, huge), /^HTTP\/1\.1 431 /);
+    });
+
+    it("cuts off slow clients while other clients are served", async () => {
+      // 200 clients that send half a request head and then nothing.
+      const slow = Array.from({ length: 200 }, () => raw(balancer.port, "GET /work HTTP/1.1\r\nHost: x\r\n"));
+      const client = new Pool(balancer.url, { connections: 4 });
+      try {
+        for (let i = 0; i < 50; i++) {
+          const response = await client.request({ path: "/", method: "GET" });
+          await response.body.dump();
+          assert.equal(response.statusCode, 200);
+        }
+      } finally {
+        await client.close();
+      }
+      const answers = await Promise.all(slow);
+      for (const answer of answers) assert.ok(answer === "" || /^HTTP\/1\.1 408 /.test(answer), answer);
+      // A client sending its body too slowly is cut off as well.
+      const slowBody = await raw(
+        balancer.port,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+      );
+      assert.ok(slowBody === "" || /^HTTP\/1\.1 408 /.test(slowBody), slowBody);
+    });
+  });
+}

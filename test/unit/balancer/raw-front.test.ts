@@ -1,0 +1,131 @@
+/**
+ * The raw front (the balancer's own HTTP/1.1 server side) on a real loopback socket: framing, keep-alive,
+ * pipelining, 100-continue, and every malformed or smuggling-shaped request refused.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import net, { type AddressInfo } from "node:net";
+import { createRawFrontServer, type RawFrontServer } from "../../../src/balancer/raw-front.js";
+
+/** Sends `payload` and collects what comes back until the server closes or `quietMs` pass silent. */
+function exchange(port: number, payload: string | string[], quietMs = 300): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    let answer = "";
+    let timer = setTimeout(() => finish(), quietMs);
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.on("data", (chunk) => {
+      answer += chunk.toString("latin1");
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(), quietMs);
+    });
+    socket.on("close", finish);
+    socket.on("error", () => undefined);
+    const parts = Array.isArray(payload) ? payload : [payload];
+    parts.forEach((part, index) => setTimeout(() => socket.write(part), index * 30));
+  });
+}
+
+describe("raw front", () => {
+  let front: RawFrontServer;
+  let port: number;
+  const errors: string[] = [];
+
+  before(async () => {
+    front = createRawFrontServer({
+      maxHeaderBytes: 4096,
+      headersTimeoutMs: 400,
+      requestTimeoutMs: 800,
+      clientKeepAliveMs: 1000,
+      maxClientConnections: 100,
+      onClientError: (kind) => errors.push(kind),
+      onRequest: (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (chunk) => chunks.push(chunk));
+        req.on("end", () => {
+          const body = Buffer.concat(chunks).toString("latin1");
+          const text = `${req.method} ${req.url} [${body}]`;
+          if (req.url === "/stream") {
+            res.writeHead(200, ["content-type", "text/plain"]);
+            res.write(Buffer.from("one,"));
+            res.end("two");
+            return;
+          }
+          res.writeHead(200, { "content-length": Buffer.byteLength(text, "latin1") });
+          res.end(text);
+        });
+      },
+    });
+    await new Promise<void>((resolve) => front.server.listen(0, "127.0.0.1", resolve));
+    port = (front.server.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    front.closeAllConnections();
+    await new Promise<void>((resolve) => front.server.close(() => resolve()));
+  });
+
+  it("serves pipelined requests in order on one keep-alive connection", async () => {
+    const answer = await exchange(
+      port,
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    const bodies = answer.match(/(GET|POST) \/\w \[\w*\]/g);
+    assert.deepEqual(bodies, ["GET /a []", "POST /b [abc]", "GET /c []"]);
+  });
+
+  it("decodes a chunked request body and re-frames a response without a length as chunked", async () => {
+    const answer = await exchange(port, [
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+      "2\r\nde\r\n0\r\n\r\n",
+    ]);
+    assert.match(answer, /\[abcde\]/);
+    const streamed = await exchange(port, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(streamed, /transfer-encoding: chunked\r\n\r\n4\r\none,\r\n3\r\ntwo\r\n0\r\n\r\n$/);
+  });
+
+  it("answers 100-continue and closes after an HTTP/1.0 request", async () => {
+    const answer = await exchange(port, [
+      "POST /b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+      "hi",
+    ]);
+    assert.match(answer, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
+    const old = await exchange(port, "GET /old HTTP/1.0\r\n\r\n", 2000);
+    assert.match(old, /connection: close/);
+  });
+
+  it("refuses malformed and smuggling-shaped requests with 400", async () => {
+    const bad = [
+      "NOT HTTP\r\n\r\n",
+      "GET / HTTP/1.1\r\n\r\n", // no Host
+      "GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: x\r\n folded: 1\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ];
+    for (const request of bad) assert.match(await exchange(port, request, 1000), /^HTTP\/1\.1 400 /, request);
+    assert.match(
+      await exchange(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 1000),
+      /^HTTP\/1\.1 501 /,
+    );
+  });
+
+  it("refuses a head over maxHeaderBytes with 431 and cuts off slow clients with 408", async () => {
+    assert.match(
+      await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(5000)}\r\n\r\n`, 1000),
+      /^HTTP\/1\.1 431 /,
+    );
+    assert.match(await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\n", 2000), /^HTTP\/1\.1 408 /);
+    assert.match(
+      await exchange(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 2000),
+      /^HTTP\/1\.1 408 /,
+    );
+    assert.ok(errors.includes("431") && errors.includes("408") && errors.includes("400"));
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * The balancer's minimal HTTP/1.1 client against real sockets on loopback that answer with the framings
+ * an instance may use: content-length, chunked (with trailers), close-delimited, HEAD and 204 with no
+ * body, an informational 103 first; and keep-alive reuse, refused connections and timeouts.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import net, { type AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import {
+  RawUpstreamPool,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from "../../../src/balancer/raw-upstream-pool.js";
+
+interface Outcome {
+  status?: number;
+  headers?: string[];
+  body: string;
+  sent: boolean;
+  error?: Error & { code?: string };
+}
+
+function call(pool: RawUpstreamPool, request: Partial<UpstreamRequest> = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const outcome: Outcome = { body: "", sent: false };
+    const handler: UpstreamHandler = {
+      onConnect: () => undefined,
+      onRequestSent: () => (outcome.sent = true),
+      onHeaders: (status, headers) => {
+        outcome.status = status;
+        outcome.headers = headers.map(String);
+        return true;
+      },
+      onData: (chunk) => {
+        outcome.body += chunk.toString("latin1");
+        return true;
+      },
+      onComplete: () => resolve(outcome),
+      onError: (error) => {
+        outcome.error = error;
+        resolve(outcome);
+      },
+    };
+    pool.dispatch({ path: "/", method: "GET", headers: ["host", "x"], body: null, ...request }, handler);
+  });
+}
+
+/** A raw TCP server: each request head (and body) goes to `answer`, which writes whatever it likes. */
+async function rawServer(
+  answer: (request: string, socket: net.Socket) => void,
+): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let buffered = "";
+    socket.on("data", (chunk) => {
+      buffered += chunk.toString("latin1");
+      const end = buffered.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0);
+      const chunked = /transfer-encoding: chunked/i.test(buffered.slice(0, end));
+      if (chunked ? !buffered.endsWith("0\r\n\r\n") : buffered.length < end + 4 + length) return;
+      const request = buffered;
+      buffered = "";
+      answer(request, socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const OPTIONS = { keepAliveMs: 2000, connectTimeoutMs: 1000, headersTimeoutMs: 300, bodyTimeoutMs: 300 };
+
+describe("RawUpstreamPool", () => {
+  let server: Awaited<ReturnType<typeof rawServer>>;
+  let pool: RawUpstreamPool;
+  const requests: string[] = [];
+
+  before(async () => {
+    server = await rawServer((request, socket) => {
+      requests.push(request);
+      const path = request.split(" ")[1];
+      switch (path) {
+        case "/length":
+          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: t\r\n\r\nhe");
+          setTimeout(() => socket.write("llo"), 10);
+          return;
+        case "/chunked":
+          socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+          setTimeout(() => socket.write("A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n"), 10);
+          return;
+        case "/close":
+          socket.end("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end");
+          return;
+        case "/no-content":
+          socket.write("HTTP/1.1 204 No Content\r\n\r\n");
+          return;
+        case "/early-hints":
+          socket.write(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+          );
+          return;
+        case "/echo": {
+          const body = request.slice(request.indexOf("\r\n\r\n") + 4);
+          socket.write(
+            `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`,
+          );
+          return;
+        }
+        case "/silent":
+          return;
+        case "/reset":
+          socket.destroy();
+          return;
+        default:
+          if (request.startsWith("HEAD ")) socket.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+      }
+    });
+    pool = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, OPTIONS);
+  });
+
+  after(async () => {
+    await pool.destroy();
+    await server.close();
+  });
+
+  it("reads content-length bodies and reuses the connection", async () => {
+    const before = server.connections();
+    for (let i = 0; i < 3; i++) {
+      const outcome = await call(pool, { path: "/length" });
+      assert.equal(outcome.status, 200);
+      assert.equal(outcome.body, "hello");
+      assert.ok(outcome.sent);
+      assert.deepEqual(outcome.headers, ["Content-Length", "5", "X-Served-By", "t"]);
+    }
+    assert.ok(server.connections() - before <= 1, "one keep-alive connection serves them all");
+  });
+
+  it("decodes chunked bodies and skips trailers", async () => {
+    const outcome = await call(pool, { path: "/chunked" });
+    assert.equal(outcome.body, "abc0123456789");
+    const again = await call(pool, { path: "/length" });
+    assert.equal(again.body, "hello", "the connection is still in step after the trailers");
+  });
+
+  it("reads a close-delimited body to the end", async () => {
+    const outcome = await call(pool, { path: "/close" });
+    assert.equal(outcome.error, undefined);
+    assert.equal(outcome.body, "until the end");
+  });
+
+  it("expects no body after HEAD or 204, and skips a 103 head", async () => {
+    assert.equal((await call(pool, { path: "/no-content" })).status, 204);
+    const head = await call(pool, { path: "/head", method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    const hinted = await call(pool, { path: "/early-hints" });
+    assert.equal(hinted.status, 200);
+    assert.equal(hinted.body, "ok");
+  });
+
+  it("sends buffered and streamed request bodies", async () => {
+    const buffered = await call(pool, { path: "/echo", method: "POST", body: Buffer.from("ticket") });
+    assert.equal(buffered.body, "ticket");
+    assert.match(requests.at(-1)!, /content-length: 6/i);
+    const streamed = await call(pool, {
+      path: "/echo",
+      method: "POST",
+      body: Readable.from([Buffer.from("one "), Buffer.from("two")]),
+    });
+    assert.equal(streamed.body, "4\r\none \r\n3\r\ntwo\r\n0\r\n\r\n");
+    assert.match(requests.at(-1)!, /transfer-encoding: chunked/i);
+  });
+
+  it("times out a silent instance, and tells a reset after sending from a refused connection", async () => {
+    const silent = await call(pool, { path: "/silent" });
+    assert.equal(silent.error?.code, "UPSTREAM_HEADERS_TIMEOUT");
+    const reset = await call(pool, { path: "/reset" });
+    assert.ok(reset.error);
+    assert.equal(reset.sent, true);
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const refusedPool = new RawUpstreamPool(`http://127.0.0.1:${port}`, OPTIONS);
+    const refused = await call(refusedPool);
+    assert.equal(refused.error?.code, "ECONNREFUSED");
+    assert.equal(refused.sent, false);
+    await refusedPool.destroy();
+  });
+});
