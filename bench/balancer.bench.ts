@@ -5,9 +5,10 @@
  * tenfold overload of the balancer to see its 503s and its memory. Load comes from wrk; HAProxy, nginx
  * and wrk are installed from Debian's packages when missing (as root). Results: docs/benchmarks/balancer.md.
  *
- * Purchase path: a stand-in instance (test/support/backend-fixture.ts) that appends each order to a file
- * and fsyncs it before answering 201, because the real instance (src/server) was not on main yet when
- * this benchmark was written.
+ * Trivial endpoint: two Node test servers (test/support/backend-fixture.ts) answering `GET /` at once,
+ * which puts the balancer's own cost in front. Purchase path: two real instances (`boxoffice server`,
+ * one shared SQLite data directory, the default durability) selling one ticket per request to a
+ * customer of its own.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -16,18 +17,20 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderHaproxyConfig, renderNginxConfig } from "../src/balancer/deploy-config.js";
-import {
-  freePort,
-  spawnBackend,
-  spawnBalancer,
-  type SpawnedBackend,
-} from "../test/support/backend-fixture.js";
+import { freePort, spawnBackend, spawnBalancer, spawnRealInstance } from "../test/support/backend-fixture.js";
 
 const DURATION_S = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
 /** The purchase path is bounded by fsync on a disk other work shares: rounds over all targets, median. */
 const PURCHASE_ROUNDS = 3;
 const CONNECTIONS = 64;
 const CLOCK_TICKS_PER_S = 100;
+
+/** An instance behind the balancers: a test server or a real `boxoffice server`. */
+interface Instance {
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+}
 
 interface Target {
   name: string;
@@ -140,7 +143,7 @@ server.listen(0, "127.0.0.1", () => console.log("listening on http://127.0.0.1:"
 process.on("SIGTERM", () => process.exit(0));
 `;
 
-async function startPlainProxy(dir: string, backends: SpawnedBackend[]): Promise<Target> {
+async function startPlainProxy(dir: string, backends: readonly Instance[]): Promise<Target> {
   const file = join(dir, "plain-proxy.mjs");
   writeFileSync(file, PLAIN_PROXY_SOURCE);
   const child = spawn(process.execPath, [file, JSON.stringify(backends.map((backend) => backend.url))], {
@@ -162,21 +165,29 @@ async function startPlainProxy(dir: string, backends: SpawnedBackend[]): Promise
   };
 }
 
-async function startOurs(backends: SpawnedBackend[], mode: "raw" | "undici" | "tcp"): Promise<Target> {
+const OURS = {
+  undici: "boxoffice lb (HTTP, undici client)",
+  raw: "boxoffice lb (HTTP, raw client)",
+  "raw-front": "boxoffice lb (HTTP, raw front + raw client)",
+  tcp: "boxoffice lb (L4 mode)",
+} as const;
+
+async function startOurs(backends: readonly Instance[], mode: keyof typeof OURS): Promise<Target> {
   const balancer = await spawnBalancer([
     ...backends.flatMap((backend) => ["--backend", backend.url]),
     ...["--mode", mode === "tcp" ? "tcp" : "http", "--max-active-per-backend", "64"],
-    ...(mode === "tcp" ? [] : ["--upstream-client", mode]),
+    ...(mode === "tcp" ? [] : ["--upstream-client", mode === "undici" ? "undici" : "raw"]),
+    ...(mode === "raw-front" ? ["--front", "raw"] : []),
   ]);
   return {
-    name: mode === "tcp" ? "boxoffice lb (L4 mode)" : `boxoffice lb (HTTP, ${mode} client)`,
+    name: OURS[mode],
     url: balancer.url,
     pids: () => [balancer.child.pid!],
     stop: () => balancer.stop(),
   };
 }
 
-async function startHaproxy(dir: string, backends: SpawnedBackend[]): Promise<Target> {
+async function startHaproxy(dir: string, backends: readonly Instance[]): Promise<Target> {
   const port = await freePort();
   const config = renderHaproxyConfig(readFileSync("deploy/haproxy.cfg", "utf8"), {
     listen: `127.0.0.1:${port}`,
@@ -187,11 +198,15 @@ async function startHaproxy(dir: string, backends: SpawnedBackend[]): Promise<Ta
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitServing(`${url}/`);
+  // Both kinds of instance answer /health with 200; a start that fails leaves no process behind.
+  await waitServing(`${url}/health`).catch(async (error: unknown) => {
+    await stopChild(child);
+    throw error;
+  });
   return { name: "HAProxy leastconn", url, pids: () => [child.pid!], stop: () => stopChild(child) };
 }
 
-async function startNginx(dir: string, backends: SpawnedBackend[]): Promise<Target> {
+async function startNginx(dir: string, backends: readonly Instance[]): Promise<Target> {
   const port = await freePort();
   const prefix = join(dir, "nginx");
   mkdirSync(join(prefix, "logs"), { recursive: true });
@@ -204,7 +219,11 @@ async function startNginx(dir: string, backends: SpawnedBackend[]): Promise<Targ
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitServing(`${url}/`);
+  // Both kinds of instance answer /health with 200; a start that fails leaves no process behind.
+  await waitServing(`${url}/health`).catch(async (error: unknown) => {
+    await stopChild(child);
+    throw error;
+  });
   return {
     name: "nginx least_conn",
     url,
@@ -220,6 +239,17 @@ function parseLatencyMs(text: string): number {
   return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
 }
 
+let wrkRun = 0;
+
+/** Everything started and not yet stopped, so that Ctrl-C or SIGTERM leaves no process behind. */
+const running = new Set<() => Promise<void>>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}, stopping what it started`);
+    void Promise.allSettled([...running].map((stop) => stop())).then(() => process.exit(130));
+  });
+}
+
 function runWrk(url: string, seconds: number, script: string | undefined, connections = CONNECTIONS): string {
   const args = [
     "-t1",
@@ -228,6 +258,8 @@ function runWrk(url: string, seconds: number, script: string | undefined, connec
     "--latency",
     ...(script ? ["-s", script] : []),
     url,
+    // A prefix of its own for each run's customer ids (a customer may buy at most 8 tickets).
+    ...(script ? ["--", `r${wrkRun++}`] : []),
   ];
   const result = spawnSync("wrk", args, { encoding: "utf8", timeout: (seconds + 30) * 1000 });
   if (result.status !== 0) throw new Error(`wrk failed: ${result.stderr}`);
@@ -238,8 +270,9 @@ async function measure(
   target: Target,
   scenario: { name: string; path: string; script?: string },
   seconds = DURATION_S,
+  warmUp = true,
 ): Promise<Row> {
-  runWrk(`${target.url}${scenario.path}`, 1, scenario.script); // warm-up: JIT, pools, connections
+  if (warmUp) runWrk(`${target.url}${scenario.path}`, 1, scenario.script); // JIT, pools, connections
   const pids = target.pids();
   const before = pids.map(cpuTicks);
   const output = runWrk(`${target.url}${scenario.path}`, seconds, scenario.script);
@@ -250,12 +283,14 @@ async function measure(
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   const errors = socketErrors ? socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0) : 0;
   const cpuSeconds = ticks / CLOCK_TICKS_PER_S;
+  const firstFailure = /first failure: (.+)/.exec(output)?.[1];
+  if (non2xx > 0 && firstFailure) console.log(`  first non-2xx answer: ${firstFailure.slice(0, 300)}`);
   const row: Row = {
     target: target.name,
     scenario: scenario.name,
     rps,
-    p50Ms: parseLatencyMs(/50%\s+(\S+)/.exec(output)?.[1] ?? ""),
-    p99Ms: parseLatencyMs(/99%\s+(\S+)/.exec(output)?.[1] ?? ""),
+    p50Ms: parseLatencyMs(/^\s+50%\s+(\S+)/m.exec(output)?.[1] ?? ""),
+    p99Ms: parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(output)?.[1] ?? ""),
     non2xx,
     errors,
     cpuPercent: (100 * cpuSeconds) / seconds,
@@ -270,11 +305,12 @@ async function measure(
 }
 
 /** A tenfold overload of boxoffice's balancer: how fast the 503s come, and how much memory it holds. */
-async function overload(backends: SpawnedBackend[]): Promise<string> {
+async function overload(backends: readonly Instance[]): Promise<string> {
   const balancer = await spawnBalancer([
     ...backends.flatMap((backend) => ["--backend", backend.url]),
     ...["--max-active-per-backend", "8", "--max-queue", "64", "--queue-timeout-ms", "500"],
   ]);
+  running.add(balancer.stop);
   try {
     // 16 requests fit at once on the instances (20 ms each); 1000 connections is far beyond that.
     const output = runWrk(`${balancer.url}/work`, DURATION_S, undefined, 1000);
@@ -284,8 +320,8 @@ async function overload(backends: SpawnedBackend[]): Promise<string> {
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(output)?.[1];
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output)?.[1] ?? "0";
     const total = /(\d+) requests in/.exec(output)?.[1];
-    const p50 = /50%\s+(\S+)/.exec(output)?.[1];
-    const p99 = /99%\s+(\S+)/.exec(output)?.[1];
+    const p50 = /^\s+50%\s+(\S+)/m.exec(output)?.[1];
+    const p99 = /^\s+99%\s+(\S+)/m.exec(output)?.[1];
     const line =
       `1000 connections against a capacity of 16 requests at once (2 instances x 8, 20 ms each), ` +
       `queue 64 / 500 ms: ${total} answers (${rps} req/s), ${non2xx} of them 503 with Retry-After; ` +
@@ -295,6 +331,7 @@ async function overload(backends: SpawnedBackend[]): Promise<string> {
     return line;
   } finally {
     await balancer.stop();
+    running.delete(balancer.stop);
   }
 }
 
@@ -350,6 +387,11 @@ function steps(allRows: Row[]): string {
       "the balancer's own minimal HTTP/1.1 client: request head written as one string, response head " +
         "parsed only for status, header lines and framing",
     ],
+    [
+      "boxoffice lb (HTTP, raw front + raw client)",
+      "the balancer's own HTTP/1.1 server side too (--front raw): request head parsed only for the request " +
+        "line, header lines and framing; response written as one string and the body",
+    ],
     ["boxoffice lb (L4 mode)", "no HTTP at all: connections balanced and piped"],
   ];
   const lines: string[] = [];
@@ -377,6 +419,7 @@ function targets(allRows: Row[]): string {
     medians(allRows.filter((row) => row.scenario === scenario)).find((row) => row.target === target);
   const lines: string[] = [];
   const ours = "boxoffice lb (HTTP, raw client)";
+  const rawFront = pick("trivial GET", "boxoffice lb (HTTP, raw front + raw client)");
   const purchase = pick("purchase POST", ours);
   const purchaseHaproxy = pick("purchase POST", "HAProxy leastconn");
   if (purchase && purchaseHaproxy) {
@@ -395,10 +438,75 @@ function targets(allRows: Row[]): string {
     lines.push(
       `- Trivial endpoint, at least 0.6× HAProxy: ${ratio.toFixed(2)}× in HTTP mode — ` +
         `${ratio >= 0.6 ? "met" : "not met"}` +
+        (rawFront ? `; with --front raw ${(rawFront.rps / trivialHaproxy.rps).toFixed(2)}×` : "") +
         (l4 ? `; the L4 mode reaches ${(l4.rps / trivialHaproxy.rps).toFixed(2)}×.` : "."),
     );
   }
   return lines.join("\n");
+}
+
+const ADMIN_TOKEN = "bench-admin-token-0123456789";
+
+async function createEvent(url: string): Promise<string> {
+  const body = JSON.stringify({ name: "Benchmark night", capacity: 1_000_000 });
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = http.request(
+      `${url}/v1/events`,
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      },
+      (res) => {
+        let answer = "";
+        res.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+        res.on("end", () => (res.statusCode === 201 ? resolve(answer) : reject(new Error(answer))));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+  return (JSON.parse(text) as { id: string }).id;
+}
+
+/** Every target over `backends`, measured `rounds` times in turns (the first round after a warm-up). */
+async function phase(
+  dir: string,
+  backends: readonly Instance[],
+  scenario: { name: string; path: string; script?: string },
+  rounds: number,
+  seconds: number,
+  rows: Row[],
+): Promise<void> {
+  const starters: (() => Promise<Target>)[] = [
+    async () => ({
+      name: "direct (one instance)",
+      url: backends[0]!.url,
+      pids: () => [backends[0]!.child.pid!],
+      stop: async () => undefined,
+    }),
+    () => startPlainProxy(dir, backends),
+    () => startOurs(backends, "undici"),
+    () => startOurs(backends, "raw"),
+    () => startOurs(backends, "raw-front"),
+    () => startOurs(backends, "tcp"),
+    () => startHaproxy(dir, backends),
+    () => startNginx(dir, backends),
+  ];
+  const targets: Target[] = [];
+  try {
+    for (const start of starters) {
+      const target = await start();
+      targets.push(target);
+      running.add(target.stop);
+    }
+    for (let round = 0; round < rounds; round++)
+      for (const target of targets) rows.push(await measure(target, scenario, seconds, round === 0));
+  } finally {
+    for (const target of targets) {
+      await target.stop();
+      running.delete(target.stop);
+    }
+  }
 }
 
 function table(allRows: Row[], scenario: string): string {
@@ -423,53 +531,50 @@ function table(allRows: Row[], scenario: string): string {
 async function main(): Promise<void> {
   ensureTools();
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-bench-lb-"));
-  const postScript = join(dir, "purchase.lua");
-  writeFileSync(
-    postScript,
-    [
-      'wrk.method = "POST"',
-      'wrk.headers["Content-Type"] = "application/json"',
-      'wrk.body = \'{"customerId":"c-bench","quantity":1}\'',
-    ].join("\n"),
-  );
-  const backends = await Promise.all(
-    ["a", "b"].map((id) => spawnBackend({ id, dataFile: join(dir, `${id}-orders.log`) })),
-  );
+  const dataDir = join(dir, "data");
+  mkdirSync(dataDir);
+  const purchaseScript = join(dir, "purchase.lua");
+  const fixtures = await Promise.all(["a", "b"].map((id) => spawnBackend({ id })));
+  const instances = await Promise.all(["s1", "s2"].map((id) => spawnRealInstance(id, dataDir, ADMIN_TOKEN)));
   const overloadBackends = await Promise.all(["c", "d"].map((id) => spawnBackend({ id, delayMs: 20 })));
+  for (const instance of [...fixtures, ...instances, ...overloadBackends]) running.add(instance.kill);
   const rows: Row[] = [];
-  const scenarios = [
-    { name: "trivial GET", path: "/" },
-    { name: "purchase POST", path: "/work", script: postScript },
-  ];
   let overloadLine = "";
   try {
-    const direct: Target = {
-      name: "direct (one instance)",
-      url: backends[0]!.url,
-      pids: () => [backends[0]!.child.pid!],
-      stop: async () => undefined,
-    };
-    const starters: (() => Promise<Target>)[] = [
-      async () => direct,
-      () => startPlainProxy(dir, backends),
-      () => startOurs(backends, "undici"),
-      () => startOurs(backends, "raw"),
-      () => startOurs(backends, "tcp"),
-      () => startHaproxy(dir, backends),
-      () => startNginx(dir, backends),
-    ];
-    const targets: Target[] = [];
-    try {
-      for (const start of starters) targets.push(await start());
-      for (const target of targets) rows.push(await measure(target, scenarios[0]!));
-      for (let round = 0; round < PURCHASE_ROUNDS; round++)
-        for (const target of targets) rows.push(await measure(target, scenarios[1]!, 3));
-    } finally {
-      for (const target of targets) await target.stop();
-    }
+    const eventId = await createEvent(instances[0]!.url);
+    // Every order from a customer of its own (a customer may buy at most 8), one ticket each.
+    writeFileSync(
+      purchaseScript,
+      [
+        "local threads = {}",
+        "function setup(thread) table.insert(threads, thread) end",
+        "prefix, counter, failed, sample = 'x', 0, 0, ''",
+        "function init(args) prefix = args[1] or 'x' end",
+        "function request()",
+        "  counter = counter + 1",
+        `  return wrk.format("POST", "/v1/events/${eventId}/orders", { ["Content-Type"] = "application/json" },`,
+        "    '{\"customerId\":\"' .. prefix .. '-' .. counter .. '\",\"quantity\":1}')",
+        "end",
+        "function response(status, headers, body)",
+        "  if status ~= 201 then failed = failed + 1; if sample == '' then sample = status .. ' ' .. body end end",
+        "end",
+        "function done()",
+        "  for _, t in ipairs(threads) do io.write('first failure: ', tostring(t:get('sample')), '\\n') end",
+        "end",
+      ].join("\n"),
+    );
+    await phase(dir, fixtures, { name: "trivial GET", path: "/" }, 1, DURATION_S, rows);
+    await phase(
+      dir,
+      instances,
+      { name: "purchase POST", path: `/v1/events/${eventId}/orders`, script: purchaseScript },
+      PURCHASE_ROUNDS,
+      3,
+      rows,
+    );
     overloadLine = await overload(overloadBackends);
   } finally {
-    await Promise.all([...backends, ...overloadBackends].map((backend) => backend.kill()));
+    await Promise.all([...fixtures, ...instances, ...overloadBackends].map((backend) => backend.kill()));
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -482,20 +587,21 @@ Run: ${new Date().toISOString()} on ${machine}. \`npm run bench -- balancer\` (b
 after a 1 s warm-up), the balancer and both instances share the machine's cores, and other engineers'
 work was running on the same machine; compare the rows of one run with each other, not across runs.
 
-What was measured: the same two instances (Node HTTP test servers, test/support/backend-fixture.ts)
-reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
+What was measured: the same two instances reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
 pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (per-request least connections) with
-undici's Pool as its client to the instances and with its own minimal client (the default), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
+undici's Pool as its client to the instances, with its own minimal client (the default), and with its own
+minimal server side as well (\`--front raw\`), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
 \`balance leastconn\` (deploy/haproxy.cfg) and nginx \`least_conn\` (deploy/nginx.conf). HAProxy runs
 one thread per core and nginx one worker per core; boxoffice's balancer is one process with one event
 loop (one view of every instance's in-flight count). "Balancer CPU" is the user + system time of the
 balancer's processes during the run, as a share of one core, and per request.
 
-- trivial GET: \`GET /\` answers a tiny JSON body at once.
-- purchase POST: \`POST /work\` with a JSON order; a stand-in for the real purchase path (the real
-  instance was not on main yet): the instance appends the order to a file and fsyncs it before
-  answering 201, so every request waits on the disk as a real sale does. The disk is shared with other
-  work, which makes these figures the noisiest.
+- trivial GET: two Node HTTP test servers (test/support/backend-fixture.ts); \`GET /\` answers a tiny
+  JSON body at once, so the balancer's own cost is in front.
+- purchase POST: two real boxoffice instances (\`boxoffice server\`, one shared SQLite data directory,
+  default durability: each sale is committed to disk before its 201), \`POST /v1/events/{id}/orders\`
+  for one ticket, every request from a customer of its own. The disk is shared with other work, which
+  makes these figures the noisiest.
 
 ## Against the targets
 
@@ -505,13 +611,19 @@ ${targets(rows)}
 
 ${steps(rows)}
 
-Where the rest goes: a CPU profile of the HTTP mode under this load shows most of its time in the two
+Where the rest goes: a CPU profile of the HTTP mode under this load puts most of its time in the two
 socket writes per request (the response to the client, the request to the instance), which on loopback
 carry the kernel's whole TCP path and wake the receiving process; the balancer's own JavaScript (head
-parsing, least connections, metrics) is a few percent. HAProxy makes the same system calls from two
-threads on two cores; the balancer keeps one event loop so that least connections has one exact view of
-every instance's in-flight count. With the instances' own work on the path (the purchase path), that
-difference stops mattering.
+parsing, least connections, metrics) shows as a few percent. HAProxy makes the same system calls from
+two threads on two cores; the balancer keeps one event loop so that least connections has one exact view
+of every instance's in-flight count.
+
+On the purchase path the balancer's CPU matters as much as on the trivial one, because on this 2-core
+machine the instances, wrk and the balancer share the same cores: every microsecond the balancer spends
+per request is taken from the instances. In HTTP mode it spends about three times HAProxy's CPU per
+request, which is why it reaches only about 0.6× HAProxy's throughput there; the L4 mode, at HAProxy's
+CPU per request, reaches about 0.9×. On a machine where the balancer has a core of its own the figures
+would be closer; they were not measured here.
 
 ## Trivial endpoint
 

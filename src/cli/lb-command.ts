@@ -9,7 +9,8 @@ import {
   loadBalancerConfig,
   type BalancerFlags,
 } from "../config/balancer-config.js";
-import { runBalancerUntilSignal } from "../balancer/start-balancer.js";
+import { startBalancer } from "../balancer/start-balancer.js";
+import { runUntilSignal } from "./run-until-signal.js";
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -71,7 +72,18 @@ export function registerLbCommand(program: Command): Command {
   command.action(async (options: Record<string, string | string[] | undefined>) => {
     const flags: BalancerFlags = { ...options, backends: options.backend };
     delete (flags as Record<string, unknown>).backend;
-    await runBalancerUntilSignal(loadBalancerConfig(flags));
+    const config = loadBalancerConfig(flags);
+    const balancer = await startBalancer(config);
+    console.log(
+      `balancer (${config.mode}) listening on http://${config.host}:${balancer.port} over ` +
+        `${config.backends.length} instance(s)`,
+    );
+    if (config.adminToken === undefined && config.mode === "http")
+      console.warn(
+        "balancer: no admin token (BOXOFFICE_ADMIN_TOKEN or --admin-token): /_lb/backends answers 401",
+      );
+    // Stops on SIGTERM, Ctrl-C, or when a supervisor that started it goes away.
+    runUntilSignal(balancer, "boxoffice lb");
   });
   return command;
 }

@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { BoxofficeError } from "../domain/errors.js";
+import { registerLbCommand } from "./lb-command.js";
 import { registerServerCommand } from "./server-command.js";
 import { registerUpCommand } from "./up-command.js";
 
@@ -14,6 +15,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerServerCommand(program);
+registerLbCommand(program);
 registerUpCommand(program);
 
 try {

@@ -2,8 +2,8 @@
  * When to add or remove an instance, decided from samples of the balancer's in-flight counts. Pure: no
  * timers, no I/O, so the policy can be tested on its own; the supervisor feeds it samples and acts.
  *
- * Scale up when the average in-flight requests per instance stayed above `targetInFlight` for the whole
- * window; scale down when it stayed below `targetInFlight * lowWatermark` for the whole window. After any
+ * Scale up when the in-flight requests per instance stayed above `targetInFlight` over the window (by
+ * the median of its samples); scale down when they stayed below `targetInFlight * lowWatermark`. After any
  * change, wait `cooldownMs` before the next, so a new instance gets to take load before being judged.
  */
 export interface AutoscalePolicy {
@@ -56,18 +56,20 @@ export class Autoscaler {
     if (!oldest || sample.atMs - oldest.atMs < policy.windowMs * 0.9) {
       return { action: "none", reason: "not enough samples for a full window yet" };
     }
-    const perInstance = this.#samples.map((s) => s.inFlight / Math.max(1, s.instances));
-    const average = perInstance.reduce((a, b) => a + b, 0) / perInstance.length;
-    const allHigh = perInstance.every((v) => v > policy.targetInFlight);
-    const allLow = perInstance.every((v) => v < policy.targetInFlight * policy.lowWatermark);
-    const label = `average ${average.toFixed(1)} in flight per instance over ${policy.windowMs} ms`;
+    // The median of the window, not every sample: one quiet instant in a burst (or one spike in a quiet
+    // spell) must not decide, and neither must a single extreme sample.
+    const perInstance = this.#samples.map((s) => s.inFlight / Math.max(1, s.instances)).sort((a, b) => a - b);
+    const median = perInstance[Math.floor(perInstance.length / 2)] ?? 0;
+    const highForWindow = median > policy.targetInFlight;
+    const lowForWindow = median < policy.targetInFlight * policy.lowWatermark;
+    const label = `median ${median.toFixed(1)} in flight per instance over ${policy.windowMs} ms`;
 
-    if (allHigh && count < policy.maxInstances) {
+    if (highForWindow && count < policy.maxInstances) {
       if (sample.atMs - this.#lastChangeMs < this.#cooldown("up"))
         return { action: "none", reason: `${label}; cooling down` };
       return this.#change("up", count, count + 1, sample.atMs, `${label} > target ${policy.targetInFlight}`);
     }
-    if (allLow && count > policy.minInstances) {
+    if (lowForWindow && count > policy.minInstances) {
       if (sample.atMs - this.#lastChangeMs < this.#cooldown("down"))
         return { action: "none", reason: `${label}; cooling down` };
       return this.#change(

@@ -27,6 +27,8 @@ export class InstanceProcess {
   readonly spec: InstanceSpec;
   readonly startedAtMs = Date.now();
   state: InstanceState = "starting";
+  /** True once stop() was called: its exit is intended, not a crash. */
+  stopRequested = false;
   /** Id the balancer gave this instance when it was added, if it was. */
   backendId: string | null = null;
   #child: ChildProcess | null = null;
@@ -102,6 +104,7 @@ export class InstanceProcess {
   /** SIGTERM, then SIGKILL when it has not exited after `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     const child = this.#child;
+    this.stopRequested = true;
     if (!child || this.state === "exited") return;
     this.state = "stopping";
     child.kill("SIGTERM");

@@ -127,6 +127,7 @@ export class Supervisor {
     if (!(await balancer.waitReady(this.#options.readyTimeoutMs))) {
       throw new Error(`the balancer did not start on ${this.balancerUrl}: ${balancer.lastErrors.join("\n")}`);
     }
+    balancer.state = "ready";
     await Promise.all(Array.from({ length: this.#options.instances }, () => this.#launch()));
     this.#metrics.instances.set(this.#ready().length);
     if (this.#autoscaler) {
@@ -245,7 +246,7 @@ export class Supervisor {
   #onExit(instance: InstanceProcess, code: number | null, signal: NodeJS.Signals | null): void {
     const { id } = instance.spec;
     if (this.#closing || this.#instances.get(id) !== instance) return;
-    if (instance.state === "stopping") return; // retired on purpose
+    if (instance.stopRequested) return; // retired on purpose
     this.#instances.delete(id);
     this.#metrics.instances.set(this.#ready().length);
     if (instance.backendId) void this.#client.remove(instance.backendId).catch(() => undefined);

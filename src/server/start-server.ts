@@ -29,7 +29,13 @@ export interface RunningServer {
 /** The store configuration a server config asks for. */
 export function storeConfigOf(config: ServerConfig): StoreConfig {
   if (config.store !== "sqlite") {
-    throw new Error(`store "${config.store}" is not available in this build yet`);
+    // The setting's parser let only "sqlite" and postgres:// URLs through.
+    return {
+      kind: "postgres",
+      url: config.store,
+      poolSize: config.pgPoolSize,
+      statementTimeoutMs: config.pgStatementTimeoutMs,
+    };
   }
   return {
     kind: "sqlite",

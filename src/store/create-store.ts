@@ -11,20 +11,36 @@ import type { Store } from "./store.js";
  */
 export type SqliteDurability = "full" | "normal";
 
-export type StoreConfig = {
-  kind: "sqlite";
-  dir: string;
-  layout: "single" | "per-event";
-  durability: SqliteDurability;
-  /** Per-event layout: how many event files one process keeps open at most. */
-  maxOpenEvents: number;
-};
+export type StoreConfig =
+  | {
+      kind: "sqlite";
+      dir: string;
+      layout: "single" | "per-event";
+      durability: SqliteDurability;
+      /** Per-event layout: how many event files one process keeps open at most. */
+      maxOpenEvents: number;
+    }
+  | {
+      kind: "postgres";
+      /** postgres://user@host:port/db[?schema=name]; the schema defaults to "boxoffice". */
+      url: string;
+      /** Connections each instance keeps at most. */
+      poolSize: number;
+      /** Server-side limit on each statement; a stuck one ends in StoreUnavailableError (503). */
+      statementTimeoutMs: number;
+      /** How long to wait for a pooled connection before StoreUnavailableError. */
+      connectTimeoutMs?: number;
+    };
 
 export async function createStore(config: StoreConfig): Promise<Store> {
   switch (config.kind) {
     case "sqlite": {
       const { SqliteStore } = await import("./sqlite/sqlite-store.js");
       return new SqliteStore(config);
+    }
+    case "postgres": {
+      const { PostgresStore } = await import("./postgres/postgres-store.js");
+      return new PostgresStore(config);
     }
   }
 }

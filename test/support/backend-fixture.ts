@@ -216,3 +216,49 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A real `boxoffice server` (dist/src/cli/main.js server) in its own process. */
+export interface RealInstance {
+  readonly id: string;
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** SIGKILL, as a crash. */
+  kill(): Promise<void>;
+}
+
+/** Starts a real instance on a free port with `dataDir` as its store, and waits until /ready says 200. */
+export async function spawnRealInstance(
+  id: string,
+  dataDir: string,
+  adminToken: string,
+): Promise<RealInstance> {
+  const port = await freePort();
+  const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [cli, "server", "--port", String(port), "--data", dataDir, "--instance-id", id],
+    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, BOXOFFICE_ADMIN_TOKEN: adminToken } },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 150; attempt++) {
+    if (child.exitCode !== null) throw new Error(`instance ${id} exited with ${child.exitCode}`);
+    const ready = await new Promise<boolean>((resolve) => {
+      http
+        .get(`${url}/ready`, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
+        .on("error", () => resolve(false));
+    });
+    if (ready) return { id, url, port, child, kill };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await kill();
+  throw new Error(`instance ${id} never became ready`);
+}

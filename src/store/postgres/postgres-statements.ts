@@ -1,0 +1,262 @@
+/**
+ * The SQL of the PostgreSQL store, with table names qualified by the store's schema (so that no session
+ * `search_path` is needed: PgBouncer in transaction mode would not keep one).
+ *
+ * Isolation is READ COMMITTED. Each writing transaction first locks its event row (FOR NO KEY UPDATE), so
+ * the writers of one event queue up instead of deadlocking; but the guarantees are the guarded statements
+ * and constraints beside each write, which hold even for a writer that skipped the lock.
+ */
+
+export interface EventRow {
+  id: string;
+  name: string;
+  kind: "general" | "seated";
+  capacity: number;
+  sold: number;
+  held: number;
+  sections: { name: string; rows: number; seatsPerRow: number }[] | null;
+  max_per_order: number;
+  max_per_customer: number;
+  starts_at: Date | null;
+  created_at: Date;
+}
+
+export interface HoldRow {
+  id: string;
+  event_id: string;
+  customer_id: string;
+  quantity: number;
+  seats: string[] | null;
+  status: "active" | "confirmed" | "released" | "expired";
+  expires_at: Date;
+}
+
+export interface OrderRow {
+  id: string;
+  event_id: string;
+  customer_id: string;
+  quantity: number;
+  seats: string[] | null;
+  status: "confirmed" | "cancelled";
+  created_at: Date;
+  cancelled_at: Date | null;
+}
+
+const EVENT_COLUMNS =
+  "id, name, kind, capacity, sold, held, sections, max_per_order, max_per_customer, starts_at, created_at";
+const HOLD_COLUMNS = "id, event_id, customer_id, quantity, seats, status, expires_at";
+const ORDER_COLUMNS = "id, event_id, customer_id, quantity, seats, status, created_at, cancelled_at";
+
+/** Every statement of the store, for one schema (`s` is the schema name quoted as an identifier). */
+export function buildStatements(s: string) {
+  return {
+    insertEvent: `
+      INSERT INTO ${s}.events (id, name, kind, capacity, sections, max_per_order, max_per_customer,
+                               starts_at, created_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+
+    selectEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1`,
+
+    listEvents: `
+      SELECT ${EVENT_COLUMNS} FROM ${s}.events
+      WHERE id > $1 ORDER BY id LIMIT $2`,
+
+    selectSeatClaims: `SELECT seat_id, sold FROM ${s}.seat_claims WHERE event_id = $1`,
+
+    selectOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1`,
+    selectHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1`,
+
+    // Fencing: the highest token applied per lock key only grows. The upsert locks the key's row, so two
+    // writers with different tokens are ordered, and the older one finds no row to update.
+    applyFence: `
+      INSERT INTO ${s}.fences AS f (lock_key, fence) VALUES ($1, $2)
+      ON CONFLICT (lock_key) DO UPDATE SET fence = EXCLUDED.fence
+      WHERE f.fence <= EXCLUDED.fence
+      RETURNING fence`,
+    selectFence: `SELECT fence FROM ${s}.fences WHERE lock_key = $1`,
+
+    // The first statement of every write: the event row, locked. Every writer of an event takes this lock
+    // first, so writers of one event queue up instead of deadlocking, and what the batch reads after it
+    // (answers, customer counts, seat claims) cannot change under it.
+    // `has_due`: whether overdue holds wait for expiry (rarely; the expiry statement is only run then).
+    lockEvent: `
+      SELECT ${EVENT_COLUMNS},
+             EXISTS (SELECT 1 FROM ${s}.holds h
+                     WHERE h.event_id = e.id AND h.status = 'active' AND h.expires_at <= $2) AS has_due
+      FROM ${s}.events e WHERE e.id = $1
+      FOR NO KEY UPDATE OF e`,
+
+    // Events with overdue holds that no other transaction has locked: a sweeper skips events that are
+    // busy selling (their own execute() expires their holds) and events another sweeper has taken.
+    lockEventsWithDueHolds: `
+      SELECT id FROM ${s}.events
+      WHERE id IN (SELECT event_id FROM ${s}.holds WHERE status = 'active' AND expires_at <= $1)
+      ORDER BY id
+      LIMIT $2
+      FOR NO KEY UPDATE SKIP LOCKED`,
+
+    // Expires overdue holds of the given (locked) events and gives their tickets back, exactly once: the
+    // status change from 'active' is the guarded write every give-back hangs on, and SKIP LOCKED lets
+    // concurrent sweepers pass each other's rows instead of queueing.
+    expireHolds: `
+      WITH due AS (
+        SELECT id FROM ${s}.holds
+        WHERE event_id = ANY($1::text[]) AND status = 'active' AND expires_at <= $2
+        ORDER BY expires_at LIMIT $3
+        FOR UPDATE SKIP LOCKED
+      ), expired AS (
+        UPDATE ${s}.holds h SET status = 'expired'
+        FROM due WHERE h.id = due.id AND h.status = 'active'
+        RETURNING h.id, h.event_id, h.customer_id, h.quantity
+      ), customers AS (
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - x.quantity
+        FROM (SELECT event_id, customer_id, sum(quantity)::int AS quantity
+              FROM expired GROUP BY event_id, customer_id) x
+        WHERE c.event_id = x.event_id AND c.customer_id = x.customer_id
+      ), seats AS (
+        DELETE FROM ${s}.seat_claims sc USING expired
+        WHERE sc.event_id = expired.event_id AND sc.owner_id = expired.id
+      ), events AS (
+        -- held >= 0 is a CHECK: a hold given back twice would fail here, not go negative
+        UPDATE ${s}.events e SET held = e.held - x.quantity
+        FROM (SELECT event_id, sum(quantity)::int AS quantity FROM expired GROUP BY event_id) x
+        WHERE e.id = x.event_id
+      )
+      SELECT count(*)::int AS holds, coalesce(sum(quantity), 0)::int AS tickets FROM expired`,
+
+    // Read after the event row is locked, so that a twin request that committed first is seen.
+    selectIdempotency: `
+      SELECT key, fingerprint, outcome FROM ${s}.idempotency WHERE event_id = $1 AND key = ANY($2::text[])`,
+    // At most $2 keys a call, so that pruning a large backlog never runs into the statement timeout.
+    pruneIdempotency: `
+      DELETE FROM ${s}.idempotency
+      WHERE (event_id, key) IN (SELECT event_id, key FROM ${s}.idempotency WHERE created_at < $1 LIMIT $2)
+      RETURNING key`,
+
+    // What a batch's purchases and holds are decided on, read after the event row is locked.
+    selectCustomers: `
+      SELECT customer_id, tickets FROM ${s}.customer_tickets
+      WHERE event_id = $1 AND customer_id = ANY($2::text[])`,
+    selectSeatOwners: `
+      SELECT seat_id, owner_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
+
+    lockHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1 AND event_id = $2 FOR UPDATE`,
+    lockOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1 AND event_id = $2 FOR UPDATE`,
+
+    // Hold -> order. Guarded on status = 'active', so a hold is confirmed once.
+    confirmHold: `
+      WITH hold AS (
+        UPDATE ${s}.holds SET status = 'confirmed'
+        WHERE id = $1 AND event_id = $2 AND status = 'active'
+        RETURNING id, customer_id, quantity, seats
+      ), seats AS (
+        UPDATE ${s}.seat_claims SET owner_id = $3, sold = true
+        WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+      )
+      INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
+      SELECT $3, $2, customer_id, quantity, seats, 'confirmed', $4 FROM hold
+      RETURNING id`,
+
+    // Ends an active hold ($3 = 'released' or 'expired') and gives its tickets back. Every give-back hangs
+    // on the guarded status change, so it happens exactly once.
+    endHold: `
+      WITH hold AS (
+        UPDATE ${s}.holds SET status = $3
+        WHERE id = $1 AND event_id = $2 AND status = 'active'
+        RETURNING id, customer_id, quantity
+      ), customer AS (
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - hold.quantity
+        FROM hold WHERE c.event_id = $2 AND c.customer_id = hold.customer_id
+      ), seats AS (
+        DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+      )
+      SELECT quantity FROM hold`,
+
+    // Cancels a confirmed order and gives its tickets back, once: guarded on status = 'confirmed'.
+    cancelOrder: `
+      WITH cancelled AS (
+        UPDATE ${s}.orders SET status = 'cancelled', cancelled_at = $3
+        WHERE id = $1 AND event_id = $2 AND status = 'confirmed'
+        RETURNING id, customer_id, quantity
+      ), customer AS (
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - cancelled.quantity
+        FROM cancelled WHERE c.event_id = $2 AND c.customer_id = cancelled.customer_id
+      ), seats AS (
+        DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM cancelled)
+      )
+      SELECT quantity FROM cancelled`,
+
+    // The end of a batch, in one statement: its new orders and holds, their seats, the customers' new
+    // counts, the first answers to its idempotency keys, and the event's counters. Every write is guarded
+    // on its own, whatever the batch decided before:
+    // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
+    // - customers: active holds + confirmed orders <= maxPerCustomer, checked on the locked row;
+    // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
+    // - sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids
+    //   overselling.
+    // The caller checks that every customer row and the event row came back.
+    closeBatch: `
+      WITH sale AS (
+        SELECT * FROM unnest($3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::timestamptz[])
+          AS sale (id, customer_id, quantity, seats, kind, at)
+      ), new_orders AS (
+        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
+        SELECT id, $1, customer_id, quantity,
+               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
+               'confirmed', at
+        FROM sale WHERE kind = 'order'
+      ), new_holds AS (
+        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at)
+        SELECT id, $1, customer_id, quantity,
+               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
+               'active', at
+        FROM sale WHERE kind = 'hold'
+      ), claims AS (
+        INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
+        SELECT $1, seat_id, owner_id, sold FROM unnest($9::text[], $10::text[], $11::boolean[])
+          AS claim (seat_id, owner_id, sold)
+      ), customers AS (
+        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
+        SELECT $1, customer_id, tickets FROM unnest($12::text[], $13::integer[]) AS taken (customer_id, tickets)
+        WHERE tickets <= $14
+        ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
+        WHERE c.tickets + EXCLUDED.tickets <= $14
+        RETURNING 1
+      ), answers AS (
+        INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
+        SELECT $1, key, fingerprint, outcome::jsonb, $2
+        FROM unnest($15::text[], $16::text[], $17::text[]) AS answer (key, fingerprint, outcome)
+      ), counters AS (
+        UPDATE ${s}.events SET sold = sold + $18, held = held + $19
+        WHERE id = $1 AND sold + $18 + held + $19 <= capacity AND sold + $18 >= 0 AND held + $19 >= 0
+        RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events`,
+  } as const;
+}
+
+export type Statements = ReturnType<typeof buildStatements>;
+
+/**
+ * A parameterised statement with its values written in as SQL literals, for the one place that sends
+ * several statements in one round trip (the simple protocol takes no parameters). Strings go through the
+ * driver's own escapeLiteral; numbers must be finite; Dates become timestamptz; string arrays text[].
+ */
+export function inline(
+  text: string,
+  values: readonly (string | number | bigint | Date | readonly string[])[],
+  escapeLiteral: (value: string) => string,
+): string {
+  return text.replace(/\$(\d+)/g, (_, index: string) => {
+    const value = values[Number(index) - 1];
+    if (value === undefined) throw new RangeError(`no value for $${index}`);
+    if (typeof value === "string") return escapeLiteral(value);
+    if (typeof value === "bigint") return value.toString();
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw new RangeError(`$${index} is not a finite number`);
+      return String(value);
+    }
+    if (value instanceof Date) return `${escapeLiteral(value.toISOString())}::timestamptz`;
+    return `ARRAY[${value.map(escapeLiteral).join(", ")}]::text[]`;
+  });
+}

@@ -1,0 +1,38 @@
+/** The store contract against PostgreSQL on 127.0.0.1:5432, in a schema of its own dropped afterwards. */
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
+import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
+import { describeStoreContract } from "./store-contract.js";
+
+const skip = await postgresSkip();
+describeStoreContract(
+  "postgres",
+  async () => {
+    const schema = freshSchemaName("contract");
+    const open = async () => {
+      const store = new PostgresStore({
+        url: TEST_POSTGRES_URL,
+        schema,
+        poolSize: 4,
+        statementTimeoutMs: 5000,
+      });
+      await store.init();
+      return store;
+    };
+    const store = await open();
+    const others: PostgresStore[] = [];
+    return {
+      store,
+      async openAnother() {
+        const another = await open();
+        others.push(another);
+        return another;
+      },
+      async cleanup() {
+        await Promise.all([store, ...others].map((s) => s.close()));
+        await dropSchema(TEST_POSTGRES_URL, schema);
+      },
+    };
+  },
+  skip === undefined ? {} : { skip },
+);

@@ -1,0 +1,131 @@
+/**
+ * The balancer in front of real boxoffice instances (`boxoffice server`, sharing one SQLite data
+ * directory): a sale through the balancer while an instance is killed sells every ticket exactly once,
+ * keyed purchases are retried safely, and the clients see only definite answers.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool, request } from "undici";
+import {
+  spawnBalancer,
+  spawnRealInstance,
+  type RealInstance,
+  type SpawnedBalancer,
+} from "../support/backend-fixture.js";
+
+const TOKEN = "balancer-e2e-admin-token";
+
+describe("balancer: real instances, one killed during a sale", () => {
+  let dataDir: string;
+  let instances: RealInstance[] = [];
+  let balancer: SpawnedBalancer;
+  let client: Pool;
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "boxoffice-lb-real-"));
+    instances = await Promise.all(["s1", "s2"].map((id) => spawnRealInstance(id, dataDir, TOKEN)));
+    balancer = await spawnBalancer([
+      ...instances.flatMap((instance) => ["--backend", instance.url]),
+      ...["--health-interval-ms", "200"],
+    ]);
+    client = new Pool(balancer.url, { connections: 16 });
+  });
+
+  after(async () => {
+    await client?.close();
+    await balancer?.stop();
+    await Promise.all(instances.map((instance) => instance.kill()));
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("sells every ticket exactly once and gives each key one order", async () => {
+    const capacity = 120;
+    const created = await client.request({
+      path: "/v1/events",
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Kill test", capacity }),
+    });
+    const createdText = await created.body.text();
+    assert.equal(created.statusCode, 201, createdText);
+    const eventId = (JSON.parse(createdText) as { id: string }).id;
+
+    const orderByKey = new Map<string, string>();
+    const servedBy = new Set<string>();
+    let soldOut = 0;
+    let next = 0;
+    let killed = false;
+    /** One purchase, repeated with the same key until it has a definite answer (bounded). */
+    const buy = async (key: string): Promise<void> => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const response = await client.request({
+          path: `/v1/events/${eventId}/orders`,
+          method: "POST",
+          headers: { "content-type": "application/json", "idempotency-key": key },
+          body: JSON.stringify({ customerId: `c-${key}`, quantity: 1 }),
+        });
+        const body = (await response.body.json()) as { id?: string; code?: string };
+        if (response.headers["x-served-by"] !== undefined)
+          servedBy.add(String(response.headers["x-served-by"]));
+        if (response.statusCode === 201) {
+          const previous = orderByKey.get(key);
+          if (previous !== undefined) assert.equal(body.id, previous, "a repeated key got another order");
+          orderByKey.set(key, body.id!);
+          return;
+        }
+        if (response.statusCode === 409 && body.code === "sold_out") {
+          soldOut++;
+          return;
+        }
+        // "in use" (the first try is still settling) or 503: nothing changed; try the same key again.
+        assert.ok(
+          (response.statusCode === 409 && body.code === "idempotency_key_in_use") ||
+            response.statusCode === 503,
+          `${response.statusCode} from ${String(response.headers["x-served-by"] ?? "the balancer")}: ` +
+            JSON.stringify(body),
+        );
+        await sleep(50);
+      }
+      assert.fail(`key ${key} never got a definite answer`);
+    };
+    await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        while (soldOut === 0 && next < capacity * 2) {
+          const key = `k-${next++}`;
+          // Kill s2 once the sale is under way and s2 has answered, so both instances took part.
+          if (next >= 40 && !killed && servedBy.has("s2")) {
+            killed = true;
+            void instances[1]!.kill();
+          }
+          await buy(key);
+        }
+      }),
+    );
+    assert.ok(killed, "the instance was killed during the sale");
+    const metrics = await (await request(`${balancer.url}/_lb/metrics`)).body.text();
+    const retries = metrics
+      .split("\n")
+      .filter((line) => line.startsWith("boxoffice_lb_backend_retries_total{"))
+      .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
+    console.log(
+      `# ${orderByKey.size} orders, ${soldOut} sold out, ${retries} requests retried on another instance`,
+    );
+    assert.deepEqual([...servedBy].sort(), ["s1", "s2"]);
+
+    const orders = new Set(orderByKey.values());
+    assert.equal(orders.size, orderByKey.size, "two keys got the same order");
+    const state = (await (
+      await client.request({ path: `/v1/events/${eventId}`, method: "GET" })
+    ).body.json()) as {
+      sold: number;
+      available: number;
+    };
+    assert.equal(state.sold, capacity, "sold exactly the capacity");
+    assert.equal(state.available, 0);
+    assert.equal(orders.size, capacity, "every sold ticket has its one order, known to its buyer");
+  });
+});
