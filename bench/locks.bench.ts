@@ -8,13 +8,16 @@
  * processes on one data directory, under closed-loop HTTP load, where each server batches the waiting
  * purchases of an event under one lock. SQLite runs with durability "full" (one fsync per commit).
  * Redis servers are our own (ports 16380–16382, as the lock contract test: do not run both at once),
- * never the shared one. Writes docs/benchmarks/locks.md.
+ * never the shared one; PostgreSQL rows use a schema of their own, dropped afterwards.
+ * Writes docs/benchmarks/locks.md.
  */
 import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { Pool } from "undici";
 import { planEvent } from "../src/domain/event.js";
 import { newEventId } from "../src/domain/ids.js";
@@ -24,15 +27,16 @@ import { lockKeyFor, type LockScope } from "../src/lock/lock-provider.js";
 import { createStore, type StoreConfig } from "../src/store/create-store.js";
 import { startRedisServers } from "../test/support/redis-servers.js";
 import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-process.js";
+import { postgresSkip, TEST_POSTGRES_URL } from "../test/support/services.js";
 
 const SELLERS = 4;
 const BUYERS_PER_SELLER = 4;
-const ROW_MS = 1200;
+const ROW_MS = 1000;
 const HTTP_SERVERS = 2;
 const HTTP_BUYERS = 32;
 const LOCK = { leaseMs: 5000, waitMs: 5000 };
 
-type StoreKind = "sqlite, one file" | "sqlite, file per event";
+type StoreKind = "sqlite, one file" | "sqlite, file per event" | "postgres";
 
 interface SellerRequest {
   lock: LockConfig;
@@ -122,9 +126,23 @@ interface Row {
   errors: string;
 }
 
-function storeConfigFor(kind: StoreKind, dir: string): StoreConfig {
+function storeConfigFor(kind: StoreKind, dir: string, schema: string): StoreConfig {
+  if (kind === "postgres") {
+    const url = `${TEST_POSTGRES_URL}?schema=${schema}`;
+    return { kind: "postgres", url, poolSize: BUYERS_PER_SELLER, statementTimeoutMs: 5000 };
+  }
   const layout = kind === "sqlite, one file" ? "single" : "per-event";
   return { kind: "sqlite", dir, layout, durability: "full", maxOpenEvents: 64 };
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** One row: a fresh store with `events` events, SELLERS processes buying for ROW_MS. */
@@ -136,8 +154,9 @@ async function measure(
   events: number,
 ): Promise<Row> {
   const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-bench-locks-"));
+  const schema = `bench_locks_${randomBytes(4).toString("hex")}`;
   try {
-    const storeConfig = storeConfigFor(storeKind, dir);
+    const storeConfig = storeConfigFor(storeKind, dir, schema);
     const store = await createStore(storeConfig);
     await store.init();
     const eventIds: string[] = [];
@@ -178,6 +197,7 @@ async function measure(
     return row;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    if (storeKind === "postgres") await dropSchema(schema);
   }
 }
 
@@ -306,6 +326,19 @@ async function main(): Promise<void> {
         }
       }
     }
+    const postgres: Row[] = [];
+    const postgresMissing = await postgresSkip();
+    if (postgresMissing === undefined) {
+      const postgresLocks: [string, LockConfig][] = [
+        ["none", { kind: "none" }],
+        ["postgres (advisory)", { kind: "postgres", url: TEST_POSTGRES_URL }],
+      ];
+      for (const [name, lock] of postgresLocks) {
+        for (const scope of scopes) {
+          for (const events of [1, 50]) postgres.push(await measure(name, lock, "postgres", scope, events));
+        }
+      }
+    }
     const overHttp: HttpRow[] = [];
     const httpLocks: [string, string][] = [
       ["none", "none"],
@@ -330,7 +363,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    writeReport(started, byProvider, overHttp, seed);
+    writeReport(started, byProvider, postgres, postgresMissing, overHttp, seed);
   } finally {
     await stopAll();
     await Promise.all(redis.map((server) => server.kill()));
@@ -363,7 +396,14 @@ function httpTable(rows: HttpRow[]): string {
   return lines.join("\n");
 }
 
-function writeReport(started: Date, byProvider: Row[], overHttp: HttpRow[], seed: Row[]): void {
+function writeReport(
+  started: Date,
+  byProvider: Row[],
+  postgres: Row[],
+  postgresMissing: string | undefined,
+  overHttp: HttpRow[],
+  seed: Row[],
+): void {
   const cpus = os.cpus();
   const text = `# Benchmark: locks
 
@@ -387,6 +427,12 @@ Run it with \`npm run bench -- locks\`.
 
 ${table(byProvider)}
 
+## The lock alone on the PostgreSQL store (local server, a schema of its own)
+
+${postgresMissing === undefined ? table(postgres) : `Not measured: ${postgresMissing}.`}
+
+The \`postgres\` lock is \`pg_advisory_xact_lock\` inside the store's own write transaction.
+
 ## The real sell path over HTTP (store: SQLite, a file per event)
 
 ${HTTP_SERVERS} \`boxoffice server\` processes on one data directory, ${HTTP_BUYERS} closed-loop HTTP buyers from the bench process
@@ -395,8 +441,6 @@ batches the waiting purchases of an event under one lock and one commit (mean ba
 commit). Latency is request to 201.
 
 ${httpTable(overHttp)}
-
-The PostgreSQL store (and with it the \`postgres\` advisory lock) was not on main when this ran: not measured.
 
 ## The seed's trade-off, measured (lock: file)
 
