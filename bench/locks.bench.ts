@@ -240,7 +240,7 @@ async function measureHttp(
   events: number,
 ): Promise<HttpRow> {
   const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-bench-locks-http-"));
-  const servers = await Promise.all(
+  const starts = await Promise.allSettled(
     Array.from({ length: HTTP_SERVERS }, (_, i) =>
       ServerProcess.start({
         dataDir: dir,
@@ -249,6 +249,14 @@ async function measureHttp(
       }),
     ),
   );
+  const servers = starts.flatMap((start) => (start.status === "fulfilled" ? [start.value] : []));
+  const failed = starts.find((start) => start.status === "rejected");
+  if (failed !== undefined) {
+    // Stop the ones that did start, so that none outlives the bench.
+    await Promise.all(servers.map((server) => server.stop()));
+    rmSync(dir, { recursive: true, force: true });
+    throw failed.reason;
+  }
   const pools = servers.map((server) => new Pool(server.url, { connections: HTTP_BUYERS, pipelining: 1 }));
   try {
     const eventIds: string[] = [];
