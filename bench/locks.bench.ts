@@ -240,22 +240,18 @@ async function measureHttp(
   events: number,
 ): Promise<HttpRow> {
   const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-bench-locks-http-"));
-  const starts = await Promise.allSettled(
-    Array.from({ length: HTTP_SERVERS }, (_, i) =>
-      ServerProcess.start({
-        dataDir: dir,
-        instanceId: `bench-locks-${i}`,
-        args: ["--lock", lockArg, "--lock-scope", scope, "--lock-wait-ms", String(LOCK.waitMs)],
-      }),
-    ),
-  );
-  const servers = starts.flatMap((start) => (start.status === "fulfilled" ? [start.value] : []));
-  const failed = starts.find((start) => start.status === "rejected");
-  if (failed !== undefined) {
+  const servers: ServerProcess[] = [];
+  try {
+    // One after the other: two stores opening a fresh data directory at once can meet SQLITE_BUSY.
+    for (let i = 0; i < HTTP_SERVERS; i++) {
+      const args = ["--lock", lockArg, "--lock-scope", scope, "--lock-wait-ms", String(LOCK.waitMs)];
+      servers.push(await ServerProcess.start({ dataDir: dir, instanceId: `bench-locks-${i}`, args }));
+    }
+  } catch (error) {
     // Stop the ones that did start, so that none outlives the bench.
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dir, { recursive: true, force: true });
-    throw failed.reason;
+    throw error;
   }
   const pools = servers.map((server) => new Pool(server.url, { connections: HTTP_BUYERS, pipelining: 1 }));
   try {

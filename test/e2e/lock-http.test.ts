@@ -66,19 +66,20 @@ after(async () => {
 describe("a single Redis lock server killed in the middle of a burst (HTTP)", () => {
   const redis = new RedisServer(16387);
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-lock-http-"));
-  let servers: ServerProcess[] = [];
+  const servers: ServerProcess[] = [];
 
   before(async () => {
     await redis.start();
-    servers = await Promise.all(
-      [0, 1].map((i) =>
-        ServerProcess.start({
+    // One after the other: two stores opening a fresh data directory at once can meet SQLITE_BUSY.
+    for (const i of [0, 1]) {
+      servers.push(
+        await ServerProcess.start({
           dataDir: dir,
           instanceId: `lock-http-${i}`,
           args: ["--lock", redis.url, "--lock-wait-ms", "300", "--lock-lease-ms", "1000"],
         }),
-      ),
-    );
+      );
+    }
   });
   after(async () => {
     await Promise.all(servers.map((server) => server.stop()));
@@ -159,18 +160,18 @@ describe("Redlock over three lock servers (HTTP)", () => {
 for (const scope of ["event", "global"] as const) {
   describe(`two servers sharing the file lock, scope ${scope} (HTTP)`, () => {
     const dir = mkdtempSync(join(tmpdir(), "boxoffice-lock-http-file-"));
-    let servers: ServerProcess[] = [];
+    const servers: ServerProcess[] = [];
 
     before(async () => {
-      servers = await Promise.all(
-        [0, 1].map((i) =>
-          ServerProcess.start({
+      for (const i of [0, 1]) {
+        servers.push(
+          await ServerProcess.start({
             dataDir: dir,
             instanceId: `lock-file-${scope}-${i}`,
             args: ["--lock", "file", "--lock-scope", scope, "--lock-wait-ms", "10000"],
           }),
-        ),
-      );
+        );
+      }
     });
     after(async () => {
       await Promise.all(servers.map((server) => server.stop()));
