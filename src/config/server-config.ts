@@ -128,7 +128,7 @@ export const SERVER_SETTINGS = {
     flag: "lock",
     env: "BOXOFFICE_LOCK",
     description: "lock service for the sell path",
-    defaultText: "none",
+    defaultText: "file",
     parse: lockSetting,
   },
   lockScope: {

@@ -3,8 +3,8 @@ import { BoxofficeError } from "../domain/errors.js";
 
 /** The lock was held by someone else for longer than the wait allowed. */
 export class LockBusyError extends BoxofficeError {
-  constructor(key: string, waitMs: number) {
-    super("LOCK_BUSY", `lock "${key}" still busy after ${waitMs} ms`, { retryable: true });
+  constructor(key: string, waitMs: number, cause?: unknown) {
+    super("LOCK_BUSY", `lock "${key}" still busy after ${waitMs} ms`, { retryable: true, cause });
   }
 }
 
@@ -17,7 +17,7 @@ export class LockUnavailableError extends BoxofficeError {
 
 /** The lease ran out or was taken over while the work was running; the work was told to stop. */
 export class LockLostError extends BoxofficeError {
-  constructor(key: string) {
-    super("LOCK_LOST", `lease on lock "${key}" was lost during the work`, { retryable: true });
+  constructor(key: string, cause?: unknown) {
+    super("LOCK_LOST", `lease on lock "${key}" was lost during the work`, { retryable: true, cause });
   }
 }

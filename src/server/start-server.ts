@@ -14,6 +14,7 @@ import { HoldSweeper } from "../sales/hold-sweeper.js";
 import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
+import { redactPostgresUrl } from "../store/postgres/postgres-store-url.js";
 import type { Store } from "../store/store.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
@@ -69,7 +70,10 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     const store: Store = await createStore(storeConfigOf(config));
     await store.init();
     closers.push(() => store.close());
-    const lock: LockProvider = await createLockProvider(config.lock);
+    const lock: LockProvider = await createLockProvider(config.lock, {
+      dataDir: config.dataDir,
+      storeUrl: config.store === "sqlite" ? null : config.store,
+    });
     await lock.init();
     closers.push(() => lock.close());
 
@@ -111,7 +115,15 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     const address = app.server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
-    log.info({ url, store: config.store, layout: config.layout, lock: lock.kind }, "boxoffice server ready");
+    log.info(
+      {
+        url,
+        store: config.store === "sqlite" ? "sqlite" : redactPostgresUrl(config.store),
+        layout: config.layout,
+        lock: lock.kind,
+      },
+      "boxoffice server ready",
+    );
 
     let closing: Promise<void> | null = null;
     return {

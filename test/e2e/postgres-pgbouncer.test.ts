@@ -10,7 +10,7 @@ import pg from "pg";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
 import type { Command } from "../../src/domain/sale.js";
-import { advisoryKeyFor } from "../../src/store/postgres/postgres-advisory-key.js";
+import { advisoryKeyFor } from "../../src/lock/postgres/postgres-lock.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { describeStoreContract } from "../contract/store-contract.js";
 import {

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { advisoryKeyFor } from "./postgres-advisory-key.js";
+import { advisoryKeyFor } from "../../lock/postgres/postgres-lock.js";
 
 export interface Migration {
   version: number;

@@ -17,7 +17,7 @@ import { checkSelection } from "../../domain/sale.js";
 import { LockBusyError, LockLostError } from "../../lock/lock-errors.js";
 import type { EventPage, Store, WriteGuard } from "../store.js";
 import { FencedOutError, StoreUnavailableError } from "../store-errors.js";
-import { advisoryKeyFor } from "./postgres-advisory-key.js";
+import { advisoryKeyFor } from "../../lock/postgres/postgres-lock.js";
 import { sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import { migrate } from "./postgres-migrations.js";
 import type { EventRow, HoldRow, OrderRow, Statements } from "./postgres-statements.js";
@@ -614,6 +614,9 @@ export class PostgresStore implements Store {
       "BEGIN ISOLATION LEVEL READ COMMITTED",
       "SET LOCAL synchronous_commit TO on",
       this.#statementTimeout(),
+      // A client that stops mid-transaction (paused, partitioned) must not keep the event row and its
+      // advisory lock forever: the server ends such a transaction on its own.
+      `SET LOCAL idle_in_transaction_session_timeout TO ${Math.max(1000, 2 * Math.trunc(this.#config.statementTimeoutMs))}`,
     ];
     if (guard?.transactionLock) {
       const waitMs = Math.max(1, Math.trunc(guard.transactionLock.waitMs));

@@ -51,19 +51,32 @@ export function openSqlite(
   roles: readonly SqliteRole[],
   durability: SqliteDurability,
 ): SqliteDatabase {
-  let db: SqliteDatabase | undefined;
-  try {
-    db = new Database(path);
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma("journal_mode = WAL");
-    // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
-    db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
-    migrate(db, roles);
-    return db;
-  } catch (error) {
-    db?.close();
-    throw mapSqliteError(error, `cannot open ${path}`);
+  // Switching a new file to WAL needs a moment of exclusive access, and SQLite does not wait for it with
+  // the busy handler: processes opening a fresh data directory together retry here instead of failing.
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let attempt = 0; ; attempt++) {
+    let db: SqliteDatabase | undefined;
+    try {
+      db = new Database(path);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma("journal_mode = WAL");
+      // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
+      db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+      migrate(db, roles);
+      return db;
+    } catch (error) {
+      db?.close();
+      const code = (error as { code?: unknown } | null)?.code;
+      const busy = code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+      if (!busy || Date.now() > deadline) throw mapSqliteError(error, `cannot open ${path}`);
+      sleepSync(Math.min(100, 5 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
+    }
   }
+}
+
+/** Blocks the thread briefly: opening a database is synchronous, and so is waiting for it. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): void {

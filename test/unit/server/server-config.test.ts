@@ -13,7 +13,7 @@ describe("server config", () => {
     assert.equal(config.dataDir, path.resolve("./data"));
     assert.equal(config.layout, "per-event");
     assert.equal(config.store, "sqlite");
-    assert.deepEqual(config.lock, { kind: "none" });
+    assert.deepEqual(config.lock, { kind: "file", path: null });
     assert.equal(config.lockScope, "event");
     assert.equal(config.adminToken, null);
     assert.ok(config.instanceId.length > 0);

@@ -9,7 +9,7 @@ import pg from "pg";
 import { planEvent, type EventPlan } from "../../../src/domain/event.js";
 import { newEventId } from "../../../src/domain/ids.js";
 import type { Command } from "../../../src/domain/sale.js";
-import { advisoryKeyFor } from "../../../src/store/postgres/postgres-advisory-key.js";
+import { advisoryKeyFor } from "../../../src/lock/postgres/postgres-lock.js";
 import { PostgresStore } from "../../../src/store/postgres/postgres-store.js";
 import { sqlStateOf } from "../../../src/store/postgres/postgres-errors.js";
 import {

@@ -17,6 +17,7 @@ import { newEventId } from "../../../src/domain/ids.js";
 
 const run = promisify(execFile);
 const BUYER = fileURLToPath(new URL("../../support/store-buyer.js", import.meta.url));
+const OPENER = fileURLToPath(new URL("../../support/store-opener.js", import.meta.url));
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
@@ -28,6 +29,17 @@ function tempDir(name: string): string {
 
 for (const layout of ["single", "per-event"] as const) {
   describe(`sqlite (${layout}) across processes, no lock`, () => {
+    it("8 processes opening one fresh data directory at once all start", async () => {
+      const dir = tempDir(`open-${layout}`);
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () => run(process.execPath, [OPENER, dir, layout])),
+      );
+      assert.deepEqual(
+        results.map((r) => r.stdout.trim()),
+        Array(8).fill("ok"),
+      );
+    });
+
     it("4 processes, 1,000 purchases of 1-4 tickets, capacity 500: exactly 500 sold", async () => {
       const dir = tempDir(`procs-${layout}`);
       const store = new SqliteStore({ kind: "sqlite", dir, layout, durability: "full", maxOpenEvents: 8 });

@@ -1,0 +1,195 @@
+/**
+ * Locks across the processes of one host with no server: a small SQLite database (default
+ * `<data dir>/locks.sqlite`) holding one row per lock key — owner, lease expiry and the last fencing
+ * token issued. Each acquire, renewal and release is one short `BEGIN IMMEDIATE` transaction, which
+ * SQLite serialises across processes with its own file locks.
+ *
+ * Durability: WAL with `synchronous = NORMAL`, so no fsync per acquisition. A crash of a process loses
+ * nothing; a crash of the machine may lose the last few rows. Fences still never go backwards, because
+ * each is at least the wall clock in microseconds: after a reboot the clock is past every fence issued
+ * before it (the store would refuse every write forever if fences went back). Lease expiry is measured
+ * on the host's monotonic clock, which all processes share and wall-clock steps do not move; it restarts
+ * at boot, so rows left from an earlier boot are freed when the boot id changes.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import os from "node:os";
+import { randomUUID } from "node:crypto";
+import type Database from "better-sqlite3";
+import type { WriteGuard } from "../../store/store.js";
+import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
+import { LockUnavailableError } from "../lock-errors.js";
+import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { LocalQueue } from "../local-queue.js";
+
+export interface FileLockOptions {
+  /** Path of the lock database, e.g. `<data dir>/locks.sqlite`. */
+  path: string;
+  /**
+   * How long one SQLite call may block this process waiting for another process's transaction. The
+   * transactions are microseconds long, so this is only reached when a process stopped inside one.
+   */
+  busyTimeoutMs?: number;
+}
+
+interface LockRow {
+  owner: string | null;
+  fence: number;
+  expires_at: number;
+}
+
+/** The host's monotonic clock in ms: shared by every process on the host (CLOCK_MONOTONIC on Linux). */
+function hostMonotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+/** Changes at every boot, so leases measured on the monotonic clock of an earlier boot can be cleared. */
+function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    // Not Linux: the boot time, to the minute, is stable enough within one boot.
+    return `boot-${Math.round((Date.now() / 1000 - os.uptime()) / 60)}`;
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The statements of the lock protocol, prepared once per connection. */
+function prepareStatements(db: Database.Database) {
+  return {
+    select: db.prepare("SELECT owner, fence, expires_at FROM locks WHERE key = ?"),
+    take: db.prepare(
+      `INSERT INTO locks (key, owner, fence, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, fence = excluded.fence,
+         expires_at = excluded.expires_at`,
+    ),
+    // Only a lease that is still ours and still running may be renewed: an expired one may be taken.
+    renew: db.prepare("UPDATE locks SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"),
+    // Compare-and-delete; the fence stays.
+    release: db.prepare("UPDATE locks SET owner = NULL, expires_at = 0 WHERE key = ? AND owner = ?"),
+  };
+}
+
+export class FileLock implements LockProvider {
+  readonly kind = "file";
+  readonly #path: string;
+  readonly #busyTimeoutMs: number;
+  #db: Database.Database | null = null;
+  #statements: Statements | null = null;
+  #closed = false;
+  readonly #queue = new LocalQueue();
+
+  constructor(options: FileLockOptions) {
+    this.#path = options.path;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 250;
+  }
+
+  async init(): Promise<void> {
+    const { default: SqliteDatabase } = await import("better-sqlite3");
+    try {
+      mkdirSync(dirname(this.#path), { recursive: true });
+      const db = new SqliteDatabase(this.#path);
+      db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS locks (
+          key TEXT PRIMARY KEY,
+          owner TEXT,                    -- NULL when free; the fence stays: it must never go backwards
+          fence INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL    -- host monotonic clock, ms
+        );
+        CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+      `);
+      const boot = bootId();
+      db.transaction(() => {
+        const row = db.prepare("SELECT value FROM meta WHERE name = 'boot_id'").get() as
+          { value: string } | undefined;
+        if (row?.value === boot) return;
+        // Every holder recorded here died with the previous boot, and its monotonic expiry means nothing now.
+        db.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
+        db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
+      }).immediate();
+      this.#statements = prepareStatements(db);
+      this.#db = db;
+    } catch (error) {
+      throw new LockUnavailableError(`lock database ${this.#path} cannot be opened`, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#db?.close();
+    this.#db = null;
+    this.#statements = null;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.#open().db.prepare("SELECT 1").get();
+    } catch (error) {
+      throw new LockUnavailableError(`lock database ${this.#path} does not answer`, error);
+    }
+  }
+
+  async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
+    return withLease(this.#queue, key, options, async () => this.#tryAcquire(key, options.leaseMs), work);
+  }
+
+  #open(): { db: Database.Database; statements: Statements } {
+    if (this.#db === null || this.#statements === null) {
+      throw new LockUnavailableError(this.#closed ? "file lock is closed" : "file lock is not initialised");
+    }
+    return { db: this.#db, statements: this.#statements };
+  }
+
+  #tryAcquire(key: string, leaseMs: number): AcquireAttempt {
+    const { db, statements } = this.#open();
+    const owner = randomUUID();
+    const startedMs = performance.now();
+    const isHeld = (row: LockRow | undefined, nowMs: number): boolean =>
+      row !== undefined && row.owner !== null && row.expires_at > nowMs;
+    let fence: number;
+    try {
+      // A plain read first: in WAL mode it takes no write lock, so waiters polling a held lock do not
+      // queue up behind each other and behind the holder's renewals and release.
+      if (isHeld(statements.select.get(key) as LockRow | undefined, hostMonotonicMs())) return "busy";
+      const taken = db
+        .transaction((): number | null => {
+          const nowMs = hostMonotonicMs();
+          const row = statements.select.get(key) as LockRow | undefined;
+          if (isHeld(row, nowMs)) return null;
+          const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
+          statements.take.run(key, owner, next, nowMs + leaseMs);
+          return next;
+        })
+        .immediate();
+      if (taken === null) return "busy";
+      fence = taken;
+    } catch (error) {
+      // Another process is stuck inside a transaction on the lock database: as good as busy.
+      if (isBusy(error)) return "busy";
+      throw new LockUnavailableError(`lock database ${this.#path} failed`, error);
+    }
+    return {
+      fence,
+      // The row's expiry was computed after startedMs, on the same host clock: this deadline is earlier.
+      validUntilMs: startedMs + leaseMs,
+      extend: async () => {
+        const renewedAtMs = performance.now();
+        const nowMs = hostMonotonicMs();
+        const changes = this.#open().statements.renew.run(nowMs + leaseMs, key, owner, nowMs).changes;
+        return changes === 1 ? renewedAtMs + leaseMs : null;
+      },
+      release: async () => {
+        this.#statements?.release.run(key, owner);
+      },
+    };
+  }
+}

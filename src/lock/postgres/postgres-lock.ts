@@ -1,0 +1,94 @@
+/**
+ * PostgreSQL advisory locks, transaction-scoped: the store takes `pg_advisory_xact_lock(<key>)` as the
+ * first statement of its own write transaction (WriteGuard.transactionLock) after `SET LOCAL
+ * lock_timeout`, and the commit or rollback releases it. Nothing outlives the transaction, so this is
+ * safe behind PgBouncer in transaction mode, and a holder that dies or is cut off loses the lock with
+ * its transaction. There is no lease to renew and no fencing token: the lock and the write are one
+ * transaction, so a lock that is lost is a write that is rolled back.
+ *
+ * This provider itself only keeps a small pool for ping() (/ready).
+ */
+import { createHash } from "node:crypto";
+import type { Pool } from "pg";
+import type { WriteGuard } from "../../store/store.js";
+import { LockBusyError, LockUnavailableError } from "../lock-errors.js";
+import type { LockOptions, LockProvider } from "../lock-provider.js";
+
+/** PostgreSQL's SQLSTATE for lock_not_available, raised when `lock_timeout` runs out. */
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/**
+ * The 64-bit advisory lock key of a lock key: the first 8 bytes of SHA-256("boxoffice:" + lockKey), as
+ * a signed bigint (pass it as a string parameter: `SELECT pg_advisory_xact_lock($1::bigint)`).
+ *
+ * Collisions: for n distinct keys the chance that any two share an advisory key is about n²/2⁶⁵ —
+ * 3·10⁻⁸ for a million events. A collision would only make two events wait for each other (less
+ * concurrency); it can never let a sale through that the database's own checks refuse. The
+ * "boxoffice:" prefix keeps our keys apart from other applications' advisory locks on the same database.
+ */
+export function advisoryKeyFor(lockKey: string): bigint {
+  return createHash("sha256").update(`boxoffice:${lockKey}`).digest().readBigInt64BE(0);
+}
+
+/**
+ * Maps PostgreSQL's lock timeout (SQLSTATE 55P03, from `SET LOCAL lock_timeout`) to LockBusyError;
+ * returns null for any other error, which the store maps as usual.
+ */
+export function lockErrorFromPostgres(error: unknown, lockKey: string, waitMs: number): LockBusyError | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === LOCK_NOT_AVAILABLE ? new LockBusyError(lockKey, waitMs, error) : null;
+}
+
+export interface PostgresLockOptions {
+  /** The database whose advisory locks are used: the store's own. */
+  url: string;
+  /** ping() gives up after this long. */
+  connectTimeoutMs?: number;
+}
+
+/** Never aborted: the lock cannot be lost while its transaction is open. */
+const NEVER = new AbortController().signal;
+
+export class PostgresLock implements LockProvider {
+  readonly kind = "postgres";
+  readonly #url: string;
+  readonly #connectTimeoutMs: number;
+  #pool: Pool | null = null;
+
+  constructor(options: PostgresLockOptions) {
+    this.#url = options.url;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+  }
+
+  async init(): Promise<void> {
+    const { default: pg } = await import("pg");
+    const pool = new pg.Pool({
+      connectionString: this.#url,
+      max: 1,
+      connectionTimeoutMillis: this.#connectTimeoutMs,
+      idleTimeoutMillis: 10_000,
+    });
+    // An idle client that loses its server emits here; the next ping() reports it.
+    pool.on("error", () => undefined);
+    this.#pool = pool;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = null;
+    await pool?.end();
+  }
+
+  async ping(): Promise<void> {
+    if (this.#pool === null) throw new LockUnavailableError("postgres lock is not initialised");
+    try {
+      await this.#pool.query("SELECT 1");
+    } catch (error) {
+      throw new LockUnavailableError("PostgreSQL does not answer", error);
+    }
+  }
+
+  async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
+    return work({ lockKey: key, fence: null, signal: NEVER, transactionLock: { waitMs: options.waitMs } });
+  }
+}

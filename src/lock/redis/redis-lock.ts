@@ -1,0 +1,222 @@
+/**
+ * Locks on one Redis server, or a Redlock quorum over several independent ones (kind "redlock"), with
+ * our own Lua scripts rather than the `redlock` package: we need fencing tokens issued by the lock
+ * servers in the same atomic step as the SET NX PX, and three distinct failures (busy, unavailable,
+ * lost) where node-redlock reports one ExecutionError for all of them.
+ *
+ * Redlock: an acquisition counts when a majority of the servers granted it and time is left on the
+ * lease: validity = lease − elapsed (monotonic clock) − drift. The fencing token is the largest one the
+ * majority issued, written back to each of them before the work starts, so that any later majority —
+ * which shares at least one server with this one — issues a larger token. Every server's tokens are also
+ * at least its clock in µs, so a server that lost its data (a minority) cannot drag the token back
+ * by more than the clock skew between servers; the store refuses such a write rather than overselling.
+ */
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { WriteGuard } from "../../store/store.js";
+import { withLease, type AcquireAttempt, type HeldLease } from "../lease.js";
+import { LockUnavailableError } from "../lock-errors.js";
+import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { LocalQueue } from "../local-queue.js";
+import { LuaScript } from "./lua-script.js";
+
+const ACQUIRE = new LuaScript("acquire.lua");
+const RAISE_FENCE = new LuaScript("raise-fence.lua");
+const EXTEND = new LuaScript("extend.lua");
+const RELEASE = new LuaScript("release.lua");
+
+export interface RedisLockOptions {
+  /** One URL (a single Redis) or several independent servers (Redlock): `redis://host:port`. */
+  urls: readonly string[];
+  /** Prefix of every key this lock writes; tests use their own. */
+  keyPrefix?: string;
+  /** A server that has not answered a command within this time counts as down for that command. */
+  commandTimeoutMs?: number;
+  /** init() waits at most this long for a quorum of servers to connect. */
+  connectTimeoutMs?: number;
+  /** Clock drift allowance as a fraction of the lease (Redlock's drift factor); 2 ms are added. */
+  driftFactor?: number;
+}
+
+interface Grant {
+  client: Redis;
+  fence: number;
+}
+
+export class RedisLock implements LockProvider {
+  readonly kind: "redis" | "redlock";
+  readonly #urls: readonly string[];
+  readonly #keyPrefix: string;
+  readonly #commandTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #driftFactor: number;
+  readonly #quorum: number;
+  #clients: Redis[] = [];
+  #closed = false;
+  readonly #queue = new LocalQueue();
+
+  constructor(options: RedisLockOptions) {
+    if (options.urls.length === 0) throw new LockUnavailableError("redis lock needs at least one server");
+    this.#urls = options.urls;
+    this.kind = options.urls.length === 1 ? "redis" : "redlock";
+    this.#keyPrefix = options.keyPrefix ?? "boxoffice:";
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? 500;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+    this.#driftFactor = options.driftFactor ?? 0.01;
+    this.#quorum = Math.floor(options.urls.length / 2) + 1;
+  }
+
+  /** The number of servers that must agree. */
+  get quorum(): number {
+    return this.#quorum;
+  }
+
+  /**
+   * Connects to every server and waits (at most connectTimeoutMs) for a quorum. It does not fail when
+   * the servers are down: the instance starts, /ready reports the lock as unavailable, every lock call
+   * answers LockUnavailableError, and the clients keep reconnecting in the background.
+   */
+  async init(): Promise<void> {
+    const { Redis } = await import("ioredis");
+    this.#clients = this.#urls.map((url) => {
+      const client = new Redis(url, {
+        // Fail at once while disconnected, instead of queueing sales until the server returns.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        commandTimeout: this.#commandTimeoutMs,
+        connectTimeout: this.#connectTimeoutMs,
+        retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+      });
+      // Connection errors reach the callers as failed commands (LockUnavailableError) and on /ready.
+      client.on("error", () => undefined);
+      return client;
+    });
+    await new Promise<void>((resolve) => {
+      let ready = this.#clients.filter((client) => client.status === "ready").length;
+      const finish = (): void => {
+        clearTimeout(timer);
+        for (const client of this.#clients) client.off("ready", onReady);
+        resolve();
+      };
+      const onReady = (): void => {
+        if (++ready >= this.#quorum) finish();
+      };
+      const timer = setTimeout(finish, this.#connectTimeoutMs);
+      for (const client of this.#clients) client.on("ready", onReady);
+      if (ready >= this.#quorum) finish();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const client of this.#clients) client.disconnect();
+    this.#clients = [];
+  }
+
+  async ping(): Promise<void> {
+    const answers = await Promise.allSettled(this.#live().map((client) => client.ping()));
+    const up = answers.filter((answer) => answer.status === "fulfilled").length;
+    if (up < this.#quorum) {
+      throw new LockUnavailableError(
+        `${up} of ${this.#urls.length} lock servers answer; ${this.#quorum} needed`,
+      );
+    }
+  }
+
+  async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
+    return withLease(this.#queue, key, options, () => this.#tryAcquire(key, options.leaseMs), work);
+  }
+
+  #live(): Redis[] {
+    if (this.#clients.length === 0) {
+      throw new LockUnavailableError(this.#closed ? "redis lock is closed" : "redis lock is not initialised");
+    }
+    return this.#clients;
+  }
+
+  #keys(key: string): [lockKey: string, fenceKey: string] {
+    return [`${this.#keyPrefix}lock:${key}`, `${this.#keyPrefix}fence:${key}`];
+  }
+
+  #driftMs(leaseMs: number): number {
+    return Math.floor(leaseMs * this.#driftFactor) + 2;
+  }
+
+  async #tryAcquire(key: string, leaseMs: number): Promise<AcquireAttempt> {
+    const clients = this.#live();
+    const keys = this.#keys(key);
+    const token = randomUUID();
+    const startedMs = performance.now();
+    const validUntilMs = startedMs + leaseMs - this.#driftMs(leaseMs);
+    const answers = await Promise.allSettled(
+      clients.map((client) => ACQUIRE.run(client, keys, [token, leaseMs])),
+    );
+    const grants: Grant[] = [];
+    const failures: unknown[] = [];
+    answers.forEach((answer, index) => {
+      if (answer.status === "rejected") failures.push(answer.reason);
+      else if (Number(answer.value) > 0)
+        grants.push({ client: clients[index]!, fence: Number(answer.value) });
+    });
+
+    if (grants.length >= this.#quorum) {
+      const fence = Math.max(...grants.map((grant) => grant.fence));
+      const agreed =
+        grants.every((grant) => grant.fence === fence) ||
+        (await this.#raiseFence(grants, keys, token, fence));
+      if (agreed && performance.now() < validUntilMs) {
+        return this.#lease(keys, token, fence, leaseMs, validUntilMs);
+      }
+    }
+    // No quorum, or it came too late: give back what we got so that others need not wait for it.
+    await this.#releaseEverywhere(keys, token);
+    if (failures.length > clients.length - this.#quorum) {
+      throw new LockUnavailableError(
+        `${failures.length} of ${clients.length} lock servers failed; ${this.#quorum} needed`,
+        failures[0],
+      );
+    }
+    return "busy";
+  }
+
+  /** Writes the chosen token back to the granting servers; true when a quorum of them took it. */
+  async #raiseFence(grants: Grant[], keys: string[], token: string, fence: number): Promise<boolean> {
+    const answers = await Promise.allSettled(
+      grants.map((grant) => RAISE_FENCE.run(grant.client, keys, [token, String(fence)])),
+    );
+    const raised = answers.filter((answer) => answer.status === "fulfilled" && Number(answer.value) === 1);
+    return raised.length >= this.#quorum;
+  }
+
+  #lease(keys: string[], token: string, fence: number, leaseMs: number, validUntilMs: number): HeldLease {
+    const [lockKey] = keys;
+    return {
+      fence,
+      validUntilMs,
+      extend: async () => {
+        const clients = this.#live();
+        const startedMs = performance.now();
+        const answers = await Promise.allSettled(
+          clients.map((client) => EXTEND.run(client, [lockKey!], [token, leaseMs])),
+        );
+        const renewed = answers.filter(
+          (answer) => answer.status === "fulfilled" && Number(answer.value) === 1,
+        );
+        const gone = answers.filter((answer) => answer.status === "fulfilled" && Number(answer.value) !== 1);
+        if (renewed.length >= this.#quorum) return startedMs + leaseMs - this.#driftMs(leaseMs);
+        // Enough servers said "not yours" that no quorum can hold it for us any more.
+        if (clients.length - gone.length < this.#quorum) return null;
+        throw new LockUnavailableError(`lease on "${lockKey}" could not be renewed on a quorum`);
+      },
+      release: () => this.#releaseEverywhere(keys, token),
+    };
+  }
+
+  async #releaseEverywhere(keys: string[], token: string): Promise<void> {
+    const [lockKey] = keys;
+    if (this.#clients.length === 0) return;
+    await Promise.allSettled(this.#clients.map((client) => RELEASE.run(client, [lockKey!], [token])));
+  }
+}

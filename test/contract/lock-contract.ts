@@ -1,0 +1,215 @@
+/**
+ * The one lock contract, run against every provider (kysely-style: `describeLockContract(name, setup)`).
+ * Exclusion is checked across real OS processes; leases are lost by really stopping a holder (SIGSTOP)
+ * past its lease, never by faking a clock.
+ */
+import { after, afterEach, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createLockProvider } from "../../src/lock/create-lock-provider.js";
+import type { LockProvider } from "../../src/lock/lock-provider.js";
+import { guardedSection } from "../support/guarded-section.js";
+import { fileURLToPath } from "node:url";
+import type { ChildMessage, ChildRequest, ChildSetup } from "../support/lock-child.js";
+import { ForkedChild } from "../support/forked-child.js";
+
+type LockChild = ForkedChild<ChildRequest, ChildMessage>;
+const LOCK_CHILD = fileURLToPath(new URL("../support/lock-child.js", import.meta.url));
+
+/** What a provider promises; the tests of a promise it does not make are skipped. */
+export interface LockCapabilities {
+  /** Set when the backend is missing: the whole suite is skipped with this reason. */
+  skip?: string | undefined;
+  /** Holders exclude each other (false only for the "none" baseline). */
+  excludes: boolean;
+  /** The lock has a lease that runs out when its holder stops (false for postgres: the transaction holds it). */
+  leases: boolean;
+  /** The lock issues fencing tokens. */
+  fences: boolean;
+}
+
+export interface LockContractSetup extends ChildSetup {
+  /** Removes what the setup created (key prefixes, directories). */
+  cleanup(): Promise<void>;
+}
+
+const codeOf = (error: unknown): unknown => (error as { code?: unknown }).code;
+
+export function describeLockContract(
+  name: string,
+  capabilities: LockCapabilities,
+  makeSetup: () => Promise<LockContractSetup>,
+): void {
+  describe(`lock contract: ${name}`, { skip: capabilities.skip }, () => {
+    let setup: LockContractSetup;
+    let provider: LockProvider;
+    let children: LockChild[] = [];
+    let keyNumber = 0;
+    /** Every test uses fresh keys, so that one test's leftovers cannot help or hurt the next. */
+    const freshKey = (): string => `event:contract-${process.pid}-${Date.now()}-${keyNumber++}`;
+    const startChild = async (): Promise<LockChild> => {
+      const child = await ForkedChild.start<ChildRequest, ChildMessage>(LOCK_CHILD, {
+        config: setup.config,
+        context: setup.context,
+        postgresUrl: setup.postgresUrl,
+      });
+      children.push(child);
+      return child;
+    };
+    const hold = <T>(
+      key: string,
+      leaseMs: number,
+      waitMs: number,
+      section: (signal: AbortSignal) => Promise<T>,
+    ) =>
+      provider.withLock(key, { leaseMs, waitMs }, (guard) =>
+        guardedSection(guard, setup.postgresUrl, () => section(guard.signal)),
+      );
+
+    before(async () => {
+      setup = await makeSetup();
+      provider = await createLockProvider(setup.config, setup.context);
+      await provider.init();
+    });
+    afterEach(async () => {
+      await Promise.all(children.map((child) => child.stop()));
+      children = [];
+    });
+    after(async () => {
+      await provider?.close();
+      await setup?.cleanup();
+    });
+
+    it("answers ping", async () => {
+      await provider.ping();
+    });
+
+    it("passes the work's own error through and frees the lock", async () => {
+      const key = freshKey();
+      const mine = new Error("the work failed");
+      await assert.rejects(
+        provider.withLock(key, { leaseMs: 2000, waitMs: 500 }, async () => {
+          throw mine;
+        }),
+        (error) => error === mine,
+      );
+      assert.equal(await hold(key, 2000, 100, async () => "again"), "again");
+    });
+
+    it("excludes holders in several processes", { skip: !capabilities.excludes }, async () => {
+      const key = freshKey();
+      const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-lock-contract-"));
+      try {
+        writeFileSync(join(dir, "counter"), "0");
+        writeFileSync(join(dir, "fences"), "");
+        const workers = await Promise.all([startChild(), startChild(), startChild()]);
+        const iterations = 15;
+        const results = await Promise.all(
+          workers.map((child) =>
+            child.run({ op: "count", key, leaseMs: 2000, waitMs: 10_000, iterations, dir }),
+          ),
+        );
+        for (const result of results)
+          assert.deepEqual({ ok: result.ok, violations: result.violations }, { ok: true, violations: 0 });
+        assert.equal(Number(readFileSync(join(dir, "counter"), "utf8")), workers.length * iterations);
+        if (capabilities.fences) {
+          const fences = readFileSync(join(dir, "fences"), "utf8").trim().split("\n").map(Number);
+          for (let i = 1; i < fences.length; i++)
+            assert.ok(fences[i]! > fences[i - 1]!, `fence ${i} did not grow`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it(
+      "gives up with LOCK_BUSY when the wait runs out, and takes the lock once it is free",
+      { skip: !capabilities.excludes },
+      async () => {
+        const key = freshKey();
+        const holder = await startChild();
+        const id = holder.send({ op: "hold", key, leaseMs: 5000, waitMs: 1000 });
+        await holder.next(id, "acquired");
+        await assert.rejects(
+          hold(key, 1000, 150, async () => "never"),
+          (error) => codeOf(error) === "LOCK_BUSY",
+        );
+        holder.send({ op: "release", holdId: id });
+        assert.equal((await holder.next(id, "done")).ok, true);
+        assert.equal(await hold(key, 1000, 1000, async () => "mine"), "mine");
+      },
+    );
+
+    it(
+      "keeps a job that outlives its lease safe by renewing it",
+      { skip: !capabilities.excludes },
+      async () => {
+        const key = freshKey();
+        const rival = await startChild();
+        const leaseMs = 300;
+        const result = await hold(key, leaseMs, 1000, async (signal) => {
+          // Five leases long; a rival keeps trying all along and must never get in.
+          for (let i = 0; i < 5; i++) {
+            const attempt = await rival.run({ op: "try", key, leaseMs, waitMs: leaseMs });
+            assert.equal(attempt.code, "LOCK_BUSY", `attempt ${i}`);
+            assert.equal(signal.aborted, false);
+          }
+          return "finished";
+        });
+        assert.equal(result, "finished");
+        assert.equal((await rival.run({ op: "try", key, leaseMs, waitMs: 1000 })).ok, true);
+      },
+    );
+
+    it(
+      "aborts a paused holder's work when its lease is lost, and its release frees only its own lock",
+      { skip: !capabilities.leases },
+      async () => {
+        const key = freshKey();
+        const paused = await startChild();
+        const third = await startChild();
+        const leaseMs = 300;
+        const id = paused.send({ op: "hold", key, leaseMs, waitMs: 1000 });
+        const first = await paused.next(id, "acquired");
+        paused.process.kill("SIGSTOP");
+        await sleep(leaseMs * 2);
+        await hold(key, 10_000, 3000, async () => {
+          paused.process.kill("SIGCONT");
+          // The resumed holder learns through its signal that the lease is gone, and stops.
+          assert.equal((await paused.next(id, "aborted")).code, "LOCK_LOST");
+          const done = await paused.next(id, "done");
+          assert.deepEqual({ ok: done.ok, code: done.code }, { ok: false, code: "LOCK_LOST" });
+          // Its release ran after it lost the lock: ours must still stand.
+          assert.equal((await third.run({ op: "try", key, leaseMs, waitMs: 200 })).code, "LOCK_BUSY");
+        });
+        assert.equal((await third.run({ op: "try", key, leaseMs, waitMs: 1000 })).ok, true);
+        if (capabilities.fences) assert.ok(first.fence !== null);
+      },
+    );
+
+    it(
+      "issues fences that grow per key, also across provider restarts",
+      { skip: !capabilities.fences },
+      async () => {
+        const key = freshKey();
+        const fenceOf = (lock: LockProvider, lockKey: string) =>
+          lock.withLock(lockKey, { leaseMs: 1000, waitMs: 1000 }, async (guard) => guard.fence);
+        const first = await fenceOf(provider, key);
+        const again = await fenceOf(provider, key);
+        const restarted = await createLockProvider(setup.config, setup.context);
+        await restarted.init();
+        try {
+          const afterRestart = await fenceOf(restarted, key);
+          assert.ok(first !== null && again !== null && afterRestart !== null);
+          assert.ok(again > first && afterRestart > again, `${first} < ${again} < ${afterRestart}`);
+          assert.ok(Number.isSafeInteger(afterRestart));
+        } finally {
+          await restarted.close();
+        }
+      },
+    );
+  });
+}

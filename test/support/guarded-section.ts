@@ -1,0 +1,43 @@
+/**
+ * Runs a critical section the way a store runs its write under a WriteGuard: checks the signal before
+ * "committing", and when the provider locks inside the store's transaction (postgres), opens a
+ * transaction that takes the advisory lock first — exactly the store's protocol, without a store.
+ */
+import pg from "pg";
+import { LockLostError } from "../../src/lock/lock-errors.js";
+import { advisoryKeyFor, lockErrorFromPostgres } from "../../src/lock/postgres/postgres-lock.js";
+import type { WriteGuard } from "../../src/store/store.js";
+
+export async function guardedSection<T>(
+  guard: WriteGuard,
+  postgresUrl: string | null,
+  section: () => Promise<T>,
+): Promise<T> {
+  if (guard.transactionLock === undefined) {
+    const result = await section();
+    if (guard.signal.aborted) throw new LockLostError(guard.lockKey);
+    return result;
+  }
+  if (postgresUrl === null) throw new Error("a transaction lock needs a PostgreSQL URL");
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    try {
+      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(guard.transactionLock.waitMs))}`);
+      await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [
+        advisoryKeyFor(guard.lockKey).toString(),
+      ]);
+    } catch (error) {
+      throw lockErrorFromPostgres(error, guard.lockKey, guard.transactionLock.waitMs) ?? error;
+    }
+    const result = await section();
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
