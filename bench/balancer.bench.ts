@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { renderHaproxyConfig, renderNginxConfig } from "../src/balancer/deploy-config.js";
 import { freePort, spawnBackend, spawnBalancer, spawnRealInstance } from "../test/support/backend-fixture.js";
+import { machineNote } from "./machine-note.js";
 
 const DURATION_S = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
 /** The purchase path is bounded by fsync on a disk other work shares: rounds over all targets, median. */
@@ -118,6 +119,7 @@ async function waitServing(url: string): Promise<void> {
 /** The baseline: what a plain Node reverse proxy (http.request, keep-alive agent, pipe) does. */
 const PLAIN_PROXY_SOURCE = `
 import http from "node:http";
+
 const backends = JSON.parse(process.argv[2]);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 4000 });
 const active = backends.map(() => 0);
@@ -583,9 +585,8 @@ async function main(): Promise<void> {
 
 Run: ${new Date().toISOString()} on ${machine}. \`npm run bench -- balancer\` (bench/balancer.bench.ts).
 
-**Noisy numbers.** The load generator (wrk, one thread, ${CONNECTIONS} keep-alive connections, ${DURATION_S} s
-after a 1 s warm-up), the balancer and both instances share the machine's cores, and other engineers'
-work was running on the same machine; compare the rows of one run with each other, not across runs.
+${machineNote()} The load generator is wrk (one thread, ${CONNECTIONS} keep-alive connections, ${DURATION_S} s
+after a 1 s warm-up).
 
 What was measured: the same two instances reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
 pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (per-request least connections) with
@@ -600,8 +601,7 @@ balancer's processes during the run, as a share of one core, and per request.
   JSON body at once, so the balancer's own cost is in front.
 - purchase POST: two real boxoffice instances (\`boxoffice server\`, one shared SQLite data directory,
   default durability: each sale is committed to disk before its 201), \`POST /v1/events/{id}/orders\`
-  for one ticket, every request from a customer of its own. The disk is shared with other work, which
-  makes these figures the noisiest.
+  for one ticket, every request from a customer of its own.
 
 ## Against the targets
 

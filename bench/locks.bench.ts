@@ -28,6 +28,7 @@ import { createStore, type StoreConfig } from "../src/store/create-store.js";
 import { startRedisServers } from "../test/support/redis-servers.js";
 import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-process.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../test/support/services.js";
+import { machineNote } from "./machine-note.js";
 
 const SELLERS = 4;
 const BUYERS_PER_SELLER = 4;
@@ -412,9 +413,7 @@ function writeReport(
   const text = `# Benchmark: locks
 
 Measured ${started.toISOString()} on ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
-${os.type()} ${os.release()}, Node ${process.version}. **The machine was shared with other engineers' builds and
-tests while this ran (load average ${os.loadavg()[0]!.toFixed(1)} on ${cpus.length} cores at the end): the numbers are noisy;
-the lead reruns them at the end.** Rows that should be alike (1 event under \`global\` and under \`event\` is the
+${os.type()} ${os.release()}, Node ${process.version}. ${machineNote()} Rows that should be alike (1 event under \`global\` and under \`event\` is the
 same lock) show how large the noise is.
 
 Part 1, the lock alone: the sell path's lock and write without HTTP — ${SELLERS} seller processes × ${BUYERS_PER_SELLER}

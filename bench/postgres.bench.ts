@@ -24,6 +24,7 @@ import type { Command } from "../src/domain/sale.js";
 import type { Store } from "../src/store/store.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
+import { machineNote } from "./machine-note.js";
 
 const run = promisify(execFile);
 const POSTGRES_URL = process.env.BOXOFFICE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -356,9 +357,7 @@ async function main(): Promise<void> {
     '"50 events" spreads the purchases evenly over 50. "batch" is the number of purchases per transaction',
     "(10: the latency is that of the whole batch).",
     "",
-    "**Noisy numbers**: the machine was shared with other engineers' builds and tests while this ran, and",
-    "the database server, the instances and the load all share the same 2 cores. Compare rows with each other,",
-    "not with other machines; the lead reruns this on a quiet machine.",
+    machineNote(),
     "",
     "## The stores",
     "",

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { ServerProcess, stopAll } from "../test/support/server-process.js";
 import { E2E_ADMIN_TOKEN } from "../test/support/server-process.js";
+import { machineNote } from "./machine-note.js";
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -159,8 +160,7 @@ const lines = [
   `Run: ${new Date().toISOString()} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "CPU"}, ` +
     `${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.tmpdir()} on the local disk.`,
   "",
-  "**Noisy:** the machine was shared with other engineers' builds and tests while this ran, and the load",
-  "generator runs on the same 2 cores as the server. Rerun with `npm run bench -- store` for real numbers.",
+  machineNote(),
   "",
   "What was measured: one `boxoffice server` process (SQLite, durability full: fsync at every commit;",
   `lock "${LOCK}"; group commit up to 256 sales per batch), ${CONCURRENCY} concurrent closed-loop HTTP buyers`,
