@@ -115,6 +115,7 @@ export function registerUpCommand(program: Command): void {
       : "fixed size";
     say(`ready: ${supervisor.balancerUrl} (balancer, ${cluster.instances} instances, ${scaling})`);
     say(`status: boxoffice status --data ${server.dataDir}; Ctrl-C stops everything`);
+    say("dashboard: not in this version yet (planned at the balancer's address); use `boxoffice status`");
   });
 
   program
