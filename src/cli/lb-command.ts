@@ -56,7 +56,7 @@ export function registerLbCommand(program: Command): Command {
     .option("--mode <mode>", `http (per request) or tcp (L4, pipes connections) (${envNameOf("mode")})`)
     .option(
       "--upstream-client <client>",
-      `raw (the balancer's own minimal HTTP client, fastest) or undici (${envNameOf("upstreamClient")}, default raw)`,
+      `undici (the default) or raw (the balancer's own minimal HTTP client, opt-in) (${envNameOf("upstreamClient")}, default undici)`,
     )
     .option(
       "--front <server>",

@@ -89,7 +89,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   host: "127.0.0.1",
   port: 8080,
   mode: "http",
-  upstreamClient: "raw",
+  upstreamClient: "undici",
   front: "node",
   healthPath: "/ready",
   healthIntervalMs: 2000,
