@@ -9,12 +9,20 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
-export function netnsSkipReason(): string | undefined {
+function netnsMissing(): string | undefined {
   if (process.platform !== "linux") return "network namespaces need Linux";
   if (process.getuid?.() !== 0) return "network namespaces need root (ip netns)";
   if (!existsSync("/usr/sbin/ip") && !existsSync("/sbin/ip") && !existsSync("/usr/bin/ip"))
     return "no iproute2 (ip)";
   return undefined;
+}
+
+/** Why the test hosts cannot be made here, or undefined when they can; under CI=true a reason is a failure, not a skip. */
+export function netnsSkipReason(): string | undefined {
+  const reason = netnsMissing();
+  if (reason && process.env.CI === "true")
+    throw new Error(`${reason}; under CI=true that is a failure, not a skip`);
+  return reason;
 }
 
 export interface TestHost {

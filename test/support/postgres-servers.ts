@@ -17,11 +17,19 @@ const PGBOUNCER = process.env.BOXOFFICE_TEST_PGBOUNCER ?? "/usr/sbin/pgbouncer";
 const asRoot = process.getuid?.() === 0;
 
 /** Why the throwaway servers cannot run here, or undefined when they can. */
-export function serversSkipReason(): string | undefined {
+function serversMissing(): string | undefined {
   if (!existsSync(join(PG_BIN, "pg_ctl"))) return `no PostgreSQL binaries in ${PG_BIN}`;
   if (!existsSync(PGBOUNCER))
     return `no PgBouncer at ${PGBOUNCER} (scripts/install-system-deps.sh installs it)`;
   return undefined;
+}
+
+/** Why the throwaway servers cannot run here, or undefined when they can; under CI=true a reason is a failure, not a skip. */
+export function serversSkipReason(): string | undefined {
+  const reason = serversMissing();
+  if (reason && process.env.CI === "true")
+    throw new Error(`${reason}; under CI=true that is a failure, not a skip`);
+  return reason;
 }
 
 /** A command line, run as `postgres` when we are root. */
