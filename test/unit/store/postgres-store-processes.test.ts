@@ -9,6 +9,7 @@ import { newEventId } from "../../../src/domain/ids.js";
 import { createTestPostgresStore, type TestPostgresStore } from "../../support/postgres-test-store.js";
 import { postgresSkip } from "../../support/services.js";
 import { runBuyers } from "../../support/postgres-buyers.js";
+import { assertExactSellout, assertSeatsSoldOnce } from "../../support/sales-checks.js";
 
 describe("postgres across processes, no lock", { skip: await postgresSkip() }, () => {
   let fixture: TestPostgresStore;
@@ -30,18 +31,15 @@ describe("postgres across processes, no lock", { skip: await postgresSkip() }, (
       kind: "general",
       seats: 0,
     });
-    const soldByAnswers = reports.reduce((n, r) => n + r.sold, 0);
-    let soldByOrders = 0;
-    for (const id of reports.flatMap((r) => r.orders))
-      soldByOrders += (await store.getOrder(id))?.quantity ?? 0;
     assert.deepEqual(
       reports.map((r) => r.errors),
       [{}, {}, {}, {}],
     );
-    assert.equal((await store.getEvent(plan.id))?.sold, 500);
-    assert.equal(soldByAnswers, 500, "the confirmed answers add up to the capacity");
-    assert.equal(soldByOrders, 500, "every confirmed answer is an order in the store");
-    assert.deepEqual([...new Set(reports.flatMap((r) => Object.keys(r.refused)))], ["sold_out"]);
+    await assertExactSellout(store, plan.id, 500, {
+      sold: reports.reduce((n, r) => n + r.sold, 0),
+      orderIds: reports.flatMap((r) => r.orders),
+      refusedCodes: reports.flatMap((r) => Object.keys(r.refused)),
+    });
   });
 
   it("4 processes with overlapping seat requests: no seat in two orders", async () => {
@@ -63,19 +61,10 @@ describe("postgres across processes, no lock", { skip: await postgresSkip() }, (
       reports.map((r) => r.errors),
       [{}, {}, {}, {}],
     );
-    const owner = new Map<string, string>();
-    for (const id of reports.flatMap((r) => r.orders)) {
-      const order = await store.getOrder(id);
-      for (const seat of order?.seats ?? []) {
-        assert.ok(!owner.has(seat), `seat ${seat} sold to ${owner.get(seat)} and ${id}`);
-        owner.set(seat, id);
-      }
-    }
-    const map = await store.getSeatMap(plan.id);
-    const soldSeats =
-      map?.sections[0]?.rows[0]?.seats.filter((s) => s.status === "sold").map((s) => s.id) ?? [];
-    assert.deepEqual(new Set(soldSeats), new Set(owner.keys()), "the seat map agrees with the orders");
-    assert.equal((await store.getEvent(plan.id))?.sold, owner.size);
-    assert.ok(owner.size > 0);
+    await assertSeatsSoldOnce(
+      store,
+      plan.id,
+      reports.flatMap((r) => r.orders),
+    );
   });
 });

@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import { SqliteStore } from "../../../src/store/sqlite/sqlite-store.js";
 import { planEvent } from "../../../src/domain/event.js";
 import { newEventId } from "../../../src/domain/ids.js";
+import { assertExactSellout, assertSeatsSoldOnce } from "../../support/sales-checks.js";
 
 const run = promisify(execFile);
 const BUYER = fileURLToPath(new URL("../../support/store-buyer.js", import.meta.url));
@@ -54,17 +55,12 @@ for (const layout of ["single", "per-event"] as const) {
       const parsed = results.map(
         (r) => JSON.parse(r.stdout) as { sold: number; refused: Record<string, number>; orders: string[] },
       );
-      const soldByAnswers = parsed.reduce((n, p) => n + p.sold, 0);
-      const refusedCodes = new Set(parsed.flatMap((p) => Object.keys(p.refused)));
-      const event = await store.getEvent(plan.id);
-      let soldByOrders = 0;
-      for (const id of parsed.flatMap((p) => p.orders))
-        soldByOrders += (await store.getOrder(id))?.quantity ?? 0;
+      await assertExactSellout(store, plan.id, 500, {
+        sold: parsed.reduce((n, p) => n + p.sold, 0),
+        orderIds: parsed.flatMap((p) => p.orders),
+        refusedCodes: parsed.flatMap((p) => Object.keys(p.refused)),
+      });
       await store.close();
-      assert.equal(event?.sold, 500);
-      assert.equal(soldByAnswers, 500, "the confirmed answers add up to the capacity");
-      assert.equal(soldByOrders, 500, "every confirmed answer is an order in the store");
-      assert.deepEqual([...refusedCodes], ["sold_out"]);
     });
 
     it("4 processes with overlapping seat requests: no seat in two orders", async () => {
@@ -87,19 +83,7 @@ for (const layout of ["single", "per-event"] as const) {
         ),
       );
       const orderIds = results.flatMap((r) => (JSON.parse(r.stdout) as { orders: string[] }).orders);
-      const owner = new Map<string, string>();
-      for (const id of orderIds) {
-        const order = await store.getOrder(id);
-        for (const seat of order?.seats ?? []) {
-          assert.ok(!owner.has(seat), `seat ${seat} sold to ${owner.get(seat)} and ${id}`);
-          owner.set(seat, id);
-        }
-      }
-      const map = await store.getSeatMap(plan.id);
-      const soldSeats =
-        map?.sections[0]?.rows[0]?.seats.filter((s) => s.status === "sold").map((s) => s.id) ?? [];
-      assert.deepEqual(new Set(soldSeats), new Set(owner.keys()), "the seat map agrees with the orders");
-      assert.equal((await store.getEvent(plan.id))?.sold, owner.size);
+      await assertSeatsSoldOnce(store, plan.id, orderIds);
       await store.close();
     });
   });
