@@ -420,7 +420,7 @@ function targets(allRows: Row[]): string {
   const pick = (scenario: string, target: string) =>
     medians(allRows.filter((row) => row.scenario === scenario)).find((row) => row.target === target);
   const lines: string[] = [];
-  const ours = "boxoffice lb (HTTP, raw client)";
+  const ours = "boxoffice lb (HTTP, undici client)"; // the default
   const rawFront = pick("trivial GET", "boxoffice lb (HTTP, raw front + raw client)");
   const purchase = pick("purchase POST", ours);
   const purchaseHaproxy = pick("purchase POST", "HAProxy leastconn");
@@ -438,7 +438,7 @@ function targets(allRows: Row[]): string {
   if (trivial && trivialHaproxy) {
     const ratio = trivial.rps / trivialHaproxy.rps;
     lines.push(
-      `- Trivial endpoint, at least 0.6× HAProxy: ${ratio.toFixed(2)}× in HTTP mode — ` +
+      `- Trivial endpoint, at least 0.6× HAProxy: ${ratio.toFixed(2)}× in HTTP mode (the default client) — ` +
         `${ratio >= 0.6 ? "met" : "not met"}` +
         (rawFront ? `; with --front raw ${(rawFront.rps / trivialHaproxy.rps).toFixed(2)}×` : "") +
         (l4 ? `; the L4 mode reaches ${(l4.rps / trivialHaproxy.rps).toFixed(2)}×.` : "."),
@@ -590,7 +590,7 @@ after a 1 s warm-up).
 
 What was measured: the same two instances reached directly (one instance), through a plain Node reverse proxy (http.request + keep-alive agent +
 pipe: the baseline), through \`boxoffice lb\` in its HTTP mode (per-request least connections) with
-undici's Pool as its client to the instances, with its own minimal client (the default), and with its own
+undici's Pool as its client to the instances (the default), with its own minimal client (\`--upstream-client raw\`), and with its own
 minimal server side as well (\`--front raw\`), and in its L4 mode (per-connection least connections, sockets piped), through HAProxy
 \`balance leastconn\` (deploy/haproxy.cfg) and nginx \`least_conn\` (deploy/nginx.conf). HAProxy runs
 one thread per core and nginx one worker per core; boxoffice's balancer is one process with one event
