@@ -233,8 +233,9 @@ describe("boxoffice up", () => {
         "1000",
         "--scale-up-cooldown-ms",
         "1000",
+        // Reversing waits the longer cooldown: no scale-down in the first 3 s after a scale-up.
         "--scale-down-cooldown-ms",
-        "1000",
+        "3000",
         "--instance-port-base",
         "19571",
       ]);
@@ -264,15 +265,21 @@ describe("boxoffice up", () => {
         "no request failed while scaling",
       );
       const decisions = (await cluster.status()).autoscale?.decisions ?? [];
+      const steps = decisions.map((d) => (d.action === "none" ? "none" : `${d.action}:${d.from}->${d.to}`));
+      assert.ok(steps.includes("up:1->2") && steps.includes("up:2->3"), `reached --max: ${steps.join(", ")}`);
       assert.deepEqual(
-        decisions.map((d) => d.action),
-        ["up", "up", "down", "down"],
-        "each decision is visible in status",
+        steps.slice(-2),
+        ["down:3->2", "down:2->1"],
+        `came back to --min: ${steps.join(", ")}`,
       );
-      assert.ok(
-        cluster.lines.some((l) => l.includes("autoscale up: 1 -> 2")),
-        "decisions are logged",
-      );
+      for (const step of steps) {
+        const [action, change] = step.split(":");
+        const [from, to] = (change ?? "").split("->");
+        assert.ok(
+          cluster.lines.some((l) => l.includes(`autoscale ${action}: ${from} -> ${to}`)),
+          `decision ${step} is logged`,
+        );
+      }
       await cluster.stop();
     },
   );
