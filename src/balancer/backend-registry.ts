@@ -139,7 +139,8 @@ export class BackendRegistry {
   acquire(backend: Backend): void {
     backend.active++;
     backend.requests++;
-    this.#entries.get(backend)?.series.requests.inc();
+    const entry = this.#entries.get(backend);
+    if (entry !== undefined) entry.series.requests++;
   }
 
   /** One request (or connection) on the instance finished, however it ended. */

@@ -1,40 +1,127 @@
 /**
  * `/_lb/metrics`: the balancer's figures in Prometheus text format, in a registry of its own (never
- * prom-client's global one, so that two balancers in one process do not mix). Per-instance children are
- * made once per instance, so the hot path does not hash label sets.
+ * prom-client's global one, so that two balancers in one process do not mix). The two figures every
+ * request touches (its instance's request count and response time) are plain numbers in the instance's
+ * series, turned into prom-client's series when scraped: a prom-client observation validates and hashes
+ * its labels each time, which on the balancer's hot path cost more than the counting itself.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricType,
+  type MetricValueWithName,
+} from "prom-client";
 import type { Backend } from "./backend.js";
 
 export type RejectReason = "queue_full" | "queue_timeout" | "no_backend";
 
+const LATENCY_NAME = "boxoffice_lb_backend_response_seconds";
+const LATENCY_HELP = "Time from sending a request to an instance until its response ended";
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Response times of one instance: a count per bucket (the last one past every bound), a sum. */
+export class LatencySeries {
+  readonly counts = new Float64Array(LATENCY_BUCKETS_S.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    let index = 0;
+    while (index < LATENCY_BUCKETS_S.length && seconds > LATENCY_BUCKETS_S[index]!) index++;
+    this.counts[index]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
 /** The per-instance series, bound to one instance's label. */
 export interface BackendSeries {
-  requests: Counter.Internal;
+  /** Requests sent (a plain count, exported at scrape time). */
+  requests: number;
+  latency: LatencySeries;
   retries: Counter.Internal;
   ejections: Counter.Internal;
   failures: Counter.Internal;
-  latency: Histogram.Internal<string>;
+}
+
+/** The response-time histogram, exported from the instances' LatencySeries when scraped. */
+class LatencyHistogram extends Histogram<"backend"> {
+  readonly #series: ReadonlyMap<string, BackendSeries>;
+
+  constructor(series: ReadonlyMap<string, BackendSeries>, registers: Registry[]) {
+    super({
+      name: LATENCY_NAME,
+      help: LATENCY_HELP,
+      labelNames: ["backend"],
+      buckets: LATENCY_BUCKETS_S,
+      registers,
+    });
+    this.#series = series;
+  }
+
+  /** What prom-client's registry formats (it prefers this method to `get` when there is one). */
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<"backend">>> {
+    const values: MetricValueWithName<"backend">[] = [];
+    const bucketName = `${LATENCY_NAME}_bucket`;
+    for (const [backend, { latency }] of this.#series) {
+      let cumulative = 0;
+      LATENCY_BUCKETS_S.forEach((bound, index) => {
+        cumulative += latency.counts[index]!;
+        values.push({
+          metricName: bucketName,
+          labels: { backend, le: bound } as Partial<Record<"backend", string | number>>,
+          value: cumulative,
+        });
+      });
+      values.push(
+        {
+          metricName: bucketName,
+          labels: { backend, le: "+Inf" } as Partial<Record<"backend", string | number>>,
+          value: latency.count,
+        },
+        { metricName: `${LATENCY_NAME}_sum`, labels: { backend }, value: latency.sum },
+        { metricName: `${LATENCY_NAME}_count`, labels: { backend }, value: latency.count },
+      );
+    }
+    return {
+      name: LATENCY_NAME,
+      help: LATENCY_HELP,
+      // prom-client's types declare MetricType a numeric enum; at run time the type is this string.
+      type: "histogram" as unknown as MetricType,
+      aggregator: "sum",
+      values,
+      collect: () => undefined,
+    };
+  }
 }
 
 export class BalancerMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter;
+  /** Every instance's series, kept after it leaves (like prom-client's own children). */
+  readonly #series = new Map<string, BackendSeries>();
   readonly #retries: Counter;
   readonly #ejections: Counter;
   readonly #failures: Counter;
-  readonly #latency: Histogram;
   readonly #rejected: Counter;
   readonly #clientErrors: Counter;
 
   constructor(backends: () => readonly Backend[], queueLength: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: "boxoffice_lb_" });
-    this.#requests = new Counter({
+    const series = this.#series;
+    new Counter({
       name: "boxoffice_lb_backend_requests_total",
       help: "Requests (or TCP connections) sent to an instance, retries included",
       labelNames: ["backend"],
       registers,
+      collect() {
+        this.reset();
+        for (const [backend, { requests }] of series) this.inc({ backend }, requests);
+      },
     });
     this.#retries = new Counter({
       name: "boxoffice_lb_backend_retries_total",
@@ -54,13 +141,7 @@ export class BalancerMetrics {
       labelNames: ["backend"],
       registers,
     });
-    this.#latency = new Histogram({
-      name: "boxoffice_lb_backend_response_seconds",
-      help: "Time from sending a request to an instance until its response ended",
-      labelNames: ["backend"],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
+    new LatencyHistogram(series, registers);
     this.#rejected = new Counter({
       name: "boxoffice_lb_rejected_total",
       help: "Requests answered 503 by the balancer itself, by reason",
@@ -104,13 +185,18 @@ export class BalancerMetrics {
   }
 
   seriesFor(backendId: string): BackendSeries {
-    return {
-      requests: this.#requests.labels(backendId),
-      retries: this.#retries.labels(backendId),
-      ejections: this.#ejections.labels(backendId),
-      failures: this.#failures.labels(backendId),
-      latency: this.#latency.labels(backendId),
-    };
+    let series = this.#series.get(backendId);
+    if (series === undefined) {
+      series = {
+        requests: 0,
+        latency: new LatencySeries(),
+        retries: this.#retries.labels(backendId),
+        ejections: this.#ejections.labels(backendId),
+        failures: this.#failures.labels(backendId),
+      };
+      this.#series.set(backendId, series);
+    }
+    return series;
   }
 
   rejected(reason: RejectReason): void {

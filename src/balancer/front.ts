@@ -13,6 +13,8 @@ export interface FrontRequest extends AsyncIterable<unknown> {
   readonly headers: IncomingHttpHeaders;
   readonly socket: { readonly remoteAddress?: string | undefined };
   readonly destroyed: boolean;
+  /** The whole body when it came in with the head (the raw front); there is then nothing to read. */
+  readonly completeBody?: Buffer | undefined;
   on(event: "data", listener: (chunk: Buffer) => void): this;
   on(event: "end", listener: () => void): this;
   on(event: "error", listener: (error: Error) => void): this;
@@ -31,6 +33,10 @@ export interface FrontResponse {
   write(chunk: Buffer): boolean;
   end(body?: string | Buffer): this;
   destroy(): void;
+  /**
+   * "close": the client went away before the response ended (Node's ServerResponse emits it after a
+   * normal end too, so a listener must tell the two apart). "drain": a slow client took what was written.
+   */
   once(event: "close" | "drain", listener: () => void): this;
   off(event: "close" | "drain", listener: () => void): this;
 }

@@ -165,6 +165,10 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       return;
     }
     this.#budget.recordRequest();
+    if (req.completeBody !== undefined) {
+      this.place(new ProxyExchange(this, req, res, req.completeBody));
+      return;
+    }
     const contentLength = req.headers["content-length"];
     if (
       req.headers["transfer-encoding"] === undefined &&

@@ -46,6 +46,12 @@ const HOP_BY_HOP = new Set([
   "proxy-authenticate",
 ]);
 
+const CHECKED_NAME_LENGTHS = new Set([...HOP_BY_HOP, "content-type"].map((name) => name.length));
+
+const FORWARD_CHECKED_LENGTHS = new Set(
+  [...HOP_BY_HOP, "x-forwarded-for", "x-forwarded-proto", "expect"].map((name) => name.length),
+);
+
 const latin1 = (text: Buffer | string): string => (typeof text === "string" ? text : text.toString("latin1"));
 
 const TIMEOUT_CODES = new Set([
@@ -74,6 +80,11 @@ export function forwardedHeaders(req: FrontRequest): string[] {
   for (let index = 0; index < raw.length; index += 2) {
     const name = raw[index]!;
     const value = raw[index + 1]!;
+    // Only names as long as one of those looked for below need lower-casing.
+    if (!FORWARD_CHECKED_LENGTHS.has(name.length)) {
+      out.push(name, value);
+      continue;
+    }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
       if (lower === "connection") {
@@ -113,8 +124,8 @@ export class ProxyExchange implements UpstreamHandler {
   readonly #body: Buffer | Readable | null;
   /** May the request be sent again after an instance may have seen it (GET/HEAD or Idempotency-Key)? */
   readonly #retryableAfterSend: boolean;
-  /** Instances this request already failed on. */
-  readonly tried = new Set<Backend>();
+  /** Instances this request already failed on (made at the first failure). */
+  tried: Set<Backend> | undefined;
   #attempts = 0;
   #backend: Backend | undefined;
   #abort: ((err?: Error) => void) | undefined;
@@ -202,12 +213,15 @@ export class ProxyExchange implements UpstreamHandler {
       const name = latin1(rawHeaders[index]!);
       // latin1 keeps every byte of the value as it came; Node writes header strings back as latin1.
       const value = latin1(rawHeaders[index + 1]!);
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) {
-        if (lower === "connection") connectionListed = value.toLowerCase();
-        continue;
+      // Only names as long as a hop-by-hop header or content-type need a closer look.
+      if (CHECKED_NAME_LENGTHS.has(name.length)) {
+        const lower = name.toLowerCase();
+        if (HOP_BY_HOP.has(lower)) {
+          if (lower === "connection") connectionListed = value.toLowerCase();
+          continue;
+        }
+        if (lower === "content-type" && value.startsWith("text/event-stream")) eventStream = true;
       }
-      if (lower === "content-type" && value.startsWith("text/event-stream")) eventStream = true;
       headers.push(name, value);
     }
     if (connectionListed !== undefined) {
@@ -296,7 +310,7 @@ export class ProxyExchange implements UpstreamHandler {
       replayable &&
       (unreachable || (this.#retryableAfterSend && this.#host.tryRetry()));
     if (mayRetry) {
-      this.tried.add(backend);
+      (this.tried ??= new Set()).add(backend);
       this.#host.retrying(backend);
       this.#host.place(this);
       return;

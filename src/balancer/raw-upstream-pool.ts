@@ -12,6 +12,8 @@ import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { BoxofficeError } from "../domain/errors.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
+import { HeadLines } from "./head-lines.js";
+import { ONE_WRITE_BYTES } from "./raw-front.js";
 
 /** What a request needs; the same shape the balancer gives undici. */
 export interface UpstreamRequest {
@@ -64,8 +66,18 @@ export class UpstreamError extends BoxofficeError {
 
 const MAX_HEAD_BYTES = 65_536;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
+const EMPTY = Buffer.alloc(0);
+/**
+ * Every connection of the client reads into this one buffer (net's `onread`), and each read is handled
+ * before the next one starts; whatever must outlive a read is copied out. It spares Node's allocation of
+ * a buffer for every read and the readable stream's bookkeeping for every chunk.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 type BodyMode = "none" | "length" | "chunked" | "close";
+
+/** What the connection's deadline is for; the pool's sweep acts on it. */
+type Wait = "none" | "headers" | "body" | "idle";
 
 class RawConnection {
   readonly socket: Socket;
@@ -78,38 +90,79 @@ class RawConnection {
   #remaining = 0;
   #chunked = new ChunkedDecoder();
   #keepAlive = true;
-  /** The connect timeout, then each request's headers timeout. */
-  #timer: NodeJS.Timeout | undefined;
-  #connectTimer: NodeJS.Timeout | undefined;
+  /**
+   * Timeouts are deadlines checked by the pool's sweep (`expire`), not a timer per request: arming and
+   * clearing two or three timers for every request cost more than the rest of the client's work.
+   */
+  #connectDeadlineAtMs: number;
+  readonly #connectTimeoutMs: number;
+  #deadlineAtMs = 0;
+  #wait: Wait = "none";
+  #headersTimeoutMs = 0;
   #bodyTimeoutMs = 0;
-  #idleTimer: NodeJS.Timeout | undefined;
   #dead = false;
 
   constructor(pool: RawUpstreamPool, host: string, port: number, connectTimeoutMs: number) {
     this.#pool = pool;
-    this.socket = net.connect({ host, port, noDelay: true });
-    this.#connectTimer = setTimeout(
-      () =>
-        this.#fail(
-          new UpstreamError("UPSTREAM_CONNECT_TIMEOUT", `no connection within ${connectTimeoutMs} ms`),
-        ),
-      connectTimeoutMs,
-    );
-    this.socket.once("connect", () => {
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = undefined;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#connectDeadlineAtMs = Date.now() + connectTimeoutMs;
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (bytes) => {
+          this.#onData(READ_BUFFER.subarray(0, bytes));
+          return true; // pausing is done with socket.pause(), so that isPaused() tells
+        },
+      },
     });
-    this.socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    this.socket.once("connect", () => {
+      this.#connectDeadlineAtMs = 0;
+    });
     this.socket.on("end", () => this.#onEnd());
     this.socket.on("error", (error) => this.#fail(error));
     this.socket.on("close", () =>
       this.#fail(new UpstreamError("UPSTREAM_CLOSED", "the instance closed the connection")),
     );
-    this.socket.on("timeout", () =>
+  }
+
+  /** Called by the pool's sweep: fails or closes the connection if its deadline has passed. */
+  expire(nowMs: number): void {
+    if (this.#connectDeadlineAtMs !== 0 && this.#connectDeadlineAtMs <= nowMs) {
       this.#fail(
-        new UpstreamError("UPSTREAM_BODY_TIMEOUT", `response body silent for ${this.#bodyTimeoutMs} ms`),
-      ),
-    );
+        new UpstreamError("UPSTREAM_CONNECT_TIMEOUT", `no connection within ${this.#connectTimeoutMs} ms`),
+      );
+      return;
+    }
+    if (this.#deadlineAtMs === 0 || this.#deadlineAtMs > nowMs) return;
+    switch (this.#wait) {
+      case "headers":
+        this.#fail(
+          new UpstreamError(
+            "UPSTREAM_HEADERS_TIMEOUT",
+            `no response head within ${this.#headersTimeoutMs} ms`,
+          ),
+        );
+        return;
+      case "body":
+        this.#fail(
+          new UpstreamError("UPSTREAM_BODY_TIMEOUT", `response body silent for ${this.#bodyTimeoutMs} ms`),
+        );
+        return;
+      case "idle":
+        this.destroy();
+        this.#pool.forget(this);
+        return;
+      case "none":
+        return;
+    }
+  }
+
+  #waitFor(wait: Wait, timeoutMs: number): void {
+    this.#wait = wait;
+    this.#deadlineAtMs = wait === "none" || timeoutMs <= 0 ? 0 : Date.now() + timeoutMs;
   }
 
   get dead(): boolean {
@@ -122,24 +175,16 @@ class RawConnection {
     headersTimeoutMs: number,
     bodyTimeoutMs: number,
   ): void {
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
     this.#handler = handler;
     this.#head = undefined;
     this.#inBody = false;
     this.#keepAlive = true;
     this.#headMethod = request.method;
+    this.#headersTimeoutMs = headersTimeoutMs;
     this.#bodyTimeoutMs = bodyTimeoutMs;
-    handler.onConnect((error) => this.#fail(error ?? new UpstreamError("UPSTREAM_ABORTED", "aborted")));
+    handler.onConnect(this.#abort);
     if (this.#handler === undefined) return; // aborted at once
-    this.#clearTimer();
-    this.#timer = setTimeout(
-      () =>
-        this.#fail(
-          new UpstreamError("UPSTREAM_HEADERS_TIMEOUT", `no response head within ${headersTimeoutMs} ms`),
-        ),
-      headersTimeoutMs,
-    );
+    this.#waitFor("headers", headersTimeoutMs);
 
     let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
     const headers = request.headers;
@@ -154,13 +199,10 @@ class RawConnection {
     if (!hasHost) head += `host: ${this.#pool.hostHeader}\r\n`;
     const body = request.body;
     if (body === null) {
-      this.socket.write(`${head}\r\n`, "latin1", this.#sent);
+      this.#writeLast(`${head}\r\n`);
     } else if (Buffer.isBuffer(body)) {
       if (!hasLength) head += `content-length: ${body.length}\r\n`;
-      this.socket.cork();
-      this.socket.write(`${head}\r\n`, "latin1");
-      this.socket.write(body, this.#sent);
-      this.socket.uncork();
+      this.#writeLast(`${head}\r\n`, body);
     } else {
       this.#streamBody(
         hasLength ? `${head}\r\n` : `${head}transfer-encoding: chunked\r\n\r\n`,
@@ -171,22 +213,42 @@ class RawConnection {
   }
 
   /** Back in the idle set: closed after `keepAliveMs` unused, below the instance's keep-alive timeout. */
-  park(keepAliveMs: number, onExpire: () => void): void {
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
-      onExpire();
-      this.destroy();
-    }, keepAliveMs);
+  park(keepAliveMs: number): void {
+    this.#waitFor("idle", keepAliveMs);
   }
 
   destroy(): void {
     this.#dead = true;
-    this.#clearTimer();
-    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#connectDeadlineAtMs = 0;
+    this.#waitFor("none", 0);
     this.socket.destroy();
+  }
+
+  readonly #abort = (error?: Error): void =>
+    this.#fail(error ?? new UpstreamError("UPSTREAM_ABORTED", "aborted"));
+
+  /**
+   * Writes the request's last bytes (with a small body, as one string) and tells the handler once they are with the kernel: at once when
+   * the write went through synchronously (the usual case, without a callback's deferred call), else when
+   * an empty write queued behind them completes.
+   */
+  #writeLast(data: string | Buffer, body?: Buffer): void {
+    const socket = this.socket;
+    const connecting = socket.connecting;
+    if (body !== undefined && body.length <= ONE_WRITE_BYTES && typeof data === "string") {
+      data = `${data}${body.toString("latin1")}`;
+      body = undefined;
+    }
+    if (body !== undefined) {
+      // One writev for the head and the body.
+      socket.cork();
+      socket.write(data, "latin1");
+      socket.write(body, connecting ? this.#sent : undefined);
+      socket.uncork();
+    } else socket.write(data, "latin1", connecting ? this.#sent : undefined);
+    if (connecting) return;
+    if (socket.writableLength === 0) this.#handler?.onRequestSent?.();
+    else socket.write(EMPTY, this.#sent);
   }
 
   #streamBody(head: string, body: Readable, chunked: boolean): void {
@@ -207,8 +269,7 @@ class RawConnection {
     });
     body.once("end", () => {
       if (this.#dead) return;
-      if (chunked) this.socket.write("0\r\n\r\n", "latin1", this.#sent);
-      else this.socket.write(Buffer.alloc(0), this.#sent);
+      this.#writeLast(chunked ? "0\r\n\r\n" : EMPTY);
     });
     body.once("error", (error) => this.#fail(error));
   }
@@ -217,11 +278,6 @@ class RawConnection {
   readonly #sent = (error?: Error | null): void => {
     if (!error) this.#handler?.onRequestSent?.();
   };
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
 
   #onData(chunk: Buffer): void {
     if (this.#handler === undefined) {
@@ -235,7 +291,7 @@ class RawConnection {
       if (end === -1) {
         if (data.length > MAX_HEAD_BYTES)
           this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "response head too large"));
-        else this.#head = data;
+        else this.#head = data === chunk ? Buffer.from(chunk) : data; // READ_BUFFER is reused
         return;
       }
       this.#head = undefined;
@@ -253,13 +309,15 @@ class RawConnection {
       if (rest.length > 0) this.#onBody(rest);
       return;
     }
+    if (this.#bodyTimeoutMs > 0) this.#deadlineAtMs = Date.now() + this.#bodyTimeoutMs;
     this.#onBody(chunk);
   }
 
   /** Parses the response head; false when the connection failed on it. */
   #parseHead(head: string): boolean {
-    const lines = head.split("\r\n");
-    const statusLine = lines[0]!;
+    let lineEnd = head.indexOf("\r\n");
+    if (lineEnd === -1) lineEnd = head.length;
+    const statusLine = head.slice(0, lineEnd);
     const status = Number(statusLine.slice(9, 12));
     if (!statusLine.startsWith("HTTP/1.") || !Number.isInteger(status) || status < 100) {
       this.#fail(
@@ -268,20 +326,14 @@ class RawConnection {
       return false;
     }
     if (status < 200 && status !== 101) return true;
-    this.#clearTimer();
     const headers: string[] = [];
     let length = -1;
     let chunked = false;
     this.#keepAlive = statusLine.charCodeAt(7) === 49; // HTTP/1.1 keeps alive unless told otherwise
-    for (let index = 1; index < lines.length; index++) {
-      const line = lines[index]!;
-      const colon = line.indexOf(":");
-      if (colon <= 0) {
-        this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "bad header line"));
-        return false;
-      }
-      const name = line.slice(0, colon);
-      const value = line.slice(colon + 1).trim();
+    const lines = new HeadLines(head, lineEnd + 2);
+    while (lines.next()) {
+      const name = lines.name;
+      const value = lines.value;
       switch (name.length) {
         case 10:
           if (name.toLowerCase() === "connection") {
@@ -299,6 +351,10 @@ class RawConnection {
       }
       headers.push(name, value);
     }
+    if (lines.malformed) {
+      this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "bad header line"));
+      return false;
+    }
     if (this.#headMethod === "HEAD" || status === 204 || status === 304) this.#bodyMode = "none";
     else if (chunked) {
       this.#bodyMode = "chunked";
@@ -311,7 +367,7 @@ class RawConnection {
       this.#keepAlive = false;
     }
     this.#inBody = true;
-    if (this.#bodyTimeoutMs > 0) this.socket.setTimeout(this.#bodyTimeoutMs);
+    this.#waitFor("body", this.#bodyTimeoutMs);
     const statusText = statusLine.slice(13);
     const proceed = this.#handler!.onHeaders(status, headers, this.#resume, statusText);
     if (!proceed && this.#handler !== undefined && this.#bodyMode !== "none") this.socket.pause();
@@ -319,11 +375,14 @@ class RawConnection {
   }
 
   readonly #resume = (): void => {
+    // The body's silence is counted from here: a slow client held it up, not the instance.
+    if (this.#wait === "body") this.#waitFor("body", this.#bodyTimeoutMs);
     this.socket.resume();
   };
 
+  /** Hands body bytes to the handler, as a buffer of its own (what was read sits in READ_BUFFER). */
   #deliver(chunk: Buffer): void {
-    if (this.#handler !== undefined && !this.#handler.onData(chunk)) this.socket.pause();
+    if (this.#handler !== undefined && !this.#handler.onData(Buffer.from(chunk))) this.socket.pause();
   }
 
   #onBody(chunk: Buffer): void {
@@ -379,8 +438,7 @@ class RawConnection {
     const handler = this.#handler!;
     this.#handler = undefined;
     this.#inBody = false;
-    this.#clearTimer();
-    if (this.#bodyTimeoutMs > 0) this.socket.setTimeout(0);
+    this.#waitFor("none", 0);
     if (this.socket.isPaused()) this.socket.resume();
     if (this.#keepAlive && !this.#dead) this.#pool.release(this);
     else this.destroy();
@@ -413,6 +471,7 @@ export class RawUpstreamPool implements Upstream {
   readonly #idle: RawConnection[] = [];
   readonly #all = new Set<RawConnection>();
   #closed = false;
+  #sweep: NodeJS.Timeout | undefined;
   /** Sent when a client's request had no Host header. */
   readonly hostHeader: string;
 
@@ -424,12 +483,36 @@ export class RawUpstreamPool implements Upstream {
     this.#options = options;
   }
 
+  /**
+   * One sweep over the pool's connections enforces every timeout; a deadline is met within a quarter of
+   * the shortest timeout (at least 10 ms, at most 1 s) after it passes.
+   */
+  #startSweep(): void {
+    if (this.#sweep !== undefined) return;
+    const { keepAliveMs, connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs } = this.#options;
+    const shortest = Math.min(
+      ...[keepAliveMs, connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs].filter((ms) => ms > 0),
+    );
+    const everyMs = Math.max(10, Math.min(1000, Math.floor(shortest / 4)));
+    this.#sweep = setInterval(() => {
+      const nowMs = Date.now();
+      for (const connection of this.#all) connection.expire(nowMs);
+    }, everyMs);
+    this.#sweep.unref();
+  }
+
+  #stopSweep(): void {
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {
     let connection: RawConnection | undefined;
     while ((connection = this.#idle.pop()) !== undefined && connection.dead);
     if (connection === undefined) {
       connection = new RawConnection(this, this.#host, this.#port, this.#options.connectTimeoutMs);
       this.#all.add(connection);
+      this.#startSweep();
     }
     connection.start(
       request,
@@ -444,11 +527,11 @@ export class RawUpstreamPool implements Upstream {
   release(connection: RawConnection): void {
     if (this.#closed) {
       connection.destroy();
-      this.#all.delete(connection);
+      this.forget(connection);
       return;
     }
     this.#idle.push(connection);
-    connection.park(this.#options.keepAliveMs, () => this.forget(connection));
+    connection.park(this.#options.keepAliveMs);
   }
 
   /** @internal A connection died. */
@@ -456,6 +539,7 @@ export class RawUpstreamPool implements Upstream {
     this.#all.delete(connection);
     const index = this.#idle.indexOf(connection);
     if (index !== -1) this.#idle.splice(index, 1);
+    if (this.#all.size === 0) this.#stopSweep();
   }
 
   /** Closes idle connections now and busy ones when their request ends. */
@@ -465,6 +549,7 @@ export class RawUpstreamPool implements Upstream {
       connection.destroy();
       this.#all.delete(connection);
     }
+    if (this.#all.size === 0) this.#stopSweep();
   }
 
   /** Closes every connection now. */
@@ -473,5 +558,6 @@ export class RawUpstreamPool implements Upstream {
     for (const connection of this.#all) connection.destroy();
     this.#all.clear();
     this.#idle.length = 0;
+    this.#stopSweep();
   }
 }

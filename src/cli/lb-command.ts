@@ -56,11 +56,11 @@ export function registerLbCommand(program: Command): Command {
     .option("--mode <mode>", `http (per request) or tcp (L4, pipes connections) (${envNameOf("mode")})`)
     .option(
       "--upstream-client <client>",
-      `undici (the default) or raw (the balancer's own minimal HTTP client, opt-in) (${envNameOf("upstreamClient")}, default undici)`,
+      `raw (the balancer's own minimal HTTP/1.1 client) or undici (undici's Pool) (${envNameOf("upstreamClient")}, default raw)`,
     )
     .option(
       "--front <server>",
-      `node (Node's http server) or raw (the balancer's own minimal one, fastest) (${envNameOf("front")}, default node)`,
+      `raw (the balancer's own minimal HTTP/1.1 server side) or node (Node's http server) (${envNameOf("front")}, default raw)`,
     )
     .option("--health-path <path>", `health check path (${envNameOf("healthPath")}, default /ready)`);
   for (const [name, help] of NUMERIC_FLAGS) {

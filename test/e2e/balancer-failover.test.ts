@@ -48,8 +48,12 @@ async function send(client: Pool, kind: Kind, requestId: string): Promise<Result
 }
 
 /** Closed loops for `durationMs`: `mix` says how many workers send each kind of request. */
-async function load(client: Pool, durationMs: number, mix: [Kind, number][]): Promise<Result[]> {
-  const results: Result[] = [];
+async function load(
+  client: Pool,
+  durationMs: number,
+  mix: [Kind, number][],
+  results: Result[] = [],
+): Promise<Result[]> {
   const until = Date.now() + durationMs;
   let next = 0;
   await Promise.all(
@@ -100,12 +104,29 @@ describe("balancer: an instance killed under load", () => {
   });
 
   it("fails no retryable request and never sends a POST without a key twice", async () => {
-    const running = load(client, 2500, [
-      ["get", 4],
-      ["keyed-post", 4],
-      ["plain-post", 12],
-    ]);
+    const finished: Result[] = [];
+    const running = load(
+      client,
+      2500,
+      [
+        ["get", 4],
+        ["keyed-post", 4],
+        ["plain-post", 12],
+      ],
+      finished,
+    );
     await sleep(1000);
+    // Kill it while it holds a POST with a key (it logs each POST as it arrives, and answers 200 ms
+    // later), so that the kill surely catches a retryable request in flight.
+    const slowLog = join(dir, "b.log");
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const done = new Set(finished.map((result) => result.requestId));
+      const holding = readFileSync(slowLog, "utf8")
+        .split("\n")
+        .some((line) => line.startsWith("keyed-post-") && !done.has(line.split(" ")[0]!));
+      if (holding) break;
+      await sleep(10);
+    }
     await backends[1]!.kill();
     const results = await running;
 

@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
@@ -91,7 +92,7 @@ for (const { front, upstreamClient } of VARIANTS) {
     });
 
     it("passes requests and bodies through, adds X-Forwarded-*, drops hop-by-hop headers", async () => {
-      const body = Buffer.alloc(200_000, "x");
+      const body = randomBytes(200_000);
       const response = await client.request({
         path: "/echo",
         method: "POST",
@@ -106,6 +107,22 @@ for (const { front, upstreamClient } of VARIANTS) {
       assert.equal(seen["x-custom"], "1");
       assert.equal(seen["proxy-connection"], undefined);
       assert.deepEqual(Buffer.from(await response.body.arrayBuffer()), body);
+    });
+
+    it("keeps concurrent large bodies apart, byte for byte, both ways", async () => {
+      const bodies = Array.from({ length: 8 }, () =>
+        randomBytes(300_000 + Math.floor(Math.random() * 50_000)),
+      );
+      const echoed = await Promise.all(
+        bodies.map(async (body, index) => {
+          const response = await client.request({ path: "/echo", method: "POST", body });
+          assert.equal(response.statusCode, 200);
+          // Half the clients read late, so that the balancer holds their bytes while it reads others'.
+          if (index % 2 === 0) await sleep(300);
+          return Buffer.from(await response.body.arrayBuffer());
+        }),
+      );
+      echoed.forEach((answer, index) => assert.ok(answer.equals(bodies[index]!), `body ${index} changed`));
     });
 
     it("sends a slow instance proportionally fewer requests", async () => {

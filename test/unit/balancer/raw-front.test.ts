@@ -48,7 +48,7 @@ describe("raw front", () => {
         req.on("data", (chunk) => chunks.push(chunk));
         req.on("end", () => {
           const body = Buffer.concat(chunks).toString("latin1");
-          const text = `${req.method} ${req.url} [${body}]`;
+          const text = `${req.method} ${req.url} [${body}]${req.completeBody === undefined ? "" : " whole"}`;
           if (req.url === "/stream") {
             res.writeHead(200, ["content-type", "text/plain"]);
             res.write(Buffer.from("one,"));
@@ -76,6 +76,13 @@ describe("raw front", () => {
     );
     const bodies = answer.match(/(GET|POST) \/\w \[\w*\]/g);
     assert.deepEqual(bodies, ["GET /a []", "POST /b [abc]", "GET /c []"]);
+  });
+
+  it("hands over a body that came with its head whole, and streams one that came later", async () => {
+    const whole = await exchange(port, "POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    assert.match(whole, /POST \/w \[abc\] whole/);
+    const split = await exchange(port, ["POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab", "cde"]);
+    assert.match(split, /POST \/s \[abcde\]$/);
   });
 
   it("decodes a chunked request body and re-frames a response without a length as chunked", async () => {
@@ -108,6 +115,10 @@ describe("raw front", () => {
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET / HTTP/1.1\r\nHost : x\r\n\r\n", // whitespace before the colon
+      "GET / HTTP/1.1\r\nHost: x\nX-Smuggled: 1\r\n\r\n", // bare LF inside the head
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
     ];
     for (const request of bad) assert.match(await exchange(port, request, 1000), /^HTTP\/1\.1 400 /, request);
     assert.match(

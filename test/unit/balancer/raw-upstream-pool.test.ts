@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import net, { type AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import {
@@ -87,6 +88,7 @@ describe("RawUpstreamPool", () => {
   let server: Awaited<ReturnType<typeof rawServer>>;
   let pool: RawUpstreamPool;
   const requests: string[] = [];
+  const bodies: Buffer[] = [];
 
   before(async () => {
     server = await rawServer((request, socket) => {
@@ -117,6 +119,15 @@ describe("RawUpstreamPool", () => {
           socket.write(
             `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`,
           );
+          return;
+        }
+        case "/random": {
+          // A body of its own for each request, in several writes.
+          const body = randomBytes(150_000);
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+          for (let offset = 0; offset < body.length; offset += 20_000)
+            setTimeout(() => socket.write(body.subarray(offset, offset + 20_000)), offset / 2_000);
+          bodies.push(body);
           return;
         }
         case "/silent":
@@ -159,6 +170,37 @@ describe("RawUpstreamPool", () => {
     const outcome = await call(pool, { path: "/close" });
     assert.equal(outcome.error, undefined);
     assert.equal(outcome.body, "until the end");
+  });
+
+  it("hands the handler body chunks of its own, untouched by later reads on other connections", async () => {
+    bodies.length = 0;
+    const held = await Promise.all(
+      Array.from(
+        { length: 6 },
+        () =>
+          new Promise<Buffer[]>((resolve, reject) => {
+            const chunks: Buffer[] = [];
+            pool.dispatch(
+              { path: "/random", method: "GET", headers: ["host", "x"], body: null },
+              {
+                onConnect: () => undefined,
+                onHeaders: () => true,
+                // Kept as given, not copied: they must stay as they were when they arrived.
+                onData: (chunk) => chunks.push(chunk) > 0,
+                onComplete: () => resolve(chunks),
+                onError: reject,
+              },
+            );
+          }),
+      ),
+    );
+    const received = held.map((chunks) => Buffer.concat(chunks));
+    assert.equal(bodies.length, 6);
+    for (const body of bodies)
+      assert.ok(
+        received.some((candidate) => candidate.equals(body)),
+        "a body arrived changed",
+      );
   });
 
   it("expects no body after HEAD or 204, and skips a 103 head", async () => {
