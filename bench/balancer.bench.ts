@@ -28,6 +28,7 @@ const DURATION_S = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
  */
 const ROUNDS = Number(process.env.BOXOFFICE_BENCH_ROUNDS ?? 3);
 const ROUND_SECONDS = 3;
+const WARM_UP_SECONDS = 5;
 /** `BOXOFFICE_BENCH_ONLY=purchase` (or trivial, overload; comma-separated) runs only those scenarios. */
 const ONLY = process.env.BOXOFFICE_BENCH_ONLY?.split(",");
 const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.includes(scenario);
@@ -339,7 +340,9 @@ async function measure(
   seconds = DURATION_S,
   warmUp = true,
 ): Promise<Row> {
-  if (warmUp) runWrk(`${target.url}${scenario.path}`, 1, scenario.script); // JIT, pools, connections
+  // Pools and connections fill, and a JIT (Node's) reaches its steady state: a balancer runs for days,
+  // so its first seconds are not what it costs. Every target gets the same warm-up.
+  if (warmUp) runWrk(`${target.url}${scenario.path}`, WARM_UP_SECONDS, scenario.script);
   const pids = target.pids();
   const before = pids.map(cpuTicks);
   const output = runWrk(`${target.url}${scenario.path}`, seconds, scenario.script);
@@ -665,7 +668,8 @@ Run: ${new Date().toISOString()} on ${machine}. \`npm run bench -- balancer\` (b
 
 ${machineNote()} The load generator is wrk (one thread, ${CONNECTIONS} keep-alive connections). Each
 scenario is measured in ${ROUNDS} rounds of ${ROUND_SECONDS} s, the targets taking turns within each round
-(the first round after a 1 s warm-up of each), and every figure below is the median over the rounds.
+(the first round after a ${WARM_UP_SECONDS} s warm-up of each), and every figure below is the median over the
+rounds.
 
 What was measured: the same two instances reached directly (one instance), through a plain Node reverse
 proxy (http.request + keep-alive agent + pipe: the baseline), through a bare Node proxy with none of the

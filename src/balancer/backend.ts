@@ -111,6 +111,7 @@ function undiciUpstream(url: string, options: BackendPoolOptions): Upstream {
     bodyTimeout: options.bodyTimeoutMs,
   });
   return {
+    takesHeadLines: false,
     dispatch: (request, handler) =>
       pool.dispatch(
         { ...request, method: request.method as Dispatcher.HttpMethod },

@@ -3,6 +3,7 @@
  * ServerResponse have it; so do the raw front's RawRequest and RawResponse (raw-front.ts).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { RequestLines } from "./head-lines.js";
 
 export interface FrontRequest extends AsyncIterable<unknown> {
   readonly method?: string | undefined;
@@ -15,6 +16,8 @@ export interface FrontRequest extends AsyncIterable<unknown> {
   readonly destroyed: boolean;
   /** The whole body when it came in with the head (the raw front); there is then nothing to read. */
   readonly completeBody?: Buffer | undefined;
+  /** The header lines to pass on to an instance, when the front made them as it read the head. */
+  readonly forwardLines?: RequestLines | undefined;
   on(event: "data", listener: (chunk: Buffer) => void): this;
   on(event: "end", listener: () => void): this;
   on(event: "error", listener: (error: Error) => void): this;
@@ -29,6 +32,11 @@ export interface FrontResponse {
   readonly destroyed: boolean;
   /** `headers`: an object, or names and values alternating in one array. */
   writeHead(statusCode: number, headers?: OutgoingHttpHeaders | string[]): this;
+  /**
+   * Optional (the raw front has it): the head from header lines ready to send, each ending in CRLF;
+   * `hasLength`: one of them is Content-Length.
+   */
+  writeHeadLines?(statusCode: number, lines: string, hasLength: boolean): this;
   /** False when the client is slow: wait for "drain". */
   write(chunk: Buffer): boolean;
   end(body?: string | Buffer): this;

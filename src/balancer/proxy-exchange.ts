@@ -8,7 +8,8 @@ import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
 import { sendProblem } from "./balancer-errors.js";
-import type { UpstreamHandler } from "./raw-upstream-pool.js";
+import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
+import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
 
 /** What an exchange needs from the balancer. */
 export interface ExchangeHost {
@@ -33,24 +34,13 @@ export interface ExchangeHost {
 export type AttemptOutcome =
   { kind: "ok"; durationMs: number } | { kind: "failed" } | { kind: "unreachable" };
 
-// Hop-by-hop headers (RFC 9110 7.6.1) plus the ones undici sets itself.
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "proxy-authorization",
-  "proxy-authenticate",
-]);
-
 const CHECKED_NAME_LENGTHS = new Set([...HOP_BY_HOP, "content-type"].map((name) => name.length));
 
 const FORWARD_CHECKED_LENGTHS = new Set(
   [...HOP_BY_HOP, "x-forwarded-for", "x-forwarded-proto", "expect"].map((name) => name.length),
 );
+
+const NO_HEADERS: string[] = [];
 
 const latin1 = (text: Buffer | string): string => (typeof text === "string" ? text : text.toString("latin1"));
 
@@ -75,7 +65,7 @@ const UNREACHABLE_CODES = new Set([
 export function forwardedHeaders(req: FrontRequest): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
-  let forwardedFor: string | undefined;
+  let forwardedForSent: string | undefined;
   let connectionListed: string[] | undefined;
   for (let index = 0; index < raw.length; index += 2) {
     const name = raw[index]!;
@@ -87,13 +77,13 @@ export function forwardedHeaders(req: FrontRequest): string[] {
     }
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === "connection") {
+      if (lower === "connection" && !PLAIN_CONNECTION.has(value.toLowerCase())) {
         for (const token of value.split(",")) (connectionListed ??= []).push(token.trim().toLowerCase());
       }
       continue;
     }
     if (lower === "x-forwarded-for") {
-      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      forwardedForSent = forwardedForSent === undefined ? value : `${forwardedForSent}, ${value}`;
       continue;
     }
     // We answer any 100-continue ourselves; undici would refuse the header.
@@ -105,22 +95,32 @@ export function forwardedHeaders(req: FrontRequest): string[] {
       if (connectionListed.includes(out[index]!.toLowerCase())) out.splice(index, 2);
     }
   }
+  out.push("x-forwarded-for", forwardedFor(forwardedForSent, req), "x-forwarded-proto", "http");
+  return out;
+}
+
+/** The X-Forwarded-For to send: what the client sent, if anything, then the client's own address. */
+function forwardedFor(sent: string | undefined, req: FrontRequest): string {
   let clientIp = req.socket.remoteAddress ?? "unknown";
   if (clientIp.startsWith("::ffff:")) clientIp = clientIp.slice(7);
-  out.push(
-    "x-forwarded-for",
-    forwardedFor === undefined ? clientIp : `${forwardedFor}, ${clientIp}`,
-    "x-forwarded-proto",
-    "http",
-  );
-  return out;
+  return sent === undefined ? clientIp : `${sent}, ${clientIp}`;
+}
+
+/** Header lines (each ending in CRLF) as names and values alternating. */
+function pairsOf(lines: string): string[] {
+  const pairs: string[] = [];
+  const walk = new HeadLines(lines, 0);
+  while (walk.next()) pairs.push(walk.name, walk.value);
+  return pairs;
 }
 
 export class ProxyExchange implements UpstreamHandler {
   readonly req: FrontRequest;
   readonly res: FrontResponse;
   readonly #host: ExchangeHost;
-  readonly #headers: string[];
+  /** The upstream request's headers as pairs, or as lines (made once, on first use). */
+  #headers: string[] | undefined;
+  #headLines: UpstreamRequest["headLines"];
   readonly #body: Buffer | Readable | null;
   /** May the request be sent again after an instance may have seen it (GET/HEAD or Idempotency-Key)? */
   readonly #retryableAfterSend: boolean;
@@ -148,7 +148,6 @@ export class ProxyExchange implements UpstreamHandler {
     this.req = req;
     this.res = res;
     this.#body = body;
-    this.#headers = forwardedHeaders(req);
     const method = req.method;
     this.#retryableAfterSend =
       (method === "GET" || method === "HEAD" || req.headers["idempotency-key"] !== undefined) &&
@@ -169,11 +168,21 @@ export class ProxyExchange implements UpstreamHandler {
     this.#abort = undefined;
     this.#startedAtMs = performance.now();
     const wantsEvents = this.req.headers.accept?.includes("text/event-stream") === true;
-    backend.pool!.dispatch(
+    const pool = backend.pool!;
+    const lines = this.req.forwardLines;
+    if (pool.takesHeadLines && lines !== undefined) {
+      this.#headLines ??= {
+        lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, this.req)}\r\nx-forwarded-proto: http\r\n`,
+        hasHost: lines.hasHost,
+        hasLength: lines.hasLength,
+      };
+    } else this.#headers ??= forwardedHeaders(this.req);
+    pool.dispatch(
       {
         path: this.req.url ?? "/",
         method: this.req.method ?? "GET",
-        headers: this.#headers,
+        headers: this.#headers ?? NO_HEADERS,
+        headLines: pool.takesHeadLines ? this.#headLines : undefined,
         body: this.#body,
         // Server-sent events may stay quiet for long; they are bounded by sseMaxAgeMs instead.
         bodyTimeout: wantsEvents ? 0 : this.#host.upstreamBodyTimeoutMs,
@@ -201,11 +210,21 @@ export class ProxyExchange implements UpstreamHandler {
     this.#sent = true;
   }
 
+  /** The raw client's head: its lines go to the client as they are when the front can take them. */
+  onForwardHead(statusCode: number, head: ForwardedHead, resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.#responseArrived(resume);
+    if (this.#clientGone) return false;
+    if (this.res.writeHeadLines !== undefined)
+      this.res.writeHeadLines(statusCode, head.lines, head.hasLength);
+    else this.res.writeHead(statusCode, pairsOf(head.lines));
+    this.#responseHeadWritten(statusCode, head.eventStream);
+    return true;
+  }
+
   onHeaders(statusCode: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true;
-    this.#sent = true;
-    this.#responseStarted = true;
-    this.#resume = resume;
+    this.#responseArrived(resume);
     const headers: string[] = [];
     let connectionListed: string | undefined;
     let eventStream = false;
@@ -224,7 +243,9 @@ export class ProxyExchange implements UpstreamHandler {
       }
       headers.push(name, value);
     }
-    if (connectionListed !== undefined) {
+    // Connection may name more headers to drop; "keep-alive" and "close" (nearly always all it says)
+    // name none that are still there.
+    if (connectionListed !== undefined && !PLAIN_CONNECTION.has(connectionListed)) {
       const listed = connectionListed.split(",").map((token) => token.trim());
       for (let index = headers.length - 2; index >= 0; index -= 2) {
         if (listed.includes(headers[index]!.toLowerCase())) headers.splice(index, 2);
@@ -232,6 +253,17 @@ export class ProxyExchange implements UpstreamHandler {
     }
     if (this.#clientGone) return false;
     this.res.writeHead(statusCode, headers);
+    this.#responseHeadWritten(statusCode, eventStream);
+    return true;
+  }
+
+  #responseArrived(resume: () => void): void {
+    this.#sent = true;
+    this.#responseStarted = true;
+    this.#resume = resume;
+  }
+
+  #responseHeadWritten(statusCode: number, eventStream: boolean): void {
     if (statusCode === 500 || statusCode === 502 || statusCode === 504) this.#failedResponse = true;
     if (eventStream) {
       // Long-lived streams are ended after a while so that clients reconnect and spread over new instances.
@@ -241,7 +273,6 @@ export class ProxyExchange implements UpstreamHandler {
         this.#abort?.(new Error("server-sent events stream reached its maximum age"));
       }, this.#host.sseMaxAgeMs);
     }
-    return true;
   }
 
   onData(chunk: Buffer): boolean {

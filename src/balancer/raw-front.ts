@@ -13,7 +13,7 @@ import net, { type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { ChunkedDecoder } from "./chunked-decoder.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
-import { HeadLines } from "./head-lines.js";
+import { HeadLines, NOT_FORWARDED, PLAIN_CONNECTION, type RequestLines } from "./head-lines.js";
 
 export interface RawFrontOptions {
   maxHeaderBytes: number;
@@ -35,6 +35,18 @@ const CRLF_CRLF = Buffer.from("\r\n\r\n");
  * for any bytes): cheaper than corking a head and a buffer into one writev.
  */
 export const ONE_WRITE_BYTES = 16 * 1024;
+
+/** What the raw front reads from a request head. */
+interface ParsedHead {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  headers: IncomingHttpHeaders;
+  /** The body's length (0 when chunked or none). */
+  length: number;
+  chunked: boolean;
+  forward: RequestLines | undefined;
+}
 
 class BadRequest extends Error {
   constructor(
@@ -59,25 +71,19 @@ export class RawRequest implements FrontRequest {
   readonly #hasBody: boolean;
   /** The whole body, when it came in with the head: nothing left to read from the connection. */
   readonly completeBody: Buffer | undefined;
+  readonly forwardLines: RequestLines | undefined;
   #body: Readable | undefined;
   #destroyed = false;
 
-  constructor(
-    connection: FrontConnection,
-    method: string,
-    url: string,
-    rawHeaders: string[],
-    headers: IncomingHttpHeaders,
-    hasBody: boolean,
-    completeBody?: Buffer,
-  ) {
+  constructor(connection: FrontConnection, head: ParsedHead, completeBody?: Buffer) {
     this.#connection = connection;
     this.socket = connection.socket;
-    this.method = method;
-    this.url = url;
-    this.rawHeaders = rawHeaders;
-    this.headers = headers;
-    this.#hasBody = hasBody;
+    this.method = head.method;
+    this.url = head.url;
+    this.rawHeaders = head.rawHeaders;
+    this.headers = head.headers;
+    this.forwardLines = head.forward;
+    this.#hasBody = head.chunked || head.length > 0;
     this.completeBody = completeBody;
   }
 
@@ -181,11 +187,11 @@ export class RawResponse implements FrontResponse {
   }
 
   writeHead(statusCode: number, headers: OutgoingHttpHeaders | string[] = {}): this {
-    let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? "Unknown"}\r\n`;
+    let lines = "";
     let hasLength = false;
     const add = (name: string, value: string) => {
       if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
-      head += `${name}: ${value}\r\n`;
+      lines += `${name}: ${value}\r\n`;
     };
     if (Array.isArray(headers)) {
       for (let index = 0; index < headers.length; index += 2) add(headers[index]!, headers[index + 1]!);
@@ -196,6 +202,12 @@ export class RawResponse implements FrontResponse {
         else add(name, String(value));
       }
     }
+    return this.writeHeadLines(statusCode, lines, hasLength);
+  }
+
+  /** The head from header lines ready to send (each ending in CRLF); `hasLength`: one is Content-Length. */
+  writeHeadLines(statusCode: number, lines: string, hasLength: boolean): this {
+    let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? "Unknown"}\r\n${lines}`;
     this.#noBody = this.#headRequest || statusCode === 204 || statusCode === 304 || statusCode < 200;
     if (!hasLength && !this.#noBody) {
       if (this.#connection.http11) {
@@ -400,15 +412,7 @@ class FrontConnection {
       completeBody = rest.subarray(0, parsed.length);
       rest = rest.subarray(parsed.length);
     }
-    const request = new RawRequest(
-      this,
-      parsed.method,
-      parsed.url,
-      parsed.rawHeaders,
-      parsed.headers,
-      hasBody,
-      completeBody,
-    );
+    const request = new RawRequest(this, parsed, completeBody);
     const response = new RawResponse(this, parsed.method === "HEAD");
     this.#request = request;
     this.#response = response;
@@ -466,14 +470,7 @@ class FrontConnection {
   }
 
   /** @internal Parses a request head (without its final CRLF CRLF); throws BadRequest. */
-  parseHead(head: string): {
-    method: string;
-    url: string;
-    rawHeaders: string[];
-    headers: IncomingHttpHeaders;
-    length: number;
-    chunked: boolean;
-  } {
+  parseHead(head: string): ParsedHead {
     let lineEnd = head.indexOf("\r\n");
     if (lineEnd === -1) lineEnd = head.length;
     const match = REQUEST_LINE.exec(head.slice(0, lineEnd));
@@ -486,6 +483,11 @@ class FrontConnection {
     const headers: Record<string, string> = {};
     let length = -1;
     let transferEncoding: string | undefined;
+    // The lines to pass on, as runs of the head between the lines left out.
+    let forward = "";
+    let runStart = lineEnd + 2;
+    let forwardedFor: string | undefined;
+    let plainConnection = true;
     const lines = new HeadLines(head, lineEnd + 2);
     while (lines.next()) {
       const name = lines.name;
@@ -504,6 +506,13 @@ class FrontConnection {
         const tokens = value.toLowerCase();
         if (tokens.includes("close")) this.keepAlive = false;
         else if (tokens.includes("keep-alive")) this.keepAlive = true;
+        if (!PLAIN_CONNECTION.has(tokens)) plainConnection = false;
+      } else if (lower === "x-forwarded-for") {
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      }
+      if (NOT_FORWARDED.has(lower)) {
+        forward += head.slice(runStart, lines.lineStart);
+        runStart = lines.lineEnd + 2;
       }
       headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
       rawHeaders.push(name, value);
@@ -518,7 +527,19 @@ class FrontConnection {
         throw new BadRequest(501, "unsupported transfer-encoding");
       chunked = true;
     }
-    return { method, url, rawHeaders, headers, length: Math.max(length, 0), chunked };
+    if (runStart < head.length) forward += `${head.slice(runStart)}\r\n`;
+    return {
+      method,
+      url,
+      rawHeaders,
+      headers,
+      length: Math.max(length, 0),
+      chunked,
+      // A Connection header naming other headers to drop: the balancer works from the pairs instead.
+      forward: plainConnection
+        ? { lines: forward, forwardedFor, hasHost: headers.host !== undefined, hasLength: length !== -1 }
+        : undefined,
+    };
   }
 
   #refuse(status: 400 | 408 | 431 | 501, reason: string): void {

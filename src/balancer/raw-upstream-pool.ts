@@ -12,7 +12,7 @@ import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { BoxofficeError } from "../domain/errors.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
-import { HeadLines } from "./head-lines.js";
+import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import { ONE_WRITE_BYTES } from "./raw-front.js";
 
 /** What a request needs; the same shape the balancer gives undici. */
@@ -21,9 +21,24 @@ export interface UpstreamRequest {
   method: string;
   /** Header names and values, alternating. */
   headers: string[];
+  /**
+   * Or, for an Upstream that `takesHeadLines`: the header lines ready to send (each ending in CRLF),
+   * and whether they include Host and Content-Length; `headers` is then not read.
+   */
+  headLines?: { lines: string; hasHost: boolean; hasLength: boolean } | undefined;
   body: Buffer | Readable | null;
   /** Longest silence inside the response body; 0 for none (server-sent events). */
   bodyTimeout?: number;
+}
+
+/** A response head's header lines to pass on as they came, hop-by-hop ones left out. */
+export interface ForwardedHead {
+  /** The lines, each ending in CRLF. */
+  lines: string;
+  /** The lines include a Content-Length (else the side facing the client frames the body itself). */
+  hasLength: boolean;
+  /** The body is server-sent events. */
+  eventStream: boolean;
 }
 
 /** undici's raw handler interface, with headers that may be strings. */
@@ -36,6 +51,11 @@ export interface UpstreamHandler {
     resume: () => void,
     statusText: string,
   ): boolean;
+  /**
+   * Optional, called instead of `onHeaders` by the raw client when the handler has it: the head as lines
+   * to forward, which spares making name/value pairs only to join them again.
+   */
+  onForwardHead?(statusCode: number, head: ForwardedHead, resume: () => void): boolean;
   onData(chunk: Buffer): boolean;
   onComplete(trailers: string[] | null): void;
   onError(err: Error): void;
@@ -67,6 +87,8 @@ export class UpstreamError extends BoxofficeError {
 const MAX_HEAD_BYTES = 65_536;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 const EMPTY = Buffer.alloc(0);
+/** Lengths of the header names the client looks at (framing, keep-alive, hop-by-hop, event streams). */
+const CHECKED_LENGTHS = new Set([...HOP_BY_HOP, "content-length", "content-type"].map((name) => name.length));
 /**
  * Every connection of the client reads into this one buffer (net's `onread`), and each read is handled
  * before the next one starts; whatever must outlive a read is copied out. It spares Node's allocation of
@@ -187,14 +209,20 @@ class RawConnection {
     this.#waitFor("headers", headersTimeoutMs);
 
     let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
-    const headers = request.headers;
     let hasLength = false;
     let hasHost = false;
-    for (let index = 0; index < headers.length; index += 2) {
-      const name = headers[index]!;
-      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
-      else if (name.length === 4 && name.toLowerCase() === "host") hasHost = true;
-      head += `${name}: ${headers[index + 1]!}\r\n`;
+    if (request.headLines !== undefined) {
+      head += request.headLines.lines;
+      hasLength = request.headLines.hasLength;
+      hasHost = request.headLines.hasHost;
+    } else {
+      const headers = request.headers;
+      for (let index = 0; index < headers.length; index += 2) {
+        const name = headers[index]!;
+        if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+        else if (name.length === 4 && name.toLowerCase() === "host") hasHost = true;
+        head += `${name}: ${headers[index + 1]!}\r\n`;
+      }
     }
     if (!hasHost) head += `host: ${this.#pool.hostHeader}\r\n`;
     const body = request.body;
@@ -313,8 +341,11 @@ class RawConnection {
     this.#onBody(chunk);
   }
 
-  /** Parses the response head; false when the connection failed on it. */
-  #parseHead(head: string): boolean {
+  /**
+   * Parses the response head and hands it to the handler; false when the connection failed on it.
+   * `asPairs`: as name/value pairs even to a handler that takes lines to forward.
+   */
+  #parseHead(head: string, asPairs = false): boolean {
     let lineEnd = head.indexOf("\r\n");
     if (lineEnd === -1) lineEnd = head.length;
     const statusLine = head.slice(0, lineEnd);
@@ -326,35 +357,42 @@ class RawConnection {
       return false;
     }
     if (status < 200 && status !== 101) return true;
-    const headers: string[] = [];
+    const handler = this.#handler!;
+    // Pairs for onHeaders; or, for a handler that takes them, the lines to forward as runs of the head.
+    const pairs: string[] | undefined = asPairs || handler.onForwardHead === undefined ? [] : undefined;
+    let forward = "";
+    let runStart = lineEnd + 2;
     let length = -1;
     let chunked = false;
+    let eventStream = false;
     this.#keepAlive = statusLine.charCodeAt(7) === 49; // HTTP/1.1 keeps alive unless told otherwise
     const lines = new HeadLines(head, lineEnd + 2);
     while (lines.next()) {
       const name = lines.name;
       const value = lines.value;
-      switch (name.length) {
-        case 10:
-          if (name.toLowerCase() === "connection") {
-            const lower = value.toLowerCase();
-            if (lower.includes("close")) this.#keepAlive = false;
-            else if (lower.includes("keep-alive")) this.#keepAlive = true;
-          }
-          break;
-        case 14:
-          if (name.toLowerCase() === "content-length") length = Number(value);
-          break;
-        case 17:
-          if (name.toLowerCase() === "transfer-encoding") chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-          break;
+      if (CHECKED_LENGTHS.has(name.length)) {
+        const lower = name.toLowerCase();
+        if (lower === "connection") {
+          const tokens = value.toLowerCase();
+          if (tokens.includes("close")) this.#keepAlive = false;
+          else if (tokens.includes("keep-alive")) this.#keepAlive = true;
+          // It names more headers to drop: the handler's onHeaders sorts that out.
+          if (pairs === undefined && !PLAIN_CONNECTION.has(tokens)) return this.#parseHead(head, true);
+        } else if (lower === "content-length") length = Number(value);
+        else if (lower === "transfer-encoding") chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+        else if (lower === "content-type") eventStream = value.startsWith("text/event-stream");
+        if (pairs === undefined && HOP_BY_HOP.has(lower)) {
+          forward += head.slice(runStart, lines.lineStart);
+          runStart = lines.lineEnd + 2;
+        }
       }
-      headers.push(name, value);
+      pairs?.push(name, value);
     }
     if (lines.malformed) {
       this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "bad header line"));
       return false;
     }
+    if (runStart < head.length) forward += `${head.slice(runStart)}\r\n`;
     if (this.#headMethod === "HEAD" || status === 204 || status === 304) this.#bodyMode = "none";
     else if (chunked) {
       this.#bodyMode = "chunked";
@@ -368,8 +406,14 @@ class RawConnection {
     }
     this.#inBody = true;
     this.#waitFor("body", this.#bodyTimeoutMs);
-    const statusText = statusLine.slice(13);
-    const proceed = this.#handler!.onHeaders(status, headers, this.#resume, statusText);
+    const proceed =
+      pairs === undefined
+        ? handler.onForwardHead!(
+            status,
+            { lines: forward, hasLength: length >= 0, eventStream },
+            this.#resume,
+          )
+        : handler.onHeaders(status, pairs, this.#resume, statusLine.slice(13));
     if (!proceed && this.#handler !== undefined && this.#bodyMode !== "none") this.socket.pause();
     return this.#handler !== undefined;
   }
@@ -457,6 +501,8 @@ class RawConnection {
 
 /** A pool of connections to one instance: the raw client here, or undici's Pool through an adapter. */
 export interface Upstream {
+  /** It reads `headLines` when a request has them (the raw client; undici's Pool does not). */
+  readonly takesHeadLines: boolean;
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean;
   /** Closes idle connections now and busy ones when their request ends. */
   close(): Promise<void>;
@@ -465,6 +511,7 @@ export interface Upstream {
 }
 
 export class RawUpstreamPool implements Upstream {
+  readonly takesHeadLines = true;
   readonly #host: string;
   readonly #port: number;
   readonly #options: RawUpstreamOptions;

@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
+import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, request } from "undici";
 import {
@@ -107,6 +108,39 @@ for (const { front, upstreamClient } of VARIANTS) {
       assert.equal(seen["x-custom"], "1");
       assert.equal(seen["proxy-connection"], undefined);
       assert.deepEqual(Buffer.from(await response.body.arrayBuffer()), body);
+    });
+
+    it("drops the headers a client's Connection names, and its X-Forwarded-Proto, keeps the rest", async () => {
+      const url = new URL(balancer.url);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(url.port), url.hostname);
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("latin1");
+          if (text.split("x-seen-headers").length === 3) {
+            socket.destroy();
+            resolve(text);
+          }
+        });
+        socket.on("error", reject);
+        // Once naming a header to drop, once not (the raw front's two ways of passing headers on).
+        for (const connection of ["keep-alive, X-Drop-Me", "keep-alive"])
+          socket.write(
+            `GET /echo HTTP/1.1\r\nHost: x\r\nConnection: ${connection}\r\nX-Drop-Me: 1\r\n` +
+              "X-Keep:   spaced  \r\nX-Forwarded-Proto: https\r\nContent-Length: 0\r\n\r\n",
+          );
+      });
+      const [listed, plain] = [...answer.matchAll(/x-seen-headers: (.*)\r\n/gi)].map(
+        (match) => JSON.parse(match[1]!) as Record<string, string>,
+      );
+      assert.equal(listed!["x-drop-me"], undefined);
+      assert.equal(plain!["x-drop-me"], "1");
+      for (const seen of [listed!, plain!]) {
+        assert.equal(seen["x-keep"], "spaced");
+        assert.equal(seen["x-forwarded-proto"], "http");
+        assert.equal(seen.connection, undefined, "hop-by-hop: not passed on");
+        assert.equal(seen["x-forwarded-for"], "127.0.0.1");
+      }
     });
 
     it("keeps concurrent large bodies apart, byte for byte, both ways", async () => {

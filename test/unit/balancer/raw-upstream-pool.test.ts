@@ -130,6 +130,17 @@ describe("RawUpstreamPool", () => {
           bodies.push(body);
           return;
         }
+        case "/hop":
+          socket.write(
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n" +
+              "Content-Type: text/event-stream\r\nX-B:  two \r\nContent-Length: 2\r\n\r\nok",
+          );
+          return;
+        case "/listed":
+          socket.write(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nContent-Length: 0\r\n\r\n",
+          );
+          return;
         case "/silent":
           return;
         case "/reset":
@@ -201,6 +212,50 @@ describe("RawUpstreamPool", () => {
         received.some((candidate) => candidate.equals(body)),
         "a body arrived changed",
       );
+  });
+
+  it("gives a handler that takes them the head's lines to forward, hop-by-hop ones left out", async () => {
+    const forward = (path: string) =>
+      new Promise<{ lines?: string; hasLength?: boolean; eventStream?: boolean; pairs?: string[] }>(
+        (resolve, reject) => {
+          const seen: { lines?: string; hasLength?: boolean; eventStream?: boolean; pairs?: string[] } = {};
+          pool.dispatch(
+            { path, method: "GET", headers: ["host", "x"], body: null },
+            {
+              onConnect: () => undefined,
+              onForwardHead: (_status, head) => {
+                Object.assign(seen, head);
+                return true;
+              },
+              onHeaders: (_status, headers) => {
+                seen.pairs = headers.map(String);
+                return true;
+              },
+              onData: () => true,
+              onComplete: () => resolve(seen),
+              onError: reject,
+            },
+          );
+        },
+      );
+    const hop = await forward("/hop");
+    assert.equal(
+      hop.lines,
+      "X-A: 1\r\nContent-Type: text/event-stream\r\nX-B:  two \r\nContent-Length: 2\r\n",
+    );
+    assert.equal(hop.hasLength, true);
+    assert.equal(hop.eventStream, true);
+    // Connection names another header to drop: the handler gets pairs, and sorts that out itself.
+    const listed = await forward("/listed");
+    assert.equal(listed.lines, undefined);
+    assert.deepEqual(listed.pairs, [
+      "Connection",
+      "keep-alive, X-Private",
+      "X-Private",
+      "1",
+      "Content-Length",
+      "0",
+    ]);
   });
 
   it("expects no body after HEAD or 204, and skips a 103 head", async () => {
