@@ -26,7 +26,7 @@ const DURATION_S = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
  * Other work on a shared machine (and, on the purchase path, fsync on a shared disk) moves single runs
  * by a third or more: each scenario is measured in rounds over all targets in turn, and the median kept.
  */
-const ROUNDS = Number(process.env.BOXOFFICE_BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BOXOFFICE_BENCH_ROUNDS ?? 5);
 const ROUND_SECONDS = 3;
 const WARM_UP_SECONDS = 5;
 /** `BOXOFFICE_BENCH_ONLY=purchase` (or trivial, overload; comma-separated) runs only those scenarios. */
@@ -464,7 +464,6 @@ function steps(allRows: Row[]): string {
         "lines and framing; response head and a small body written as one string in one write; the " +
         "per-request figures kept as plain numbers that prom-client reads when scraped",
     ],
-    [BARE_PROXY, "for reference, what a Node proxy with none of the balancer's features spends"],
     [OURS.tcp, "no HTTP at all: connections balanced and piped"],
   ];
   const lines: string[] = [];
@@ -483,6 +482,14 @@ function steps(allRows: Row[]): string {
     );
     previous = row;
   }
+  const bare = find(BARE_PROXY);
+  if (bare)
+    lines.push(
+      "",
+      `For reference, the **${BARE_PROXY}**: ${bare.rps.toFixed(0)} req/s, ${bare.cpuUsPerRequest.toFixed(1)} µs CPU ` +
+        "per request: what Node spends on this path with none of the balancer's work (no validation, " +
+        "timeouts, retries, queue, health or metrics).",
+    );
   return lines.join("\n");
 }
 
@@ -497,7 +504,8 @@ function targets(allRows: Row[]): string {
         const row = pick(scenario, target);
         const haproxy = pick(scenario, "HAProxy leastconn");
         return row && haproxy
-          ? `${target.replace("boxoffice lb ", "")} ${(row.rps / haproxy.rps).toFixed(2)}× (p99 ${(row.p99Ms / haproxy.p99Ms).toFixed(2)}×)`
+          ? `${target.replace(/^boxoffice lb \((?:HTTP, )?(.*)\)$/, "$1")}: ${(row.rps / haproxy.rps).toFixed(2)}× ` +
+              `(p99 ${(row.p99Ms / haproxy.p99Ms).toFixed(2)}×)`
           : "";
       })
       .filter((text) => text !== "")

@@ -1,7 +1,7 @@
 /**
  * The HTTP/1.1 least-connections load balancer: one process with one view of every instance's in-flight
- * requests, keep-alive pools to each instance (undici), one bounded admission queue, safe retries, and
- * the `/_lb/` endpoints. `init()` starts listening; `close()` stops cleanly.
+ * requests, keep-alive pools to each instance (its own client, or undici's), one bounded admission
+ * queue, safe retries, and the `/_lb/` endpoints. `init()` starts listening; `close()` stops cleanly.
  */
 import http from "node:http";
 import type { FrontRequest, FrontResponse } from "./front.js";
@@ -287,8 +287,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     exchange.reject(503, "unavailable", detail);
   }
 
-  // Deferred to a microtask: a slot frees inside undici's callbacks, and dispatching from there again
-  // would re-enter undici; one pass also serves several freed slots at once.
+  // Deferred to a microtask: a slot frees inside the client's callbacks, and dispatching from there again
+  // would re-enter the client; one pass also serves several freed slots at once.
   #scheduleServeQueue(): void {
     if (this.#serveQueueScheduled || this.#queue.length === 0) return;
     this.#serveQueueScheduled = true;
