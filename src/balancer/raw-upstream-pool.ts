@@ -191,6 +191,14 @@ class RawConnection {
     return this.#dead;
   }
 
+  /**
+   * Parked longer than the keep-alive time: not to be reused even if the sweep has not closed it yet,
+   * since the instance may be closing it just now (and a request sent on it would be lost).
+   */
+  idleExpired(nowMs: number): boolean {
+    return this.#wait === "idle" && this.#deadlineAtMs !== 0 && this.#deadlineAtMs <= nowMs;
+  }
+
   start(
     request: UpstreamRequest,
     handler: UpstreamHandler,
@@ -555,7 +563,12 @@ export class RawUpstreamPool implements Upstream {
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): boolean {
     let connection: RawConnection | undefined;
-    while ((connection = this.#idle.pop()) !== undefined && connection.dead);
+    let nowMs = 0;
+    while ((connection = this.#idle.pop()) !== undefined) {
+      if (!connection.dead && !connection.idleExpired((nowMs ||= Date.now()))) break;
+      connection.destroy();
+      this.forget(connection);
+    }
     if (connection === undefined) {
       connection = new RawConnection(this, this.#host, this.#port, this.#options.connectTimeoutMs);
       this.#all.add(connection);

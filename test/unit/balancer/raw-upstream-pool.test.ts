@@ -170,6 +170,24 @@ describe("RawUpstreamPool", () => {
     assert.ok(server.connections() - before <= 1, "one keep-alive connection serves them all");
   });
 
+  it("never reuses a connection parked past its keep-alive time, swept or not", async () => {
+    const shortLived = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, {
+      ...OPTIONS,
+      keepAliveMs: 100,
+    });
+    try {
+      const before = server.connections();
+      assert.equal((await call(shortLived, { path: "/length" })).body, "hello");
+      // Keep the event loop busy past the keep-alive time, so that no sweep runs before the next request.
+      const until = Date.now() + 150;
+      while (Date.now() < until);
+      assert.equal((await call(shortLived, { path: "/length" })).body, "hello");
+      assert.equal(server.connections() - before, 2, "the second request went on a new connection");
+    } finally {
+      await shortLived.destroy();
+    }
+  });
+
   it("decodes chunked bodies and skips trailers", async () => {
     const outcome = await call(pool, { path: "/chunked" });
     assert.equal(outcome.body, "abc0123456789");
@@ -183,15 +201,22 @@ describe("RawUpstreamPool", () => {
     assert.equal(outcome.body, "until the end");
   });
 
-  it("hands the handler body chunks of its own, untouched by later reads on other connections", async () => {
+  it("hands the handler body chunks of its own, untouched by later reads on other connections", async (t) => {
     bodies.length = 0;
+    // Timeouts far from the test's timing, so that a loaded machine cannot fail it for the wrong reason.
+    const patient = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, {
+      ...OPTIONS,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
+    });
+    t.after(() => patient.destroy());
     const held = await Promise.all(
       Array.from(
         { length: 6 },
         () =>
           new Promise<Buffer[]>((resolve, reject) => {
             const chunks: Buffer[] = [];
-            pool.dispatch(
+            patient.dispatch(
               { path: "/random", method: "GET", headers: ["host", "x"], body: null },
               {
                 onConnect: () => undefined,
