@@ -26,8 +26,9 @@ import { createLockProvider, type LockConfig } from "../src/lock/create-lock-pro
 import { lockKeyFor, type LockScope } from "../src/lock/lock-provider.js";
 import { createStore, type StoreConfig } from "../src/store/create-store.js";
 import { startRedisServers } from "../test/support/redis-servers.js";
-import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-process.js";
+import { ServerProcess, stopAll } from "../test/support/server-process.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../test/support/services.js";
+import { callInstance } from "./instance-call.js";
 import { machineNote } from "./machine-note.js";
 
 const SELLERS = 4;
@@ -213,19 +214,6 @@ interface HttpRow {
   refused: number;
 }
 
-/** Sends one JSON request; throws unless 2xx. */
-async function call<T>(pool: Pool, method: "GET" | "POST", path: string, body?: object): Promise<T> {
-  const response = await pool.request({
-    method,
-    path,
-    headers: { "content-type": "application/json", authorization: `Bearer ${E2E_ADMIN_TOKEN}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  if (response.statusCode >= 300) throw new Error(`${method} ${path}: ${response.statusCode} ${text}`);
-  return (path === "/metrics" ? text : JSON.parse(text)) as T;
-}
-
 /** Sales per commit, from a server's own histogram. */
 function meanBatchOf(metrics: string): { sum: number; count: number } {
   const sum = Number(/^boxoffice_sell_batch_size_sum(?:\{[^}]*\})? ([\d.e+]+)/m.exec(metrics)?.[1] ?? 0);
@@ -259,7 +247,7 @@ async function measureHttp(
     const eventIds: string[] = [];
     for (let i = 0; i < events; i++) {
       const body = { name: `Bench ${i}`, capacity: 1_000_000, maxPerCustomer: 1_000_000 };
-      eventIds.push((await call<{ id: string }>(pools[0]!, "POST", "/v1/events", body)).id);
+      eventIds.push((await callInstance<{ id: string }>(pools[0]!, "POST", "/v1/events", body)).id);
     }
     const latencies: number[] = [];
     let refused = 0;
@@ -284,10 +272,10 @@ async function measureHttp(
     await Promise.all(Array.from({ length: HTTP_BUYERS }, (_, b) => buyer(b)));
     let sold = 0;
     for (const id of eventIds)
-      sold += (await call<{ sold: number }>(pools[0]!, "GET", `/v1/events/${id}`)).sold;
+      sold += (await callInstance<{ sold: number }>(pools[0]!, "GET", `/v1/events/${id}`)).sold;
     if (sold !== latencies.length) throw new Error(`${latencies.length} answers 201, the store has ${sold}`);
     const batches = await Promise.all(
-      pools.map((pool) => call<string>(pool, "GET", "/metrics").then(meanBatchOf)),
+      pools.map((pool) => callInstance<string>(pool, "GET", "/metrics").then(meanBatchOf)),
     );
     latencies.sort((a, b) => a - b);
     const row: HttpRow = {

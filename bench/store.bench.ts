@@ -19,7 +19,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { ServerProcess, stopAll } from "../test/support/server-process.js";
-import { E2E_ADMIN_TOKEN } from "../test/support/server-process.js";
+import { callInstance } from "./instance-call.js";
 import { machineNote } from "./machine-note.js";
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 8000);
@@ -64,18 +64,6 @@ function fsyncRate(dir: string, ms: number): number {
   return count / (ms / 1000);
 }
 
-async function json<T>(pool: Pool, method: "GET" | "POST", path: string, body?: object): Promise<T> {
-  const response = await pool.request({
-    method,
-    path,
-    headers: { "content-type": "application/json", authorization: `Bearer ${E2E_ADMIN_TOKEN}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  if (response.statusCode >= 300) throw new Error(`${method} ${path}: ${response.statusCode} ${text}`);
-  return (method === "GET" && path === "/metrics" ? text : JSON.parse(text)) as T;
-}
-
 async function scenario(layout: "single" | "per-event", eventCount: number): Promise<Result> {
   const dir = mkdtempSync(join(os.tmpdir(), `boxoffice-bench-${layout}-`));
   const server = await ServerProcess.start({
@@ -88,7 +76,7 @@ async function scenario(layout: "single" | "per-event", eventCount: number): Pro
   try {
     const events: string[] = [];
     for (let i = 0; i < eventCount; i++) {
-      const event = await json<{ id: string }>(pool, "POST", "/v1/events", {
+      const event = await callInstance<{ id: string }>(pool, "POST", "/v1/events", {
         name: `Bench ${i}`,
         capacity: 1_000_000,
         maxPerCustomer: 1_000_000,
@@ -118,7 +106,7 @@ async function scenario(layout: "single" | "per-event", eventCount: number): Pro
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     const seconds = (performance.now() - started) / 1000;
-    const metrics = await json<string>(pool, "GET", "/metrics");
+    const metrics = await callInstance<string>(pool, "GET", "/metrics");
     const sum = Number(/^boxoffice_sell_batch_size_sum\{[^}]*\} ([\d.e+]+)/m.exec(metrics)?.[1]);
     const count = Number(/^boxoffice_sell_batch_size_count\{[^}]*\} (\d+)/m.exec(metrics)?.[1]);
     latencies.sort((a, b) => a - b);

@@ -1,6 +1,7 @@
 /**
  * The balancer's own answers: RFC 9457 problem details with a stable `code`, as `../shared/api.md` asks.
  */
+import { STATUS_CODES } from "node:http";
 import type { FrontResponse } from "./front.js";
 
 export type BalancerProblemCode =
@@ -12,7 +13,10 @@ export type BalancerProblemCode =
   | "invalid_request"
   | "unauthorized"
   | "not_found"
-  | "method_not_allowed";
+  | "method_not_allowed"
+  | "request_timeout"
+  | "headers_too_large"
+  | "not_implemented";
 
 const TITLES: Record<BalancerProblemCode, string> = {
   unavailable: "Service unavailable",
@@ -24,7 +28,41 @@ const TITLES: Record<BalancerProblemCode, string> = {
   unauthorized: "Unauthorized",
   not_found: "Not found",
   method_not_allowed: "Method not allowed",
+  request_timeout: "Request timeout",
+  headers_too_large: "Request header fields too large",
+  not_implemented: "Not implemented",
 };
+
+/** The problem+json body of one of the balancer's own answers. */
+export function problemBody(status: number, code: BalancerProblemCode, detail: string): string {
+  return JSON.stringify({
+    type: `https://boxoffice.dev/problems/${code}`,
+    title: TITLES[code],
+    status,
+    detail,
+    code,
+  });
+}
+
+/**
+ * A whole HTTP/1.1 answer that closes the connection, for a client turned away before it made a request
+ * the balancer could read (malformed, too large, too slow).
+ */
+export function refusalText(status: 400 | 408 | 431 | 501, detail: string): string {
+  const code: BalancerProblemCode =
+    status === 408
+      ? "request_timeout"
+      : status === 431
+        ? "headers_too_large"
+        : status === 501
+          ? "not_implemented"
+          : "invalid_request";
+  const body = problemBody(status, code, detail);
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\n` +
+    `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
 
 /** Sends a problem+json answer unless the response has already started (then the socket is cut). */
 export function sendProblem(
@@ -38,13 +76,7 @@ export function sendProblem(
     res.destroy();
     return;
   }
-  const body = JSON.stringify({
-    type: `https://boxoffice.dev/problems/${code}`,
-    title: TITLES[code],
-    status,
-    detail,
-    code,
-  });
+  const body = problemBody(status, code, detail);
   res.writeHead(status, {
     "content-type": "application/problem+json",
     "content-length": Buffer.byteLength(body),

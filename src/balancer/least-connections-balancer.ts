@@ -13,16 +13,16 @@ import { handleAdmin } from "./admin-api.js";
 import type { Backend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
 import { listen } from "./listen.js";
-import { sendProblem } from "./balancer-errors.js";
+import { refusalText, sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
 import { createRawFrontServer } from "./raw-front.js";
 import { ProxyExchange, type AttemptOutcome, type ExchangeHost } from "./proxy-exchange.js";
 import { RetryBudget } from "./retry-budget.js";
 
-const CLIENT_ERROR_STATUS: Record<string, string> = {
-  HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",
-  ERR_HTTP_REQUEST_TIMEOUT: "408 Request Timeout",
+const CLIENT_ERROR_STATUS: Record<string, 408 | 431> = {
+  HPE_HEADER_OVERFLOW: 431,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
 };
 
 export class LeastConnectionsBalancer implements ExchangeHost {
@@ -311,11 +311,11 @@ export class LeastConnectionsBalancer implements ExchangeHost {
 
   #onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
     const code = error.code ?? "";
-    const status = CLIENT_ERROR_STATUS[code] ?? "400 Bad Request";
-    this.metrics.clientError(code === "ECONNRESET" ? "reset" : status.slice(0, 3));
+    const status = CLIENT_ERROR_STATUS[code] ?? 400;
+    this.metrics.clientError(code === "ECONNRESET" ? "reset" : String(status));
     const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (code !== "ECONNRESET" && socket.writable && (pending === undefined || !pending.headersSent)) {
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(refusalText(status, error.message));
     }
     socket.destroy();
   }

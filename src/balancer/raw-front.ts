@@ -11,6 +11,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import net, { type Socket } from "node:net";
 import { Readable } from "node:stream";
+import { refusalText } from "./balancer-errors.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
 import { HeadLines, NOT_FORWARDED, PLAIN_CONNECTION, type RequestLines } from "./head-lines.js";
@@ -549,12 +550,7 @@ class FrontConnection {
       this.socket.destroy();
       return;
     }
-    const body = reason;
-    this.socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\n` +
-        `content-length: ${body.length}\r\n\r\n${body}`,
-      "latin1",
-    );
+    this.socket.end(refusalText(status, reason), "latin1");
     this.#phase = "responding";
     this.keepAlive = false;
     setTimeout(() => this.socket.destroy(), 1000).unref();

@@ -128,17 +128,27 @@ for (const front of ["node", "raw"]) {
       await backend?.kill();
     });
 
-    it("turns away malformed HTTP with 400", async () => {
-      assert.match(await raw(balancer.port, "HELLO THERE\r\n\r\n"), /^HTTP\/1\.1 400 /);
-      assert.match(
+    /** The answer is a problem+json with this status and code. */
+    const assertProblem = (answer: string, status: number, code: string) => {
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
+      assert.match(answer, /content-type: application\/problem\+json/i, answer);
+      const problem = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as Record<string, unknown>;
+      assert.equal(problem.status, status);
+      assert.equal(problem.code, code);
+    };
+
+    it("turns away malformed HTTP with a 400 problem", async () => {
+      assertProblem(await raw(balancer.port, "HELLO THERE\r\n\r\n"), 400, "invalid_request");
+      assertProblem(
         await raw(balancer.port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
-        /^HTTP\/1\.1 400 /,
+        400,
+        "invalid_request",
       );
     });
 
-    it("turns away a request head over maxHeaderBytes with 431", async () => {
+    it("turns away a request head over maxHeaderBytes with a 431 problem", async () => {
       const huge = `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`;
-      assert.match(await raw(balancer.port, huge), /^HTTP\/1\.1 431 /);
+      assertProblem(await raw(balancer.port, huge), 431, "headers_too_large");
     });
 
     it("cuts off slow clients while other clients are served", async () => {

@@ -16,6 +16,7 @@ import { dirname } from "node:path";
 import os from "node:os";
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
+import { openWal } from "../../store/sqlite/sqlite-database.js";
 import type { WriteGuard } from "../../store/store.js";
 import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
@@ -91,31 +92,35 @@ export class FileLock implements LockProvider {
   }
 
   async init(): Promise<void> {
-    const { default: SqliteDatabase } = await import("better-sqlite3");
     try {
       mkdirSync(dirname(this.#path), { recursive: true });
-      const db = new SqliteDatabase(this.#path);
-      db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
-      db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = NORMAL");
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS locks (
-          key TEXT PRIMARY KEY,
-          owner TEXT,                    -- NULL when free; the fence stays: it must never go backwards
-          fence INTEGER NOT NULL,
-          expires_at INTEGER NOT NULL    -- host monotonic clock, ms
-        );
-        CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-      `);
-      const boot = bootId();
-      db.transaction(() => {
-        const row = db.prepare("SELECT value FROM meta WHERE name = 'boot_id'").get() as
-          { value: string } | undefined;
-        if (row?.value === boot) return;
-        // Every holder recorded here died with the previous boot, and its monotonic expiry means nothing now.
-        db.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
-        db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
-      }).immediate();
+      const db = openWal(this.#path, {
+        busyTimeoutMs: this.#busyTimeoutMs,
+        synchronous: "NORMAL",
+        setup: (fresh) => {
+          fresh.exec(`
+            CREATE TABLE IF NOT EXISTS locks (
+              key TEXT PRIMARY KEY,
+              owner TEXT,                    -- NULL when free; the fence stays: it must never go backwards
+              fence INTEGER NOT NULL,
+              expires_at INTEGER NOT NULL    -- host monotonic clock, ms
+            );
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+          `);
+          const boot = bootId();
+          fresh
+            .transaction(() => {
+              const row = fresh.prepare("SELECT value FROM meta WHERE name = 'boot_id'").get() as
+                { value: string } | undefined;
+              if (row?.value === boot) return;
+              // Every holder recorded here died with the previous boot, and its monotonic expiry means
+              // nothing now.
+              fresh.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
+              fresh.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
+            })
+            .immediate();
+        },
+      });
       this.#statements = prepareStatements(db);
       this.#db = db;
     } catch (error) {

@@ -51,24 +51,44 @@ export function openSqlite(
   roles: readonly SqliteRole[],
   durability: SqliteDurability,
 ): SqliteDatabase {
-  // Switching a new file to WAL needs a moment of exclusive access, and SQLite does not wait for it with
-  // the busy handler: processes opening a fresh data directory together retry here instead of failing.
+  try {
+    return openWal(path, {
+      busyTimeoutMs: BUSY_TIMEOUT_MS,
+      // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
+      synchronous: durability === "full" ? "FULL" : "NORMAL",
+      setup: (db) => migrate(db, roles),
+    });
+  } catch (error) {
+    throw mapSqliteError(error, `cannot open ${path}`);
+  }
+}
+
+/**
+ * Opens (creating if needed) a SQLite file in WAL mode with a busy timeout, and runs `setup` on it.
+ * Switching a new file to WAL needs a moment of exclusive access, and SQLite does not wait for it with
+ * the busy handler: processes opening a fresh data directory together (the instances `boxoffice up`
+ * starts at once, their store files and their lock file) retry here for up to BUSY_TIMEOUT_MS instead of
+ * failing. Throws SQLite's own error otherwise.
+ */
+export function openWal(
+  path: string,
+  options: { busyTimeoutMs: number; synchronous: "FULL" | "NORMAL"; setup: (db: SqliteDatabase) => void },
+): SqliteDatabase {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
   for (let attempt = 0; ; attempt++) {
     let db: SqliteDatabase | undefined;
     try {
       db = new Database(path);
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
       db.pragma("journal_mode = WAL");
-      // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
-      db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
-      migrate(db, roles);
+      db.pragma(`synchronous = ${options.synchronous}`);
+      options.setup(db);
       return db;
     } catch (error) {
       db?.close();
       const code = (error as { code?: unknown } | null)?.code;
       const busy = code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
-      if (!busy || Date.now() > deadline) throw mapSqliteError(error, `cannot open ${path}`);
+      if (!busy || Date.now() > deadline) throw error;
       sleepSync(Math.min(100, 5 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
     }
   }
