@@ -32,6 +32,11 @@ const WARM_UP_SECONDS = 5;
 /** `BOXOFFICE_BENCH_ONLY=purchase` (or trivial, overload; comma-separated) runs only those scenarios. */
 const ONLY = process.env.BOXOFFICE_BENCH_ONLY?.split(",");
 const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.includes(scenario);
+/**
+ * `BOXOFFICE_BENCH_TARGETS=default,HAProxy` (comma-separated parts of target names, any case) measures
+ * only those targets, for quick comparisons; such a run, too, leaves the docs as they are.
+ */
+const TARGETS = process.env.BOXOFFICE_BENCH_TARGETS?.toLowerCase().split(",");
 const CONNECTIONS = 64;
 const CLOCK_TICKS_PER_S = 100;
 
@@ -318,6 +323,20 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/**
+ * What wrk runs: a path (or, for the purchase path, a fresh event's path for every run, so that no run
+ * sells out and every target sells into an event of the same size) and an optional Lua script.
+ */
+interface Scenario {
+  name: string;
+  path: string | (() => Promise<string>);
+  script?: string;
+}
+
+async function pathOf(scenario: Scenario): Promise<string> {
+  return typeof scenario.path === "string" ? scenario.path : scenario.path();
+}
+
 function runWrk(url: string, seconds: number, script: string | undefined, connections = CONNECTIONS): string {
   const args = [
     "-t1",
@@ -336,16 +355,17 @@ function runWrk(url: string, seconds: number, script: string | undefined, connec
 
 async function measure(
   target: Target,
-  scenario: { name: string; path: string; script?: string },
+  scenario: Scenario,
   seconds = DURATION_S,
   warmUp = true,
 ): Promise<Row> {
   // Pools and connections fill, and a JIT (Node's) reaches its steady state: a balancer runs for days,
   // so its first seconds are not what it costs. Every target gets the same warm-up.
-  if (warmUp) runWrk(`${target.url}${scenario.path}`, WARM_UP_SECONDS, scenario.script);
+  if (warmUp) runWrk(`${target.url}${await pathOf(scenario)}`, WARM_UP_SECONDS, scenario.script);
+  const url = `${target.url}${await pathOf(scenario)}`;
   const pids = target.pids();
   const before = pids.map(cpuTicks);
-  const output = runWrk(`${target.url}${scenario.path}`, seconds, scenario.script);
+  const output = runWrk(url, seconds, scenario.script);
   const ticks = pids.map(cpuTicks).reduce((sum, after, index) => sum + after - before[index]!, 0);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? NaN);
   const requests = Number(/(\d+) requests in/.exec(output)?.[1] ?? NaN);
@@ -560,7 +580,7 @@ async function createEvent(url: string): Promise<string> {
 async function phase(
   dir: string,
   backends: readonly Instance[],
-  scenario: { name: string; path: string; script?: string },
+  scenario: Scenario,
   rounds: number,
   seconds: number,
   rows: Row[],
@@ -585,6 +605,10 @@ async function phase(
   try {
     for (const start of starters) {
       const target = await start();
+      if (TARGETS !== undefined && !TARGETS.some((part) => target.name.toLowerCase().includes(part))) {
+        await target.stop();
+        continue;
+      }
       targets.push(target);
       running.add(target.stop);
     }
@@ -630,7 +654,6 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let overloadLine = "";
   try {
-    const eventId = await createEvent(instances[0]!.url);
     // Every order from a customer of its own (a customer may buy at most 8), one ticket each.
     writeFileSync(
       purchaseScript,
@@ -641,7 +664,8 @@ async function main(): Promise<void> {
         "function init(args) prefix = args[1] or 'x' end",
         "function request()",
         "  counter = counter + 1",
-        `  return wrk.format("POST", "/v1/events/${eventId}/orders", { ["Content-Type"] = "application/json" },`,
+        // No path: the URL's own (each run's event of its own).
+        `  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" },`,
         "    '{\"customerId\":\"' .. prefix .. '-' .. counter .. '\",\"quantity\":1}')",
         "end",
         "function response(status, headers, body)",
@@ -658,7 +682,11 @@ async function main(): Promise<void> {
       await phase(
         dir,
         instances,
-        { name: "purchase POST", path: `/v1/events/${eventId}/orders`, script: purchaseScript },
+        {
+          name: "purchase POST",
+          path: async () => `/v1/events/${await createEvent(instances[0]!.url)}/orders`,
+          script: purchaseScript,
+        },
         ROUNDS,
         ROUND_SECONDS,
         rows,
@@ -694,7 +722,9 @@ the run, as a share of one core, and per request.
   JSON body at once, so the balancer's own cost is in front.
 - purchase POST: two real boxoffice instances (\`boxoffice server\`, one shared SQLite data directory,
   default durability: each sale is committed to disk before its 201), \`POST /v1/events/{id}/orders\`
-  for one ticket, every request from a customer of its own.
+  for one ticket, every request from a customer of its own. Every run (warm-up or measured) sells into
+  an event of its own with 1,000,000 tickets, so no run sells out and every target sells into an event of
+  the same size (non-2xx stays 0: each answer is a sale).
 
 ## Against the targets
 
@@ -732,8 +762,8 @@ ${table(rows, "purchase POST")}
 
 ${overloadLine}
 `;
-  if (ONLY !== undefined) {
-    console.log("(only some scenarios ran: docs/benchmarks/balancer.md is left as it was)");
+  if (ONLY !== undefined || TARGETS !== undefined) {
+    console.log("(only some scenarios or targets ran: docs/benchmarks/balancer.md is left as it was)");
     return;
   }
   mkdirSync("docs/benchmarks", { recursive: true });

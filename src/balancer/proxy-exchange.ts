@@ -149,8 +149,11 @@ export class ProxyExchange implements UpstreamHandler {
     this.res = res;
     this.#body = body;
     const method = req.method;
+    const lines = req.forwardLines;
+    const hasIdempotencyKey =
+      lines !== undefined ? lines.hasIdempotencyKey : req.headers["idempotency-key"] !== undefined;
     this.#retryableAfterSend =
-      (method === "GET" || method === "HEAD" || req.headers["idempotency-key"] !== undefined) &&
+      (method === "GET" || method === "HEAD" || hasIdempotencyKey) &&
       (body === null || Buffer.isBuffer(body));
     res.once("close", () => this.#onClientClose());
   }
@@ -167,9 +170,12 @@ export class ProxyExchange implements UpstreamHandler {
     this.#sent = false;
     this.#abort = undefined;
     this.#startedAtMs = performance.now();
-    const wantsEvents = this.req.headers.accept?.includes("text/event-stream") === true;
-    const pool = backend.pool!;
     const lines = this.req.forwardLines;
+    const wantsEvents =
+      lines !== undefined
+        ? lines.wantsEvents
+        : this.req.headers.accept?.includes("text/event-stream") === true;
+    const pool = backend.pool!;
     if (pool.takesHeadLines && lines !== undefined) {
       this.#headLines ??= {
         lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, this.req)}\r\nx-forwarded-proto: http\r\n`,

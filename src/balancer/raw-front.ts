@@ -14,7 +14,7 @@ import { Readable } from "node:stream";
 import { refusalText } from "./balancer-errors.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
-import { HeadLines, NOT_FORWARDED, PLAIN_CONNECTION, type RequestLines } from "./head-lines.js";
+import { HeadLines, HeaderKind, PLAIN_CONNECTION, isNotForwarded, type RequestLines } from "./head-lines.js";
 
 export interface RawFrontOptions {
   maxHeaderBytes: number;
@@ -28,6 +28,8 @@ export interface RawFrontOptions {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A head's header lines, from `lastIndex` to its end: a token name, a colon, a value without NUL/CR/LF. */
+const HEADER_LINES = /(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\0\r\n]*(?:\r\n|$))*$/y;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\s]+) HTTP\/1\.([01])$/;
 const BAD_VALUE = /[\0\r\n]/;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
@@ -41,12 +43,25 @@ export const ONE_WRITE_BYTES = 16 * 1024;
 interface ParsedHead {
   method: string;
   url: string;
-  rawHeaders: string[];
-  headers: IncomingHttpHeaders;
+  /** The whole head, and where its header lines start (read into pairs only when asked for). */
+  head: string;
+  headersStart: number;
   /** The body's length (0 when chunked or none). */
   length: number;
   chunked: boolean;
+  expectsContinue: boolean;
   forward: RequestLines | undefined;
+}
+
+/** Why a head's header lines failed HEADER_LINES, line by line (only for a head that did). */
+function whyBadHeaders(head: string, start: number): BadRequest {
+  const lines = new HeadLines(head, start);
+  while (lines.next()) {
+    if (!TOKEN.test(lines.name)) return new BadRequest(400, "bad header name");
+    if (BAD_VALUE.test(head.slice(lines.nameEnd + 1, lines.lineEnd)))
+      return new BadRequest(400, "bad header value");
+  }
+  return new BadRequest(400, "bad header line");
 }
 
 class BadRequest extends Error {
@@ -65,9 +80,11 @@ class BadRequest extends Error {
 export class RawRequest implements FrontRequest {
   readonly method: string;
   readonly url: string;
-  readonly rawHeaders: string[];
-  readonly headers: IncomingHttpHeaders;
   readonly socket: Socket;
+  readonly #head: string;
+  readonly #headersStart: number;
+  #rawHeaders: string[] | undefined;
+  #headers: IncomingHttpHeaders | undefined;
   readonly #connection: FrontConnection;
   readonly #hasBody: boolean;
   /** The whole body, when it came in with the head: nothing left to read from the connection. */
@@ -81,8 +98,8 @@ export class RawRequest implements FrontRequest {
     this.socket = connection.socket;
     this.method = head.method;
     this.url = head.url;
-    this.rawHeaders = head.rawHeaders;
-    this.headers = head.headers;
+    this.#head = head.head;
+    this.#headersStart = head.headersStart;
     this.forwardLines = head.forward;
     this.#hasBody = head.chunked || head.length > 0;
     this.completeBody = completeBody;
@@ -90,6 +107,32 @@ export class RawRequest implements FrontRequest {
 
   get destroyed(): boolean {
     return this.#destroyed;
+  }
+
+  /** Names as sent and values, alternating (read from the head on first use: most requests never ask). */
+  get rawHeaders(): string[] {
+    if (this.#rawHeaders === undefined) {
+      const pairs: string[] = [];
+      const lines = new HeadLines(this.#head, this.#headersStart);
+      while (lines.next()) pairs.push(lines.name, lines.value);
+      this.#rawHeaders = pairs;
+    }
+    return this.#rawHeaders;
+  }
+
+  /** Values by lower-case name, repeated headers joined with ", " (made on first use). */
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers === undefined) {
+      const headers: Record<string, string> = {};
+      const pairs = this.rawHeaders;
+      for (let index = 0; index < pairs.length; index += 2) {
+        const lower = pairs[index]!.toLowerCase();
+        const value = pairs[index + 1]!;
+        headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
+      }
+      this.#headers = headers;
+    }
+    return this.#headers;
   }
 
   #stream(): Readable {
@@ -423,8 +466,7 @@ class FrontConnection {
       this.#bodyRemaining = parsed.length;
       const leftMs = this.#options.requestTimeoutMs - (Date.now() - this.#requestStartedAtMs);
       this.#arm(Math.max(1, leftMs), "408");
-      if (/100-continue/i.test(String(parsed.headers.expect ?? "")))
-        this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+      if (parsed.expectsContinue) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
       this.#options.onRequest(request, response);
       if (rest.length > 0 && this.#phase === "body") this.#onBody(rest);
     } else {
@@ -480,46 +522,71 @@ class FrontConnection {
     const url = match[2]!;
     this.http11 = match[3] === "1";
     this.keepAlive = this.http11;
-    const rawHeaders: string[] = [];
-    const headers: Record<string, string> = {};
+    const headersStart = lineEnd + 2;
+    // Every header line checked at once (names are tokens, values hold no NUL, CR or LF); the reason is
+    // looked for only when the check fails.
+    if (headersStart < head.length) {
+      HEADER_LINES.lastIndex = headersStart;
+      if (!HEADER_LINES.test(head)) throw whyBadHeaders(head, headersStart);
+    }
     let length = -1;
     let transferEncoding: string | undefined;
     // The lines to pass on, as runs of the head between the lines left out.
     let forward = "";
-    let runStart = lineEnd + 2;
+    let runStart = headersStart;
     let forwardedFor: string | undefined;
     let plainConnection = true;
-    const lines = new HeadLines(head, lineEnd + 2);
+    let hasHost = false;
+    let hasIdempotencyKey = false;
+    let wantsEvents = false;
+    let expectsContinue = false;
+    const lines = new HeadLines(head, headersStart);
     while (lines.next()) {
-      const name = lines.name;
-      if (!TOKEN.test(name)) throw new BadRequest(400, "bad header name");
-      const value = lines.value;
-      if (BAD_VALUE.test(value)) throw new BadRequest(400, "bad header value");
-      const lower = name.toLowerCase();
-      if (lower === "content-length") {
-        if (!/^\d{1,15}$/.test(value)) throw new BadRequest(400, "bad content-length");
-        if (length !== -1 && length !== Number(value))
-          throw new BadRequest(400, "conflicting content-length");
-        length = Number(value);
-      } else if (lower === "transfer-encoding") {
-        transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-      } else if (lower === "connection") {
-        const tokens = value.toLowerCase();
-        if (tokens.includes("close")) this.keepAlive = false;
-        else if (tokens.includes("keep-alive")) this.keepAlive = true;
-        if (!PLAIN_CONNECTION.has(tokens)) plainConnection = false;
-      } else if (lower === "x-forwarded-for") {
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      const kind = lines.kind();
+      if (kind === HeaderKind.OTHER) continue;
+      switch (kind) {
+        case HeaderKind.CONTENT_LENGTH: {
+          const value = lines.value;
+          if (!/^\d{1,15}$/.test(value)) throw new BadRequest(400, "bad content-length");
+          if (length !== -1 && length !== Number(value))
+            throw new BadRequest(400, "conflicting content-length");
+          length = Number(value);
+          break;
+        }
+        case HeaderKind.TRANSFER_ENCODING:
+          transferEncoding =
+            transferEncoding === undefined ? lines.value : `${transferEncoding}, ${lines.value}`;
+          break;
+        case HeaderKind.CONNECTION: {
+          const tokens = lines.value.toLowerCase();
+          if (tokens.includes("close")) this.keepAlive = false;
+          else if (tokens.includes("keep-alive")) this.keepAlive = true;
+          if (!PLAIN_CONNECTION.has(tokens)) plainConnection = false;
+          break;
+        }
+        case HeaderKind.X_FORWARDED_FOR:
+          forwardedFor = forwardedFor === undefined ? lines.value : `${forwardedFor}, ${lines.value}`;
+          break;
+        case HeaderKind.HOST:
+          hasHost = true;
+          break;
+        case HeaderKind.IDEMPOTENCY_KEY:
+          hasIdempotencyKey = true;
+          break;
+        case HeaderKind.ACCEPT:
+          if (lines.value.includes("text/event-stream")) wantsEvents = true;
+          break;
+        case HeaderKind.EXPECT:
+          if (/100-continue/i.test(lines.value)) expectsContinue = true;
+          break;
       }
-      if (NOT_FORWARDED.has(lower)) {
+      if (isNotForwarded(kind)) {
         forward += head.slice(runStart, lines.lineStart);
         runStart = lines.lineEnd + 2;
       }
-      headers[lower] = headers[lower] === undefined ? value : `${headers[lower]}, ${value}`;
-      rawHeaders.push(name, value);
     }
     if (lines.malformed) throw new BadRequest(400, "bad header line");
-    if (this.http11 && headers.host === undefined) throw new BadRequest(400, "no Host header");
+    if (this.http11 && !hasHost) throw new BadRequest(400, "no Host header");
     let chunked = false;
     if (transferEncoding !== undefined) {
       // Both framings at once is the classic request-smuggling shape: refuse it.
@@ -532,13 +599,14 @@ class FrontConnection {
     return {
       method,
       url,
-      rawHeaders,
-      headers,
+      head,
+      headersStart,
       length: Math.max(length, 0),
       chunked,
+      expectsContinue,
       // A Connection header naming other headers to drop: the balancer works from the pairs instead.
       forward: plainConnection
-        ? { lines: forward, forwardedFor, hasHost: headers.host !== undefined, hasLength: length !== -1 }
+        ? { lines: forward, forwardedFor, hasHost, hasLength: length !== -1, hasIdempotencyKey, wantsEvents }
         : undefined,
     };
   }

@@ -12,7 +12,7 @@ import net, { type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { BoxofficeError } from "../domain/errors.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
-import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
+import { HeadLines, HeaderKind, PLAIN_CONNECTION, isHopByHop } from "./head-lines.js";
 import { ONE_WRITE_BYTES } from "./raw-front.js";
 
 /** What a request needs; the same shape the balancer gives undici. */
@@ -87,8 +87,6 @@ export class UpstreamError extends BoxofficeError {
 const MAX_HEAD_BYTES = 65_536;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 const EMPTY = Buffer.alloc(0);
-/** Lengths of the header names the client looks at (framing, keep-alive, hop-by-hop, event streams). */
-const CHECKED_LENGTHS = new Set([...HOP_BY_HOP, "content-length", "content-type"].map((name) => name.length));
 /**
  * Every connection of the client reads into this one buffer (net's `onread`), and each read is handled
  * before the next one starts; whatever must outlive a read is copied out. It spares Node's allocation of
@@ -376,25 +374,31 @@ class RawConnection {
     this.#keepAlive = statusLine.charCodeAt(7) === 49; // HTTP/1.1 keeps alive unless told otherwise
     const lines = new HeadLines(head, lineEnd + 2);
     while (lines.next()) {
-      const name = lines.name;
-      const value = lines.value;
-      if (CHECKED_LENGTHS.has(name.length)) {
-        const lower = name.toLowerCase();
-        if (lower === "connection") {
-          const tokens = value.toLowerCase();
+      const kind = lines.kind();
+      switch (kind) {
+        case HeaderKind.CONNECTION: {
+          const tokens = lines.value.toLowerCase();
           if (tokens.includes("close")) this.#keepAlive = false;
           else if (tokens.includes("keep-alive")) this.#keepAlive = true;
           // It names more headers to drop: the handler's onHeaders sorts that out.
           if (pairs === undefined && !PLAIN_CONNECTION.has(tokens)) return this.#parseHead(head, true);
-        } else if (lower === "content-length") length = Number(value);
-        else if (lower === "transfer-encoding") chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-        else if (lower === "content-type") eventStream = value.startsWith("text/event-stream");
-        if (pairs === undefined && HOP_BY_HOP.has(lower)) {
-          forward += head.slice(runStart, lines.lineStart);
-          runStart = lines.lineEnd + 2;
+          break;
         }
+        case HeaderKind.CONTENT_LENGTH:
+          length = Number(lines.value);
+          break;
+        case HeaderKind.TRANSFER_ENCODING:
+          chunked = /(?:^|,)\s*chunked\s*$/i.test(lines.value);
+          break;
+        case HeaderKind.CONTENT_TYPE:
+          eventStream = lines.value.startsWith("text/event-stream");
+          break;
       }
-      pairs?.push(name, value);
+      if (pairs !== undefined) pairs.push(lines.name, lines.value);
+      else if (isHopByHop(kind)) {
+        forward += head.slice(runStart, lines.lineStart);
+        runStart = lines.lineEnd + 2;
+      }
     }
     if (lines.malformed) {
       this.#fail(new UpstreamError("UPSTREAM_PROTOCOL", "bad header line"));

@@ -49,6 +49,17 @@ describe("raw front", () => {
         req.on("end", () => {
           const body = Buffer.concat(chunks).toString("latin1");
           const text = `${req.method} ${req.url} [${body}]${req.completeBody === undefined ? "" : " whole"}`;
+          if (req.url === "/head") {
+            // What the balancer reads of a head: the flags made as it was parsed, and the pairs made later.
+            const seen = JSON.stringify({
+              forward: req.forwardLines,
+              raw: req.rawHeaders,
+              headers: req.headers,
+            });
+            res.writeHead(200, { "content-length": Buffer.byteLength(seen, "latin1") });
+            res.end(seen);
+            return;
+          }
           if (req.url === "/stream") {
             res.writeHead(200, ["content-type", "text/plain"]);
             res.write(Buffer.from("one,"));
@@ -121,10 +132,48 @@ describe("raw front", () => {
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
     ];
     for (const request of bad) assert.match(await exchange(port, request, 1000), /^HTTP\/1\.1 400 /, request);
+    // Header lines are checked all at once; a refusal still says what was wrong.
+    const detail = async (request: string) =>
+      /"detail":"([^"]*)"/.exec(await exchange(port, request, 1000))?.[1];
+    assert.equal(await detail("GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n"), "bad header name");
+    assert.equal(await detail("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"), "bad header value");
+    assert.equal(await detail("GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n"), "bad header line");
     assert.match(
       await exchange(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 1000),
       /^HTTP\/1\.1 501 /,
     );
+  });
+
+  it("reads the headers it acts on in any case, leaves out those not passed on, and gives all pairs on demand", async () => {
+    const answer = await exchange(
+      port,
+      "GET /head HTTP/1.1\r\nhOST: x\r\nIDEMPOTENCY-key: k1\r\nAccept: text/html, text/event-stream\r\n" +
+        "x-forwarded-for: 10.0.0.1\r\nConnection: keep-alive\r\nX-A: 1\r\nX-Forwarded-For: 10.0.0.2\r\nx-a: 2\r\n\r\n",
+    );
+    const seen = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as {
+      forward: Record<string, unknown>;
+      raw: string[];
+      headers: Record<string, string>;
+    };
+    assert.deepEqual(seen.forward, {
+      lines: "hOST: x\r\nIDEMPOTENCY-key: k1\r\nAccept: text/html, text/event-stream\r\nX-A: 1\r\nx-a: 2\r\n",
+      forwardedFor: "10.0.0.1, 10.0.0.2",
+      hasHost: true,
+      hasLength: false,
+      hasIdempotencyKey: true,
+      wantsEvents: true,
+    });
+    assert.equal(seen.raw.length, 16);
+    assert.deepEqual(seen.raw.slice(0, 4), ["hOST", "x", "IDEMPOTENCY-key", "k1"]);
+    assert.equal(seen.headers["x-a"], "1, 2");
+    assert.equal(seen.headers["x-forwarded-for"], "10.0.0.1, 10.0.0.2");
+
+    const plain = await exchange(port, "GET /head HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n");
+    const forward = (
+      JSON.parse(plain.slice(plain.indexOf("\r\n\r\n") + 4)) as { forward: Record<string, unknown> }
+    ).forward;
+    assert.equal(forward.hasIdempotencyKey, false);
+    assert.equal(forward.wantsEvents, false);
   });
 
   it("refuses a head over maxHeaderBytes with 431 and cuts off slow clients with 408", async () => {
