@@ -482,7 +482,9 @@ function steps(allRows: Row[]): string {
       OURS.default,
       "the balancer's own HTTP/1.1 server side too: request head parsed only for the request line, header " +
         "lines and framing; response head and a small body written as one string in one write; the " +
-        "per-request figures kept as plain numbers that prom-client reads when scraped",
+        "per-request figures kept as plain numbers that prom-client reads when scraped; header lines " +
+        "read as positions in both heads, a string made only for the few headers acted on, and the " +
+        "request's header pairs only when asked for",
     ],
     [OURS.tcp, "no HTTP at all: connections balanced and piped"],
   ];

@@ -39,6 +39,11 @@ export interface FrontResponse {
   writeHeadLines?(statusCode: number, lines: string, hasLength: boolean): this;
   /** False when the client is slow: wait for "drain". */
   write(chunk: Buffer): boolean;
+  /**
+   * Optional (the raw front has it): `write` for a chunk the caller reuses right after the call; nothing
+   * of it is kept by reference.
+   */
+  writeBorrowed?(chunk: Buffer): boolean;
   end(body?: string | Buffer): this;
   destroy(): void;
   /**

@@ -34,6 +34,8 @@ export interface RequestLines {
   lines: string;
   /** The X-Forwarded-For values the client sent, joined; the balancer adds the client's address. */
   forwardedFor: string | undefined;
+  /** That address (read once per connection). */
+  clientIp: string;
   hasHost: boolean;
   hasLength: boolean;
   /** The request has an Idempotency-Key (it may be sent again after a failure). */

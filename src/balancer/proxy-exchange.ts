@@ -8,6 +8,7 @@ import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
 import { sendProblem } from "./balancer-errors.js";
+import { clientIp } from "./client-ip.js";
 import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
 
@@ -95,15 +96,13 @@ export function forwardedHeaders(req: FrontRequest): string[] {
       if (connectionListed.includes(out[index]!.toLowerCase())) out.splice(index, 2);
     }
   }
-  out.push("x-forwarded-for", forwardedFor(forwardedForSent, req), "x-forwarded-proto", "http");
+  out.push("x-forwarded-for", forwardedFor(forwardedForSent, clientIp(req)), "x-forwarded-proto", "http");
   return out;
 }
 
 /** The X-Forwarded-For to send: what the client sent, if anything, then the client's own address. */
-function forwardedFor(sent: string | undefined, req: FrontRequest): string {
-  let clientIp = req.socket.remoteAddress ?? "unknown";
-  if (clientIp.startsWith("::ffff:")) clientIp = clientIp.slice(7);
-  return sent === undefined ? clientIp : `${sent}, ${clientIp}`;
+function forwardedFor(sent: string | undefined, ip: string): string {
+  return sent === undefined ? ip : `${sent}, ${ip}`;
 }
 
 /** Header lines (each ending in CRLF) as names and values alternating. */
@@ -178,7 +177,7 @@ export class ProxyExchange implements UpstreamHandler {
     const pool = backend.pool!;
     if (pool.takesHeadLines && lines !== undefined) {
       this.#headLines ??= {
-        lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, this.req)}\r\nx-forwarded-proto: http\r\n`,
+        lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
         hasHost: lines.hasHost,
         hasLength: lines.hasLength,
       };
@@ -283,7 +282,19 @@ export class ProxyExchange implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#clientGone) return false;
-    const more = this.res.write(chunk);
+    return this.#written(this.res.write(chunk));
+  }
+
+  /** Body bytes the client reuses after the call: a front that can copies them as it writes them. */
+  onBorrowedData(chunk: Buffer): boolean {
+    if (this.#clientGone) return false;
+    const res = this.res;
+    return this.#written(
+      res.writeBorrowed !== undefined ? res.writeBorrowed(chunk) : res.write(Buffer.from(chunk)),
+    );
+  }
+
+  #written(more: boolean): boolean {
     if (!more && !this.#awaitingDrain) {
       this.#awaitingDrain = true;
       this.res.once("drain", this.#onDrain);

@@ -12,6 +12,7 @@ import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from
 import net, { type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { refusalText } from "./balancer-errors.js";
+import { clientIp } from "./client-ip.js";
 import { ChunkedDecoder } from "./chunked-decoder.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
 import { HeadLines, HeaderKind, PLAIN_CONNECTION, isNotForwarded, type RequestLines } from "./head-lines.js";
@@ -293,6 +294,14 @@ export class RawResponse implements FrontResponse {
     return more;
   }
 
+  writeBorrowed(chunk: Buffer): boolean {
+    // A small chunk after the head, or any chunk over ONE_WRITE_BYTES, would be queued by reference if
+    // the client is slow: those are copied. Every other small chunk leaves as part of a string.
+    if (chunk.length > ONE_WRITE_BYTES || (this.#head === "" && !this.#chunked))
+      return this.write(Buffer.from(chunk));
+    return this.write(chunk);
+  }
+
   end(body?: string | Buffer): this {
     if (this.#finished) return this;
     const socket = this.#connection.socket;
@@ -344,6 +353,7 @@ class FrontConnection {
   #requestStartedAtMs = 0;
   keepAlive = true;
   http11 = true;
+  #clientIp: string | undefined;
 
   constructor(socket: Socket, options: RawFrontOptions) {
     this.socket = socket;
@@ -606,7 +616,15 @@ class FrontConnection {
       expectsContinue,
       // A Connection header naming other headers to drop: the balancer works from the pairs instead.
       forward: plainConnection
-        ? { lines: forward, forwardedFor, hasHost, hasLength: length !== -1, hasIdempotencyKey, wantsEvents }
+        ? {
+            lines: forward,
+            forwardedFor,
+            clientIp: (this.#clientIp ??= clientIp(this)),
+            hasHost,
+            hasLength: length !== -1,
+            hasIdempotencyKey,
+            wantsEvents,
+          }
         : undefined,
     };
   }

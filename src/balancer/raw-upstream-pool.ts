@@ -57,6 +57,12 @@ export interface UpstreamHandler {
    */
   onForwardHead?(statusCode: number, head: ForwardedHead, resume: () => void): boolean;
   onData(chunk: Buffer): boolean;
+  /**
+   * Optional, called instead of `onData` by the raw client when the handler has it: body bytes that are
+   * valid only during the call (they sit in the client's read buffer, which the next read reuses). The
+   * handler must copy what it keeps; one that sends the bytes on at once spares a copy per chunk.
+   */
+  onBorrowedData?(chunk: Buffer): boolean;
   onComplete(trailers: string[] | null): void;
   onError(err: Error): void;
 }
@@ -438,7 +444,13 @@ class RawConnection {
 
   /** Hands body bytes to the handler, as a buffer of its own (what was read sits in READ_BUFFER). */
   #deliver(chunk: Buffer): void {
-    if (this.#handler !== undefined && !this.#handler.onData(Buffer.from(chunk))) this.socket.pause();
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const more =
+      handler.onBorrowedData !== undefined
+        ? handler.onBorrowedData(chunk)
+        : handler.onData(Buffer.from(chunk));
+    if (!more) this.socket.pause();
   }
 
   #onBody(chunk: Buffer): void {

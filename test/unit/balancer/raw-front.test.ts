@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { createRawFrontServer, type RawFrontServer } from "../../../src/balancer/raw-front.js";
 
@@ -30,6 +31,10 @@ function exchange(port: number, payload: string | string[], quietMs = 300): Prom
   });
 }
 
+/** One small chunk (sent with the head), large ones that fill the socket buffers, then many small ones. */
+const BORROWED_SIZES = [700, ...Array<number>(60).fill(100_000), ...Array<number>(3000).fill(1000)];
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
 describe("raw front", () => {
   let front: RawFrontServer;
   let port: number;
@@ -49,6 +54,24 @@ describe("raw front", () => {
         req.on("end", () => {
           const body = Buffer.concat(chunks).toString("latin1");
           const text = `${req.method} ${req.url} [${body}]${req.completeBody === undefined ? "" : " whole"}`;
+          if (req.url?.startsWith("/borrowed")) {
+            // Every chunk from one scratch buffer, scribbled over right after each call, as the raw client
+            // reuses its read buffer: what reaches the client must be what each chunk held during its call.
+            const chunked = req.url.endsWith("chunked");
+            const sizes = BORROWED_SIZES;
+            res.writeHead(
+              200,
+              chunked ? ["content-type", "application/octet-stream"] : { "content-length": sum(sizes) },
+            );
+            const scratch = Buffer.alloc(Math.max(...sizes));
+            sizes.forEach((size, index) => {
+              const chunk = scratch.subarray(0, size).fill(index % 251);
+              res.writeBorrowed!(chunk);
+              scratch.fill(0xee);
+            });
+            res.end();
+            return;
+          }
           if (req.url === "/head") {
             // What the balancer reads of a head: the flags made as it was parsed, and the pairs made later.
             const seen = JSON.stringify({
@@ -158,6 +181,7 @@ describe("raw front", () => {
     assert.deepEqual(seen.forward, {
       lines: "hOST: x\r\nIDEMPOTENCY-key: k1\r\nAccept: text/html, text/event-stream\r\nX-A: 1\r\nx-a: 2\r\n",
       forwardedFor: "10.0.0.1, 10.0.0.2",
+      clientIp: "127.0.0.1",
       hasHost: true,
       hasLength: false,
       hasIdempotencyKey: true,
@@ -174,6 +198,33 @@ describe("raw front", () => {
     ).forward;
     assert.equal(forward.hasIdempotencyKey, false);
     assert.equal(forward.wantsEvents, false);
+  });
+
+  it("keeps no borrowed chunk by reference, even when a slow client makes writes queue", async () => {
+    for (const path of ["/borrowed", "/borrowed?chunked"]) {
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port, path }, (response) => {
+            // Read late: the answer (9 MB) fills the socket buffers and the rest waits in the front's queue.
+            response.pause();
+            const chunks: Buffer[] = [];
+            response.on("data", (chunk: Buffer) => chunks.push(chunk));
+            response.on("end", () => resolve(Buffer.concat(chunks)));
+            setTimeout(() => response.resume(), 500);
+          })
+          .on("error", reject);
+      });
+      assert.equal(body.length, sum(BORROWED_SIZES), path);
+      let at = 0;
+      BORROWED_SIZES.forEach((size, index) => {
+        const part = body.subarray(at, at + size);
+        assert.ok(
+          part.every((byte) => byte === index % 251),
+          `${path}: chunk ${index} changed`,
+        );
+        at += size;
+      });
+    }
   });
 
   it("refuses a head over maxHeaderBytes with 431 and cuts off slow clients with 408", async () => {

@@ -239,6 +239,47 @@ describe("RawUpstreamPool", () => {
       );
   });
 
+  it("lends body bytes to a handler that takes them borrowed, valid during the call only", async (t) => {
+    bodies.length = 0;
+    const patient = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, {
+      ...OPTIONS,
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 10_000,
+    });
+    t.after(() => patient.destroy());
+    let lent = 0;
+    const copied = await Promise.all(
+      Array.from(
+        { length: 6 },
+        () =>
+          new Promise<Buffer>((resolve, reject) => {
+            const chunks: Buffer[] = [];
+            patient.dispatch(
+              { path: "/random", method: "GET", headers: ["host", "x"], body: null },
+              {
+                onConnect: () => undefined,
+                onHeaders: () => true,
+                onData: () => assert.fail("onData is not called when onBorrowedData is there"),
+                onBorrowedData: (chunk) => {
+                  lent++;
+                  return chunks.push(Buffer.from(chunk)) > 0;
+                },
+                onComplete: () => resolve(Buffer.concat(chunks)),
+                onError: reject,
+              },
+            );
+          }),
+      ),
+    );
+    assert.ok(lent >= 6);
+    assert.equal(bodies.length, 6);
+    for (const body of bodies)
+      assert.ok(
+        copied.some((candidate) => candidate.equals(body)),
+        "a body arrived changed",
+      );
+  });
+
   it("gives a handler that takes them the head's lines to forward, hop-by-hop ones left out", async () => {
     const forward = (path: string) =>
       new Promise<{ lines?: string; hasLength?: boolean; eventStream?: boolean; pairs?: string[] }>(
