@@ -484,7 +484,8 @@ function steps(allRows: Row[]): string {
         "lines and framing; response head and a small body written as one string in one write; the " +
         "per-request figures kept as plain numbers that prom-client reads when scraped; header lines " +
         "read as positions in both heads, a string made only for the few headers acted on, and the " +
-        "request's header pairs only when asked for",
+        "request's header pairs only when asked for; response body bytes lent from the client's read buffer " +
+        "and copied only where they would be kept",
     ],
     [OURS.tcp, "no HTTP at all: connections balanced and piped"],
   ];
