@@ -3,7 +3,7 @@
  * an instance may use: content-length, chunked (with trailers), close-delimited, HEAD and 204 with no
  * body, an informational 103 first; and keep-alive reuse, refused connections and timeouts.
  */
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net, { type AddressInfo } from "node:net";
@@ -201,45 +201,15 @@ describe("RawUpstreamPool", () => {
     assert.equal(outcome.body, "until the end");
   });
 
-  it("hands the handler body chunks of its own, untouched by later reads on other connections", async (t) => {
-    bodies.length = 0;
-    // Timeouts far from the test's timing, so that a loaded machine cannot fail it for the wrong reason.
-    const patient = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, {
-      ...OPTIONS,
-      headersTimeoutMs: 10_000,
-      bodyTimeoutMs: 10_000,
-    });
-    t.after(() => patient.destroy());
-    const held = await Promise.all(
-      Array.from(
-        { length: 6 },
-        () =>
-          new Promise<Buffer[]>((resolve, reject) => {
-            const chunks: Buffer[] = [];
-            patient.dispatch(
-              { path: "/random", method: "GET", headers: ["host", "x"], body: null },
-              {
-                onConnect: () => undefined,
-                onHeaders: () => true,
-                // Kept as given, not copied: they must stay as they were when they arrived.
-                onData: (chunk) => chunks.push(chunk) > 0,
-                onComplete: () => resolve(chunks),
-                onError: reject,
-              },
-            );
-          }),
-      ),
-    );
-    const received = held.map((chunks) => Buffer.concat(chunks));
-    assert.equal(bodies.length, 6);
-    for (const body of bodies)
-      assert.ok(
-        received.some((candidate) => candidate.equals(body)),
-        "a body arrived changed",
-      );
-  });
-
-  it("lends body bytes to a handler that takes them borrowed, valid during the call only", async (t) => {
+  /**
+   * Six GET /random at once, each body collected by the handler `collect` makes; then every body the
+   * server sent must have arrived unchanged. Timeouts far from the test's timing, so that a loaded machine
+   * cannot fail it for the wrong reason.
+   */
+  async function sixRandomBodies(
+    t: TestContext,
+    collect: (chunks: Buffer[]) => Pick<UpstreamHandler, "onData" | "onBorrowedData">,
+  ): Promise<void> {
     bodies.length = 0;
     const patient = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, {
       ...OPTIONS,
@@ -247,8 +217,7 @@ describe("RawUpstreamPool", () => {
       bodyTimeoutMs: 10_000,
     });
     t.after(() => patient.destroy());
-    let lent = 0;
-    const copied = await Promise.all(
+    const received = await Promise.all(
       Array.from(
         { length: 6 },
         () =>
@@ -259,11 +228,7 @@ describe("RawUpstreamPool", () => {
               {
                 onConnect: () => undefined,
                 onHeaders: () => true,
-                onData: () => assert.fail("onData is not called when onBorrowedData is there"),
-                onBorrowedData: (chunk) => {
-                  lent++;
-                  return chunks.push(Buffer.from(chunk)) > 0;
-                },
+                ...collect(chunks),
                 onComplete: () => resolve(Buffer.concat(chunks)),
                 onError: reject,
               },
@@ -271,13 +236,28 @@ describe("RawUpstreamPool", () => {
           }),
       ),
     );
-    assert.ok(lent >= 6);
     assert.equal(bodies.length, 6);
     for (const body of bodies)
       assert.ok(
-        copied.some((candidate) => candidate.equals(body)),
+        received.some((candidate) => candidate.equals(body)),
         "a body arrived changed",
       );
+  }
+
+  it("hands the handler body chunks of its own, untouched by later reads on other connections", (t) =>
+    // Kept as given, not copied: they must stay as they were when they arrived.
+    sixRandomBodies(t, (chunks) => ({ onData: (chunk) => chunks.push(chunk) > 0 })));
+
+  it("lends body bytes to a handler that takes them borrowed, valid during the call only", async (t) => {
+    let lent = 0;
+    await sixRandomBodies(t, (chunks) => ({
+      onData: () => assert.fail("onData is not called when onBorrowedData is there"),
+      onBorrowedData: (chunk) => {
+        lent++;
+        return chunks.push(Buffer.from(chunk)) > 0;
+      },
+    }));
+    assert.ok(lent >= 6);
   });
 
   it("gives a handler that takes them the head's lines to forward, hop-by-hop ones left out", async () => {
