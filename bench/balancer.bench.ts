@@ -214,6 +214,22 @@ net.createServer((client) => {
 process.on("SIGTERM", () => process.exit(0));
 `;
 
+/** The overload's reference: a server that answers every request at once with a 503, no balancer at all. */
+const INSTANT_503 = "instant 503 (no balancer)";
+const INSTANT_503_SOURCE = `
+import net from "node:net";
+
+const body = '{"code":"unavailable"}';
+const answer = "HTTP/1.1 503 Service Unavailable\\r\\ncontent-type: application/problem+json\\r\\nretry-after: 1\\r\\n" +
+  "content-length: " + body.length + "\\r\\n\\r\\n" + body;
+net.createServer((client) => {
+  client.setNoDelay(true);
+  client.on("data", () => client.write(answer, "latin1"));
+  client.on("error", () => client.destroy());
+}).listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, function () { console.log("listening on http://127.0.0.1:" + this.address().port); });
+process.on("SIGTERM", () => process.exit(0));
+`;
+
 async function startNodeScript(
   dir: string,
   name: string,
@@ -395,7 +411,20 @@ async function measure(
 }
 
 /** A tenfold overload of boxoffice's balancer: how fast the 503s come, and how much memory it holds. */
-async function overload(backends: readonly Instance[]): Promise<string> {
+async function overload(dir: string, backends: readonly Instance[]): Promise<string> {
+  // The same load against a server that only ever answers 503 at once: what wrk and the kernel alone
+  // make of 1000 connections (their latency tail is not the balancer's).
+  const reference = await startNodeScript(dir, INSTANT_503, INSTANT_503_SOURCE, []);
+  running.add(reference.stop);
+  let referenceOutput: string;
+  try {
+    referenceOutput = runWrk(`${reference.url}/work`, DURATION_S, undefined, 1000);
+  } finally {
+    await reference.stop();
+    running.delete(reference.stop);
+  }
+  const referenceP50 = /^\s+50%\s+(\S+)/m.exec(referenceOutput)?.[1];
+  const referenceP99 = /^\s+99%\s+(\S+)/m.exec(referenceOutput)?.[1];
   const balancer = await spawnBalancer([
     ...backends.flatMap((backend) => ["--backend", backend.url]),
     ...["--max-active-per-backend", "8", "--max-queue", "64", "--queue-timeout-ms", "500"],
@@ -416,7 +445,9 @@ async function overload(backends: readonly Instance[]): Promise<string> {
       `1000 connections against a capacity of 16 requests at once (2 instances x 8, 20 ms each), ` +
       `queue 64 / 500 ms: ${total} answers (${rps} req/s), ${non2xx} of them 503 with Retry-After; ` +
       `latency over all answers p50 ${p50}, p99 ${p99}; balancer RSS ${(rssKb / 1024).toFixed(0)} MiB at the end, ` +
-      `peak ${(peakKb / 1024).toFixed(0)} MiB.`;
+      `peak ${(peakKb / 1024).toFixed(0)} MiB. The same load against a server that answers every request ` +
+      `with a 503 at once, no balancer at all: p50 ${referenceP50}, p99 ${referenceP99} (the tail at 1000 ` +
+      `connections is the load generator's and the kernel's).`;
     console.log(line);
     return line;
   } finally {
@@ -694,7 +725,7 @@ async function main(): Promise<void> {
         ROUND_SECONDS,
         rows,
       );
-    if (wanted("overload")) overloadLine = await overload(overloadBackends);
+    if (wanted("overload")) overloadLine = await overload(dir, overloadBackends);
   } finally {
     await Promise.all([...fixtures, ...instances, ...overloadBackends].map((backend) => backend.kill()));
     rmSync(dir, { recursive: true, force: true });

@@ -118,7 +118,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     if (this.#initialized) return;
     this.#initialized = true;
     this.registry.init();
-    await listen(this.#server, this.#config.port, this.#config.host);
+    await listen(this.#server, this.#config.port, this.#config.host, this.#config.listenBacklog);
   }
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then frees everything. */

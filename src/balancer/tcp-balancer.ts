@@ -39,7 +39,7 @@ export class TcpBalancer {
 
   async init(): Promise<void> {
     this.registry.init();
-    await listen(this.#server, this.#config.port, this.#config.host);
+    await listen(this.#server, this.#config.port, this.#config.host, this.#config.listenBacklog);
   }
 
   close(graceMs = 5000): Promise<void> {

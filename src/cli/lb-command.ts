@@ -40,6 +40,7 @@ const NUMERIC_FLAGS: [keyof typeof BALANCER_DEFAULTS, string][] = [
   ["maxBufferedBodyBytes", "request bodies up to this size are held for retries; larger ones stream"],
   ["sseMaxAgeMs", "server-sent-events responses end after this time so clients rebalance"],
   ["maxClientConnections", "most client connections at once"],
+  ["listenBacklog", "connections the kernel holds ready to accept (capped by net.core.somaxconn)"],
 ];
 
 export function registerLbCommand(program: Command): Command {

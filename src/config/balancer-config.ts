@@ -83,6 +83,12 @@ export interface BalancerConfig {
   sseMaxAgeMs: number;
   /** Most client connections held at once; past it, new connections are refused. */
   maxClientConnections: number;
+  /**
+   * Connections the kernel may hold ready for the balancer to accept (listen(2)'s backlog, capped by
+   * net.core.somaxconn): an on-sale opens thousands at once, and a connection that finds the queue full
+   * waits a second or more for its SYN to be sent again.
+   */
+  listenBacklog: number;
 }
 
 export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "adminToken">> = Object.freeze({
@@ -116,6 +122,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   maxBufferedBodyBytes: 65_536,
   sseMaxAgeMs: 300_000,
   maxClientConnections: 20_000,
+  listenBacklog: 4096,
 });
 
 type NumericKey = {
@@ -148,6 +155,7 @@ const NUMERIC_MINIMUMS: Record<Exclude<NumericKey, "port">, number> = {
   maxBufferedBodyBytes: 0,
   sseMaxAgeMs: 1,
   maxClientConnections: 1,
+  listenBacklog: 1,
 };
 
 /** What the command line passes in; every field optional, strings as typed. */

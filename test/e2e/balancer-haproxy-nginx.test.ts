@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,13 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
 import { renderHaproxyConfig, renderNginxConfig } from "../../src/balancer/deploy-config.js";
 import { freePort, spawnBackend, type SpawnedBackend } from "../support/backend-fixture.js";
-
-function skipUnlessInstalled(binary: string): string | undefined {
-  if (spawnSync(binary, ["-v"], { stdio: "ignore" }).error === undefined) return undefined;
-  const reason = `${binary} is not installed (scripts/install-system-deps.sh installs it)`;
-  if (process.env.CI === "true") throw new Error(`${reason}; under CI=true that is a failure, not a skip`);
-  return reason;
-}
+import { skipUnlessInstalled } from "../support/tools.js";
 
 async function waitUntilServing(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const pool = new Pool(url, { connections: 1 });

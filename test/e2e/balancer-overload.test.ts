@@ -7,6 +7,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { Pool, request } from "undici";
 import {
   spawnBackend,
@@ -14,6 +16,7 @@ import {
   type SpawnedBackend,
   type SpawnedBalancer,
 } from "../support/backend-fixture.js";
+import { skipUnlessInstalled } from "../support/tools.js";
 
 /** Writes `payload` on a raw connection and resolves with whatever comes back until the server closes. */
 function raw(port: number, payload: string, timeoutMs = 10_000): Promise<string> {
@@ -45,6 +48,31 @@ async function rssBytes(balancer: SpawnedBalancer): Promise<number> {
 function percentile(sorted: number[], share: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? 0;
 }
+
+describe("balancer: the listen backlog", { skip: skipUnlessInstalled("ss", "-V") }, () => {
+  /** The backlog the kernel keeps for a listening port (ss shows it as Send-Q). */
+  function kernelBacklog(port: number): number {
+    const out = spawnSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" }).stdout.trim();
+    return Number(out.split(/\s+/)[2]);
+  }
+  const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
+
+  it("asks the kernel for room for a surge of new connections, as configured", async () => {
+    for (const [args, wanted] of [
+      [[], 4096],
+      [["--listen-backlog", "1500"], 1500],
+      [["--mode", "tcp", "--listen-backlog", "700"], 700],
+    ] as const) {
+      const balancer = await spawnBalancer(["--backend", "http://127.0.0.1:9", ...args]);
+      try {
+        // Node's own default would be 511; the kernel caps any backlog at net.core.somaxconn.
+        assert.equal(kernelBacklog(balancer.port), Math.min(wanted, somaxconn), args.join(" "));
+      } finally {
+        await balancer.stop();
+      }
+    }
+  });
+});
 
 describe("balancer: offered load ten times the capacity", () => {
   let backends: SpawnedBackend[];
