@@ -413,7 +413,7 @@ async function measure(
 /** A tenfold overload of boxoffice's balancer: how fast the 503s come, and how much memory it holds. */
 async function overload(dir: string, backends: readonly Instance[]): Promise<string> {
   // The same load against a server that only ever answers 503 at once: what wrk and the kernel alone
-  // make of 1000 connections (their latency tail is not the balancer's).
+  // make of 1000 connections, beside what the balancer makes of them.
   const reference = await startNodeScript(dir, INSTANT_503, INSTANT_503_SOURCE, []);
   running.add(reference.stop);
   let referenceOutput: string;
@@ -446,8 +446,8 @@ async function overload(dir: string, backends: readonly Instance[]): Promise<str
       `queue 64 / 500 ms: ${total} answers (${rps} req/s), ${non2xx} of them 503 with Retry-After; ` +
       `latency over all answers p50 ${p50}, p99 ${p99}; balancer RSS ${(rssKb / 1024).toFixed(0)} MiB at the end, ` +
       `peak ${(peakKb / 1024).toFixed(0)} MiB. The same load against a server that answers every request ` +
-      `with a 503 at once, no balancer at all: p50 ${referenceP50}, p99 ${referenceP99} (the tail at 1000 ` +
-      `connections is the load generator's and the kernel's).`;
+      `with a 503 at once, no balancer at all: p50 ${referenceP50}, p99 ${referenceP99} (for comparison: ` +
+      `what wrk and the kernel alone make of 1000 connections).`;
     console.log(line);
     return line;
   } finally {
