@@ -442,7 +442,10 @@ class RawConnection {
     this.socket.resume();
   };
 
-  /** Hands body bytes to the handler, as a buffer of its own (what was read sits in READ_BUFFER). */
+  /**
+   * Hands body bytes to the handler: lent straight from READ_BUFFER to one that takes them borrowed
+   * (`onBorrowedData`), else as a buffer of its own, since the next read overwrites READ_BUFFER.
+   */
   #deliver(chunk: Buffer): void {
     const handler = this.#handler;
     if (handler === undefined) return;
