@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- locks`: purchases per second and p99 latency of the sell path's lock + write
- * (no HTTP), for every lock provider × scope, on 1 hot event and spread over 50 events; then the seed's
+ * (no HTTP), for every lock provider × scope, on 1 hot event and spread over 50 events; then the two designs'
  * trade-off table: global versus per-event lock, one database file versus a file per event.
  *
  * Part 1 (the lock alone): 4 seller processes × 4 concurrent buyers, each buyer taking the lock, writing
@@ -433,7 +433,7 @@ commit). Latency is request to 201.
 
 ${httpTable(overHttp)}
 
-## The seed's trade-off, measured (lock: file)
+## The two designs' trade-off, measured (lock: file)
 
 Global lock (database level) versus a lock per event, one database file versus a file per event:
 

@@ -25,7 +25,7 @@ for (const scenario of scenarios) {
     console.error(`bench ${scenario} failed with ${result.status ?? result.signal}`);
   }
 }
-// The picture of the seed's trade-off is drawn from the locks scenario's table.
+// The picture of the two designs' trade-off is drawn from the locks scenario's table.
 if (scenarios.some((name) => name.startsWith("locks"))) {
   spawnSync(process.execPath, [join(here, "tradeoff-chart.js")], { stdio: "inherit" });
 }

@@ -1,6 +1,6 @@
 /**
- * Draws the seed's trade-off as a picture: purchases per second for each layout × lock scope, one hot
- * event and 50 events, read from the table "The seed's trade-off, measured" in docs/benchmarks/locks.md.
+ * Draws the two designs' trade-off as a picture: purchases per second for each layout × lock scope, one hot
+ * event and 50 events, read from the table "The two designs' trade-off, measured" in docs/benchmarks/locks.md.
  * Writes docs/benchmarks/tradeoff.svg. Run by `npm run bench` after the scenarios.
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -12,7 +12,7 @@ interface Bar {
 }
 
 function readTradeoff(markdown: string): Bar[] {
-  const start = markdown.indexOf("## The seed's trade-off");
+  const start = markdown.indexOf("## The two designs' trade-off");
   if (start < 0) throw new Error("no trade-off table in locks.md");
   const bars: Bar[] = [];
   for (const line of markdown.slice(start).split("\n").slice(1)) {
@@ -45,7 +45,7 @@ function svg(bars: Bar[]): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="20" y="22" font-size="15" font-weight="bold">The seed's trade-off: purchases per second</text>`,
+    `<text x="20" y="22" font-size="15" font-weight="bold">The two designs' trade-off: purchases per second</text>`,
     `<text x="20" y="40" fill="#555">one lock and one durable commit per purchase (file lock, SQLite, fsync at every commit), 4 processes</text>`,
     `<line x1="60" y1="${chartBottom}" x2="${60 + groups.length * groupWidth}" y2="${chartBottom}" stroke="#333"/>`,
   ];

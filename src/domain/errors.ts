@@ -6,8 +6,9 @@ export class BoxofficeError extends Error {
   /** Stable, machine-readable code; never parse `message`. */
   readonly code: string;
   /**
-   * True when the failure means "nothing was changed, try again later" (lock busy, store down, lease
-   * lost): the HTTP layer answers 503 with Retry-After.
+   * True when the failure is a fault to retry later (lock busy, store down, lease lost): the HTTP layer
+   * answers 503 with Retry-After. Usually nothing was changed; a commit whose answer was lost may have
+   * been applied, which is why a retry with the same Idempotency-Key answers as the first attempt did.
    */
   readonly retryable: boolean;
 
@@ -19,7 +20,7 @@ export class BoxofficeError extends Error {
   }
 }
 
-/** The outcome codes of the v1 API (`../shared/api.md`) that the domain and the store can produce. */
+/** The outcome codes of the v1 API (docs/api.md) that the domain and the store can produce. */
 export type DomainErrorCode =
   | "event_not_found"
   | "order_not_found"

@@ -30,7 +30,7 @@ export interface LockProvider {
   withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T>;
 }
 
-/** Which key the sell path locks: the seed's database-wide lock, or one per event. */
+/** Which key the sell path locks: design A's database-wide lock (docs/architecture.md), or one per event. */
 export type LockScope = "global" | "event";
 
 export function lockKeyFor(scope: LockScope, eventId: string): string {

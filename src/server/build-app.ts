@@ -52,7 +52,10 @@ function problemOfError(error: FastifyError | Error, routeUrl: string | undefine
   if (error instanceof SellPathOverloadedError) return problemOf("unavailable", error.message);
   if (error instanceof BoxofficeError) {
     return error.retryable
-      ? problemOf("unavailable", `${error.code}: nothing was changed; retry later`)
+      ? problemOf(
+          "unavailable",
+          `${error.code}: retry later (with the same Idempotency-Key, a retry is always safe)`,
+        )
       : problemOf("internal_error", "the server failed to answer");
   }
   const fastifyError = error as FastifyError;

@@ -83,7 +83,8 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[], version: stri
       description:
         "Sells tickets with strong consistency: never oversells, never sells a seat twice, and a retried " +
         "request never buys twice. Errors are RFC 9457 problem details with a stable `code`; every " +
-        "response carries `X-Served-By`; a 503 always carries `Retry-After` and means nothing changed.",
+        "response carries `X-Served-By`; a 503 always carries `Retry-After`, and a write retried with the same " +
+        "`Idempotency-Key` is always safe and answers as the first attempt did.",
     },
     paths,
     components: {

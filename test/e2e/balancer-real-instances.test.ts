@@ -81,7 +81,7 @@ describe("balancer: real instances, one killed during a sale", () => {
           soldOut++;
           return;
         }
-        // "in use" (the first try is still settling) or 503: nothing changed; try the same key again.
+        // "in use" (the first try is still settling) or 503: try the same key again, which is always safe.
         assert.ok(
           (response.statusCode === 409 && body.code === "idempotency_key_in_use") ||
             response.statusCode === 503,

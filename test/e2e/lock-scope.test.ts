@@ -1,6 +1,6 @@
 /**
  * Lock scope, seen from the lock hold times of two seller processes on two different events: under
- * `event` they hold their locks at the same time; under `global` (the seed's database-wide lock) never.
+ * `event` they hold their locks at the same time; under `global` (design A's database-wide lock) never.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";

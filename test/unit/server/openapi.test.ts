@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import type { AppFixture } from "../../support/app-fixture.js";
 import { startAppFixture } from "../../support/app-fixture.js";
 
-/** The contract's routes (shared/api.md), written out here independently of the route table. */
+/** The contract's routes (docs/api.md), written out here independently of the route table. */
 const CONTRACT: [string, string][] = [
   ["post", "/v1/events"],
   ["get", "/v1/events"],
