@@ -112,6 +112,7 @@ function prepareHints(db: SqliteDatabase): HintStatements {
 
 export class SqliteStore implements Store {
   readonly #config: SqliteStoreConfig;
+  readonly #rescanEventsPerSweep: number;
   #catalog: SqliteDatabase | null = null;
   /** Per-event layout: a second catalog connection for the hints, with a short busy timeout. */
   #hints: HintStatements | null = null;
@@ -136,8 +137,10 @@ export class SqliteStore implements Store {
    */
   onBookkeepingError: ((error: unknown, what: string) => void) | undefined;
 
-  constructor(config: SqliteStoreConfig) {
+  /** `rescanEventsPerSweep`: 0 turns the rescan off, so tests can see what the hints alone do. */
+  constructor(config: SqliteStoreConfig, options: { rescanEventsPerSweep?: number } = {}) {
     this.#config = config;
+    this.#rescanEventsPerSweep = options.rescanEventsPerSweep ?? RESCAN_EVENTS_PER_SWEEP;
   }
 
   get layout(): "single" | "per-event" {
@@ -297,15 +300,13 @@ export class SqliteStore implements Store {
       const partition = this.#partition(eventId);
       const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
       if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
-      // The hint is written under the event file's write lock and before its commit (the batch becomes
-      // a savepoint of this transaction), so nothing is left to do once the sale is durable: a failing
-      // catalog can no longer turn a committed batch into an error, nor a crash leave a hold unhinted.
-      return partition.db
-        .transaction(() => {
-          this.#lowerHint(eventId, hintMs, "write a hold-deadline hint");
-          return partition.sales.execute(plan, commands, guard, now);
-        })
-        .immediate();
+      // The hint is written under the event file's write lock and before its commit, so nothing is left
+      // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
+      // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
+      // another one would nest the batch in a savepoint, about 30 % slower here.)
+      return partition.sales.execute(plan, commands, guard, now, () =>
+        this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
+      );
     }, "sell");
   }
 
@@ -361,9 +362,10 @@ export class SqliteStore implements Store {
    */
   #expirePerEvent(now: Date, limit: number): number {
     const hints = this.#hintStatements();
-    for (const [eventId, earliestMs] of this.#unhinted) {
-      this.#unhinted.delete(eventId);
-      this.#lowerHint(eventId, earliestMs, "retry a hold-deadline hint");
+    const owed = [...this.#unhinted];
+    this.#unhinted.clear();
+    for (const [eventId, earliestMs] of owed) {
+      this.#lowerHint(eventId, earliestMs, `retry the hold-deadline hint of ${eventId}`);
     }
     this.#rescanSlice();
     let expired = 0;
@@ -376,7 +378,7 @@ export class SqliteStore implements Store {
         this.#settleHint(eventId, partition);
       } catch (error) {
         // Give the claim back so that the next sweep tries again, rather than SWEEP_CLAIM_MS later.
-        this.#lowerHint(eventId, seenMs, "give a hold-deadline hint back");
+        this.#lowerHint(eventId, seenMs, `give the hold-deadline hint of ${eventId} back`);
         throw error;
       }
       if (expired >= limit) break;
@@ -398,7 +400,11 @@ export class SqliteStore implements Store {
           if (next === null) hints.drop.run(eventId);
           else hints.set.run({ eventId, earliestMs: next });
         } catch (error) {
-          this.#bookkeepingFailed(error, "settle a hold-deadline hint");
+          this.#bookkeepingFailed(error, `settle the hold-deadline hint of ${eventId}`);
+          // The claim stays, so the hint is due again SWEEP_CLAIM_MS later at the latest; the retry at
+          // this process's next sweep brings it back to the earliest hold sooner.
+          if (next !== null)
+            this.#unhinted.set(eventId, Math.min(next, this.#unhinted.get(eventId) ?? Infinity));
         }
       })
       .immediate();
@@ -407,7 +413,8 @@ export class SqliteStore implements Store {
   /**
    * Moves the event's hint earlier (or creates it); never later, so no due hold is skipped, and so it is
    * safe without the event file's lock. Reads first: most holds come after an earlier one, and a read
-   * takes no lock. Never throws: a failure is reported and left to the rescan. True if it wrote.
+   * takes no lock. Never throws: a failure is reported and the hint retried at this process's next sweep.
+   * True if it wrote.
    */
   #lowerHint(eventId: string, earliestMs: number, what: string): boolean {
     try {
@@ -429,6 +436,8 @@ export class SqliteStore implements Store {
    * read without its write lock, through a short-lived connection unless the file is open already.
    */
   #rescanSlice(): void {
+    const perSweep = this.#rescanEventsPerSweep;
+    if (perSweep === 0) return;
     const catalog = this.#catalogDb();
     this.#rescanCursor ??=
       catalog
@@ -440,15 +449,16 @@ export class SqliteStore implements Store {
         ?.id.slice(0, -1) ?? "";
     const ids = catalog
       .prepare<[string, number], { id: string }>("SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?")
-      .all(this.#rescanCursor, RESCAN_EVENTS_PER_SWEEP)
+      .all(this.#rescanCursor, perSweep)
       .map((r) => r.id);
-    this.#rescanCursor = ids.length < RESCAN_EVENTS_PER_SWEEP ? "" : (ids.at(-1) ?? "");
+    this.#rescanCursor = ids.length < perSweep ? "" : (ids.at(-1) ?? "");
     for (const eventId of ids) {
       try {
         const earliest = this.#earliestActiveHold(eventId);
-        if (earliest !== null) this.#lowerHint(eventId, earliest, "repair a hold-deadline hint");
+        if (earliest !== null)
+          this.#lowerHint(eventId, earliest, `repair the hold-deadline hint of ${eventId}`);
       } catch (error) {
-        this.#bookkeepingFailed(error, `rescan event file of ${eventId}`);
+        this.#bookkeepingFailed(error, `rescan the event file of ${eventId}`);
       }
     }
   }
