@@ -26,10 +26,13 @@ type SqliteStoreConfig = Extract<StoreConfig, { kind: "sqlite" }>;
 
 /**
  * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event
- * file's write lock, so this is short: a hint that cannot be written is left to the rescan.
+ * file's write lock, so this is short: a hint that cannot be written is written at the next sweep.
  */
 const HINT_BUSY_TIMEOUT_MS = 100;
-/** A sweeper claims a due hint by moving it this far ahead; if the sweeper dies, it is due again then. */
+/**
+ * A sweeper claims a due hint by moving it this far ahead; if the sweeper dies or fails on that event
+ * file, it is due again then (and another due event is not kept waiting behind a broken one).
+ */
 const SWEEP_CLAIM_MS = 30_000;
 /**
  * Event files the rescan looks at per expireHolds call (per-event layout). A look costs about 0.25 ms
@@ -133,7 +136,8 @@ export class SqliteStore implements Store {
 
   /**
    * Called with each failure of bookkeeping that must not fail the request or the sweep it belongs to
-   * (the per-event layout's hold-deadline hints); the rescan makes up for what was lost.
+   * (the per-event layout's hold-deadline hints). What failed is retried at the next sweep, and found
+   * by the rescan if the process dies first.
    */
   onBookkeepingError: ((error: unknown, what: string) => void) | undefined;
 
@@ -355,7 +359,7 @@ export class SqliteStore implements Store {
    *   what the file says under that lock: no seller can commit a hold in between unseen, because a
    *   seller checks the hint under the same lock.
    * - A sweeper claims a due hint by pushing it SWEEP_CLAIM_MS ahead instead of deleting it: a sweeper
-   *   that dies after its claim delays those holds, it never loses them.
+   *   that dies or fails after its claim delays those holds, it never loses them.
    * - A hint write that fails (a busy or broken catalog) is reported and retried at this process's next
    *   sweep. If the process dies first, the rescan finds the hold: it walks the event files a slice per
    *   call and moves any hint that is missing or late back to the earliest active hold.
@@ -372,15 +376,10 @@ export class SqliteStore implements Store {
     for (const { event_id: eventId, earliest_ms: seenMs } of hints.due.all(now.getTime(), limit)) {
       const claim = { eventId, seenMs, retryMs: now.getTime() + SWEEP_CLAIM_MS };
       if (hints.claim.run(claim).changes === 0) continue; // another sweeper took this one, or a seller moved it
-      try {
-        const partition = this.#partition(eventId);
-        expired += partition.sales.expireOverdue(eventId, now, Math.max(1, limit - expired));
-        this.#settleHint(eventId, partition);
-      } catch (error) {
-        // Give the claim back so that the next sweep tries again, rather than SWEEP_CLAIM_MS later.
-        this.#lowerHint(eventId, seenMs, `give the hold-deadline hint of ${eventId} back`);
-        throw error;
-      }
+      // A failure here leaves the claim: the event is due again SWEEP_CLAIM_MS later.
+      const partition = this.#partition(eventId);
+      expired += partition.sales.expireOverdue(eventId, now, Math.max(1, limit - expired));
+      this.#settleHint(eventId, partition);
       if (expired >= limit) break;
     }
     return expired;
