@@ -16,6 +16,7 @@ export class ServerMetrics {
   readonly queueDepth: Gauge;
   readonly overloaded: Counter;
   readonly holdsExpired: Counter;
+  readonly storeBookkeepingFailures: Counter;
 
   constructor(instanceId: string, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -69,6 +70,11 @@ export class ServerMetrics {
     this.holdsExpired = new Counter({
       name: "boxoffice_holds_expired_total",
       help: "Holds this instance's sweeper expired",
+      registers,
+    });
+    this.storeBookkeepingFailures = new Counter({
+      name: "boxoffice_store_bookkeeping_failures_total",
+      help: "Store bookkeeping writes that failed without failing a request (hold-deadline hints)",
       registers,
     });
   }

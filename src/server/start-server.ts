@@ -78,6 +78,10 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     closers.push(() => lock.close());
 
     const metrics = new ServerMetrics(config.instanceId);
+    store.onBookkeepingError = (error, what) => {
+      metrics.storeBookkeepingFailures.inc();
+      log.warn({ err: error }, `store bookkeeping failed (${what}); the request it belongs to succeeded`);
+    };
     const sellPath = new SellPath({
       store,
       lock,

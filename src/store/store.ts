@@ -79,4 +79,10 @@ export interface Store {
 
   /** Forgets idempotency records older than `olderThan`. Returns how many it removed. */
   pruneIdempotency(olderThan: Date): Promise<number>;
+
+  /**
+   * Set by the instance to hear of failed bookkeeping that a store does not let fail the request it
+   * belongs to (the per-event SQLite layout's hold-deadline hints), to log and count it.
+   */
+  onBookkeepingError?: ((error: unknown, what: string) => void) | undefined;
 }

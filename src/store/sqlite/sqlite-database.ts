@@ -94,6 +94,22 @@ export function openWal(
   }
 }
 
+/**
+ * Opens an existing file without touching its schema or taking its write lock, for a short look that
+ * must not cost what openSqlite costs (its migration check is an IMMEDIATE transaction). The file keeps
+ * the WAL mode it was created with. Throws SQLite's own error.
+ */
+export function openExisting(path: string, busyTimeoutMs: number): SqliteDatabase {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
 /** Blocks the thread briefly: opening a database is synchronous, and so is waiting for it. */
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

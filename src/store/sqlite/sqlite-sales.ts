@@ -222,12 +222,20 @@ export class SqliteSales {
 
   /**
    * Applies a batch in one IMMEDIATE transaction. Throws (committing nothing) on a stale fence or a lost
-   * lease; returns one Outcome per command otherwise.
+   * lease; returns one Outcome per command otherwise. `underLock` runs inside the transaction, once its
+   * write lock is held and before any write (the per-event layout writes its hold-deadline hint there).
    */
-  execute(plan: EventPlan, commands: readonly Command[], guard: WriteGuard | null, now: Date): Outcome[] {
+  execute(
+    plan: EventPlan,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+    underLock?: () => void,
+  ): Outcome[] {
     const batch = this.#db.transaction((): Outcome[] => {
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       if (guard) this.#checkFence(guard);
+      underLock?.();
       this.#expireOverdue(plan.id, now, 1000);
       const outcomes = commands.map((command) => this.#applyOne(plan, command, now));
       // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it

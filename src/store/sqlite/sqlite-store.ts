@@ -17,11 +17,49 @@ import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import type { StoreConfig } from "../create-store.js";
 import type { EventPage, Store, WriteGuard } from "../store.js";
 import { StoreUnavailableError } from "../store-errors.js";
+import type { Statement } from "better-sqlite3";
 import type { SqliteDatabase } from "./sqlite-database.js";
-import { mapSqliteError, openSqlite } from "./sqlite-database.js";
+import { mapSqliteError, openExisting, openSqlite, openWal } from "./sqlite-database.js";
 import { SqliteSales } from "./sqlite-sales.js";
 
 type SqliteStoreConfig = Extract<StoreConfig, { kind: "sqlite" }>;
+
+/**
+ * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event
+ * file's write lock, so this is short: a hint that cannot be written is written at the next sweep.
+ */
+const HINT_BUSY_TIMEOUT_MS = 100;
+/**
+ * A sweeper claims a due hint by moving it this far ahead; if the sweeper dies or fails on that event
+ * file, it is due again then (and another due event is not kept waiting behind a broken one).
+ */
+const SWEEP_CLAIM_MS = 30_000;
+/**
+ * Event files the rescan looks at per expireHolds call (per-event layout). A look costs about 0.25 ms
+ * (open, one indexed read, close), so a sweep stays within a few milliseconds of blocked event loop.
+ */
+const RESCAN_EVENTS_PER_SWEEP = 8;
+
+interface HintStatements {
+  get: Statement<[string], { earliest_ms: number }>;
+  lower: Statement<[{ eventId: string; earliestMs: number }]>;
+  set: Statement<[{ eventId: string; earliestMs: number }]>;
+  drop: Statement<[string]>;
+  due: Statement<[number, number], { event_id: string; earliest_ms: number }>;
+  claim: Statement<[{ eventId: string; seenMs: number; retryMs: number }]>;
+}
+
+/** The earliest expiry a hold in this batch can get, or null when the batch creates no hold. */
+function earliestHoldExpiry(commands: readonly Command[], now: Date): number | null {
+  let earliest: number | null = null;
+  for (const command of commands) {
+    if (command.type !== "hold") continue;
+    // The same arithmetic as the hold's own expiry (SqliteSales), so the hint is never later.
+    const expiresAtMs = now.getTime() + command.ttlSeconds * 1000;
+    if (earliest === null || expiresAtMs < earliest) earliest = expiresAtMs;
+  }
+  return earliest;
+}
 
 interface EventRow {
   id: string;
@@ -54,9 +92,34 @@ function toPlan(row: EventRow): EventPlan {
   };
 }
 
+function prepareHints(db: SqliteDatabase): HintStatements {
+  return {
+    get: db.prepare("SELECT earliest_ms FROM hold_deadlines WHERE event_id = ?"),
+    lower: db.prepare(
+      `INSERT INTO hold_deadlines (event_id, earliest_ms) VALUES (@eventId, @earliestMs)
+       ON CONFLICT (event_id) DO UPDATE SET earliest_ms = min(earliest_ms, excluded.earliest_ms)`,
+    ),
+    set: db.prepare(
+      `INSERT INTO hold_deadlines (event_id, earliest_ms) VALUES (@eventId, @earliestMs)
+       ON CONFLICT (event_id) DO UPDATE SET earliest_ms = excluded.earliest_ms`,
+    ),
+    drop: db.prepare("DELETE FROM hold_deadlines WHERE event_id = ?"),
+    due: db.prepare(
+      "SELECT event_id, earliest_ms FROM hold_deadlines WHERE earliest_ms <= ? ORDER BY earliest_ms LIMIT ?",
+    ),
+    claim: db.prepare(
+      "UPDATE hold_deadlines SET earliest_ms = @retryMs WHERE event_id = @eventId AND earliest_ms = @seenMs",
+    ),
+  };
+}
+
 export class SqliteStore implements Store {
   readonly #config: SqliteStoreConfig;
+  readonly #rescanEventsPerSweep: number;
   #catalog: SqliteDatabase | null = null;
+  /** Per-event layout: a second catalog connection for the hints, with a short busy timeout. */
+  #hints: HintStatements | null = null;
+  #hintsDb: SqliteDatabase | null = null;
   /** Single layout: the one partition that holds every event. */
   #shared: Partition | null = null;
   /** Per-event layout: open event files, least recently used first (Map keeps insertion order). */
@@ -64,10 +127,24 @@ export class SqliteStore implements Store {
   /** Event definitions never change after creation, so every process may cache them. */
   readonly #plans = new Map<string, EventPlan>();
   #pruneCursor = "";
+  /** Null until the first rescan picks a random starting point, so instances cover different slices. */
+  #rescanCursor: string | null = null;
+  #bookkeepingFailures = 0;
+  /** Hints this process failed to write, retried at its next sweep: the rescan is the slow last resort. */
+  readonly #unhinted = new Map<string, number>();
   #closed = false;
 
-  constructor(config: SqliteStoreConfig) {
+  /**
+   * Called with each failure of bookkeeping that must not fail the request or the sweep it belongs to
+   * (the per-event layout's hold-deadline hints). What failed is retried at the next sweep, and found
+   * by the rescan if the process dies first.
+   */
+  onBookkeepingError: ((error: unknown, what: string) => void) | undefined;
+
+  /** `rescanEventsPerSweep`: 0 turns the rescan off, so tests can see what the hints alone do. */
+  constructor(config: SqliteStoreConfig, options: { rescanEventsPerSweep?: number } = {}) {
     this.#config = config;
+    this.#rescanEventsPerSweep = options.rescanEventsPerSweep ?? RESCAN_EVENTS_PER_SWEEP;
   }
 
   get layout(): "single" | "per-event" {
@@ -86,7 +163,18 @@ export class SqliteStore implements Store {
       this.#shared = { db, sales: new SqliteSales(db) };
     } else {
       mkdirSync(join(this.#config.dir, "events"), { recursive: true });
-      this.#catalog = openSqlite(join(this.#config.dir, "catalog.db"), ["catalog"], this.#config.durability);
+      const path = join(this.#config.dir, "catalog.db");
+      this.#catalog = openSqlite(path, ["catalog"], this.#config.durability);
+      try {
+        this.#hintsDb = openWal(path, {
+          busyTimeoutMs: HINT_BUSY_TIMEOUT_MS,
+          synchronous: this.#config.durability === "full" ? "FULL" : "NORMAL",
+          setup: () => undefined,
+        });
+      } catch (error) {
+        throw mapSqliteError(error, `cannot open ${path}`);
+      }
+      this.#hints = prepareHints(this.#hintsDb);
     }
   }
 
@@ -95,6 +183,9 @@ export class SqliteStore implements Store {
     this.#closed = true;
     for (const partition of this.#open.values()) partition.db.close();
     this.#open.clear();
+    this.#hintsDb?.close();
+    this.#hintsDb = null;
+    this.#hints = null;
     this.#catalog?.close();
     this.#catalog = null;
     this.#shared = null;
@@ -210,9 +301,16 @@ export class SqliteStore implements Store {
           refusal: { code: "event_not_found" as const, detail: "no such event" },
         }));
       }
-      const outcomes = this.#partition(eventId).sales.execute(plan, commands, guard, now);
-      this.#noteHoldDeadlines(eventId, outcomes);
-      return outcomes;
+      const partition = this.#partition(eventId);
+      const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
+      if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
+      // The hint is written under the event file's write lock and before its commit, so nothing is left
+      // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
+      // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
+      // another one would nest the batch in a savepoint, about 30 % slower here.)
+      return partition.sales.execute(plan, commands, guard, now, () =>
+        this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
+      );
     }, "sell");
   }
 
@@ -246,56 +344,161 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Per-event layout: the catalog's hold_deadlines table names the event files with holds that may be due.
-   * The sweeper removes an event's hint BEFORE it looks at the file, and a process that creates a hold
-   * writes the hint AFTER its commit, so a hold is never left without a hint (see #noteHoldDeadlines).
+   * Per-event layout: the catalog's hold_deadlines table names the event files with holds that may be due,
+   * so a sweep opens only those. The invariant, for every event file with an active hold:
+   *
+   *   its hint is no later than its earliest active hold (or a sweeper's claim on it expires within
+   *   SWEEP_CLAIM_MS), unless a hint write failed — then the rescan finds the hold within
+   *   ⌈events / RESCAN_EVENTS_PER_SWEEP⌉ sweeps of any one instance.
+   *
+   * How it is kept:
+   * - A seller writes the hint (moves it earlier, never later) inside its event transaction, before the
+   *   commit. A batch that then fails or refuses the hold leaves a hint too early, which only costs a
+   *   sweep a look at the file.
+   * - A hint moves later or disappears only while its event file's write lock is held (#settleHint), from
+   *   what the file says under that lock: no seller can commit a hold in between unseen, because a
+   *   seller checks the hint under the same lock.
+   * - A sweeper claims a due hint by pushing it SWEEP_CLAIM_MS ahead instead of deleting it: a sweeper
+   *   that dies or fails after its claim delays those holds, it never loses them.
+   * - A hint write that fails (a busy or broken catalog) is reported and retried at this process's next
+   *   sweep. If the process dies first, the rescan finds the hold: it walks the event files a slice per
+   *   call and moves any hint that is missing or late back to the earliest active hold.
    */
   #expirePerEvent(now: Date, limit: number): number {
-    const catalog = this.#catalogDb();
-    const due = catalog
-      .prepare<[number, number], { event_id: string; earliest_ms: number }>(
-        "SELECT event_id, earliest_ms FROM hold_deadlines WHERE earliest_ms <= ? ORDER BY earliest_ms LIMIT ?",
-      )
-      .all(now.getTime(), limit);
+    const hints = this.#hintStatements();
+    const owed = [...this.#unhinted];
+    this.#unhinted.clear();
+    for (const [eventId, earliestMs] of owed) {
+      this.#lowerHint(eventId, earliestMs, `retry the hold-deadline hint of ${eventId}`);
+    }
+    this.#rescanSlice();
     let expired = 0;
-    for (const { event_id: eventId, earliest_ms: earliestMs } of due) {
-      const removed = catalog
-        .prepare("DELETE FROM hold_deadlines WHERE event_id = ? AND earliest_ms = ?")
-        .run(eventId, earliestMs).changes;
-      if (removed === 0) continue; // another sweeper took this one
-      const sales = this.#partition(eventId).sales;
-      expired += sales.expireOverdue(eventId, now, Math.max(1, limit - expired));
-      const next = sales.earliestActiveHold(eventId);
-      if (next !== null) this.#writeHoldDeadline(eventId, next);
+    for (const { event_id: eventId, earliest_ms: seenMs } of hints.due.all(now.getTime(), limit)) {
+      const claim = { eventId, seenMs, retryMs: now.getTime() + SWEEP_CLAIM_MS };
+      if (hints.claim.run(claim).changes === 0) continue; // another sweeper took this one, or a seller moved it
+      // A failure here leaves the claim: the event is due again SWEEP_CLAIM_MS later.
+      const partition = this.#partition(eventId);
+      expired += partition.sales.expireOverdue(eventId, now, Math.max(1, limit - expired));
+      this.#settleHint(eventId, partition);
       if (expired >= limit) break;
     }
     return expired;
   }
 
-  #noteHoldDeadlines(eventId: string, outcomes: Outcome[]): void {
-    if (this.#shared) return;
-    let earliest = Infinity;
-    for (const outcome of outcomes) {
-      if (outcome.ok && outcome.value && "expiresAt" in outcome.value && outcome.value.status === "active") {
-        earliest = Math.min(earliest, Date.parse(outcome.value.expiresAt));
-      }
-    }
-    if (earliest !== Infinity) this.#writeHoldDeadline(eventId, earliest);
+  /**
+   * Sets the event's hint to its earliest active hold, or removes it, under the event file's write lock
+   * (the transaction writes nothing to the file). If the catalog cannot be written, the sweeper's claim
+   * stays and the hint is due again when the claim runs out.
+   */
+  #settleHint(eventId: string, partition: Partition): void {
+    const hints = this.#hintStatements();
+    partition.db
+      .transaction(() => {
+        const next = partition.sales.earliestActiveHold(eventId);
+        try {
+          if (next === null) hints.drop.run(eventId);
+          else hints.set.run({ eventId, earliestMs: next });
+        } catch (error) {
+          this.#bookkeepingFailed(error, `settle the hold-deadline hint of ${eventId}`);
+          // The claim stays, so the hint is due again SWEEP_CLAIM_MS later at the latest; the retry at
+          // this process's next sweep brings it back to the earliest hold sooner.
+          if (next !== null)
+            this.#unhinted.set(eventId, Math.min(next, this.#unhinted.get(eventId) ?? Infinity));
+        }
+      })
+      .immediate();
   }
 
-  /** Moves the event's hint earlier (or creates it); never later, so no due hold is skipped. */
-  #writeHoldDeadline(eventId: string, earliestMs: number): void {
+  /**
+   * Moves the event's hint earlier (or creates it); never later, so no due hold is skipped, and so it is
+   * safe without the event file's lock. Reads first: most holds come after an earlier one, and a read
+   * takes no lock. Never throws: a failure is reported and the hint retried at this process's next sweep.
+   * True if it wrote.
+   */
+  #lowerHint(eventId: string, earliestMs: number, what: string): boolean {
+    try {
+      const hints = this.#hintStatements();
+      const current = hints.get.get(eventId);
+      if (current && current.earliest_ms <= earliestMs) return false;
+      hints.lower.run({ eventId, earliestMs });
+      return true;
+    } catch (error) {
+      this.#bookkeepingFailed(error, what);
+      this.#unhinted.set(eventId, Math.min(earliestMs, this.#unhinted.get(eventId) ?? Infinity));
+      return false;
+    }
+  }
+
+  /**
+   * Looks at the next slice of event files for an active hold whose hint is missing or late (one whose
+   * hint write failed) and lowers the hint to it. Bounded: RESCAN_EVENTS_PER_SWEEP files per call, each
+   * read without its write lock, through a short-lived connection unless the file is open already.
+   */
+  #rescanSlice(): void {
+    const perSweep = this.#rescanEventsPerSweep;
+    if (perSweep === 0) return;
     const catalog = this.#catalogDb();
-    const current = catalog
-      .prepare<[string], { earliest_ms: number }>("SELECT earliest_ms FROM hold_deadlines WHERE event_id = ?")
-      .get(eventId);
-    if (current && current.earliest_ms <= earliestMs) return;
-    catalog
-      .prepare(
-        `INSERT INTO hold_deadlines (event_id, earliest_ms) VALUES (@eventId, @earliestMs)
-         ON CONFLICT (event_id) DO UPDATE SET earliest_ms = min(earliest_ms, @earliestMs)`,
-      )
-      .run({ eventId, earliestMs });
+    this.#rescanCursor ??=
+      catalog
+        .prepare<[], { id: string }>(
+          "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET abs(random()) % max(1, (SELECT count(*) FROM events))",
+        )
+        // Just below the picked id, so the first slice starts with it.
+        .get()
+        ?.id.slice(0, -1) ?? "";
+    const ids = catalog
+      .prepare<[string, number], { id: string }>("SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?")
+      .all(this.#rescanCursor, perSweep)
+      .map((r) => r.id);
+    this.#rescanCursor = ids.length < perSweep ? "" : (ids.at(-1) ?? "");
+    for (const eventId of ids) {
+      try {
+        const earliest = this.#earliestActiveHold(eventId);
+        if (earliest !== null)
+          this.#lowerHint(eventId, earliest, `repair the hold-deadline hint of ${eventId}`);
+      } catch (error) {
+        this.#bookkeepingFailed(error, `rescan the event file of ${eventId}`);
+      }
+    }
+  }
+
+  /** The earliest active hold of an event file, read without moving it in the open-file cache. */
+  #earliestActiveHold(eventId: string): number | null {
+    const open = this.#open.get(eventId);
+    if (open) return open.sales.earliestActiveHold(eventId);
+    const path = join(this.#config.dir, "events", `${eventId}.db`);
+    if (!existsSync(path)) return null;
+    const db = openExisting(path, HINT_BUSY_TIMEOUT_MS);
+    try {
+      const row = db
+        .prepare<[string], { earliest: number | null }>(
+          "SELECT min(expires_at_ms) AS earliest FROM holds WHERE event_id = ? AND status = 'active'",
+        )
+        .get(eventId);
+      return row?.earliest ?? null;
+    } finally {
+      db.close();
+    }
+  }
+
+  #bookkeepingFailed(error: unknown, what: string): void {
+    this.#bookkeepingFailures++;
+    try {
+      this.onBookkeepingError?.(mapSqliteError(error, what), what);
+    } catch {
+      // A broken observer must not turn bookkeeping into a failed request either.
+    }
+  }
+
+  /** How many bookkeeping writes failed since the store was opened (see onBookkeepingError). */
+  get bookkeepingFailures(): number {
+    return this.#bookkeepingFailures;
+  }
+
+  #hintStatements(): HintStatements {
+    if (!this.#hints)
+      throw new StoreUnavailableError(this.#closed ? "store closed" : "store not initialised");
+    return this.#hints;
   }
 
   #toEvent(plan: EventPlan, counters: { sold: number; held: number }): Event {
