@@ -1,9 +1,9 @@
 /**
- * The embedded store, in the seed's two layouts:
- * - `single`: one database file (boxoffice.db) for every event — the seed's "database unchanged". Every
- *   write to any event waits for the one write lock of that file.
- * - `per-event`: a catalog file (catalog.db) plus one file per event (events/<id>.db) — the seed's "each
- *   event's data in a separate file", so writes to different events never wait on each other.
+ * The embedded store, in the two designs' layouts (docs/architecture.md, "The two designs"):
+ * - `single`: one database file (boxoffice.db) for every event — design A. Every write to any event
+ *   waits for the one write lock of that file.
+ * - `per-event`: a catalog file (catalog.db) plus one file per event (events/<id>.db) — design B, so
+ *   writes to different events never wait on each other.
  *
  * Several processes on one host share a data directory safely: SQLite's own file locking serialises the
  * writers of a file, and every rule is a guarded write inside the writing transaction. The per-event
