@@ -79,4 +79,12 @@ export interface Store {
 
   /** Forgets idempotency records older than `olderThan`. Returns how many it removed. */
   pruneIdempotency(olderThan: Date): Promise<number>;
+
+  /**
+   * Forgets the fence of every lock key whose highest applied fence was issued before `idleBefore`
+   * (fences are at least their issuer's wall clock in µs), keeping the largest one forgotten as a floor
+   * that a key with no fence must reach: a stale holder of a forgotten key is still refused. Returns
+   * how many keys it forgot.
+   */
+  pruneFences(idleBefore: Date): Promise<number>;
 }

@@ -245,6 +245,12 @@ export class SqliteStore implements Store {
     }, "prune idempotency keys");
   }
 
+  async pruneFences(idleBefore: Date): Promise<number> {
+    // Per-event files hold the fences of their own event's keys only (its key and "global"), so they
+    // are bounded by the events, which are never deleted.
+    return this.#guard(() => this.#shared?.sales.pruneFences(idleBefore) ?? 0, "prune fences");
+  }
+
   /**
    * Per-event layout: the catalog's hold_deadlines table names the event files with holds that may be due.
    * The sweeper removes an event's hint BEFORE it looks at the file, and a process that creates a hold
