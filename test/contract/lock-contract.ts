@@ -185,6 +185,13 @@ export function describeLockContract(
       });
     }
 
+    if (!capabilities.fences) {
+      it("hands the work no fence, so that the store's own guards decide alone", async () => {
+        const guard = await provider.withLock(freshKey(), { leaseMs: 1000, waitMs: 500 }, async (g) => g);
+        assert.equal(guard.fence, null);
+      });
+    }
+
     if (capabilities.fences) {
       it("issues fences that grow per key, also across provider restarts", async () => {
         const key = freshKey();

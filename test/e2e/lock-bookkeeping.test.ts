@@ -6,7 +6,7 @@
  *   leave no lock row, Redis key or fence row behind;
  * - the fence counter of a Redis key and the row of a file-lock key disappear once the key has been
  *   unused for `keyIdleMs`, and the fences of a key still grow afterwards;
- * - a store forgets idle fence rows (pruneFences), and a stale holder whose key was forgotten on every
+ * - a store forgets idle fence rows (pruneFences, which the hold sweeper runs), and a stale holder whose key was forgotten on every
  *   side — lock and store — is still refused (STALE_FENCE), while a fresh holder sells.
  */
 import { after, before, describe, it } from "node:test";
@@ -24,7 +24,8 @@ import { planEvent } from "../../src/domain/event.js";
 import { newEventId, ulid } from "../../src/domain/ids.js";
 import type { Command } from "../../src/domain/sale.js";
 import { createLockProvider, type LockConfig } from "../../src/lock/create-lock-provider.js";
-import type { LockProvider } from "../../src/lock/lock-provider.js";
+import { KEY_IDLE_MS as KEY_IDLE_DAY_MS, type LockProvider } from "../../src/lock/lock-provider.js";
+import { HoldSweeper } from "../../src/sales/hold-sweeper.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Store, WriteGuard } from "../../src/store/store.js";
 import { HttpClient } from "../support/http-client.js";
@@ -350,3 +351,35 @@ for (const lockCase of LOCKS) {
     }
   });
 }
+
+describe("the hold sweeper prunes idle fences", () => {
+  it("forgets a key whose fence is a day old, and keeps the floor", async () => {
+    const [sqlite] = STORES;
+    const { store, fenceRows, cleanup } = await sqlite!.make();
+    try {
+      const now = new Date();
+      const plan = planEvent({ name: "Swept", capacity: 10 }, newEventId(now.getTime()), now);
+      await store.createEvent(plan);
+      const guard = (fence: number): WriteGuard => ({
+        lockKey: `event:${plan.id}`,
+        fence,
+        signal: new AbortController().signal,
+      });
+      await store.execute(plan.id, [purchase("a")], guard(now.getTime() * 1000), now);
+      const sweep = (at: Date) =>
+        new HoldSweeper({
+          store,
+          intervalMs: 60_000,
+          limit: 100,
+          pruneIntervalMs: 0,
+          now: () => at,
+        }).sweepOnce();
+      await sweep(new Date(now.getTime() + KEY_IDLE_DAY_MS - 60_000));
+      assert.deepEqual(await fenceRows(), [`event:${plan.id}`], "not idle for a day yet");
+      await sweep(new Date(now.getTime() + KEY_IDLE_DAY_MS + 60_000));
+      assert.deepEqual(await fenceRows(), [""]);
+    } finally {
+      await cleanup();
+    }
+  });
+});
