@@ -136,6 +136,7 @@ describe("made-up ids over HTTP leave no lock or fence behind", () => {
       const redis = new Redis(TEST_REDIS_URL);
       const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
       await client.connect();
+      let realKey: string | null = null;
       try {
         const server = await ServerProcess.start({
           dataDir: tempDir("pg"),
@@ -159,8 +160,11 @@ describe("made-up ids over HTTP leave no lock or fence behind", () => {
           cursor = next;
         } while (cursor !== "0");
         assert.deepEqual(left, []);
-        assert.equal(await redis.exists(`boxoffice:fence:event:${event.id}`), 1, "the real key is counted");
+        realKey = `boxoffice:fence:event:${event.id}`;
+        assert.equal(await redis.exists(realKey), 1, "the real key is counted");
       } finally {
+        // The server writes with the default prefix on the shared Redis: leave nothing of ours there.
+        if (realKey !== null) await redis.del(realKey);
         redis.disconnect();
         await client.end();
         await dropSchema(TEST_POSTGRES_URL, schema);
