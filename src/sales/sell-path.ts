@@ -108,9 +108,10 @@ export class SellPath {
   }
 
   /**
-   * Runs `command` against `eventId` in the next batch for that event. Resolves with its Outcome;
-   * rejects with a retryable BoxofficeError when nothing was committed (overloaded, lock or store
-   * unavailable), or with whatever unexpected error the batch threw.
+   * Runs `command` against `eventId` in the next batch for that event. Resolves with its Outcome (an
+   * `event_not_found` refusal, without taking any lock, when the event does not exist); rejects with a
+   * retryable BoxofficeError when nothing was committed (overloaded, lock or store unavailable), or with
+   * whatever unexpected error the batch threw.
    */
   submit(eventId: string, command: Command): Promise<Outcome> {
     if (this.#closed) return Promise.reject(new SellPathClosedError());
