@@ -9,12 +9,12 @@ import { NoneLock } from "./none/none-lock.js";
 
 export type LockConfig =
   | { kind: "none" }
-  /** `path` null: `locks.sqlite` in the data directory. */
-  | { kind: "file"; path: string | null }
+  /** `path` null: `locks.sqlite` in the data directory. `keyIdleMs`: see KEY_IDLE_MS (tests shorten it). */
+  | { kind: "file"; path: string | null; keyIdleMs?: number }
   /** `url` null: the store's PostgreSQL URL. */
   | { kind: "postgres"; url: string | null }
   /** One URL: a single Redis; several: a Redlock quorum over independent servers. */
-  | { kind: "redis"; urls: string[]; keyPrefix?: string };
+  | { kind: "redis"; urls: string[]; keyPrefix?: string; keyIdleMs?: number };
 
 /** What the lock may borrow from the rest of the configuration. */
 export interface LockContext {
@@ -77,7 +77,7 @@ export async function createLockProvider(
         config.path ?? (context.dataDir === undefined ? null : join(context.dataDir, "locks.sqlite"));
       if (path === null) throw invalid("the file lock needs a data directory or a path");
       const { FileLock } = await import("./file/file-lock.js");
-      return new FileLock({ path });
+      return new FileLock({ path, keyIdleMs: config.keyIdleMs });
     }
     case "postgres": {
       if (context.storeUrl === null) {
@@ -93,7 +93,7 @@ export async function createLockProvider(
     }
     case "redis": {
       const { RedisLock } = await import("./redis/redis-lock.js");
-      return new RedisLock({ urls: config.urls, keyPrefix: config.keyPrefix });
+      return new RedisLock({ urls: config.urls, keyPrefix: config.keyPrefix, keyIdleMs: config.keyIdleMs });
     }
   }
 }

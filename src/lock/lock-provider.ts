@@ -36,3 +36,11 @@ export type LockScope = "global" | "event";
 export function lockKeyFor(scope: LockScope, eventId: string): string {
   return scope === "global" ? "global" : `event:${eventId}`;
 }
+
+/**
+ * How long the bookkeeping of an unused lock key (a Redis fence counter, a file-lock row, a store's
+ * fence row) is kept. Fencing tokens are at least their issuer's wall clock in µs, so a key forgotten
+ * after this long restarts above every token it issued, as long as no token ran ahead of the clock, and
+ * no clock stepped back, by this much: a day, against leases of seconds and clock steps of seconds.
+ */
+export const KEY_IDLE_MS = 24 * 60 * 60 * 1000;

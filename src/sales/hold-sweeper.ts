@@ -5,6 +5,7 @@
  */
 import type { Store } from "../store/store.js";
 import { IDEMPOTENCY_RETENTION_MS } from "../domain/sale.js";
+import { KEY_IDLE_MS } from "../lock/lock-provider.js";
 
 export interface HoldSweeperOptions {
   store: Store;
@@ -12,7 +13,7 @@ export interface HoldSweeperOptions {
   intervalMs: number;
   /** At most this many holds expired per sweep; a full sweep runs again at once. */
   limit: number;
-  /** How often old idempotency records are pruned. */
+  /** How often old idempotency records and idle fences are pruned. */
   pruneIntervalMs: number;
   /** Called with each error (the sweep goes on at the next tick). */
   onError?: (error: unknown) => void;
@@ -55,6 +56,7 @@ export class HoldSweeper {
     if (Date.now() - this.#lastPruneMs >= pruneIntervalMs) {
       this.#lastPruneMs = Date.now();
       await store.pruneIdempotency(new Date(this.#now().getTime() - IDEMPOTENCY_RETENTION_MS));
+      await store.pruneFences(new Date(this.#now().getTime() - KEY_IDLE_MS));
     }
     return expired;
   }

@@ -10,8 +10,14 @@
  *
  * Each command's Outcome settles its own caller. A retryable error (lock busy, unavailable or lost,
  * store unavailable, fenced out) fails the whole batch: nothing of it was committed.
+ *
+ * An event that does not exist is refused (`event_not_found`) before any lock is asked for, so that a
+ * loop of made-up event ids leaves no lock or fence behind. Events that exist are remembered for the
+ * life of the instance (events are never deleted); an unknown id is asked about again every time, since
+ * another instance may be creating that event right now.
  */
 import { BoxofficeError } from "../domain/errors.js";
+import { isEventId } from "../domain/ids.js";
 import type { Command, Outcome } from "../domain/sale.js";
 import type { LockProvider, LockScope } from "../lock/lock-provider.js";
 import { lockKeyFor } from "../lock/lock-provider.js";
@@ -71,8 +77,18 @@ interface EventQueue {
   running: Promise<void> | null;
 }
 
+/** The answer for every command of an event that does not exist: what the store answers for one. */
+function eventNotFound(eventId: string): Outcome {
+  const detail = isEventId(eventId) ? `no event ${eventId}` : "no such event";
+  return { ok: false, refusal: { code: "event_not_found", detail }, replayed: false };
+}
+
 export class SellPath {
   readonly #options: SellPathOptions;
+  /** Events known to exist. Bounded by the number of events: they are created by admins, never by buyers. */
+  readonly #knownEvents = new Set<string>();
+  /** Lookups in flight, shared by the requests for one id that arrive meanwhile. */
+  readonly #lookups = new Map<string, Promise<boolean>>();
   readonly #now: () => Date;
   readonly #queues = new Map<string, EventQueue>();
   /** Per lock key, the promise that settles when the last batch queued for it here is done. */
@@ -92,11 +108,42 @@ export class SellPath {
   }
 
   /**
-   * Runs `command` against `eventId` in the next batch for that event. Resolves with its Outcome;
-   * rejects with a retryable BoxofficeError when nothing was committed (overloaded, lock or store
-   * unavailable), or with whatever unexpected error the batch threw.
+   * Runs `command` against `eventId` in the next batch for that event. Resolves with its Outcome (an
+   * `event_not_found` refusal, without taking any lock, when the event does not exist); rejects with a
+   * retryable BoxofficeError when nothing was committed (overloaded, lock or store unavailable), or with
+   * whatever unexpected error the batch threw.
    */
   submit(eventId: string, command: Command): Promise<Outcome> {
+    if (this.#closed) return Promise.reject(new SellPathClosedError());
+    if (!isEventId(eventId)) return Promise.resolve(eventNotFound(eventId));
+    // Known events go straight in (synchronously: what arrives together is batched together).
+    if (this.#knownEvents.has(eventId)) return this.#enqueue(eventId, command);
+    return this.#exists(eventId).then((exists) =>
+      exists ? this.#enqueue(eventId, command) : eventNotFound(eventId),
+    );
+  }
+
+  /** Whether the event exists; a store failure rejects (the caller answers 503). */
+  #exists(eventId: string): Promise<boolean> {
+    let lookup = this.#lookups.get(eventId);
+    if (lookup === undefined) {
+      lookup = this.#options.store.getEvent(eventId).then(
+        (event) => {
+          this.#lookups.delete(eventId);
+          if (event !== null) this.#knownEvents.add(eventId);
+          return event !== null;
+        },
+        (error: unknown) => {
+          this.#lookups.delete(eventId);
+          throw error;
+        },
+      );
+      this.#lookups.set(eventId, lookup);
+    }
+    return lookup;
+  }
+
+  #enqueue(eventId: string, command: Command): Promise<Outcome> {
     if (this.#closed) return Promise.reject(new SellPathClosedError());
     let queue = this.#queues.get(eventId);
     if (this.#queued >= this.#options.maxQueueTotal) {

@@ -85,4 +85,12 @@ export interface Store {
    * belongs to (the per-event SQLite layout's hold-deadline hints), to log and count it.
    */
   onBookkeepingError?: ((error: unknown, what: string) => void) | undefined;
+
+  /**
+   * Forgets the fence of every lock key whose highest applied fence was issued before `idleBefore`
+   * (fences are at least their issuer's wall clock in µs), keeping the largest one forgotten as a floor
+   * that a key with no fence must reach: a stale holder of a forgotten key is still refused. Returns
+   * how many keys it forgot.
+   */
+  pruneFences(idleBefore: Date): Promise<number>;
 }

@@ -10,6 +10,10 @@
  * before it (the store would refuse every write forever if fences went back). Lease expiry is measured
  * on the host's monotonic clock, which all processes share and wall-clock steps do not move; it restarts
  * at boot, so rows left from an earlier boot are freed when the boot id changes.
+ *
+ * Rows do not pile up: a key that is free and whose fence is more than `keyIdleMs` behind the wall clock
+ * is deleted by a sweep that runs at start and after releases (at most every SWEEP_EVERY_MS). Its next
+ * fence is the wall clock again, which is past the deleted one by the idle time: fences still grow.
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -20,7 +24,7 @@ import { openWal } from "../../store/sqlite/sqlite-database.js";
 import type { WriteGuard } from "../../store/store.js";
 import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
-import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 
 export interface FileLockOptions {
@@ -31,7 +35,12 @@ export interface FileLockOptions {
    * transactions are microseconds long, so this is only reached when a process stopped inside one.
    */
   busyTimeoutMs?: number;
+  /** A free key whose last fence is older than this is forgotten (default KEY_IDLE_MS; tests shorten it). */
+  keyIdleMs?: number;
 }
+
+/** The sweep of idle rows runs at most this often per process (or every half `keyIdleMs`, if shorter). */
+const SWEEP_EVERY_MS = 60_000;
 
 interface LockRow {
   owner: string | null;
@@ -74,6 +83,9 @@ function prepareStatements(db: Database.Database) {
     renew: db.prepare("UPDATE locks SET expires_at = ? WHERE key = ? AND owner = ? AND expires_at > ?"),
     // Compare-and-delete; the fence stays.
     release: db.prepare("UPDATE locks SET owner = NULL, expires_at = 0 WHERE key = ? AND owner = ?"),
+    // Free (released or run out) and idle: the fence is far enough behind the clock that the wall-clock
+    // floor of the next acquisition is past it. (The fence is at least the wall clock when it was issued.)
+    sweep: db.prepare("DELETE FROM locks WHERE (owner IS NULL OR expires_at <= ?) AND fence < ?"),
   };
 }
 
@@ -81,6 +93,8 @@ export class FileLock implements LockProvider {
   readonly kind = "file";
   readonly #path: string;
   readonly #busyTimeoutMs: number;
+  readonly #keyIdleMs: number;
+  #lastSweepMs = -Infinity;
   #db: Database.Database | null = null;
   #statements: Statements | null = null;
   #closed = false;
@@ -89,6 +103,7 @@ export class FileLock implements LockProvider {
   constructor(options: FileLockOptions) {
     this.#path = options.path;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 250;
+    this.#keyIdleMs = options.keyIdleMs ?? KEY_IDLE_MS;
   }
 
   async init(): Promise<void> {
@@ -123,6 +138,7 @@ export class FileLock implements LockProvider {
       });
       this.#statements = prepareStatements(db);
       this.#db = db;
+      this.#sweepIdle();
     } catch (error) {
       throw new LockUnavailableError(`lock database ${this.#path} cannot be opened`, error);
     }
@@ -194,7 +210,21 @@ export class FileLock implements LockProvider {
       },
       release: async () => {
         this.#statements?.release.run(key, owner);
+        this.#sweepIdle();
       },
     };
+  }
+
+  /** Deletes the rows of free keys unused for `keyIdleMs`; at most every SWEEP_EVERY_MS. */
+  #sweepIdle(): void {
+    const nowMs = performance.now();
+    if (nowMs - this.#lastSweepMs < Math.min(SWEEP_EVERY_MS, this.#keyIdleMs / 2)) return;
+    this.#lastSweepMs = nowMs;
+    try {
+      this.#statements?.sweep.run(hostMonotonicMs(), wallClockMicros() - this.#keyIdleMs * 1000);
+    } catch (error) {
+      // Bookkeeping only: a busy database is swept next time.
+      if (!isBusy(error)) throw new LockUnavailableError(`lock database ${this.#path} failed`, error);
+    }
   }
 }

@@ -10,13 +10,16 @@
  * which shares at least one server with this one — issues a larger token. Every server's tokens are also
  * at least its clock in µs, so a server that lost its data (a minority) cannot drag the token back
  * by more than the clock skew between servers; the store refuses such a write rather than overselling.
+ *
+ * Nothing is kept for a key nobody uses: the lock key lives for a lease, the fence counter for
+ * `keyIdleMs` after its last acquisition; the clock floor keeps tokens growing after it expired.
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { WriteGuard } from "../../store/store.js";
 import { withLease, type AcquireAttempt, type HeldLease } from "../lease.js";
 import { LockUnavailableError } from "../lock-errors.js";
-import type { LockOptions, LockProvider } from "../lock-provider.js";
+import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 import { LuaScript } from "./lua-script.js";
 
@@ -36,6 +39,8 @@ export interface RedisLockOptions {
   connectTimeoutMs?: number;
   /** Clock drift allowance as a fraction of the lease (Redlock's drift factor); 2 ms are added. */
   driftFactor?: number;
+  /** A key's fence counter expires after this long unused (default KEY_IDLE_MS; tests shorten it). */
+  keyIdleMs?: number;
 }
 
 interface Grant {
@@ -51,6 +56,7 @@ export class RedisLock implements LockProvider {
   readonly #connectTimeoutMs: number;
   readonly #driftFactor: number;
   readonly #quorum: number;
+  readonly #keyIdleMs: number;
   #clients: Redis[] = [];
   #closed = false;
   readonly #queue = new LocalQueue();
@@ -64,6 +70,7 @@ export class RedisLock implements LockProvider {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2000;
     this.#driftFactor = options.driftFactor ?? 0.01;
     this.#quorum = Math.floor(options.urls.length / 2) + 1;
+    this.#keyIdleMs = options.keyIdleMs ?? KEY_IDLE_MS;
   }
 
   /** The number of servers that must agree. */
@@ -151,7 +158,7 @@ export class RedisLock implements LockProvider {
     const startedMs = performance.now();
     const validUntilMs = startedMs + leaseMs - this.#driftMs(leaseMs);
     const answers = await Promise.allSettled(
-      clients.map((client) => ACQUIRE.run(client, keys, [token, leaseMs])),
+      clients.map((client) => ACQUIRE.run(client, keys, [token, leaseMs, this.#keyIdleMs])),
     );
     const grants: Grant[] = [];
     const failures: unknown[] = [];
@@ -184,7 +191,7 @@ export class RedisLock implements LockProvider {
   /** Writes the chosen token back to the granting servers; true when a quorum of them took it. */
   async #raiseFence(grants: Grant[], keys: string[], token: string, fence: number): Promise<boolean> {
     const answers = await Promise.allSettled(
-      grants.map((grant) => RAISE_FENCE.run(grant.client, keys, [token, String(fence)])),
+      grants.map((grant) => RAISE_FENCE.run(grant.client, keys, [token, String(fence), this.#keyIdleMs])),
     );
     const raised = answers.filter((answer) => answer.status === "fulfilled" && Number(answer.value) === 1);
     return raised.length >= this.#quorum;

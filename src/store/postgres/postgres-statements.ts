@@ -67,13 +67,31 @@ export function buildStatements(s: string) {
     selectHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1`,
 
     // Fencing: the highest token applied per lock key only grows. The upsert locks the key's row, so two
-    // writers with different tokens are ordered, and the older one finds no row to update.
+    // writers with different tokens are ordered, and the older one finds no row to update. A key with no
+    // row (new, or pruned) must reach the floor: the largest fence pruned (row '', see pruneFences). No
+    // row is written for an event that does not exist ($3), so made-up ids leave nothing behind.
     applyFence: `
-      INSERT INTO ${s}.fences AS f (lock_key, fence) VALUES ($1, $2)
+      INSERT INTO ${s}.fences AS f (lock_key, fence)
+      SELECT $1::text, $2::bigint
+      WHERE $2::bigint >= COALESCE((SELECT fence FROM ${s}.fences WHERE lock_key = ''), 0)
+        AND EXISTS (SELECT 1 FROM ${s}.events WHERE id = $3)
       ON CONFLICT (lock_key) DO UPDATE SET fence = EXCLUDED.fence
       WHERE f.fence <= EXCLUDED.fence
       RETURNING fence`,
-    selectFence: `SELECT fence FROM ${s}.fences WHERE lock_key = $1`,
+    // The key's highest fence, or the floor when it has no row (a row is never below the floor).
+    selectFence: `SELECT max(fence) AS fence FROM ${s}.fences WHERE lock_key IN ($1, '')`,
+    // Forgets the keys whose highest fence was issued before $1 (fences are at least their issuer's wall
+    // clock in µs), and raises the floor to the largest one forgotten: a stale holder of a forgotten key
+    // is still refused, and a fresh token (issued after $1) is above the floor.
+    pruneFences: `
+      WITH gone AS (
+        DELETE FROM ${s}.fences WHERE lock_key <> '' AND fence < $1 RETURNING fence
+      ), floor AS (
+        INSERT INTO ${s}.fences AS f (lock_key, fence)
+        SELECT '', max(fence) FROM gone HAVING count(*) > 0
+        ON CONFLICT (lock_key) DO UPDATE SET fence = EXCLUDED.fence WHERE f.fence < EXCLUDED.fence
+      )
+      SELECT count(*)::int AS pruned FROM gone`,
 
     // The first statement of every write: the event row, locked. Every writer of an event takes this lock
     // first, so writers of one event queue up instead of deadlocking, and what the batch reads after it

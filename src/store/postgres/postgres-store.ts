@@ -258,7 +258,7 @@ export class PostgresStore implements Store {
     const opening: string[] = [];
     if (guard && fence !== null) {
       opening.push(
-        this.#inline(this.#sql.applyFence, [guard.lockKey, fence]),
+        this.#inline(this.#sql.applyFence, [guard.lockKey, fence, eventId]),
         this.#inline(this.#sql.selectFence, [guard.lockKey]),
       );
     }
@@ -277,14 +277,14 @@ export class PostgresStore implements Store {
       guard,
       async (tx, results) => {
         let next = 0;
-        if (guard && fence !== null) {
-          const applied = results[next++] ?? [];
-          const [highest] = (results[next++] ?? []) as { fence: string }[];
-          if (applied.length === 0) {
-            throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
-          }
-        }
+        const fenced = guard && fence !== null;
+        const applied = fenced ? (results[next++] ?? []) : [];
+        const [highest] = (fenced ? (results[next++] ?? []) : []) as { fence: string | null }[];
         const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
+        // No fence row is written for an event that does not exist: that is not a stale fence.
+        if (guard && fence !== null && row && applied.length === 0) {
+          throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
+        }
         const answerRows = (results[next++] ?? []) as StoredAnswer[];
         let [customerRows, seatRows] = results.slice(next) as [CustomerRow[], SeatClaimRow[]];
         if (!row) {
@@ -332,6 +332,13 @@ export class PostgresStore implements Store {
       const [expired] = await tx.rows<{ holds: number }>(this.#sql.expireHolds, [ids, now, limit]);
       return expired?.holds ?? 0;
     });
+  }
+
+  async pruneFences(idleBefore: Date): Promise<number> {
+    const [pruned] = await this.#transaction(null, (tx) =>
+      tx.rows<{ pruned: number }>(this.#sql.pruneFences, [idleBefore.getTime() * 1000]),
+    );
+    return pruned?.pruned ?? 0;
   }
 
   /** Removes at most PRUNE_BATCH keys a call; the caller repeats while it returns a full batch. */

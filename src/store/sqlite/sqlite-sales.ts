@@ -147,7 +147,13 @@ export class SqliteSales {
         "INSERT INTO idempotency (event_id, key, fingerprint, outcome, created_at_ms) VALUES (?, ?, ?, ?, ?)",
       ),
       pruneIdempotency: p("DELETE FROM idempotency WHERE created_at_ms < ?"),
-      fence: p<{ fence: number }>("SELECT fence FROM fences WHERE lock_key = ?"),
+      // The key's highest fence, or the floor ('') when it has no row (a row is never below the floor).
+      fence: p<{ fence: number | null }>("SELECT max(fence) AS fence FROM fences WHERE lock_key IN (?, '')"),
+      // Keys whose highest fence was issued before ? (fences are at least the wall clock in µs).
+      idleFences: p<{ fence: number | null; keys: number }>(
+        "SELECT max(fence) AS fence, count(*) AS keys FROM fences WHERE lock_key <> '' AND fence < ?",
+      ),
+      dropIdleFences: p("DELETE FROM fences WHERE lock_key <> '' AND fence < ?"),
       setFence: p(
         "INSERT INTO fences (lock_key, fence) VALUES (@key, @fence) ON CONFLICT (lock_key) DO UPDATE SET fence = @fence WHERE fence <= @fence",
       ),
@@ -220,6 +226,20 @@ export class SqliteSales {
     return this.#s.pruneIdempotency.run(olderThan.getTime()).changes;
   }
 
+  /** Forgets the keys idle since `idleBefore` and raises the floor to their largest fence (Store.pruneFences). */
+  pruneFences(idleBefore: Date): number {
+    const idleMicros = idleBefore.getTime() * 1000;
+    return this.#db
+      .transaction((): number => {
+        const idle = this.#s.idleFences.get(idleMicros) as { fence: number | null; keys: number };
+        if (idle.fence === null) return 0;
+        this.#s.dropIdleFences.run(idleMicros);
+        this.#s.setFence.run({ key: "", fence: idle.fence });
+        return idle.keys;
+      })
+      .immediate();
+  }
+
   /**
    * Applies a batch in one IMMEDIATE transaction. Throws (committing nothing) on a stale fence or a lost
    * lease; returns one Outcome per command otherwise. `underLock` runs inside the transaction, once its
@@ -248,8 +268,8 @@ export class SqliteSales {
 
   #checkFence(guard: WriteGuard): void {
     if (guard.fence === null) return;
-    const highest = (this.#s.fence.get(guard.lockKey) as { fence: number } | undefined)?.fence;
-    if (highest !== undefined && guard.fence < highest)
+    const highest = (this.#s.fence.get(guard.lockKey) as { fence: number | null } | undefined)?.fence;
+    if (highest != null && guard.fence < highest)
       throw new FencedOutError(guard.lockKey, guard.fence, highest);
     this.#s.setFence.run({ key: guard.lockKey, fence: guard.fence });
   }

@@ -343,6 +343,12 @@ export class SqliteStore implements Store {
     }, "prune idempotency keys");
   }
 
+  async pruneFences(idleBefore: Date): Promise<number> {
+    // Per-event files hold the fences of their own event's keys only (its key and "global"), so they
+    // are bounded by the events, which are never deleted.
+    return this.#guard(() => this.#shared?.sales.pruneFences(idleBefore) ?? 0, "prune fences");
+  }
+
   /**
    * Per-event layout: the catalog's hold_deadlines table names the event files with holds that may be due,
    * so a sweep opens only those. The invariant, for every event file with an active hold:

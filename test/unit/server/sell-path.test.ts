@@ -9,12 +9,26 @@ import type { Command, Outcome } from "../../../src/domain/sale.js";
 import { LockBusyError } from "../../../src/lock/lock-errors.js";
 import { SellPath, SellPathClosedError, SellPathOverloadedError } from "../../../src/sales/sell-path.js";
 import type { Store, WriteGuard } from "../../../src/store/store.js";
+import { StoreUnavailableError } from "../../../src/store/store-errors.js";
 import { GateLock } from "../../support/gate-lock.js";
 
-/** Records each batch; answers every command ok with its customer id as value, or refuses "no". */
-function recordingStore() {
+/** Well-formed event ids: the sell path refuses others before anything. */
+const E1 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR1";
+const E2 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR2";
+const E3 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR3";
+
+/**
+ * Records each batch; answers every command ok with its customer id as value, or refuses "no". Every
+ * event exists except those in `missing`; `lookups` counts the existence questions per id.
+ */
+function recordingStore(missing: ReadonlySet<string> = new Set()) {
   const batches: { eventId: string; customers: string[]; lockKey: string | undefined }[] = [];
+  const lookups = new Map<string, number>();
   const store = {
+    async getEvent(eventId: string) {
+      lookups.set(eventId, (lookups.get(eventId) ?? 0) + 1);
+      return missing.has(eventId) ? null : { id: eventId };
+    },
     async execute(
       eventId: string,
       commands: readonly Command[],
@@ -29,7 +43,7 @@ function recordingStore() {
       );
     },
   } as unknown as Store;
-  return { store, batches };
+  return { store, batches, lookups };
 }
 
 const purchase = (customerId: string): Command => ({
@@ -62,9 +76,9 @@ describe("sell path (group commit)", () => {
     const lock = new GateLock();
     const path = sellPath(store, lock);
     lock.shut();
-    const first = ["a", "b", "no"].map((c) => path.submit("evt_1", purchase(c)));
+    const first = ["a", "b", "no"].map((c) => path.submit(E1, purchase(c)));
     await lock.enteredAtLeast(1);
-    const second = ["d", "e"].map((c) => path.submit("evt_1", purchase(c)));
+    const second = ["d", "e"].map((c) => path.submit(E1, purchase(c)));
     assert.equal(path.queued, 2);
     lock.open();
     const outcomes = await Promise.all([...first, ...second]);
@@ -79,7 +93,7 @@ describe("sell path (group commit)", () => {
       outcomes.map((o) => o.ok),
       [true, true, false, true, true],
     );
-    assert.equal(batches[0]?.lockKey, "event:evt_1");
+    assert.equal(batches[0]?.lockKey, `event:${E1}`);
     await path.close();
   });
 
@@ -87,13 +101,13 @@ describe("sell path (group commit)", () => {
     const { store, batches } = recordingStore();
     const path = sellPath(store, new GateLock(), { maxBatch: 2 });
     await Promise.all([
-      ...["a", "b", "c", "d", "e"].map((c) => path.submit("evt_1", purchase(c))),
-      path.submit("evt_2", purchase("x")),
+      ...["a", "b", "c", "d", "e"].map((c) => path.submit(E1, purchase(c))),
+      path.submit(E2, purchase("x")),
     ]);
-    const ofOne = batches.filter((b) => b.eventId === "evt_1").map((b) => b.customers);
+    const ofOne = batches.filter((b) => b.eventId === E1).map((b) => b.customers);
     assert.deepEqual(ofOne, [["a", "b"], ["c", "d"], ["e"]]);
     assert.deepEqual(
-      batches.filter((b) => b.eventId === "evt_2").map((b) => b.customers),
+      batches.filter((b) => b.eventId === E2).map((b) => b.customers),
       [["x"]],
     );
     await path.close();
@@ -104,9 +118,9 @@ describe("sell path (group commit)", () => {
     const lock = new GateLock();
     const path = sellPath(store, lock, { scope: "global" });
     lock.shut();
-    const first = path.submit("evt_1", purchase("a"));
+    const first = path.submit(E1, purchase("a"));
     await lock.enteredAtLeast(1);
-    const second = path.submit("evt_2", purchase("b"));
+    const second = path.submit(E2, purchase("b"));
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(lock.entered, 1, "the second batch waits in this process");
     lock.open();
@@ -115,8 +129,8 @@ describe("sell path (group commit)", () => {
     assert.deepEqual(
       batches.map((b) => [b.eventId, b.lockKey]),
       [
-        ["evt_1", "global"],
-        ["evt_2", "global"],
+        [E1, "global"],
+        [E2, "global"],
       ],
     );
     await path.close();
@@ -126,14 +140,14 @@ describe("sell path (group commit)", () => {
     const { store, batches } = recordingStore();
     const lock = new GateLock();
     const path = sellPath(store, lock);
-    lock.failWith = new LockBusyError("event:evt_1", 100);
-    const failed = await Promise.allSettled(["a", "b"].map((c) => path.submit("evt_1", purchase(c))));
+    lock.failWith = new LockBusyError(`event:${E1}`, 100);
+    const failed = await Promise.allSettled(["a", "b"].map((c) => path.submit(E1, purchase(c))));
     for (const result of failed) {
       assert.equal(result.status, "rejected");
       assert.ok(result.reason instanceof LockBusyError);
     }
     lock.failWith = null;
-    assert.equal((await path.submit("evt_1", purchase("c"))).ok, true);
+    assert.equal((await path.submit(E1, purchase("c"))).ok, true);
     assert.deepEqual(
       batches.map((b) => b.customers),
       [["c"]],
@@ -146,15 +160,55 @@ describe("sell path (group commit)", () => {
     const lock = new GateLock();
     const path = sellPath(store, lock, { perEvent: 2, total: 3 });
     lock.shut();
-    const running = path.submit("evt_1", purchase("running"));
+    const running = path.submit(E1, purchase("running"));
     await lock.enteredAtLeast(1);
-    const queued = [path.submit("evt_1", purchase("q1")), path.submit("evt_1", purchase("q2"))];
-    await assert.rejects(path.submit("evt_1", purchase("q3")), SellPathOverloadedError);
-    queued.push(path.submit("evt_2", purchase("other")));
-    await assert.rejects(path.submit("evt_3", purchase("q4")), SellPathOverloadedError);
+    const queued = [path.submit(E1, purchase("q1")), path.submit(E1, purchase("q2"))];
+    await assert.rejects(path.submit(E1, purchase("q3")), SellPathOverloadedError);
+    queued.push(path.submit(E2, purchase("other")));
+    await assert.rejects(path.submit(E3, purchase("q4")), SellPathOverloadedError);
     lock.open();
     await Promise.all([running, ...queued]);
     await path.close();
-    await assert.rejects(path.submit("evt_1", purchase("late")), SellPathClosedError);
+    await assert.rejects(path.submit(E1, purchase("late")), SellPathClosedError);
+  });
+
+  it("refuses an unknown or malformed event id with event_not_found and never asks the lock", async () => {
+    const { store, batches, lookups } = recordingStore(new Set([E2]));
+    const lock = new GateLock();
+    const path = sellPath(store, lock);
+    for (const eventId of [E2, E2, "evt_1", "nonsense", `${E1}x`]) {
+      const outcome = await path.submit(eventId, purchase("a"));
+      assert.equal(outcome.ok ? "ok" : outcome.refusal.code, "event_not_found", eventId);
+    }
+    assert.equal(lock.entered, 0, "no lock was asked for");
+    assert.deepEqual(batches, []);
+    // Malformed ids are refused without asking the store; an unknown one is asked about every time.
+    assert.deepEqual([...lookups], [[E2, 2]]);
+    await path.close();
+  });
+
+  it("asks the store once about an event that exists, however many requests come for it", async () => {
+    const { store, lookups } = recordingStore();
+    const path = sellPath(store, new GateLock());
+    await Promise.all(["a", "b", "c"].map((c) => path.submit(E1, purchase(c))));
+    assert.equal((await path.submit(E1, purchase("d"))).ok, true);
+    assert.deepEqual([...lookups], [[E1, 1]]);
+    await path.close();
+  });
+
+  it("answers a failed existence question as the store failed, and asks again next time", async () => {
+    const { store, lookups } = recordingStore();
+    const getEvent = store.getEvent.bind(store);
+    let failing = true;
+    store.getEvent = async (eventId) => {
+      if (failing) throw new StoreUnavailableError("the store does not answer");
+      return getEvent(eventId);
+    };
+    const path = sellPath(store, new GateLock());
+    await assert.rejects(path.submit(E1, purchase("a")), { code: "STORE_UNAVAILABLE" });
+    failing = false;
+    assert.equal((await path.submit(E1, purchase("b"))).ok, true);
+    assert.deepEqual([...lookups], [[E1, 1]]);
+    await path.close();
   });
 });
