@@ -46,5 +46,9 @@ const filter = process.argv.slice(2);
 const files = findTests(join("dist", "test")).filter(
   (file) => filter.length === 0 || filter.some((part) => file.includes(part)),
 );
+if (files.length === 0) {
+  console.error(`run-tests: no test file matches ${filter.join(", ")}`);
+  process.exit(1);
+}
 const child = spawn(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
