@@ -334,8 +334,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     const code = error.code ?? "";
     const status = CLIENT_ERROR_STATUS[code] ?? 400;
     this.metrics.clientError(code === "ECONNRESET" ? "reset" : String(status));
-    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (code !== "ECONNRESET" && socket.writable && (pending === undefined || !pending.headersSent)) {
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (code !== "ECONNRESET" && socket.writable && (pending == null || !pending.headersSent)) {
       socket.end(refusalText(status, error.message));
     }
     socket.destroy();

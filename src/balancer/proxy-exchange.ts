@@ -343,7 +343,10 @@ export class ProxyExchange implements UpstreamHandler {
     const body = this.#unreadBody();
     if (body === undefined) return;
     body.resume();
-    const timer = setTimeout(() => this.res.destroy(), LINGER_MS);
+    // The connection itself: Node's response lets go of it once ended, and a paused one would not even
+    // notice the client closing. Both fronts' requests carry their net.Socket.
+    const connection = this.req.socket as { destroy?: () => void };
+    const timer = setTimeout(() => connection.destroy?.(), LINGER_MS);
     timer.unref();
     body.once("end", () => clearTimeout(timer));
     body.once("error", () => undefined);
