@@ -427,6 +427,10 @@ describe("balancer: a client that reads nothing holds no upstream slot past the 
           await sleep(100);
         }
         assert.equal(figures[0]!.active, 0, "a stream the client does not read still holds the instance");
+        console.log(
+          `# ${front} front, ${upstreamClient} client: the instance wrote ${upstream.stats.written} bytes ` +
+            "of events for a client that read none, then was made to wait",
+        );
         assert.ok(upstream.stats.waited, "the instance was never made to wait for the slow client");
         assert.ok(
           upstream.stats.written < 64 * 1024 * 1024,
