@@ -16,7 +16,8 @@ export type BalancerProblemCode =
   | "method_not_allowed"
   | "request_timeout"
   | "headers_too_large"
-  | "not_implemented";
+  | "not_implemented"
+  | "payload_too_large";
 
 const TITLES: Record<BalancerProblemCode, string> = {
   unavailable: "Service unavailable",
@@ -31,6 +32,7 @@ const TITLES: Record<BalancerProblemCode, string> = {
   request_timeout: "Request timeout",
   headers_too_large: "Request header fields too large",
   not_implemented: "Not implemented",
+  payload_too_large: "Content too large",
 };
 
 /** The problem+json body of one of the balancer's own answers. */

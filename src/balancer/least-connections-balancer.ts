@@ -17,8 +17,15 @@ import { refusalText, sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
 import { createRawFrontServer } from "./raw-front.js";
-import { ProxyExchange, type AttemptOutcome, type ExchangeHost } from "./proxy-exchange.js";
+import {
+  ProxyExchange,
+  refuseUnproxiable,
+  type AttemptOutcome,
+  type ExchangeHost,
+} from "./proxy-exchange.js";
 import { RetryBudget } from "./retry-budget.js";
+
+const afterIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const CLIENT_ERROR_STATUS: Record<string, 408 | 431> = {
   HPE_HEADER_OVERFLOW: 431,
@@ -102,6 +109,9 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   get upstreamBodyTimeoutMs(): number {
     return this.#config.upstreamBodyTimeoutMs;
   }
+  get clientSendTimeoutMs(): number {
+    return this.#config.clientSendTimeoutMs;
+  }
   get sseMaxAgeMs(): number {
     return this.#config.sseMaxAgeMs;
   }
@@ -164,6 +174,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       });
       return;
     }
+    if (refuseUnproxiable(req, res)) return;
     this.#budget.recordRequest();
     if (req.completeBody !== undefined) {
       this.place(new ProxyExchange(this, req, res, req.completeBody));
@@ -188,6 +199,11 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   /**
    * Holds a body of up to `maxBufferedBodyBytes` so the request can be sent again; a larger body is
    * streamed (what was read so far, then the rest) and the request is not retried.
+   *
+   * Each streamed chunk is passed on after the I/O callbacks of the moment have run (setImmediate):
+   * an instance that refuses a large body answers and closes, and its answer must be read before the
+   * next chunk is written, since a write that fails on the closed connection destroys the socket with
+   * the answer still unread in it.
    */
   #readBody(req: FrontRequest): Promise<Buffer | Readable> {
     const limit = this.#config.maxBufferedBodyBytes;
@@ -209,7 +225,10 @@ export class LeastConnectionsBalancer implements ExchangeHost {
           Readable.from(
             (async function* () {
               yield* chunks;
-              for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
+              for await (const chunk of req as AsyncIterable<Buffer>) {
+                await afterIo();
+                yield chunk;
+              }
             })(),
             { objectMode: false },
           ),
@@ -264,6 +283,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       case "unreachable":
         this.registry.recordFailure(backend, true);
         break;
+      case "neutral":
+        break;
     }
     this.registry.release(backend);
   }
@@ -313,8 +334,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     const code = error.code ?? "";
     const status = CLIENT_ERROR_STATUS[code] ?? 400;
     this.metrics.clientError(code === "ECONNRESET" ? "reset" : String(status));
-    const pending = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (code !== "ECONNRESET" && socket.writable && (pending === undefined || !pending.headersSent)) {
+    const pending = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (code !== "ECONNRESET" && socket.writable && (pending == null || !pending.headersSent)) {
       socket.end(refusalText(status, error.message));
     }
     socket.destroy();

@@ -7,7 +7,7 @@
 import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
-import { sendProblem } from "./balancer-errors.js";
+import { problemBody, sendProblem, type BalancerProblemCode } from "./balancer-errors.js";
 import { clientIp } from "./client-ip.js";
 import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
@@ -16,11 +16,13 @@ import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upst
 export interface ExchangeHost {
   readonly maxRetries: number;
   readonly upstreamBodyTimeoutMs: number;
+  /** Longest a response waits for a client that takes nothing (its socket's buffer full). */
+  readonly clientSendTimeoutMs: number;
   readonly sseMaxAgeMs: number;
   readonly retryAfterSeconds: number;
   /** Places the exchange again (retry) on another instance if one has room, else queues it. */
   place(exchange: ProxyExchange): void;
-  /** The attempt on `backend` is over; `failed` says whether it counts as the instance's failure. */
+  /** The attempt on `backend` is over; `outcome` says whether it counts for or against the instance. */
   attemptEnded(exchange: ProxyExchange, backend: Backend, outcome: AttemptOutcome): void;
   /** Takes a token from the retry budget (for retries of requests that reached an instance). */
   tryRetry(): boolean;
@@ -29,11 +31,14 @@ export interface ExchangeHost {
 }
 
 /**
- * `ok`: the instance answered (any status it meant to send). `failed`: a 500/502/504 or a broken
- * connection after the request was sent. `unreachable`: the request never reached the instance.
+ * `ok`: the instance answered (any status it meant to send). `failed`: a 500/502/504, a timeout, or a
+ * broken connection after the whole request was sent: what the instance did. `unreachable`: no connection
+ * could be made. `neutral`: says nothing about the instance, for or against: the client went away or
+ * stalled, its request was refused before it was sent, or the connection broke before the whole request
+ * was sent (an instance refuses a body over its limit so; one that is really down fails to connect).
  */
 export type AttemptOutcome =
-  { kind: "ok"; durationMs: number } | { kind: "failed" } | { kind: "unreachable" };
+  { kind: "ok"; durationMs: number } | { kind: "failed" } | { kind: "unreachable" } | { kind: "neutral" };
 
 const CHECKED_NAME_LENGTHS = new Set([...HOP_BY_HOP, "content-type"].map((name) => name.length));
 
@@ -51,6 +56,18 @@ const TIMEOUT_CODES = new Set([
   "UPSTREAM_HEADERS_TIMEOUT",
   "UPSTREAM_BODY_TIMEOUT",
 ]);
+
+/** undici refused to send the request as the client made it (a header value it does not allow, ...). */
+const REFUSED_CODES = new Set([
+  "UND_ERR_INVALID_ARG",
+  "UND_ERR_NOT_SUPPORTED",
+  "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
+]);
+
+const BODY_TIMEOUT_CODES = new Set(["UND_ERR_BODY_TIMEOUT", "UPSTREAM_BODY_TIMEOUT"]);
+
+/** How long a client's unread request body is still read (and dropped) after its answer, at most. */
+const LINGER_MS = 2000;
 
 const UNREACHABLE_CODES = new Set([
   "UPSTREAM_CONNECT_TIMEOUT",
@@ -113,6 +130,35 @@ function pairsOf(lines: string): string[] {
   return pairs;
 }
 
+/** Whether `name` (lower case) is among the header pairs. */
+function hasHeader(pairs: string[], name: string): boolean {
+  for (let index = 0; index < pairs.length; index += 2) {
+    const sent = pairs[index]!;
+    if (sent.length === name.length && sent.toLowerCase() === name) return true;
+  }
+  return false;
+}
+
+/**
+ * Answers a request the balancer cannot proxy and returns true: CONNECT asks for a tunnel, whose bytes
+ * would otherwise reach an instance as requests. (Upgrade is not refused: the header is hop-by-hop and
+ * dropped, so the instance sees a plain request, which RFC 9110 7.8 allows a server to answer.) The
+ * connection is closed right after the answer, so that nothing the client sent after it is read.
+ */
+export function refuseUnproxiable(req: FrontRequest, res: FrontResponse): boolean {
+  if (req.method !== "CONNECT") return false;
+  const body = problemBody(501, "not_implemented", "the balancer does not open tunnels (CONNECT)");
+  res.writeHead(501, {
+    "content-type": "application/problem+json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close",
+  });
+  // Not end(): a front would then read what followed on the connection as the next request.
+  res.write(Buffer.from(body));
+  setImmediate(() => res.destroy());
+  return true;
+}
+
 export class ProxyExchange implements UpstreamHandler {
   readonly req: FrontRequest;
   readonly res: FrontResponse;
@@ -128,7 +174,10 @@ export class ProxyExchange implements UpstreamHandler {
   #attempts = 0;
   #backend: Backend | undefined;
   #abort: ((err?: Error) => void) | undefined;
+  /** The instance saw the request: all of it was written, or it answered. */
   #sent = false;
+  /** All of the request was written to the instance (what the instance did next is its own doing). */
+  #requestWritten = false;
   #responseStarted = false;
   #startedAtMs = 0;
   #clientGone = false;
@@ -137,8 +186,12 @@ export class ProxyExchange implements UpstreamHandler {
   #sseExpired = false;
   /** The instance answered 500/502/504: passed on to the client, counted as the instance's failure. */
   #failedResponse = false;
+  /** The response is server-sent events. */
+  #eventStream = false;
   #resume: (() => void) | undefined;
   #awaitingDrain = false;
+  /** Armed while the client's socket is full; when it fires, the client has stalled too long. */
+  #stallTimer: NodeJS.Timeout | undefined;
   /** Set while queued, so the exchange can leave the queue when its client goes away. */
   cancelQueued: (() => void) | undefined;
 
@@ -149,8 +202,14 @@ export class ProxyExchange implements UpstreamHandler {
     this.#body = body;
     const method = req.method;
     const lines = req.forwardLines;
-    const hasIdempotencyKey =
-      lines !== undefined ? lines.hasIdempotencyKey : req.headers["idempotency-key"] !== undefined;
+    // The key counts only if it is sent on: a key the client named in Connection is dropped, and the
+    // instance, not seeing it, could not tell a retry from a new purchase.
+    let hasIdempotencyKey: boolean;
+    if (lines !== undefined) hasIdempotencyKey = lines.hasIdempotencyKey;
+    else {
+      this.#headers = forwardedHeaders(req);
+      hasIdempotencyKey = hasHeader(this.#headers, "idempotency-key");
+    }
     this.#retryableAfterSend =
       (method === "GET" || method === "HEAD" || hasIdempotencyKey) &&
       (body === null || Buffer.isBuffer(body));
@@ -167,13 +226,10 @@ export class ProxyExchange implements UpstreamHandler {
     this.#backend = backend;
     this.#attempts++;
     this.#sent = false;
+    this.#requestWritten = false;
     this.#abort = undefined;
     this.#startedAtMs = performance.now();
     const lines = this.req.forwardLines;
-    const wantsEvents =
-      lines !== undefined
-        ? lines.wantsEvents
-        : this.req.headers.accept?.includes("text/event-stream") === true;
     const pool = backend.pool!;
     if (pool.takesHeadLines && lines !== undefined) {
       this.#headLines ??= {
@@ -189,17 +245,25 @@ export class ProxyExchange implements UpstreamHandler {
         headers: this.#headers ?? NO_HEADERS,
         headLines: pool.takesHeadLines ? this.#headLines : undefined,
         body: this.#body,
-        // Server-sent events may stay quiet for long; they are bounded by sseMaxAgeMs instead.
-        bodyTimeout: wantsEvents ? 0 : this.#host.upstreamBodyTimeoutMs,
+        // For every response, server-sent events too: no header of the client's switches it off.
+        bodyTimeout: this.#host.upstreamBodyTimeoutMs,
       },
       this,
     );
   }
 
   /** Answers the client with the balancer's own error (no instance could take the request). */
-  reject(status: number, code: "unavailable" | "backend_failed" | "backend_timeout", detail: string): void {
+  reject(
+    status: number,
+    code: Extract<
+      BalancerProblemCode,
+      "unavailable" | "backend_failed" | "backend_timeout" | "invalid_request" | "payload_too_large"
+    >,
+    detail: string,
+  ): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#abandonBody();
     const headers: Record<string, string> =
       status === 503 ? { "retry-after": String(this.#host.retryAfterSeconds) } : {};
     if (!this.#clientGone) sendProblem(this.res, status, code, detail, headers);
@@ -213,6 +277,7 @@ export class ProxyExchange implements UpstreamHandler {
   /** Called by undici (not in its public types) once the whole request is written to the socket. */
   onRequestSent(): void {
     this.#sent = true;
+    this.#requestWritten = true;
   }
 
   /** The raw client's head: its lines go to the client as they are when the front can take them. */
@@ -262,6 +327,31 @@ export class ProxyExchange implements UpstreamHandler {
     return true;
   }
 
+  /** The streamed request body, while the client is still sending it. */
+  #unreadBody(): Readable | undefined {
+    const body = this.#body;
+    return body !== null && !Buffer.isBuffer(body) && !body.readableEnded ? body : undefined;
+  }
+
+  /**
+   * The exchange is over before the client's body was all read: the rest is read and dropped for a
+   * while, so that the client reads its answer instead of a reset (a lingering close), then the
+   * connection is cut. A body that ends in time leaves the connection as its front decides: the raw
+   * front closes it, Node's keeps it for the next request.
+   */
+  #abandonBody(): void {
+    const body = this.#unreadBody();
+    if (body === undefined) return;
+    body.resume();
+    // The connection itself: Node's response lets go of it once ended, and a paused one would not even
+    // notice the client closing. Both fronts' requests carry their net.Socket.
+    const connection = this.req.socket as { destroy?: () => void };
+    const timer = setTimeout(() => connection.destroy?.(), LINGER_MS);
+    timer.unref();
+    body.once("end", () => clearTimeout(timer));
+    body.once("error", () => undefined);
+  }
+
   #responseArrived(resume: () => void): void {
     this.#sent = true;
     this.#responseStarted = true;
@@ -270,6 +360,7 @@ export class ProxyExchange implements UpstreamHandler {
 
   #responseHeadWritten(statusCode: number, eventStream: boolean): void {
     if (statusCode === 500 || statusCode === 502 || statusCode === 504) this.#failedResponse = true;
+    this.#eventStream = eventStream;
     if (eventStream) {
       // Long-lived streams are ended after a while so that clients reconnect and spread over new instances.
       this.#sseTimer = setTimeout(() => {
@@ -294,23 +385,43 @@ export class ProxyExchange implements UpstreamHandler {
     );
   }
 
+  /**
+   * `more`: false when the client's socket is full. The instance is then read no further (the upstream
+   * client pauses) until the client drains, so a client that reads slowly costs one socket buffer, not
+   * the whole response; one that reads nothing for `clientSendTimeoutMs` is cut off.
+   */
   #written(more: boolean): boolean {
     if (!more && !this.#awaitingDrain) {
       this.#awaitingDrain = true;
       this.res.once("drain", this.#onDrain);
+      this.#stallTimer = setTimeout(this.#onStall, this.#host.clientSendTimeoutMs);
     }
     return more;
   }
 
   readonly #onDrain = (): void => {
     this.#awaitingDrain = false;
+    this.#clearStallTimer();
     this.#resume?.();
   };
 
+  readonly #onStall = (): void => {
+    this.#stallTimer = undefined;
+    // Its close ends the upstream request too (#onClientClose), counted against no one.
+    this.res.destroy();
+  };
+
+  #clearStallTimer(): void {
+    if (this.#stallTimer !== undefined) clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
+  }
+
   onComplete(): void {
     this.#clearSseTimer();
+    this.#clearStallTimer();
     if (!this.#clientGone) this.res.end();
     this.#finished = true;
+    this.#abandonBody();
     const backend = this.#backend!;
     this.#host.attemptEnded(
       this,
@@ -323,32 +434,47 @@ export class ProxyExchange implements UpstreamHandler {
 
   onError(err: Error): void {
     this.#clearSseTimer();
+    this.#clearStallTimer();
     const backend = this.#backend!;
-    if (this.#sseExpired) {
+    const code = (err as { code?: string }).code ?? "";
+    // An event stream ends when it reaches its age, or when the instance has nothing to say for the
+    // body timeout: the client reconnects; neither is the instance failing.
+    if (this.#sseExpired || (this.#eventStream && BODY_TIMEOUT_CODES.has(code))) {
       this.#finished = true;
       if (!this.#clientGone) this.res.end();
-      this.#host.attemptEnded(this, backend, {
-        kind: "ok",
-        durationMs: performance.now() - this.#startedAtMs,
-      });
+      this.#host.attemptEnded(
+        this,
+        backend,
+        this.#sseExpired
+          ? { kind: "ok", durationMs: performance.now() - this.#startedAtMs }
+          : { kind: "neutral" },
+      );
       return;
     }
     if (this.#clientGone) {
+      // The client left or stalled; the instance did nothing wrong.
       this.#finished = true;
-      // The client left; the instance did nothing wrong.
-      this.#host.attemptEnded(this, backend, {
-        kind: "ok",
-        durationMs: performance.now() - this.#startedAtMs,
-      });
+      this.#host.attemptEnded(this, backend, { kind: "neutral" });
       return;
     }
-    const code = (err as { code?: string }).code ?? "";
+    if (REFUSED_CODES.has(code)) {
+      // Never sent: the request is one the upstream client will not write (a control byte in a header).
+      this.#host.attemptEnded(this, backend, { kind: "neutral" });
+      this.reject(400, "invalid_request", `the request cannot be passed on as it is (${err.message})`);
+      return;
+    }
+    const unreachable = UNREACHABLE_CODES.has(code);
     // Not sent in full, or refused at connect: the instance cannot have acted on it.
-    const unreachable = !this.#sent || UNREACHABLE_CODES.has(code);
-    this.#host.attemptEnded(this, backend, unreachable ? { kind: "unreachable" } : { kind: "failed" });
+    const neverActedOn = !this.#sent || unreachable;
+    this.#host.attemptEnded(
+      this,
+      backend,
+      unreachable ? { kind: "unreachable" } : this.#requestWritten ? { kind: "failed" } : { kind: "neutral" },
+    );
     if (this.#responseStarted) {
       // Part of the response is already with the client: nothing to do but cut the connection.
       this.#finished = true;
+      this.#abandonBody();
       this.res.destroy();
       return;
     }
@@ -356,7 +482,7 @@ export class ProxyExchange implements UpstreamHandler {
     const mayRetry =
       this.#attempts <= this.#host.maxRetries &&
       replayable &&
-      (unreachable || (this.#retryableAfterSend && this.#host.tryRetry()));
+      (neverActedOn || (this.#retryableAfterSend && this.#host.tryRetry()));
     if (mayRetry) {
       (this.tried ??= new Set()).add(backend);
       this.#host.retrying(backend);
@@ -365,7 +491,17 @@ export class ProxyExchange implements UpstreamHandler {
     }
     if (TIMEOUT_CODES.has(code)) {
       this.reject(504, "backend_timeout", `instance ${backend.id} did not answer in time (${code})`);
-    } else if (!unreachable && !this.#retryableAfterSend) {
+    } else if (!replayable && !this.#requestWritten) {
+      // RFC 9110 15.5.14: a server refusing content too large for it may close the connection, which is
+      // what an instance does (a deliberate close: EPIPE means it ended its side before the reset).
+      this.reject(
+        413,
+        "payload_too_large",
+        `instance ${backend.id} closed the connection before it took the whole request body ` +
+          `(${code || err.message}), as it does with a body over its size limit; its own answer, if ` +
+          "it sent one, was lost with the connection",
+      );
+    } else if (!neverActedOn && !this.#retryableAfterSend) {
       this.reject(
         502,
         "backend_failed",
@@ -385,6 +521,7 @@ export class ProxyExchange implements UpstreamHandler {
   #onClientClose(): void {
     if (this.#finished) return;
     this.#clientGone = true;
+    this.#clearStallTimer();
     this.res.off("drain", this.#onDrain);
     if (this.cancelQueued) {
       this.cancelQueued();

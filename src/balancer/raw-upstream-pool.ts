@@ -27,7 +27,7 @@ export interface UpstreamRequest {
    */
   headLines?: { lines: string; hasHost: boolean; hasLength: boolean } | undefined;
   body: Buffer | Readable | null;
-  /** Longest silence inside the response body; 0 for none (server-sent events). */
+  /** Longest silence inside the response body while the client keeps up (the pool's own by default). */
   bodyTimeout?: number;
 }
 
@@ -105,10 +105,24 @@ type BodyMode = "none" | "length" | "chunked" | "close";
 /** What the connection's deadline is for; the pool's sweep acts on it. */
 type Wait = "none" | "headers" | "body" | "idle";
 
+/**
+ * One connection to the instance, one request at a time. It goes back to the pool only at a message
+ * boundary (RFC 9112 9.3): after the whole request was written and the whole response read. An instance
+ * may answer before it has read the body (a 401, 404, 413 or 415); the rest of that body would then be
+ * read as the start of the next request on the connection, which is how requests are smuggled, so such
+ * a connection is closed instead.
+ */
 class RawConnection {
   readonly socket: Socket;
   readonly #pool: RawUpstreamPool;
   #handler: UpstreamHandler | undefined;
+  /** The whole request is written (handed to the socket); until then the connection is never reused. */
+  #requestDone = false;
+  /** A streamed request body still being sent, and its listeners (to take off when the sending stops). */
+  #bodyStream: Readable | undefined;
+  #onBodyChunk: ((chunk: Buffer) => void) | undefined;
+  #onBodyEnd: (() => void) | undefined;
+  #onBodyError: ((error: Error) => void) | undefined;
   #head: Buffer | undefined;
   #headMethod = "GET";
   #inBody = false;
@@ -210,6 +224,7 @@ class RawConnection {
     bodyTimeoutMs: number,
   ): void {
     this.#handler = handler;
+    this.#requestDone = false;
     this.#head = undefined;
     this.#inBody = false;
     this.#keepAlive = true;
@@ -261,6 +276,7 @@ class RawConnection {
     this.#dead = true;
     this.#connectDeadlineAtMs = 0;
     this.#waitFor("none", 0);
+    this.#stopBody();
     this.socket.destroy();
   }
 
@@ -274,6 +290,7 @@ class RawConnection {
    */
   #writeLast(data: string | Buffer, body?: Buffer): void {
     const socket = this.socket;
+    this.#requestDone = true;
     const connecting = socket.connecting;
     if (body !== undefined && body.length <= ONE_WRITE_BYTES && typeof data === "string") {
       data = `${data}${body.toString("latin1")}`;
@@ -293,8 +310,8 @@ class RawConnection {
 
   #streamBody(head: string, body: Readable, chunked: boolean): void {
     this.socket.write(head, "latin1");
-    body.on("data", (chunk: Buffer) => {
-      if (this.#dead) return;
+    this.#bodyStream = body;
+    this.#onBodyChunk = (chunk: Buffer) => {
       let more: boolean;
       if (chunked) {
         // All three writes happen whatever each returns; only the last one's answer matters.
@@ -304,14 +321,35 @@ class RawConnection {
       } else more = this.socket.write(chunk);
       if (!more) {
         body.pause();
-        this.socket.once("drain", () => body.resume());
+        this.socket.once("drain", this.#resumeBody);
       }
-    });
-    body.once("end", () => {
-      if (this.#dead) return;
+    };
+    this.#onBodyEnd = () => {
+      this.#stopBody();
       this.#writeLast(chunked ? "0\r\n\r\n" : EMPTY);
-    });
-    body.once("error", (error) => this.#fail(error));
+    };
+    this.#onBodyError = (error) => this.#fail(error);
+    body.on("data", this.#onBodyChunk);
+    body.once("end", this.#onBodyEnd);
+    body.once("error", this.#onBodyError);
+  }
+
+  readonly #resumeBody = (): void => {
+    this.#bodyStream?.resume();
+  };
+
+  /**
+   * Sends no more of the request body (it was all sent, or the connection is done with): the body's
+   * owner decides what becomes of the rest.
+   */
+  #stopBody(): void {
+    const body = this.#bodyStream;
+    if (body === undefined) return;
+    this.#bodyStream = undefined;
+    body.off("data", this.#onBodyChunk!);
+    body.off("end", this.#onBodyEnd!);
+    body.off("error", this.#onBodyError!);
+    this.socket.off("drain", this.#resumeBody);
   }
 
   /** Write callback: the whole request is with the kernel (unless the write failed). */
@@ -349,7 +387,8 @@ class RawConnection {
       if (rest.length > 0) this.#onBody(rest);
       return;
     }
-    if (this.#bodyTimeoutMs > 0) this.#deadlineAtMs = Date.now() + this.#bodyTimeoutMs;
+    if (this.#bodyTimeoutMs > 0 && this.#deadlineAtMs !== 0)
+      this.#deadlineAtMs = Date.now() + this.#bodyTimeoutMs;
     this.#onBody(chunk);
   }
 
@@ -368,8 +407,21 @@ class RawConnection {
       );
       return false;
     }
-    if (status < 200 && status !== 101) return true;
+    if (status < 200) {
+      if (status !== 101) return true;
+      // Never asked for (the balancer drops Upgrade): the connection would no longer speak HTTP.
+      this.#fail(
+        new UpstreamError("UPSTREAM_PROTOCOL", "101 Switching Protocols to a request without Upgrade"),
+      );
+      return false;
+    }
     const handler = this.#handler!;
+    if (!this.#requestDone && status >= 400) {
+      // Refused before the instance read the whole body (RFC 9112 9.6): stop sending it; the
+      // instance is likely to close, and a write on a closed connection would lose its answer.
+      this.#keepAlive = false;
+      this.#stopBody();
+    }
     // Pairs for onHeaders; or, for a handler that takes them, the lines to forward as runs of the head.
     const pairs: string[] | undefined = asPairs || handler.onForwardHead === undefined ? [] : undefined;
     let forward = "";
@@ -432,8 +484,17 @@ class RawConnection {
             this.#resume,
           )
         : handler.onHeaders(status, pairs, this.#resume, statusLine.slice(13));
-    if (!proceed && this.#handler !== undefined && this.#bodyMode !== "none") this.socket.pause();
+    if (!proceed && this.#handler !== undefined && this.#bodyMode !== "none") this.#pauseForClient();
     return this.#handler !== undefined;
+  }
+
+  /**
+   * The client does not take the response as fast as it comes: read no more from the instance until it
+   * does. The instance's silence is not timed meanwhile (the handler bounds how long a client may stall).
+   */
+  #pauseForClient(): void {
+    this.socket.pause();
+    if (this.#wait === "body") this.#deadlineAtMs = 0;
   }
 
   readonly #resume = (): void => {
@@ -453,7 +514,7 @@ class RawConnection {
       handler.onBorrowedData !== undefined
         ? handler.onBorrowedData(chunk)
         : handler.onData(Buffer.from(chunk));
-    if (!more) this.socket.pause();
+    if (!more && this.#handler !== undefined) this.#pauseForClient();
   }
 
   #onBody(chunk: Buffer): void {
@@ -511,7 +572,8 @@ class RawConnection {
     this.#inBody = false;
     this.#waitFor("none", 0);
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.#keepAlive && !this.#dead) this.#pool.release(this);
+    // Reused only at a message boundary: the whole response read (here) and the whole request written.
+    if (this.#keepAlive && this.#requestDone && !this.#dead) this.#pool.release(this);
     else this.destroy();
     handler.onComplete(null);
   }

@@ -67,8 +67,13 @@ export interface BalancerConfig {
   connectTimeoutMs: number;
   /** Time for an instance to send its response headers. */
   upstreamHeadersTimeoutMs: number;
-  /** Longest silence inside a response body (not applied to server-sent events). */
+  /** Longest silence inside a response body, server-sent events included (they send comments to stay open). */
   upstreamBodyTimeoutMs: number;
+  /**
+   * Longest a response waits for a client that takes none of it (its socket buffer full, the instance
+   * no longer read); past it the client's connection and the request to the instance are closed.
+   */
+  clientSendTimeoutMs: number;
   /** Largest request head (request line and headers) a client may send; past it, 431. */
   maxHeaderBytes: number;
   /** Time for a client to send its request head; a slower client is cut off with 408. */
@@ -115,6 +120,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   connectTimeoutMs: 2000,
   upstreamHeadersTimeoutMs: 30_000,
   upstreamBodyTimeoutMs: 30_000,
+  clientSendTimeoutMs: 30_000,
   maxHeaderBytes: 16_384,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
@@ -147,7 +153,8 @@ const NUMERIC_MINIMUMS: Record<Exclude<NumericKey, "port">, number> = {
   upstreamKeepAliveMs: 1,
   connectTimeoutMs: 1,
   upstreamHeadersTimeoutMs: 1,
-  upstreamBodyTimeoutMs: 0,
+  upstreamBodyTimeoutMs: 1,
+  clientSendTimeoutMs: 1,
   maxHeaderBytes: 1024,
   headersTimeoutMs: 1,
   requestTimeoutMs: 1,

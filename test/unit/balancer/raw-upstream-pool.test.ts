@@ -344,3 +344,96 @@ describe("RawUpstreamPool", () => {
     await refusedPool.destroy();
   });
 });
+
+describe("RawUpstreamPool: connection reuse only at a message boundary", () => {
+  it("closes a connection answered before its request body was all sent, and sends no more of it", async () => {
+    // The instance answers 401 as soon as it has the head (as an onRequest hook does) and keeps the
+    // connection open, reading whatever comes next as it would the next request.
+    const received: string[] = [];
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      let answered = false;
+      socket.on("data", (chunk: Buffer) => {
+        received.push(chunk.toString("latin1"));
+        if (!answered && received.join("").includes("\r\n\r\n")) {
+          answered = true;
+          socket.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno");
+        }
+      });
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const pool = new RawUpstreamPool(`http://127.0.0.1:${port}`, OPTIONS);
+    try {
+      const body = new Readable({ read: () => undefined });
+      body.push(Buffer.from("a".repeat(1000)));
+      const answered = await call(pool, {
+        path: "/admin",
+        method: "POST",
+        headers: ["host", "x", "content-length", "2000"],
+        body,
+      });
+      assert.equal(answered.status, 401);
+      assert.equal(answered.body, "no");
+      // The rest of the body, shaped as a request: it must never reach the instance.
+      body.push(Buffer.from(`GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n${"b".repeat(966)}`));
+      const next = await call(pool, { path: "/next" });
+      assert.equal(next.status, 401);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(connections, 2, "the next request went on a new connection");
+      assert.ok(!received.join("").includes("/hidden"), "the rest of the body was sent after the answer");
+    } finally {
+      await pool.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("does not time the instance out while the client holds the response up, and refuses a 101 unasked", async () => {
+    const server = await rawServer((request, socket) => {
+      if (request.includes("/switch")) {
+        socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+        return;
+      }
+      socket.write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhel");
+      setTimeout(() => socket.write("lo!"), 100);
+    });
+    const pool = new RawUpstreamPool(`http://127.0.0.1:${server.port}`, { ...OPTIONS, bodyTimeoutMs: 100 });
+    try {
+      const outcome = await new Promise<Outcome>((resolve) => {
+        const result: Outcome = { body: "", sent: false };
+        let resume: () => void = () => undefined;
+        pool.dispatch(
+          { path: "/", method: "GET", headers: ["host", "x"], body: null },
+          {
+            onConnect: () => undefined,
+            onHeaders: (status, _headers, resumeReading) => {
+              result.status = status;
+              resume = resumeReading;
+              return true;
+            },
+            onData: (chunk) => {
+              result.body += chunk.toString("latin1");
+              // A slow client: the first bytes fill its socket; it takes more only 600 ms later.
+              if (result.body.length === 3) setTimeout(() => resume(), 600);
+              return result.body.length !== 3;
+            },
+            onComplete: () => resolve(result),
+            onError: (error) => {
+              result.error = error;
+              resolve(result);
+            },
+          },
+        );
+      });
+      assert.equal(outcome.error, undefined, "timed out while the client, not the instance, was slow");
+      assert.equal(outcome.body, "hello!");
+      const switched = await call(pool, { path: "/switch" });
+      assert.equal(switched.error?.code, "UPSTREAM_PROTOCOL");
+    } finally {
+      await pool.destroy();
+      await server.close();
+    }
+  });
+});
