@@ -171,5 +171,6 @@ function checkSelectionShape(selection: Selection): string | null {
   }
   if (!seats.every(isSeatId)) return 'a seat id is "<section>-<row>-<seat>", e.g. "A-1-1"';
   if (seats.length !== quantity) return "quantity must be the number of seats";
+  if (new Set(seats).size !== seats.length) return "a seat is listed twice";
   return null;
 }
