@@ -1,5 +1,5 @@
 /**
- * The balancer's own answers: RFC 9457 problem details with a stable `code`, as `../shared/api.md` asks.
+ * The balancer's own answers: RFC 9457 problem details with a stable `code`, as docs/api.md describes them.
  */
 import { STATUS_CODES } from "node:http";
 import type { FrontResponse } from "./front.js";

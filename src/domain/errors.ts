@@ -19,7 +19,7 @@ export class BoxofficeError extends Error {
   }
 }
 
-/** The outcome codes of the v1 API (`../shared/api.md`) that the domain and the store can produce. */
+/** The outcome codes of the v1 API (docs/api.md) that the domain and the store can produce. */
 export type DomainErrorCode =
   | "event_not_found"
   | "order_not_found"

@@ -1,5 +1,5 @@
 /**
- * The routes of the v1 API (shared/api.md) for one instance. Request shape is checked here (schemas,
+ * The routes of the v1 API (docs/api.md) for one instance. Request shape is checked here (schemas,
  * ids); every inventory rule is the store's, inside `execute()`, and this layer maps its Outcomes.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";

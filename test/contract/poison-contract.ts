@@ -69,7 +69,8 @@ const hostileText: fc.Arbitrary<string> = fc
     fc.string({ maxLength: 4 }),
     fc.constantFrom(...HOSTILE_CHARS),
     fc.string({ maxLength: 4 }),
-    fc.constantFrom(...HOSTILE_CHARS, ""),
+    // Not a surrogate: after a lone high surrogate it would make a valid pair.
+    fc.constantFrom(...HOSTILE_CHARS.filter((c) => !/[\ud800-\udfff]/.test(c)), ""),
   )
   .map(([before, bad, after, more]) => `${before}${bad}${after}${more}`);
 /** Strings the store must refuse whatever they are used for. */
