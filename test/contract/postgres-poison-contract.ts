@@ -11,6 +11,7 @@ import pg from "pg";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
 import type { Command, Order } from "../../src/domain/sale.js";
+import { runPipeline } from "../../src/store/postgres/postgres-pipeline.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { TEST_POSTGRES_URL } from "../support/services.js";
@@ -124,6 +125,38 @@ export function describePostgresSlowPath(
         const [retry] = await store.execute(plan.id, [buy(REFUSED, 3, "k-refused")], null, new Date());
         assert.deepEqual(retry && { ok: retry.ok, replayed: retry.replayed }, { ok: true, replayed: false });
         assert.equal((await store.getEvent(plan.id))?.sold, 7);
+      });
+
+      it("sends values only as parameters: a NUL is a data error of its statement, and the connection goes on", async () => {
+        assert.ok(through);
+        const client = new pg.Client({ connectionString: through.url });
+        await client.connect();
+        try {
+          const hostile = ["'); DROP TABLE x; --", 'q"uote\\', "{a,b}", "é🎟"];
+          const [, echo, array] = await runPipeline(client, [
+            { text: "BEGIN" },
+            { text: "SELECT $1::text AS text, $2::int + 1 AS n", values: [hostile[0], 41] },
+            { text: "SELECT $1::text[] AS list", values: [hostile] },
+            { text: "COMMIT" },
+          ]);
+          assert.deepEqual(echo, [{ text: hostile[0], n: 42 }]);
+          assert.deepEqual(array, [{ list: hostile }]);
+          await assert.rejects(
+            runPipeline(client, [
+              { text: "BEGIN" },
+              { text: "SELECT $1::text", values: ["a\u0000b"] },
+              { text: "SELECT 1" },
+            ]),
+            { code: "22021" },
+          );
+          await client.query("ROLLBACK");
+          const [rows] = await runPipeline(client, [
+            { text: "SELECT $1::text AS ok", values: ["still here"] },
+          ]);
+          assert.deepEqual(rows, [{ ok: "still here" }]);
+        } finally {
+          await client.end();
+        }
       });
 
       it("sells on afterwards, batch after batch, on the same pool", async () => {

@@ -46,7 +46,8 @@ const UNAVAILABLE_CLASSES = new Set([
  * where none may be (23502), and a protocol violation (08P01: a message the server could not read).
  */
 export function isCommandDataError(error: unknown): boolean {
-  const sqlState = sqlStateOf(error);
+  // toStoreError wraps 08P01 (class 08) in StoreUnavailableError: look at what it wraps.
+  const sqlState = sqlStateOf(error) ?? (error instanceof BoxofficeError ? sqlStateOf(error.cause) : null);
   if (sqlState === null) return false;
   return (
     sqlState.startsWith("22") || sqlState.startsWith("54") || sqlState === "23502" || sqlState === "08P01"

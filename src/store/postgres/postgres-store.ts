@@ -4,8 +4,8 @@
  * postgres-statements.ts and migrations/), under READ COMMITTED, with `synchronous_commit = on` for every
  * write so that a confirmed sale is on disk before the answer.
  *
- * No session state is kept across transactions (every SET is `SET LOCAL`, every advisory lock is
- * transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
+ * No session state is kept across transactions (every setting is transaction-local, every advisory lock
+ * is transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
  *
  * No value ever becomes SQL text: every statement is a constant with bound parameters ($1 …), batches
  * bind arrays (unnest($3::text[], …)), and the statements of one round trip travel as one pipeline of
@@ -37,7 +37,7 @@ export interface PostgresStoreConfig {
   url: string;
   /** Connections this instance keeps at most. */
   poolSize: number;
-  /** Server-side limit on each statement (SET LOCAL statement_timeout); a stuck statement ends in 503. */
+  /** Server-side limit on each statement (`statement_timeout` of the transaction); a stuck one ends in 503. */
   statementTimeoutMs: number;
   /** How long to wait for a free pooled connection, or for a new one, before StoreUnavailableError. */
   connectTimeoutMs?: number;
