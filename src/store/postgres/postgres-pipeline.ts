@@ -28,6 +28,8 @@ interface PgInternals {
 
 interface PgResult {
   rows: unknown[];
+  /** The client's type parsers; pg's Client fills them in on a submittable's `_result`. */
+  _types?: unknown;
   addFields(fields: unknown[]): void;
   parseRow(fields: unknown[]): unknown;
   addRow(row: unknown): void;
@@ -74,6 +76,8 @@ class Pipeline {
   /** Set before submission; pg's Client wraps it with its read timeout. */
   callback: ((error: Error | null, rows?: unknown[][]) => void) | undefined;
   readonly #statements: { text: string; values: (string | Buffer | null)[] }[];
+  /** pg's Client gives this its own type parsers (as to any query), which every result here then uses. */
+  readonly _result: PgResult = new internals.Result();
   readonly #results: PgResult[] = [];
   #current: PgResult | null = null;
   #rowError: unknown = null;
@@ -105,7 +109,7 @@ class Pipeline {
   }
 
   #result(): PgResult {
-    this.#current ??= new internals.Result();
+    this.#current ??= new internals.Result(undefined, this._result._types);
     return this.#current;
   }
 

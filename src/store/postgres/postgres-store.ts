@@ -10,9 +10,9 @@
  * No value ever becomes SQL text: every statement is a constant with bound parameters ($1 …), batches
  * bind arrays (unnest($3::text[], …)), and the statements of one round trip travel as one pipeline of
  * parameterised statements (postgres-pipeline.ts). A command the store cannot take (checkCommand) is
- * refused alone before any statement; one that the database still refuses for its data (SQLSTATE class
- * 22 or 54) sends the batch down the slow path, one command at a time under a savepoint each, so that
- * only that command fails.
+ * refused alone before any statement; one that the database still refuses for its data
+ * (isCommandDataError) sends the batch down the slow path, one command at a time under a savepoint
+ * each, so that only that command fails.
  */
 import pg from "pg";
 import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
@@ -64,12 +64,13 @@ interface Transaction {
 type OpeningRows = unknown[][];
 
 type CustomerRow = { customer_id: string; tickets: number };
+type SeatClaimRow = { seat_id: string; owner_id: string };
+
 /** What a command that the database refused for its data answers, on the slow path. */
 const CANNOT_TAKE: DomainRefusal = {
   code: "invalid_request",
   detail: "the store cannot take this request as it is",
 };
-type SeatClaimRow = { seat_id: string; owner_id: string };
 
 /** A stored first answer to an idempotency key. */
 interface StoredAnswer {
@@ -253,13 +254,7 @@ export class PostgresStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
-    if (!isEventId(eventId)) {
-      return commands.map(() => ({
-        ok: false as const,
-        refusal: { code: "event_not_found" as const, detail: "no such event" },
-        replayed: false,
-      }));
-    }
+    if (!isEventId(eventId)) return commands.map(() => eventNotFound(eventId));
     const outcomes: (Outcome | null)[] = commands.map((command) => {
       const refusal = checkCommand(command);
       return refusal ? { ok: false, refusal, replayed: false } : null;
