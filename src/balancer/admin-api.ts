@@ -1,5 +1,5 @@
 /**
- * The balancer's own endpoints under `/_lb/` (docs/api.md): health, metrics, and the admin calls
+ * The balancer's own endpoints under `/_lb/` (docs/balancer.md): health, metrics, and the admin calls
  * that list, add, re-weight, drain and remove instances at run time.
  */
 import { createHash, timingSafeEqual } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * The supervisor's view of the balancer: its runtime API under /_lb/ (docs/api.md), with the admin
+ * The supervisor's view of the balancer: its runtime API under /_lb/ (docs/balancer.md), with the admin
  * token. The supervisor uses only this public API, so it works the same with a balancer it did not start.
  */
 export interface BackendFigures {

@@ -7,7 +7,23 @@ export const MAX_CAPACITY = 1_000_000;
 export const DEFAULT_MAX_PER_ORDER = 8;
 export const DEFAULT_MAX_PER_CUSTOMER = 8;
 /** Section names may not contain "-": it separates the parts of a seat id. */
-export const SECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.]{0,31}$/;
+export const SECTION_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9 _.]{0,31}$";
+export const SECTION_NAME = new RegExp(SECTION_NAME_PATTERN);
+/** The most rows a section has, and the most seats a row has. */
+export const MAX_ROWS = 10_000;
+export const MAX_SEATS_PER_ROW = 10_000;
+/**
+ * A seat id, `<section>-<row>-<seat>`: a section name, then row and seat numbered from 1 (at most
+ * MAX_ROWS and MAX_SEATS_PER_ROW, five digits, no leading zero). Printable ASCII, at most 44 characters.
+ * The HTTP schema and the stores check seat ids against this one pattern.
+ */
+export const SEAT_ID_PATTERN = "^([A-Za-z0-9][A-Za-z0-9 _.]{0,31})-([1-9][0-9]{0,4})-([1-9][0-9]{0,4})$";
+const SEAT_ID = new RegExp(SEAT_ID_PATTERN);
+
+/** True when `id` has the shape of a seat id (whether the event has that seat is another question). */
+export function isSeatId(id: unknown): id is string {
+  return typeof id === "string" && SEAT_ID.test(id);
+}
 
 export interface Section {
   name: string;
@@ -60,6 +76,14 @@ export interface SeatMap {
   sections: { name: string; rows: { row: number; seats: { id: string; status: SeatStatus }[] }[] }[];
 }
 
+/**
+ * 1 to 200 printable characters, not only white space: no control characters, no lone surrogates
+ * (text that is not valid UTF-16 has no UTF-8 form to store), no line or paragraph separators. The same
+ * rule for every name a person types: event names, customer ids. Compile with the `u` flag.
+ */
+export const PRINTABLE_TEXT_PATTERN = "^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]{1,200}$";
+const EVENT_NAME = new RegExp(PRINTABLE_TEXT_PATTERN, "u");
+
 function invalid(detail: string): DomainError {
   return new DomainError({ code: "invalid_request", detail });
 }
@@ -71,8 +95,8 @@ function isWholeNumberIn(value: unknown, min: number, max: number): value is num
 /** Checks an event request against the rules and fixes its id, capacity and defaults. */
 export function planEvent(request: NewEventRequest, id: string, now: Date): EventPlan {
   const name = request.name;
-  if (typeof name !== "string" || name.trim().length === 0 || name.length > 200) {
-    throw invalid("name must be 1 to 200 characters");
+  if (typeof name !== "string" || !EVENT_NAME.test(name)) {
+    throw invalid("name must be 1 to 200 printable characters");
   }
   const maxPerOrder = request.maxPerOrder ?? DEFAULT_MAX_PER_ORDER;
   const maxPerCustomer = request.maxPerCustomer ?? DEFAULT_MAX_PER_CUSTOMER;
@@ -107,8 +131,11 @@ export function planEvent(request: NewEventRequest, id: string, now: Date): Even
       }
       if (names.has(section.name)) throw invalid(`section "${section.name}" appears twice`);
       names.add(section.name);
-      if (!isWholeNumberIn(section.rows, 1, 10_000) || !isWholeNumberIn(section.seatsPerRow, 1, 10_000)) {
-        throw invalid("rows and seatsPerRow must be whole numbers from 1 to 10000");
+      if (
+        !isWholeNumberIn(section.rows, 1, MAX_ROWS) ||
+        !isWholeNumberIn(section.seatsPerRow, 1, MAX_SEATS_PER_ROW)
+      ) {
+        throw invalid(`rows and seatsPerRow must be whole numbers from 1 to ${MAX_ROWS}`);
       }
       capacity += section.rows * section.seatsPerRow;
     }
@@ -154,7 +181,7 @@ export function parseSeatId(
   id: string,
   sections: readonly Section[],
 ): { section: string; row: number; seat: number } | null {
-  const match = /^(.+)-([1-9]\d{0,4})-([1-9]\d{0,4})$/.exec(id);
+  const match = typeof id === "string" ? SEAT_ID.exec(id) : null;
   if (!match) return null;
   const [, sectionName, rowText, seatText] = match;
   const section = sections.find((s) => s.name === sectionName);

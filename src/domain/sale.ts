@@ -5,6 +5,8 @@
  */
 import type { DomainRefusal } from "./errors.js";
 import type { EventKind } from "./event.js";
+import { isSeatId, PRINTABLE_TEXT_PATTERN } from "./event.js";
+import { eventIdOfHold, eventIdOfOrder } from "./ids.js";
 
 export interface Order {
   id: string;
@@ -39,6 +41,18 @@ export interface Idempotency {
   key: string;
   fingerprint: string;
 }
+
+/** A customer id: 1 to 200 printable characters (see PRINTABLE_TEXT_PATTERN). */
+export const CUSTOMER_ID_PATTERN = PRINTABLE_TEXT_PATTERN;
+/** An idempotency key: 1 to 200 printable ASCII characters, not starting or ending with a space. */
+export const IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7E](?:[\\x20-\\x7E]{0,198}[\\x21-\\x7E])?$";
+/** The most seats (or tickets) one order or hold asks for, whatever the event allows. */
+export const MAX_TICKETS_PER_REQUEST = 1000;
+
+const CUSTOMER_ID = new RegExp(CUSTOMER_ID_PATTERN, "u");
+const IDEMPOTENCY_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
+/** A request fingerprint: the HTTP layer's is 64 hex digits; any printable ASCII up to 200 is taken. */
+const FINGERPRINT = /^[\x21-\x7E]{1,200}$/;
 
 /** What a buyer asks for: a number of general-admission tickets, or named seats. */
 export type Selection = { quantity: number; seats: null } | { quantity: number; seats: string[] };
@@ -84,5 +98,79 @@ export function checkSelection(
   if (selection.seats !== null && new Set(selection.seats).size !== selection.seats.length) {
     return { code: "invalid_request", detail: "a seat is listed twice" };
   }
+  return null;
+}
+
+/**
+ * Whether a store can take `command` at all, before any rule is asked: every string valid Unicode,
+ * printable and bounded (a customer id, a key as the HTTP schema says), every seat id of the seat-id
+ * shape, every number a safe integer, the hold's lifetime within HOLD_TTL_SECONDS. The HTTP layer
+ * refuses all of this with 422 already; a store checks it again so that a command that slipped past
+ * (another caller, a bug) fails alone instead of failing the statement its whole batch shares. A refusal
+ * here is not stored for the command's idempotency key, as a 422 at the edge would not be.
+ */
+export function checkCommand(command: Command): DomainRefusal | null {
+  const invalid = (detail: string): DomainRefusal => ({ code: "invalid_request", detail });
+  if (typeof command !== "object" || command === null) return invalid("not a command");
+  if ("idempotency" in command && command.idempotency !== null) {
+    const { key, fingerprint } = (command.idempotency ?? {}) as Partial<Idempotency>;
+    if (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key)) {
+      return invalid("an Idempotency-Key is 1 to 200 printable ASCII characters");
+    }
+    if (typeof fingerprint !== "string" || !FINGERPRINT.test(fingerprint)) {
+      return invalid("the request's fingerprint is not printable ASCII");
+    }
+  }
+  switch (command.type) {
+    case "purchase":
+    case "hold": {
+      if (typeof command.customerId !== "string" || !CUSTOMER_ID.test(command.customerId)) {
+        return invalid("customerId must be 1 to 200 printable characters");
+      }
+      const problem = checkSelectionShape(command.selection);
+      if (problem) return invalid(problem);
+      if (
+        command.type === "hold" &&
+        !(
+          Number.isSafeInteger(command.ttlSeconds) &&
+          command.ttlSeconds >= HOLD_TTL_SECONDS.min &&
+          command.ttlSeconds <= HOLD_TTL_SECONDS.max
+        )
+      ) {
+        return invalid(
+          `ttlSeconds must be a whole number from ${HOLD_TTL_SECONDS.min} to ${HOLD_TTL_SECONDS.max}`,
+        );
+      }
+      return null;
+    }
+    case "confirm-hold":
+    case "release-hold":
+      // Not an id this store could have made: no such hold, as for any unknown id.
+      return typeof command.holdId === "string" && eventIdOfHold(command.holdId) !== null
+        ? null
+        : { code: "hold_not_found", detail: "no such hold" };
+    case "cancel-order":
+      return typeof command.orderId === "string" && eventIdOfOrder(command.orderId) !== null
+        ? null
+        : { code: "order_not_found", detail: "no such order" };
+    default:
+      return invalid("not a command");
+  }
+}
+
+/** What is wrong with a selection's shape (types, bounds, seat ids), or null. */
+function checkSelectionShape(selection: Selection): string | null {
+  if (typeof selection !== "object" || selection === null) return "no selection";
+  const { quantity, seats } = selection;
+  if (!Number.isSafeInteger(quantity) || quantity < 1 || quantity > MAX_TICKETS_PER_REQUEST) {
+    return `quantity must be a whole number from 1 to ${MAX_TICKETS_PER_REQUEST}`;
+  }
+  if (seats === null) return null;
+  if (!Array.isArray(seats) || seats.length === 0 || seats.length > MAX_TICKETS_PER_REQUEST) {
+    return `seats must list 1 to ${MAX_TICKETS_PER_REQUEST} seats`;
+  }
+  if (!seats.every(isSeatId)) return 'a seat id is "<section>-<row>-<seat>", e.g. "A-1-1"';
+  if (seats.length !== quantity) return "quantity must be the number of seats";
+  if (new Set(seats).size !== seats.length) return "a seat is listed twice";
   return null;
 }

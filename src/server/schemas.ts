@@ -2,19 +2,34 @@
  * JSON Schemas of the v1 API. The routes validate with them (ajv, no coercion, unknown fields rejected)
  * and /openapi.json is built from the very same objects, so the document cannot drift from the code.
  */
-import { HOLD_TTL_SECONDS } from "../domain/sale.js";
-import { MAX_CAPACITY } from "../domain/event.js";
+import {
+  CUSTOMER_ID_PATTERN,
+  HOLD_TTL_SECONDS,
+  IDEMPOTENCY_KEY_PATTERN,
+  MAX_TICKETS_PER_REQUEST,
+} from "../domain/sale.js";
+import {
+  MAX_CAPACITY,
+  MAX_ROWS,
+  MAX_SEATS_PER_ROW,
+  PRINTABLE_TEXT_PATTERN,
+  SEAT_ID_PATTERN,
+  SECTION_NAME_PATTERN,
+} from "../domain/event.js";
 
 /** A JSON Schema object; kept loose on purpose, ajv and OpenAPI 3.1 both read plain JSON Schema. */
 export type JsonSchema = Record<string, unknown>;
 
-/**
- * 1 to 200 printable characters: no control characters, no lone surrogates (invalid UTF-16), no line
- * or paragraph separators, and not only white space. ajv compiles patterns with the `u` flag.
+/*
+ * Every string a request can carry has a pattern, decided in src/domain and shared with the stores'
+ * own checks: customer ids and names are 1 to 200 printable characters (no control characters, no lone
+ * surrogates, no line or paragraph separators, not only white space); Idempotency-Key is printable
+ * ASCII; seat ids are "<section>-<row>-<seat>". ajv compiles patterns with the `u` flag, so a lone
+ * surrogate is one code point of category Cs and is refused.
  */
-export const CUSTOMER_ID_PATTERN = "^(?=.*\\S)[^\\p{Cc}\\p{Cs}\\p{Zl}\\p{Zp}]{1,200}$";
-/** 1 to 200 printable ASCII characters, not starting or ending with a space. */
-export const IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7E](?:[\\x20-\\x7E]{0,198}[\\x21-\\x7E])?$";
+export { CUSTOMER_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, SEAT_ID_PATTERN };
+/** An event id, as `nextCursor` gives it. */
+const EVENT_ID_PATTERN = "^evt_[0-9A-HJKMNP-TV-Z]{26}$";
 
 const nullableString = { type: ["string", "null"] } as const;
 const time = { type: "string", format: "date-time" } as const;
@@ -162,9 +177,9 @@ const sectionSchema: JsonSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    name: { type: "string", minLength: 1, maxLength: 32 },
-    rows: wholeNumber(1, 10_000),
-    seatsPerRow: wholeNumber(1, 10_000),
+    name: { type: "string", minLength: 1, maxLength: 32, pattern: SECTION_NAME_PATTERN },
+    rows: wholeNumber(1, MAX_ROWS),
+    seatsPerRow: wholeNumber(1, MAX_SEATS_PER_ROW),
   },
   required: ["name", "rows", "seatsPerRow"],
 };
@@ -174,7 +189,7 @@ export const newEventBodySchema: JsonSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    name: { type: "string", minLength: 1, maxLength: 200 },
+    name: { type: "string", minLength: 1, maxLength: 200, pattern: PRINTABLE_TEXT_PATTERN },
     capacity: wholeNumber(1, MAX_CAPACITY),
     seating: {
       type: "object",
@@ -192,13 +207,19 @@ export const newEventBodySchema: JsonSchema = {
 
 const selectionProperties = {
   customerId: { type: "string", minLength: 1, maxLength: 200, pattern: CUSTOMER_ID_PATTERN },
-  quantity: wholeNumber(1, 1000),
+  quantity: wholeNumber(1, MAX_TICKETS_PER_REQUEST),
   seats: {
     type: "array",
     minItems: 1,
-    maxItems: 1000,
+    maxItems: MAX_TICKETS_PER_REQUEST,
     uniqueItems: true,
-    items: { type: "string", minLength: 1, maxLength: 64 },
+    items: {
+      type: "string",
+      minLength: 5,
+      maxLength: 44,
+      pattern: SEAT_ID_PATTERN,
+      description: '"<section>-<row>-<seat>", rows and seats numbered from 1, e.g. "A-1-1"',
+    },
   },
 } as const;
 
@@ -237,7 +258,7 @@ export const listEventsQuerySchema: JsonSchema = {
   properties: {
     // Query values are strings and coercion is off; the handler turns this one into a number.
     limit: { type: "string", pattern: "^(?:[1-9]|[1-9][0-9]|100)$", description: "1 to 100, default 20" },
-    cursor: { type: "string", maxLength: 200 },
+    cursor: { type: "string", pattern: EVENT_ID_PATTERN, description: "the previous page's nextCursor" },
   },
 };
 

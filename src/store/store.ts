@@ -56,10 +56,13 @@ export interface Store {
 
   /**
    * Applies a batch of commands for one event in one transaction with one durable commit, in order;
-   * each command gets its own Outcome (a refusal for one never fails the others). A command with an
-   * idempotency key whose first answer is stored gets that answer back (`replayed: true`); the same key
-   * with another fingerprint is refused with `idempotency_key_reused`. Overdue holds of the event are
-   * expired first, in the same transaction.
+   * each command gets its own Outcome (a refusal for one never fails the others). A command the store
+   * cannot take (`checkCommand` in src/domain/sale.ts: text that is not printable valid Unicode, a
+   * malformed seat id, a number out of range) is refused alone, and nothing is stored for its key: no
+   * command, whatever it holds, changes another command's Outcome or makes the batch throw. A command
+   * with an idempotency key whose first answer is stored gets that answer back (`replayed: true`); the
+   * same key with another fingerprint is refused with `idempotency_key_reused`. Overdue holds of the
+   * event are expired first, in the same transaction.
    *
    * Throws (and commits nothing) on: no such event → returns `event_not_found` outcomes instead;
    * FencedOutError, LockLostError, StoreUnavailableError — all retryable.

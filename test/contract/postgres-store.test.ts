@@ -2,6 +2,7 @@
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
+import { describePostgresSlowPath } from "./postgres-poison-contract.js";
 import { describeStoreContract } from "./store-contract.js";
 
 const skip = await postgresSkip();
@@ -34,5 +35,11 @@ describeStoreContract(
       },
     };
   },
+  skip === undefined ? {} : { skip },
+);
+
+describePostgresSlowPath(
+  "direct",
+  async () => ({ url: TEST_POSTGRES_URL, close: async () => undefined }),
   skip === undefined ? {} : { skip },
 );

@@ -2,7 +2,8 @@
  * The store contract, written once and run against every backend (SQLite in both layouts, PostgreSQL):
  * `describeStoreContract(name, factory)`. It checks the rules of src/domain/inventory.ts through the
  * Store interface, including a property test that runs random command sequences against the store and
- * against the in-memory reference model and requires the same answers and counters.
+ * against the in-memory reference model and requires the same answers and counters, and the poison
+ * property of poison-contract.ts: a command the store cannot take fails alone.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { planEvent } from "../../src/domain/event.js";
 import { newEventId, newHoldId, newOrderId } from "../../src/domain/ids.js";
 import type { Command, Hold, Order, Outcome, Selection } from "../../src/domain/sale.js";
 import { Inventory } from "../../src/domain/inventory.js";
+import { describePoisonContract } from "./poison-contract.js";
 
 export interface StoreFixture {
   store: Store;
@@ -777,5 +779,6 @@ export function describeStoreContract(
         });
       }
     });
+    describePoisonContract(() => store);
   });
 }

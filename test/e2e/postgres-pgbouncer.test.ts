@@ -12,6 +12,7 @@ import { newEventId } from "../../src/domain/ids.js";
 import type { Command } from "../../src/domain/sale.js";
 import { advisoryKeyFor } from "../../src/lock/postgres/postgres-lock.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { describePostgresSlowPath } from "../contract/postgres-poison-contract.js";
 import { describeStoreContract } from "../contract/store-contract.js";
 import {
   freePortIn,
@@ -47,6 +48,15 @@ describeStoreContract(
         await dropSchema(TEST_POSTGRES_URL, schema);
       },
     };
+  },
+  skip === undefined ? {} : { skip },
+);
+
+describePostgresSlowPath(
+  "through PgBouncer (transaction mode)",
+  async () => {
+    const bouncer = await startPgBouncer(await freePortIn(16432, 16439), target, 2);
+    return { url: bouncer.url, close: () => bouncer.stop() };
   },
   skip === undefined ? {} : { skip },
 );

@@ -39,6 +39,21 @@ const UNAVAILABLE_CLASSES = new Set([
   "58", // system error
 ]);
 
+/**
+ * SQLSTATEs with which the database refuses a statement for the data it was given rather than for the
+ * state of the database or the server: class 22 (data exception: invalid text, JSON or number, a byte
+ * the encoding lacks), class 54 (program limit exceeded: a value too large for an index row), a null
+ * where none may be (23502), and a protocol violation (08P01: a message the server could not read).
+ */
+export function isCommandDataError(error: unknown): boolean {
+  // toStoreError wraps 08P01 (class 08) in StoreUnavailableError: look at what it wraps.
+  const sqlState = sqlStateOf(error) ?? (error instanceof BoxofficeError ? sqlStateOf(error.cause) : null);
+  if (sqlState === null) return false;
+  return (
+    sqlState.startsWith("22") || sqlState.startsWith("54") || sqlState === "23502" || sqlState === "08P01"
+  );
+}
+
 /** The SQLSTATE of a server error, or null when the error did not come from the server. */
 export function sqlStateOf(error: unknown): string | null {
   return error instanceof pg.DatabaseError && typeof error.code === "string" ? error.code : null;

@@ -1,6 +1,8 @@
 /**
  * The SQL of the PostgreSQL store, with table names qualified by the store's schema (so that no session
- * `search_path` is needed: PgBouncer in transaction mode would not keep one).
+ * `search_path` is needed: PgBouncer in transaction mode would not keep one). Every value is a bound
+ * parameter ($1 …), a batch's rows are arrays bound as parameters (unnest($3::text[], …)): no value is
+ * ever written into the text of a statement.
  *
  * Isolation is READ COMMITTED. Each writing transaction first locks its event row (FOR NO KEY UPDATE), so
  * the writers of one event queue up instead of deadlocking; but the guarantees are the guarded statements
@@ -254,27 +256,3 @@ export function buildStatements(s: string) {
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
-
-/**
- * A parameterised statement with its values written in as SQL literals, for the one place that sends
- * several statements in one round trip (the simple protocol takes no parameters). Strings go through the
- * driver's own escapeLiteral; numbers must be finite; Dates become timestamptz; string arrays text[].
- */
-export function inline(
-  text: string,
-  values: readonly (string | number | bigint | Date | readonly string[])[],
-  escapeLiteral: (value: string) => string,
-): string {
-  return text.replace(/\$(\d+)/g, (_, index: string) => {
-    const value = values[Number(index) - 1];
-    if (value === undefined) throw new RangeError(`no value for $${index}`);
-    if (typeof value === "string") return escapeLiteral(value);
-    if (typeof value === "bigint") return value.toString();
-    if (typeof value === "number") {
-      if (!Number.isFinite(value)) throw new RangeError(`$${index} is not a finite number`);
-      return String(value);
-    }
-    if (value instanceof Date) return `${escapeLiteral(value.toISOString())}::timestamptz`;
-    return `ARRAY[${value.map(escapeLiteral).join(", ")}]::text[]`;
-  });
-}

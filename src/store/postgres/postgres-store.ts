@@ -4,31 +4,40 @@
  * postgres-statements.ts and migrations/), under READ COMMITTED, with `synchronous_commit = on` for every
  * write so that a confirmed sale is on disk before the answer.
  *
- * No session state is kept across transactions (every SET is `SET LOCAL`, every advisory lock is
- * transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
+ * No session state is kept across transactions (every setting is transaction-local, every advisory lock
+ * is transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
+ *
+ * No value ever becomes SQL text: every statement is a constant with bound parameters ($1 …), batches
+ * bind arrays (unnest($3::text[], …)), and the statements of one round trip travel as one pipeline of
+ * parameterised statements (postgres-pipeline.ts). A command the store cannot take (checkCommand) is
+ * refused alone before any statement; one that the database still refuses for its data
+ * (isCommandDataError) sends the batch down the slow path, one command at a time under a savepoint
+ * each, so that only that command fails.
  */
 import pg from "pg";
 import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
 import { parseSeatId, seatsOf } from "../../domain/event.js";
 import type { DomainRefusal } from "../../domain/errors.js";
-import { newHoldId, newOrderId } from "../../domain/ids.js";
+import { isEventId, newHoldId, newOrderId } from "../../domain/ids.js";
 import type { Command, Hold, Order, Outcome, Selection } from "../../domain/sale.js";
-import { checkSelection } from "../../domain/sale.js";
+import { checkCommand, checkSelection } from "../../domain/sale.js";
 import { LockBusyError, LockLostError } from "../../lock/lock-errors.js";
 import type { EventPage, Store, WriteGuard } from "../store.js";
 import { FencedOutError, StoreUnavailableError } from "../store-errors.js";
 import { advisoryKeyFor } from "../../lock/postgres/postgres-lock.js";
-import { sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
+import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import { migrate } from "./postgres-migrations.js";
+import type { PipelineStatement } from "./postgres-pipeline.js";
+import { runPipeline } from "./postgres-pipeline.js";
 import type { EventRow, HoldRow, OrderRow, Statements } from "./postgres-statements.js";
-import { buildStatements, inline } from "./postgres-statements.js";
+import { buildStatements } from "./postgres-statements.js";
 
 export interface PostgresStoreConfig {
   /** postgres://user@host:port/db; an optional `?schema=name` picks the schema (default "boxoffice"). */
   url: string;
   /** Connections this instance keeps at most. */
   poolSize: number;
-  /** Server-side limit on each statement (SET LOCAL statement_timeout); a stuck statement ends in 503. */
+  /** Server-side limit on each statement (`statement_timeout` of the transaction); a stuck one ends in 503. */
   statementTimeoutMs: number;
   /** How long to wait for a free pooled connection, or for a new one, before StoreUnavailableError. */
   connectTimeoutMs?: number;
@@ -47,8 +56,8 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** What a transaction's work runs statements through. */
 interface Transaction {
   rows<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<R[]>;
-  /** Several statements with their values inlined, in one round trip; the rows of each. */
-  simple(statements: readonly string[]): Promise<OpeningRows>;
+  /** Several parameterised statements in one round trip; the rows of each. */
+  pipeline(statements: readonly PipelineStatement[]): Promise<OpeningRows>;
 }
 
 /** The rows of each statement a transaction sent with its BEGIN, in order. */
@@ -56,6 +65,12 @@ type OpeningRows = unknown[][];
 
 type CustomerRow = { customer_id: string; tickets: number };
 type SeatClaimRow = { seat_id: string; owner_id: string };
+
+/** What a command that the database refused for its data answers, on the slow path. */
+const CANNOT_TAKE: DomainRefusal = {
+  code: "invalid_request",
+  detail: "the store cannot take this request as it is",
+};
 
 /** A stored first answer to an idempotency key. */
 interface StoredAnswer {
@@ -157,7 +172,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.#read(["SELECT 1"]);
+    await this.#read([{ text: "SELECT 1" }]);
   }
 
   async createEvent(plan: EventPlan): Promise<Event> {
@@ -178,13 +193,13 @@ export class PostgresStore implements Store {
   }
 
   async getEvent(eventId: string): Promise<Event | null> {
-    const [[row]] = await this.#read<[EventRow]>([this.#inline(this.#sql.selectEvent, [eventId])]);
+    const [[row]] = await this.#read<[EventRow]>([{ text: this.#sql.selectEvent, values: [eventId] }]);
     return row ? toEvent(row) : null;
   }
 
   async listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage> {
     const [rows] = await this.#read<[EventRow]>([
-      this.#inline(this.#sql.listEvents, [page.cursor ?? "", page.limit + 1]),
+      { text: this.#sql.listEvents, values: [page.cursor ?? "", page.limit + 1] },
     ]);
     const events = rows.slice(0, page.limit);
     const last = events.at(-1);
@@ -194,8 +209,8 @@ export class PostgresStore implements Store {
   async getSeatMap(eventId: string): Promise<SeatMap | null> {
     // One read-only transaction: the event and its claims at the same instant.
     const [[row], claims] = await this.#read<[EventRow, { seat_id: string; sold: boolean }]>([
-      this.#inline(this.#sql.selectEvent, [eventId]),
-      this.#inline(this.#sql.selectSeatClaims, [eventId]),
+      { text: this.#sql.selectEvent, values: [eventId] },
+      { text: this.#sql.selectSeatClaims, values: [eventId] },
     ]);
     if (!row) return null;
     const status = new Map(claims.map((claim) => [claim.seat_id, claim.sold ? "sold" : "held"] as const));
@@ -219,24 +234,19 @@ export class PostgresStore implements Store {
   }
 
   async getOrder(orderId: string): Promise<Order | null> {
-    const [[row]] = await this.#read<[OrderRow]>([this.#inline(this.#sql.selectOrder, [orderId])]);
+    const [[row]] = await this.#read<[OrderRow]>([{ text: this.#sql.selectOrder, values: [orderId] }]);
     return row ? toOrder(row) : null;
   }
 
   async getHold(holdId: string): Promise<Hold | null> {
-    const [[row]] = await this.#read<[HoldRow]>([this.#inline(this.#sql.selectHold, [holdId])]);
+    const [[row]] = await this.#read<[HoldRow]>([{ text: this.#sql.selectHold, values: [holdId] }]);
     return row ? toHold(row) : null;
   }
 
   /**
-   * One transaction in three round trips, whatever the number of commands that only take tickets:
-   * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
-   *     idempotency answers, the customers' counts, the requested seats' claims), as one message: each
-   *     statement sees what committed before it ran, so all of it is read with the lock held;
-   * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
-   *     and cancel add one statement each before it, on rows committed earlier; overdue holds, when the
-   *     event has some, one statement to expire them and one to read again);
-   * (3) COMMIT.
+   * Commands the store cannot take (checkCommand) are refused first, alone, without a statement. The
+   * rest run as one batch (#executeBatch); should the database still refuse the batch for one command's
+   * data, the batch runs again one command at a time (#executeOneByOne), so only that command fails.
    */
   async execute(
     eventId: string,
@@ -244,84 +254,179 @@ export class PostgresStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
-    const keys = new Set<string>();
-    const customers = new Set<string>();
-    const seats = new Set<string>();
-    for (const command of commands) {
-      if ("idempotency" in command && command.idempotency) keys.add(command.idempotency.key);
-      if (command.type === "purchase" || command.type === "hold") {
-        customers.add(command.customerId);
-        for (const seat of command.selection.seats ?? []) seats.add(seat);
+    if (!isEventId(eventId)) return commands.map(() => eventNotFound(eventId));
+    const outcomes: (Outcome | null)[] = commands.map((command) => {
+      const refusal = checkCommand(command);
+      return refusal ? { ok: false, refusal, replayed: false } : null;
+    });
+    const takeable = commands.filter((_, i) => outcomes[i] === null);
+    if (takeable.length > 0) {
+      let taken: Outcome[];
+      try {
+        taken = await this.#executeBatch(eventId, takeable, guard, now);
+      } catch (error) {
+        if (!isCommandDataError(error)) throw error;
+        taken = await this.#executeOneByOne(eventId, takeable, guard, now);
       }
+      let next = 0;
+      for (let i = 0; i < outcomes.length; i++) outcomes[i] ??= taken[next++] as Outcome;
     }
-    const fence = guard?.fence ?? null;
-    const opening: string[] = [];
-    if (guard && fence !== null) {
-      opening.push(
-        this.#inline(this.#sql.applyFence, [guard.lockKey, fence, eventId]),
-        this.#inline(this.#sql.selectFence, [guard.lockKey]),
-      );
-    }
-    // What purchases and holds are decided on; read again after an expiry gave tickets back.
-    const decidingReads = [
-      this.#inline(this.#sql.selectCustomers, [eventId, [...customers]]),
-      this.#inline(this.#sql.selectSeatOwners, [eventId, [...seats]]),
-    ];
-    opening.push(
-      this.#inline(this.#sql.lockEvent, [eventId, now]),
-      this.#inline(this.#sql.selectIdempotency, [eventId, [...keys]]),
-      ...decidingReads,
-    );
+    return outcomes as Outcome[];
+  }
 
+  /**
+   * One transaction in three round trips, whatever the number of commands that only take tickets:
+   * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
+   *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
+   *     statement sees what committed before it ran, so all of it is read with the lock held;
+   * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
+   *     and cancel add one statement each before it, on rows committed earlier; overdue holds, when the
+   *     event has some, one statement to expire them and one to read again);
+   * (3) COMMIT.
+   */
+  async #executeBatch(
+    eventId: string,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+  ): Promise<Outcome[]> {
+    // What purchases and holds are decided on; read again after an expiry gave tickets back.
+    const decidingReads = this.#decidingReads(eventId, commands);
     return this.#transaction(
       guard,
       async (tx, results) => {
-        let next = 0;
-        const fenced = guard && fence !== null;
-        const applied = fenced ? (results[next++] ?? []) : [];
-        const [highest] = (fenced ? (results[next++] ?? []) : []) as { fence: string | null }[];
-        const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
-        // No fence row is written for an event that does not exist: that is not a stale fence.
-        if (guard && fence !== null && row && applied.length === 0) {
-          throw new FencedOutError(guard.lockKey, fence, Number(highest?.fence ?? fence));
+        const opened = this.#opened(guard, eventId, results);
+        if (!opened.row) return commands.map(() => eventNotFound(eventId));
+        const [answerRows, customerRows, seatRows] = opened.rest as [
+          StoredAnswer[],
+          CustomerRow[],
+          SeatClaimRow[],
+        ];
+        let deciding: OpeningRows = [customerRows, seatRows];
+        if (opened.row.has_due) {
+          await this.#expireDue(tx, opened.row, now);
+          deciding = await tx.pipeline(decidingReads);
         }
-        const answerRows = (results[next++] ?? []) as StoredAnswer[];
-        let [customerRows, seatRows] = results.slice(next) as [CustomerRow[], SeatClaimRow[]];
-        if (!row) {
-          return commands.map(() => ({
-            ok: false as const,
-            refusal: { code: "event_not_found" as const, detail: `no event ${eventId}` },
-            replayed: false,
-          }));
-        }
-        if (row.has_due) {
-          const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [
-            [eventId],
-            now,
-            1_000_000,
-          ]);
-          row.held -= expired?.tickets ?? 0;
-          [customerRows, seatRows] = (await tx.simple(decidingReads)) as [CustomerRow[], SeatClaimRow[]];
-        }
-        const batch: Batch = {
-          row,
-          soldDelta: 0,
-          heldDelta: 0,
-          answers: new Map(answerRows.map((answer) => [answer.key, answer])),
-          tickets: new Map((customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets])),
-          seatOwners: new Map((seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id])),
-          newAnswers: [],
-          sales: [],
-          claims: [],
-          taken: new Map(),
-        };
+        const batch = newBatch(opened.row, answerRows, deciding);
         const outcomes: Outcome[] = [];
         for (const command of commands) outcomes.push(await this.#applyCommand(tx, batch, command, now));
         await this.#closeBatch(tx, batch, now);
         return outcomes;
       },
-      opening,
+      [
+        ...this.#openingStatements(guard, eventId, now),
+        this.#answersRead(eventId, commands),
+        ...decidingReads,
+      ],
     );
+  }
+
+  /**
+   * The slow path, for a batch the database refused because of one command's data: the same
+   * transaction (fence, event lock, expiry), but each command decided on fresh reads and written under
+   * a savepoint of its own. A command whose statements the database refuses for their data is rolled
+   * back to its savepoint and refused alone (CANNOT_TAKE); every other command's outcome is what it
+   * would have been in the batch. A round trip or four per command: it only runs after such a refusal.
+   */
+  async #executeOneByOne(
+    eventId: string,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+  ): Promise<Outcome[]> {
+    return this.#transaction(
+      guard,
+      async (tx, results) => {
+        const opened = this.#opened(guard, eventId, results);
+        if (!opened.row) return commands.map(() => eventNotFound(eventId));
+        if (opened.row.has_due) await this.#expireDue(tx, opened.row, now);
+        const outcomes: Outcome[] = [];
+        for (const command of commands) {
+          await tx.rows("SAVEPOINT command");
+          try {
+            const [[row], answerRows, ...deciding] = (await tx.pipeline([
+              { text: this.#sql.selectEvent, values: [eventId] },
+              this.#answersRead(eventId, [command]),
+              ...this.#decidingReads(eventId, [command]),
+            ])) as [EventRow[], StoredAnswer[], ...OpeningRows];
+            if (!row) throw new StoreConflictError("40001", `event ${eventId} vanished under its lock`);
+            const batch = newBatch(row, answerRows, deciding);
+            const outcome = await this.#applyCommand(tx, batch, command, now);
+            await this.#closeBatch(tx, batch, now);
+            await tx.rows("RELEASE SAVEPOINT command");
+            outcomes.push(outcome);
+          } catch (error) {
+            if (!isCommandDataError(error)) throw error;
+            await tx.rows("ROLLBACK TO SAVEPOINT command");
+            outcomes.push({ ok: false, refusal: CANNOT_TAKE, replayed: false });
+          }
+        }
+        return outcomes;
+      },
+      this.#openingStatements(guard, eventId, now),
+    );
+  }
+
+  /** The fence (when the guard has one) and the event row lock: the start of every write of an event. */
+  #openingStatements(guard: WriteGuard | null, eventId: string, now: Date): PipelineStatement[] {
+    const statements: PipelineStatement[] = [];
+    if (guard && guard.fence !== null) {
+      statements.push(
+        { text: this.#sql.applyFence, values: [guard.lockKey, guard.fence, eventId] },
+        { text: this.#sql.selectFence, values: [guard.lockKey] },
+      );
+    }
+    statements.push({ text: this.#sql.lockEvent, values: [eventId, now] });
+    return statements;
+  }
+
+  /** The rows of #openingStatements checked (a stale fence throws), then the rows after them. */
+  #opened(
+    guard: WriteGuard | null,
+    eventId: string,
+    results: OpeningRows,
+  ): { row: (EventRow & { has_due: boolean }) | undefined; rest: OpeningRows } {
+    let next = 0;
+    const fenced = guard !== null && guard.fence !== null;
+    const applied = fenced ? (results[next++] ?? []) : [];
+    const [highest] = (fenced ? (results[next++] ?? []) : []) as { fence: string | null }[];
+    const [row] = (results[next++] ?? []) as (EventRow & { has_due: boolean })[];
+    // No fence row is written for an event that does not exist: that is not a stale fence.
+    if (guard && guard.fence !== null && row && applied.length === 0) {
+      throw new FencedOutError(guard.lockKey, guard.fence, Number(highest?.fence ?? guard.fence));
+    }
+    return { row, rest: results.slice(next) };
+  }
+
+  /** The stored first answers to the commands' idempotency keys. */
+  #answersRead(eventId: string, commands: readonly Command[]): PipelineStatement {
+    const keys = new Set<string>();
+    for (const command of commands) {
+      if ("idempotency" in command && command.idempotency) keys.add(command.idempotency.key);
+    }
+    return { text: this.#sql.selectIdempotency, values: [eventId, [...keys]] };
+  }
+
+  /** The customers' counts and the requested seats' claims, that purchases and holds are decided on. */
+  #decidingReads(eventId: string, commands: readonly Command[]): PipelineStatement[] {
+    const customers = new Set<string>();
+    const seats = new Set<string>();
+    for (const command of commands) {
+      if (command.type === "purchase" || command.type === "hold") {
+        customers.add(command.customerId);
+        for (const seat of command.selection.seats ?? []) seats.add(seat);
+      }
+    }
+    return [
+      { text: this.#sql.selectCustomers, values: [eventId, [...customers]] },
+      { text: this.#sql.selectSeatOwners, values: [eventId, [...seats]] },
+    ];
+  }
+
+  /** Expires the (locked) event's overdue holds and takes what they gave back off the row's count. */
+  async #expireDue(tx: Transaction, row: EventRow, now: Date): Promise<void> {
+    const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [[row.id], now, 1_000_000]);
+    row.held -= expired?.tickets ?? 0;
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
@@ -528,39 +633,45 @@ export class PostgresStore implements Store {
   async #transaction<T>(
     guard: WriteGuard | null,
     work: (tx: Transaction, opening: OpeningRows) => Promise<T>,
-    opening: readonly string[] = [],
+    opening: readonly PipelineStatement[] = [],
   ): Promise<T> {
     const client = await this.#connect();
-    // A client whose connection failed (no SQLSTATE) is destroyed on release, never reused.
+    // A client whose connection failed (no SQLSTATE, or a protocol error) is destroyed on release.
     let broken: Error | undefined;
+    const noteBroken = (error: unknown): void => {
+      if (isConnectionFailure(error)) broken = error as Error;
+    };
     const tx: Transaction = {
       rows: async <R>(text: string, values?: readonly unknown[]) => {
         try {
           const result = await client.query(text, values as unknown[] | undefined);
           return result.rows as R[];
         } catch (error) {
-          if (sqlStateOf(error) === null && error instanceof Error) broken = error;
+          noteBroken(error);
           throw error;
         }
       },
-      simple: (statements: readonly string[]) =>
-        this.#simpleQuery(client, statements, (error) => {
-          broken = error;
-        }),
+      pipeline: async (statements: readonly PipelineStatement[]) => {
+        try {
+          return await runPipeline(client, statements);
+        } catch (error) {
+          noteBroken(error);
+          throw error;
+        }
+      },
     };
     let begun = false;
     try {
       const prelude = this.#prelude(guard);
-      const results = await this.#simpleQuery(client, [...prelude, ...opening], (error) => {
-        broken = error;
-      });
+      const results = await tx.pipeline([...prelude, ...opening]);
       begun = true;
       const result = await work(tx, results.slice(prelude.length));
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       await tx.rows("COMMIT");
       return result;
     } catch (error) {
-      if (!broken) await tx.rows("ROLLBACK").catch(() => undefined);
+      // Never leave a transaction open on a connection that goes back to the pool.
+      if (!broken) await tx.rows("ROLLBACK").catch(noteBroken);
       if (!begun && guard?.transactionLock && sqlStateOf(error) === "55P03") {
         throw new LockBusyError(guard.lockKey, guard.transactionLock.waitMs);
       }
@@ -574,75 +685,98 @@ export class PostgresStore implements Store {
    * Read-only statements in one transaction and one round trip (BEGIN, statement timeout, the reads,
    * COMMIT): the reads see one instant. Returns the rows of each read.
    */
-  async #read<R extends unknown[]>(reads: readonly string[]): Promise<{ [K in keyof R]: R[K][] }> {
+  async #read<R extends unknown[]>(reads: readonly PipelineStatement[]): Promise<{ [K in keyof R]: R[K][] }> {
     const client = await this.#connect();
     let broken: Error | undefined;
-    const prelude = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", this.#statementTimeout()];
+    const prelude: PipelineStatement[] = [
+      { text: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" },
+      {
+        text: "SELECT set_config('statement_timeout', $1, true)",
+        values: [String(Math.max(1, Math.trunc(this.#config.statementTimeoutMs)))],
+      },
+    ];
     try {
-      const results = await this.#simpleQuery(client, [...prelude, ...reads, "COMMIT"], (error) => {
-        broken = error;
-      });
+      const results = await runPipeline(client, [...prelude, ...reads, { text: "COMMIT" }]);
       return results.slice(prelude.length, prelude.length + reads.length) as { [K in keyof R]: R[K][] };
     } catch (error) {
-      if (!broken) await client.query("ROLLBACK").catch(() => undefined);
+      if (isConnectionFailure(error)) broken = error as Error;
+      else
+        await client.query("ROLLBACK").catch((failed: unknown) => {
+          if (isConnectionFailure(failed)) broken = failed as Error;
+        });
       throw toStoreError(error, "reading");
     } finally {
       this.#release(client, broken);
     }
   }
 
-  /** A statement with its values written in as literals, for #read and the opening of execute(). */
-  #inline(text: string, values: Parameters<typeof inline>[1]): string {
-    return inline(text, values, (value) => pg.escapeLiteral(value));
-  }
-
   /**
-   * Several statements in one round trip (the simple protocol: no parameters, values already inlined).
-   * Each runs with its own snapshot, in order; the first error stops the rest.
+   * BEGIN and the transaction's settings: `synchronous_commit = on` (a sale is on disk before the
+   * answer), the statement timeout, and an idle-in-transaction timeout: a client that stops
+   * mid-transaction (paused, partitioned) must not keep the event row and its advisory lock forever,
+   * the server ends such a transaction on its own. With a transaction lock, the advisory lock within
+   * its bounded wait.
    */
-  async #simpleQuery(
-    client: pg.PoolClient,
-    statements: readonly string[],
-    onBroken: (error: Error) => void,
-  ): Promise<OpeningRows> {
-    try {
-      // With more than one statement, pg answers with one result per statement.
-      const results = (await client.query(statements.join(";\n"))) as unknown as pg.QueryResult[];
-      return (Array.isArray(results) ? results : [results]).map((result) => result.rows);
-    } catch (error) {
-      if (sqlStateOf(error) === null && error instanceof Error) onBroken(error);
-      throw error;
-    }
-  }
-
-  /** BEGIN and the transaction's settings (only numbers inlined). */
-  #prelude(guard: WriteGuard | null): string[] {
-    const statements = [
-      "BEGIN ISOLATION LEVEL READ COMMITTED",
-      "SET LOCAL synchronous_commit TO on",
-      this.#statementTimeout(),
-      // A client that stops mid-transaction (paused, partitioned) must not keep the event row and its
-      // advisory lock forever: the server ends such a transaction on its own.
-      `SET LOCAL idle_in_transaction_session_timeout TO ${Math.max(1000, 2 * Math.trunc(this.#config.statementTimeoutMs))}`,
+  #prelude(guard: WriteGuard | null): PipelineStatement[] {
+    const statementTimeoutMs = Math.max(1, Math.trunc(this.#config.statementTimeoutMs));
+    const statements: PipelineStatement[] = [
+      { text: "BEGIN ISOLATION LEVEL READ COMMITTED" },
+      {
+        text: `SELECT set_config('synchronous_commit', 'on', true),
+                      set_config('statement_timeout', $1, true),
+                      set_config('idle_in_transaction_session_timeout', $2, true)`,
+        values: [String(statementTimeoutMs), String(Math.max(1000, 2 * statementTimeoutMs))],
+      },
     ];
     if (guard?.transactionLock) {
       const waitMs = Math.max(1, Math.trunc(guard.transactionLock.waitMs));
       statements.push(
-        `SET LOCAL lock_timeout TO ${waitMs}`,
-        `SELECT pg_advisory_xact_lock(${advisoryKeyFor(guard.lockKey).toString()})`,
-        "SET LOCAL lock_timeout TO DEFAULT",
+        { text: "SELECT set_config('lock_timeout', $1, true)", values: [String(waitMs)] },
+        {
+          text: "SELECT pg_advisory_xact_lock($1::bigint)",
+          values: [advisoryKeyFor(guard.lockKey).toString()],
+        },
+        { text: "SET LOCAL lock_timeout TO DEFAULT" },
       );
     }
     return statements;
-  }
-
-  #statementTimeout(): string {
-    return `SET LOCAL statement_timeout TO ${Math.max(1, Math.trunc(this.#config.statementTimeoutMs))}`;
   }
 }
 
 /** The query that was running has already failed with the same error; the client is released as broken. */
 function ignoreClientError(): void {}
+
+/**
+ * Whether the connection is no longer fit for another transaction: an error without a SQLSTATE (the
+ * socket failed, the client timed out, pg could not send) or a protocol violation (08P01), after which
+ * client and server may disagree about where a message begins.
+ */
+function isConnectionFailure(error: unknown): boolean {
+  const sqlState = sqlStateOf(error);
+  return (sqlState === null || sqlState === "08P01") && error instanceof Error;
+}
+
+function eventNotFound(eventId: string): Outcome {
+  return { ok: false, refusal: { code: "event_not_found", detail: `no event ${eventId}` }, replayed: false };
+}
+
+/** A batch on the locked event row, from what was read after the lock: answers, customers, seats. */
+function newBatch(row: EventRow, answerRows: StoredAnswer[], [customerRows, seatRows]: OpeningRows): Batch {
+  return {
+    row,
+    soldDelta: 0,
+    heldDelta: 0,
+    answers: new Map(answerRows.map((answer) => [answer.key, answer])),
+    tickets: new Map(
+      ((customerRows ?? []) as CustomerRow[]).map((customer) => [customer.customer_id, customer.tickets]),
+    ),
+    seatOwners: new Map(((seatRows ?? []) as SeatClaimRow[]).map((seat) => [seat.seat_id, seat.owner_id])),
+    newAnswers: [],
+    sales: [],
+    claims: [],
+    taken: new Map(),
+  };
+}
 
 function available(batch: Batch): number {
   const row = batch.row;

@@ -9,7 +9,7 @@ import type { EventPlan, SeatMap, SeatStatus } from "../../domain/event.js";
 import { parseSeatId, seatsOf } from "../../domain/event.js";
 import { newOrderId, newHoldId } from "../../domain/ids.js";
 import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../../domain/sale.js";
-import { checkSelection } from "../../domain/sale.js";
+import { checkCommand, checkSelection } from "../../domain/sale.js";
 import { LockLostError } from "../../lock/lock-errors.js";
 import type { WriteGuard } from "../store.js";
 import { FencedOutError } from "../store-errors.js";
@@ -276,6 +276,10 @@ export class SqliteSales {
 
   /** Runs one command in a savepoint; a refusal rolls back only that command. */
   #applyOne(plan: EventPlan, command: Command, now: Date): Outcome {
+    // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
+    // before it touches a statement, and nothing is stored for its key.
+    const unfit = checkCommand(command);
+    if (unfit) return { ok: false, refusal: unfit, replayed: false };
     const idempotency = "idempotency" in command ? command.idempotency : null;
     if (idempotency) {
       const stored = this.#s.idempotency.get(plan.id, idempotency.key) as
