@@ -148,11 +148,10 @@ export class ProxyExchange implements UpstreamHandler {
     this.res = res;
     this.#body = body;
     const method = req.method;
-    const lines = req.forwardLines;
-    const hasIdempotencyKey =
-      lines !== undefined ? lines.hasIdempotencyKey : req.headers["idempotency-key"] !== undefined;
+    // The front decides (request-head.ts): a key the client named in Connection is not passed on, so
+    // it does not count.
     this.#retryableAfterSend =
-      (method === "GET" || method === "HEAD" || hasIdempotencyKey) &&
+      (method === "GET" || method === "HEAD" || req.forwardLines.hasIdempotencyKey) &&
       (body === null || Buffer.isBuffer(body));
     res.once("close", () => this.#onClientClose());
   }
@@ -170,18 +169,15 @@ export class ProxyExchange implements UpstreamHandler {
     this.#abort = undefined;
     this.#startedAtMs = performance.now();
     const lines = this.req.forwardLines;
-    const wantsEvents =
-      lines !== undefined
-        ? lines.wantsEvents
-        : this.req.headers.accept?.includes("text/event-stream") === true;
+    const wantsEvents = lines.wantsEvents;
     const pool = backend.pool!;
-    if (pool.takesHeadLines && lines !== undefined) {
-      this.#headLines ??= {
-        lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
-        hasHost: lines.hasHost,
-        hasLength: lines.hasLength,
-      };
-    } else this.#headers ??= forwardedHeaders(this.req);
+    // The front's lines are the one normalised head for every client (one Host, one length or none).
+    this.#headLines ??= {
+      lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
+      hasHost: lines.hasHost,
+      hasLength: lines.hasLength,
+    };
+    if (!pool.takesHeadLines) this.#headers ??= pairsOf(this.#headLines.lines);
     pool.dispatch(
       {
         path: this.req.url ?? "/",

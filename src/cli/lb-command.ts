@@ -37,6 +37,7 @@ const NUMERIC_FLAGS: [keyof typeof BALANCER_DEFAULTS, string][] = [
   ["headersTimeoutMs", "time for a client to send its request head (408 past it)"],
   ["requestTimeoutMs", "time for a client to send its whole request (408 past it)"],
   ["clientKeepAliveMs", "idle time before a client's keep-alive connection is closed"],
+  ["clientSendTimeoutMs", "a client that takes none of its response for this long is disconnected"],
   ["maxBufferedBodyBytes", "request bodies up to this size are held for retries; larger ones stream"],
   ["sseMaxAgeMs", "server-sent-events responses end after this time so clients rebalance"],
   ["maxClientConnections", "most client connections at once"],

@@ -77,6 +77,11 @@ export interface BalancerConfig {
   requestTimeoutMs: number;
   /** Idle time after which a client's keep-alive connection is closed. */
   clientKeepAliveMs: number;
+  /**
+   * A client with response bytes waiting that takes none of them for this long is disconnected (no
+   * request header turns it off, server-sent events included).
+   */
+  clientSendTimeoutMs: number;
   /** Request bodies up to this size are held so the request can be sent again; larger ones stream. */
   maxBufferedBodyBytes: number;
   /** A server-sent-events response is ended after this time so clients reconnect and rebalance. */
@@ -119,6 +124,7 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   clientKeepAliveMs: 5000,
+  clientSendTimeoutMs: 30_000,
   maxBufferedBodyBytes: 65_536,
   sseMaxAgeMs: 300_000,
   maxClientConnections: 20_000,
@@ -152,6 +158,7 @@ const NUMERIC_MINIMUMS: Record<Exclude<NumericKey, "port">, number> = {
   headersTimeoutMs: 1,
   requestTimeoutMs: 1,
   clientKeepAliveMs: 1,
+  clientSendTimeoutMs: 1,
   maxBufferedBodyBytes: 0,
   sseMaxAgeMs: 1,
   maxClientConnections: 1,

@@ -46,6 +46,7 @@ describe("raw front", () => {
       headersTimeoutMs: 400,
       requestTimeoutMs: 800,
       clientKeepAliveMs: 1000,
+      clientSendTimeoutMs: 5000,
       maxClientConnections: 100,
       onClientError: (kind) => errors.push(kind),
       onRequest: (req, res) => {
