@@ -107,7 +107,10 @@ function sizeOf(line: string): number {
   // Nearly every size line is a few hex digits alone.
   if (HEX_ONLY.test(line)) return parseInt(line, 16);
   const match = SIZE_LINE.exec(line);
-  if (!match) throw new ChunkedBodyError("bad chunk size");
+  if (!match) {
+    // llhttp takes a few odd extensions (";;a", ";=b"); the balancer only `;name[=value]` ones.
+    throw new ChunkedBodyError(/^[0-9a-fA-F]+;/.test(line) ? "bad chunk extension" : "bad chunk size");
+  }
   const digits = match[1]!;
   let first = 0;
   while (first < digits.length - 1 && digits.charCodeAt(first) === 48) first++;

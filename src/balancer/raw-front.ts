@@ -436,9 +436,9 @@ class FrontConnection {
         this.#onBody(chunk);
         return;
       case "idle": {
-        // llhttp skips empty lines before a request (RFC 9112 2.2); so does the front.
+        // llhttp skips CR and LF bytes before a request (RFC 9112 2.2: empty lines); so does the front.
         let start = 0;
-        while (chunk[start] === 13 && chunk[start + 1] === 10) start += 2;
+        while (chunk[start] === 13 || chunk[start] === 10) start++;
         if (start === chunk.length) return;
         this.#phase = "head";
         this.#requestStartedAtMs = Date.now();

@@ -8,7 +8,6 @@
  * it is stricter it says why in REFUSED_ON_PURPOSE, which the differential test
  * (test/unit/balancer/front-differential.test.ts) holds it to.
  */
-import { METHODS } from "node:http";
 import { HeadLines, HeaderKind, isNotForwarded, type RequestLines } from "./head-lines.js";
 
 /** A request the balancer refuses before it reaches any instance: 400, 431, or 501. */
@@ -28,8 +27,9 @@ export class BadRequest extends Error {
  */
 export const REFUSED_ON_PURPOSE = {
   method: "method not proxied",
+  /** HTTP/0.9 (no version), HTTP/2.0 and RTSP request lines, which llhttp reads. */
   version: "unsupported HTTP version",
-  requestLine: "bad request line",
+  requestLine: "more than one space in the request line",
   asteriskTarget: "asterisk-form target not proxied",
   badAuthority: "bad absolute-form target",
   transferCoding: "unsupported transfer-encoding",
@@ -40,6 +40,7 @@ export const REFUSED_ON_PURPOSE = {
   hugeLength: "content-length too large",
   connectionNamesFraming: "Connection names a header the balancer needs",
   hugeChunk: "chunk size too large",
+  chunkExtension: "bad chunk extension",
   trailers: "trailers too large",
 } as const;
 
@@ -53,7 +54,6 @@ export const PROXIED_METHODS: ReadonlySet<string> = new Set([
   "PATCH",
   "OPTIONS",
 ]);
-const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 
 /**
  * The request line: a token method, one space, a target of visible ASCII only (no control byte, no
@@ -143,10 +143,8 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
   if (!match) throw whyBadRequestLine(head.slice(0, lineEnd));
   const method = match[1]!;
   let url = match[2]!;
-  if (!PROXIED_METHODS.has(method)) {
-    if (KNOWN_METHODS.has(method)) throw new BadRequest(501, REFUSED_ON_PURPOSE.method);
-    throw new BadRequest(400, "unknown method");
-  }
+  // CONNECT, TRACE, WebDAV's and unknown methods: never passed on.
+  if (!PROXIED_METHODS.has(method)) throw new BadRequest(501, REFUSED_ON_PURPOSE.method);
   let authority: string | undefined;
   if (url.charCodeAt(0) !== 47 /* / */) {
     if (url === "*") throw new BadRequest(400, REFUSED_ON_PURPOSE.asteriskTarget);
@@ -208,7 +206,7 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
       }
       case HeaderKind.TRANSFER_ENCODING:
         if (transferEncoding !== undefined) throw new BadRequest(501, REFUSED_ON_PURPOSE.transferCoding);
-        if (!endsWithoutTab(head, lines)) throw new BadRequest(400, "bad transfer-encoding");
+        if (!endsWithoutTab(head, lines)) throw new BadRequest(400, REFUSED_ON_PURPOSE.transferCoding);
         transferEncoding = lines.value;
         break;
       case HeaderKind.CONNECTION:
@@ -220,6 +218,12 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
               throw new BadRequest(400, REFUSED_ON_PURPOSE.connectionNamesFraming);
             (listed ??= []).push(token);
           }
+        }
+        break;
+      case HeaderKind.PROXY_CONNECTION:
+        for (const token of connectionTokens(lines.value)) {
+          if (token === "close") close = true;
+          else if (token === "keep-alive") keepAliveAsked = true;
         }
         break;
       case HeaderKind.X_FORWARDED_FOR:
@@ -250,10 +254,12 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
   if (http11 && hosts === 0 && authority === undefined) throw new BadRequest(400, REFUSED_ON_PURPOSE.noHost);
   let chunked = false;
   if (transferEncoding !== undefined) {
+    // Exactly one `Transfer-Encoding: chunked` line is taken (llhttp also takes an empty value, other
+    // codings before chunked, and some repeated lines).
+    if (transferEncoding.toLowerCase() !== "chunked") throw whyBadTransferEncoding(transferEncoding);
     // Both framings at once is the classic request-smuggling shape: refuse it.
     if (length !== -1) throw new BadRequest(400, "both content-length and transfer-encoding");
     if (!http11) throw new BadRequest(400, REFUSED_ON_PURPOSE.http10Chunked);
-    if (transferEncoding.toLowerCase() !== "chunked") throw whyBadTransferEncoding(transferEncoding);
     chunked = true;
   }
   if (runStart < head.length) forward += `${head.slice(runStart)}\r\n`;
@@ -297,17 +303,24 @@ function withoutListed(lines: string, listed: readonly string[]): string {
 }
 
 function whyBadRequestLine(line: string): BadRequest {
-  const version = /^\S+ \S+ (?:HTTP|RTSP)\/\d\.\d$/.exec(line);
-  if (version) return new BadRequest(400, REFUSED_ON_PURPOSE.version);
-  if (/^\S+ {2,}\S+ +HTTP\/1\.[01]$|^\S+ \S+ {2,}HTTP\/1\.[01]$/.test(line))
-    return new BadRequest(400, REFUSED_ON_PURPOSE.requestLine);
-  return new BadRequest(400, "bad request line");
+  // Named only where llhttp would take the line: a known method, a clean target, some other version or
+  // more than one space between the parts.
+  // HTTP/0.9: a method and a target, ended by CRLF or a bare LF.
+  if (/^[A-Z]+ +[\x21-\x7e]+(?:$|\n)/.test(line)) return new BadRequest(400, REFUSED_ON_PURPOSE.version);
+  const parts = /^[A-Z]+ +[\x21-\x7e]+ +((?:HTTP|RTSP)\/\d\.\d)$/.exec(line);
+  if (parts === null) return new BadRequest(400, "bad request line");
+  if (parts[1] !== "HTTP/1.1" && parts[1] !== "HTTP/1.0") return new BadRequest(400, REFUSED_ON_PURPOSE.version);
+  return new BadRequest(400, REFUSED_ON_PURPOSE.requestLine);
 }
 
-/** A transfer coding list the balancer cannot pass on: 501 for codings it does not apply, else 400. */
+/**
+ * A transfer coding list the balancer cannot pass on (only "chunked" alone is): 501 for codings it does
+ * not apply, 400 for an empty value or one that is no list of tokens.
+ */
 function whyBadTransferEncoding(value: string): BadRequest {
-  const codings = value.split(",").map((coding) => coding.replace(/^[ \t]+|[ \t]+$/g, "").toLowerCase());
-  if (codings.every((coding) => coding === "" || TOKEN.test(coding)) && codings.at(-1) === "chunked")
+  const codings = value.split(",").map((coding) => coding.replace(/^[ \t]+|[ \t]+$/g, ""));
+  if (value === "") return new BadRequest(400, REFUSED_ON_PURPOSE.transferCoding);
+  if (codings.every((coding) => coding === "" || TOKEN.test(coding)))
     return new BadRequest(501, REFUSED_ON_PURPOSE.transferCoding);
-  return new BadRequest(codings.every((coding) => TOKEN.test(coding)) ? 501 : 400, "bad transfer-encoding");
+  return new BadRequest(400, REFUSED_ON_PURPOSE.transferCoding);
 }
