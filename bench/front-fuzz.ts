@@ -19,7 +19,10 @@ for (let done = 0; done < cases; done += batch) {
     const why = disagreement(input);
     if (why === undefined) continue;
     found++;
-    const kind = why.split("\n")[0]!.replace(/request \d+/, "request N").replace(/\(.*\)/, "(…)");
+    const kind = why
+      .split("\n")[0]!
+      .replace(/request \d+/, "request N")
+      .replace(/\(.*\)/, "(…)");
     const seen = kinds.get(kind) ?? 0;
     kinds.set(kind, seen + 1);
     if (seen < 3) console.log(`${JSON.stringify(input.toString("latin1"))}\n  ${why}`);

@@ -16,13 +16,16 @@ import { listen } from "./listen.js";
 import { refusalText, sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
-import { createRawFrontServer } from "./raw-front.js";
+import { PIPELINE_WRITE_BOUND_BYTES, createRawFrontServer } from "./raw-front.js";
 import { ProxyExchange, type AttemptOutcome, type ExchangeHost } from "./proxy-exchange.js";
 import { RetryBudget } from "./retry-budget.js";
 import { clientIp } from "./client-ip.js";
 import { SendWatch } from "./front.js";
 import type { RequestLines } from "./head-lines.js";
 import { BadRequest, REFUSED_ON_PURPOSE, parseRequestHead, type RequestHead } from "./request-head.js";
+
+/** Pipelined requests of one node-front client held (read, not yet served) before reading stops. */
+const PIPELINE_HELD_REQUESTS = 8;
 
 const PROBLEM_CODES = {
   400: "invalid_request",
@@ -46,6 +49,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #closeIdleConnections: () => void;
   readonly #closeAllConnections: () => void;
   #serveQueueScheduled = false;
+  /** The node front's clients' pipelines: whether a request is being answered, and those held behind it. */
+  readonly #pipelines = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
   #initialized = false;
   #closing: Promise<void> | undefined;
 
@@ -98,8 +103,10 @@ export class LeastConnectionsBalancer implements ExchangeHost {
           keepAliveTimeout: config.clientKeepAliveMs,
           // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
           connectionsCheckingInterval: checkEveryMs,
+          // parseRequestHead refuses a missing Host itself, with a problem+json answer like every refusal.
+          requireHostHeader: false,
         },
-        (req, res) => this.#onNodeRequest(req, res),
+        (req, res) => this.#inTurn(req, res),
       );
       server.maxConnections = config.maxClientConnections;
       server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
@@ -136,6 +143,49 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     }, checkEveryMs);
     sweep.unref();
     server.once("close", () => clearInterval(sweep));
+  }
+
+  /**
+   * Serves a node-front client's pipelined requests one at a time, the next only once the answers before
+   * it have left the balancer's buffers (below PIPELINE_WRITE_BOUND_BYTES), as the raw front does: Node's
+   * server reads every request of a pipeline that fits in one read and would answer them all into
+   * memory. Reading from the client stops while more than a few wait.
+   */
+  #inTurn(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    let line = this.#pipelines.get(socket);
+    if (line === undefined) {
+      line = { busy: false, waiting: [] };
+      this.#pipelines.set(socket, line);
+      const held = line;
+      socket.once("close", () => (held.waiting.length = 0));
+    }
+    const turn = line;
+    const next = (): void => {
+      if (turn.waiting.length === 0 || socket.destroyed) return;
+      if (socket.writableLength > PIPELINE_WRITE_BOUND_BYTES) {
+        socket.once("drain", next);
+        return;
+      }
+      turn.waiting.shift()!();
+      if (turn.waiting.length < PIPELINE_HELD_REQUESTS && socket.isPaused()) socket.resume();
+    };
+    const run = (): void => {
+      turn.busy = true;
+      let done = false;
+      const finished = (): void => {
+        if (done) return;
+        done = true;
+        turn.busy = false;
+        next();
+      };
+      res.once("finish", finished);
+      res.once("close", finished);
+      this.#onNodeRequest(req, res);
+    };
+    if (!turn.busy && turn.waiting.length === 0) return run();
+    turn.waiting.push(run);
+    if (turn.waiting.length >= PIPELINE_HELD_REQUESTS) socket.pause();
   }
 
   /**

@@ -309,7 +309,8 @@ function whyBadRequestLine(line: string): BadRequest {
   if (/^[A-Z]+ +[\x21-\x7e]+(?:$|\n)/.test(line)) return new BadRequest(400, REFUSED_ON_PURPOSE.version);
   const parts = /^[A-Z]+ +[\x21-\x7e]+ +((?:HTTP|RTSP)\/\d\.\d)$/.exec(line);
   if (parts === null) return new BadRequest(400, "bad request line");
-  if (parts[1] !== "HTTP/1.1" && parts[1] !== "HTTP/1.0") return new BadRequest(400, REFUSED_ON_PURPOSE.version);
+  if (parts[1] !== "HTTP/1.1" && parts[1] !== "HTTP/1.0")
+    return new BadRequest(400, REFUSED_ON_PURPOSE.version);
   return new BadRequest(400, REFUSED_ON_PURPOSE.requestLine);
 }
 

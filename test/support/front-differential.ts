@@ -62,7 +62,8 @@ function expectedForward(pairs: string[], url: string): { forwarded: string[]; u
   const listed = new Set<string>();
   for (let index = 0; index < pairs.length; index += 2) {
     if (pairs[index]!.toLowerCase() !== "connection") continue;
-    for (const token of pairs[index + 1]!.split(",")) listed.add(token.replace(/^[ \t]+|[ \t]+$/g, "").toLowerCase());
+    for (const token of pairs[index + 1]!.split(","))
+      listed.add(token.replace(/^[ \t]+|[ \t]+$/g, "").toLowerCase());
   }
   const forwarded: string[] = [];
   const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
@@ -141,7 +142,11 @@ export function readWithLlhttp(input: Buffer): Reading {
   if (result instanceof Error) return { requests, end: "refused", reason: result.code ?? "", headOnly };
   const last = requests.at(-1);
   if (last !== undefined && (!last.keepAlive || last.upgrade)) return { requests, end: "done" };
-  return { requests, end: headOnly === undefined && result === input.length && !headOnly ? "done" : "partial", headOnly };
+  return {
+    requests,
+    end: headOnly === undefined && result === input.length && !headOnly ? "done" : "partial",
+    headOnly,
+  };
 }
 
 /**
@@ -157,10 +162,12 @@ export function readWithRawFront(input: Buffer): Reading {
     if (offset >= input.length) return { requests, end: "done" };
     const end = input.indexOf(CRLF_CRLF, offset);
     if (end === -1) {
-      if (input.length - offset > MAX_HEADER_BYTES) return { requests, end: "refused", reason: "request head too large" };
+      if (input.length - offset > MAX_HEADER_BYTES)
+        return { requests, end: "refused", reason: "request head too large" };
       return { requests, end: "partial" };
     }
-    if (end - offset > MAX_HEADER_BYTES) return { requests, end: "refused", reason: "request head too large" };
+    if (end - offset > MAX_HEADER_BYTES)
+      return { requests, end: "refused", reason: "request head too large" };
     let head;
     try {
       head = parseRequestHead(input.toString("latin1", offset, end), "127.0.0.1");
@@ -183,7 +190,8 @@ export function readWithRawFront(input: Buffer): Reading {
       try {
         bodyEnd = decoder.feed(input.subarray(offset), (data) => pieces.push(Buffer.from(data)));
       } catch (error) {
-        if (error instanceof ChunkedBodyError) return { requests, end: "refused", reason: error.message, headOnly: framed };
+        if (error instanceof ChunkedBodyError)
+          return { requests, end: "refused", reason: error.message, headOnly: framed };
         throw error;
       }
       if (bodyEnd === -1) return { requests, end: "partial", headOnly: framed };
@@ -206,13 +214,19 @@ function sortedLines(lines: string): string[] {
   return out.sort();
 }
 
-const ON_PURPOSE: ReadonlySet<string> = new Set([...Object.values(REFUSED_ON_PURPOSE), "request head too large"]);
+const ON_PURPOSE: ReadonlySet<string> = new Set([
+  ...Object.values(REFUSED_ON_PURPOSE),
+  "request head too large",
+]);
 
 /** Why the two readings of `input` disagree, or undefined when they agree. */
 export function disagreement(input: Buffer, readRaw = readWithRawFront): string | undefined {
   const llhttp = readWithLlhttp(input);
   const raw = readRaw(input);
   const count = Math.min(llhttp.requests.length, raw.requests.length);
+  // llhttp hands a connection over to another protocol after an upgrade request; the front (which
+  // passes no upgrade on) reads on as HTTP. Only what came before, and that head, are compared.
+  const upgradedAt = llhttp.headOnly?.upgrade === true ? llhttp.requests.length : -1;
   for (let index = 0; index < count; index++) {
     const ours = raw.requests[index]!;
     const theirs = llhttp.requests[index]!;
@@ -220,8 +234,21 @@ export function disagreement(input: Buffer, readRaw = readWithRawFront): string 
     if (ours.keepAlive && !theirs.keepAlive) return `request ${index}: raw keeps alive, llhttp closes`;
     // Closing where llhttp would keep alive is safe (the client opens a new connection).
     const same = JSON.stringify({ ...framing, keepAlive: ours.keepAlive }) === JSON.stringify(ours);
-    if (!same) return `request ${index} framed differently:\n raw    ${JSON.stringify(ours)}\n llhttp ${JSON.stringify(framing)}`;
+    if (!same)
+      return `request ${index} framed differently:\n raw    ${JSON.stringify(ours)}\n llhttp ${JSON.stringify(framing)}`;
     if (upgrade || !theirs.keepAlive || !ours.keepAlive) return undefined;
+  }
+  if (upgradedAt !== -1 && upgradedAt === count) {
+    const ours = raw.headOnly ?? raw.requests[count];
+    if (ours === undefined)
+      return raw.end === "refused" ? undefined : `request ${count}: llhttp upgrades, raw ${raw.end}`;
+    const { upgrade: _upgrade, ...framing } = llhttp.headOnly!;
+    if (
+      JSON.stringify({ ...framing, body: "", keepAlive: true }) !==
+      JSON.stringify({ ...ours, body: "", keepAlive: true })
+    )
+      return `head of upgrade request ${count} framed differently`;
+    return undefined;
   }
   if (raw.requests.length < llhttp.requests.length) {
     // llhttp took a request whole that the raw front did not.
@@ -245,7 +272,8 @@ export function disagreement(input: Buffer, readRaw = readWithRawFront): string 
   if (llhttp.end === "refused" && raw.end !== "refused") {
     // The raw front waiting for more bytes that llhttp already found bad is no acceptance, unless it
     // already accepted the head llhttp refused.
-    if (raw.end === "partial" && (raw.headOnly === undefined || llhttp.headOnly !== undefined)) return undefined;
+    if (raw.end === "partial" && (raw.headOnly === undefined || llhttp.headOnly !== undefined))
+      return undefined;
     if (raw.end === "done") return undefined;
     return `request ${count}: llhttp refuses (${llhttp.reason!}), raw accepted the head`;
   }
@@ -352,13 +380,22 @@ const LINE_ENDS = ["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n
 
 /** Mostly `usual`, sometimes `odd`. */
 const mostly = <T>(usual: readonly T[], odd: readonly T[]) =>
-  fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...usual) }, { weight: 1, arbitrary: fc.constantFrom(...odd) });
+  fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...usual) },
+    { weight: 1, arbitrary: fc.constantFrom(...odd) },
+  );
 
 const chunkedBody = fc
   .tuple(
-    fc.array(fc.tuple(fc.string({ maxLength: 20 }), fc.constantFrom("", "", ";a=b", ";a", '; a', ";a=\"x y\"", " ", "\t", ";")), {
-      maxLength: 3,
-    }),
+    fc.array(
+      fc.tuple(
+        fc.string({ maxLength: 20 }),
+        fc.constantFrom("", "", ";a=b", ";a", "; a", ';a="x y"', " ", "\t", ";"),
+      ),
+      {
+        maxLength: 3,
+      },
+    ),
     fc.constantFrom("", "", "X-T: 1\r\n", "X T: 1\r\n", "A: \x01\r\n", " folded\r\n"),
     fc.constantFrom("0", "0", "00", "0 ", "000000000000000000"),
   )
@@ -375,7 +412,10 @@ const header = fc
   .tuple(
     fc.oneof(mostly(NAME_SAMPLES, ODD_NAMES), fc.stringMatching(/^[A-Za-z-]{1,12}$/)),
     mostly([": ", ":", ":  ", ": \t"], [" : ", ":\x0b"]),
-    fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...VALUE_SAMPLES) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }),
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...VALUE_SAMPLES) },
+      { weight: 1, arbitrary: fc.string({ maxLength: 12 }) },
+    ),
     fc.constantFrom(...LINE_ENDS),
   )
   .map(([name, colon, value, end]) => `${name}${colon}${value}${end}`);
@@ -394,7 +434,9 @@ const request = fc
     fc.array(header, { maxLength: 5 }),
     fc.oneof(
       fc.constant({ framing: "", body: "" }),
-      fc.string({ maxLength: 30 }).map((body) => ({ framing: `Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n`, body })),
+      fc
+        .string({ maxLength: 30 })
+        .map((body) => ({ framing: `Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n`, body })),
       chunkedBody.map((body) => ({ framing: "Transfer-Encoding: chunked\r\n", body })),
     ),
   )
@@ -415,7 +457,11 @@ export const connectionBytes = fc
       {
         weight: 1,
         arbitrary: fc.array(
-          fc.tuple(fc.nat(), fc.constantFrom("insert", "replace", "delete"), fc.constantFrom(...INTERESTING_BYTES)),
+          fc.tuple(
+            fc.nat(),
+            fc.constantFrom("insert", "replace", "delete"),
+            fc.constantFrom(...INTERESTING_BYTES),
+          ),
           { minLength: 1, maxLength: 2 },
         ),
       },
