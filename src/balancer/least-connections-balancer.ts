@@ -172,15 +172,11 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     };
     const run = (): void => {
       turn.busy = true;
-      let done = false;
-      const finished = (): void => {
-        if (done) return;
-        done = true;
+      // A ServerResponse emits "close" once it is done, whether it ended or its client went away.
+      res.once("close", () => {
         turn.busy = false;
         next();
-      };
-      res.once("finish", finished);
-      res.once("close", finished);
+      });
       this.#onNodeRequest(req, res);
     };
     if (!turn.busy && turn.waiting.length === 0) return run();

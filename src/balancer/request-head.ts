@@ -147,7 +147,8 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
   if (!PROXIED_METHODS.has(method)) throw new BadRequest(501, REFUSED_ON_PURPOSE.method);
   let authority: string | undefined;
   if (url.charCodeAt(0) !== 47 /* / */) {
-    if (url === "*") throw new BadRequest(400, REFUSED_ON_PURPOSE.asteriskTarget);
+    // "*" (OPTIONS to the server itself), and what llhttp reads as such ("*" then anything).
+    if (url.charCodeAt(0) === 42) throw new BadRequest(400, REFUSED_ON_PURPOSE.asteriskTarget);
     // Absolute-form: the authority replaces any Host (RFC 9112 3.2.2); the instance gets origin-form.
     const absolute = /^https?:\/\/([^/?#]*)(.*)$/i.exec(url);
     if (!absolute) {
@@ -305,6 +306,10 @@ function withoutListed(lines: string, listed: readonly string[]): string {
 function whyBadRequestLine(line: string): BadRequest {
   // Named only where llhttp would take the line: a known method, a clean target, some other version or
   // more than one space between the parts.
+  // A method never passed on is refused as such, whatever follows it.
+  const method = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?= )/.exec(line)?.[0];
+  if (method !== undefined && !PROXIED_METHODS.has(method))
+    return new BadRequest(501, REFUSED_ON_PURPOSE.method);
   // HTTP/0.9: a method and a target, ended by CRLF or a bare LF.
   if (/^[A-Z]+ +[\x21-\x7e]+(?:$|\n)/.test(line)) return new BadRequest(400, REFUSED_ON_PURPOSE.version);
   const parts = /^[A-Z]+ +[\x21-\x7e]+ +((?:HTTP|RTSP)\/\d\.\d)$/.exec(line);
