@@ -8,6 +8,7 @@
  * it is stricter it says why in REFUSED_ON_PURPOSE, which the differential test
  * (test/unit/balancer/front-differential.test.ts) holds it to.
  */
+import { METHODS } from "node:http";
 import { HeadLines, HeaderKind, isNotForwarded, type RequestLines } from "./head-lines.js";
 
 /** A request the balancer refuses before it reaches any instance: 400, 431, or 501. */
@@ -271,6 +272,7 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
     forward = withoutListed(forward, listed);
     if (listed.includes("idempotency-key")) hasIdempotencyKey = false;
     if (listed.includes("accept")) wantsEvents = false;
+    if (listed.includes("x-forwarded-for")) forwardedFor = undefined;
   }
   return {
     method,
@@ -306,9 +308,9 @@ function withoutListed(lines: string, listed: readonly string[]): string {
 function whyBadRequestLine(line: string): BadRequest {
   // Named only where llhttp would take the line: a known method, a clean target, some other version or
   // more than one space between the parts.
-  // A method never passed on is refused as such, whatever follows it.
-  const method = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?= )/.exec(line)?.[0];
-  if (method !== undefined && !PROXIED_METHODS.has(method))
+  // A method llhttp knows but the balancer never passes on is refused as such, whatever follows it.
+  const method = /^[A-Z]+(?= )/.exec(line)?.[0];
+  if (method !== undefined && !PROXIED_METHODS.has(method) && METHODS.includes(method))
     return new BadRequest(501, REFUSED_ON_PURPOSE.method);
   // HTTP/0.9: a method and a target, ended by CRLF or a bare LF.
   if (/^[A-Z]+ +[\x21-\x7e]+(?:$|\n)/.test(line)) return new BadRequest(400, REFUSED_ON_PURPOSE.version);
