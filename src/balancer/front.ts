@@ -16,8 +16,13 @@ export interface FrontRequest extends AsyncIterable<unknown> {
   readonly destroyed: boolean;
   /** The whole body when it came in with the head (the raw front); there is then nothing to read. */
   readonly completeBody?: Buffer | undefined;
-  /** The header lines to pass on to an instance, when the front made them as it read the head. */
-  readonly forwardLines?: RequestLines | undefined;
+  /**
+   * The header lines to pass on to an instance and what the balancer may act on, decided by the front
+   * (parseRequestHead, request-head.ts) for every request: a header the client named in Connection is
+   * neither in the lines nor behind any flag (an Idempotency-Key so named does not make a POST
+   * retryable).
+   */
+  readonly forwardLines: RequestLines;
   on(event: "data", listener: (chunk: Buffer) => void): this;
   on(event: "end", listener: () => void): this;
   on(event: "error", listener: (error: Error) => void): this;
@@ -52,4 +57,30 @@ export interface FrontResponse {
    */
   once(event: "close" | "drain", listener: () => void): this;
   off(event: "close" | "drain", listener: () => void): this;
+}
+
+/**
+ * Tells a client that does not read its response: bytes wait in its socket and none of them has been
+ * taken since `timeoutMs` ago. Checked by a periodic sweep, so it costs nothing per write; it reads the
+ * bytes the kernel took (written minus still waiting), which any read by the client moves on.
+ */
+export class SendWatch {
+  #progressAtMs = 0;
+  #flushed = -1;
+
+  /** True when `socket` has had bytes waiting and taken none of them for `timeoutMs`. */
+  stalled(
+    socket: { readonly bytesWritten: number; readonly writableLength: number },
+    nowMs: number,
+    timeoutMs: number,
+  ): boolean {
+    const waiting = socket.writableLength;
+    const flushed = socket.bytesWritten - waiting;
+    if (waiting === 0 || flushed !== this.#flushed) {
+      this.#flushed = flushed;
+      this.#progressAtMs = nowMs;
+      return false;
+    }
+    return nowMs - this.#progressAtMs >= timeoutMs;
+  }
 }

@@ -64,11 +64,18 @@ export const enum HeaderKind {
   IDEMPOTENCY_KEY,
   X_FORWARDED_FOR,
   X_FORWARDED_PROTO,
+  /** Proxy-Connection: hop-by-hop, and llhttp reads its close / keep-alive as Connection's. */
+  PROXY_CONNECTION,
 }
 
 /** Kinds that are hop-by-hop (HOP_BY_HOP). */
 export function isHopByHop(kind: HeaderKind): boolean {
-  return kind === HeaderKind.HOP || kind === HeaderKind.CONNECTION || kind === HeaderKind.TRANSFER_ENCODING;
+  return (
+    kind === HeaderKind.HOP ||
+    kind === HeaderKind.CONNECTION ||
+    kind === HeaderKind.TRANSFER_ENCODING ||
+    kind === HeaderKind.PROXY_CONNECTION
+  );
 }
 
 /** Kinds of request headers the balancer does not pass on (NOT_FORWARDED). */
@@ -159,7 +166,7 @@ export class HeadLines {
         if (this.#nameIs("x-forwarded-for")) return HeaderKind.X_FORWARDED_FOR;
         return this.#nameIs("idempotency-key") ? HeaderKind.IDEMPOTENCY_KEY : HeaderKind.OTHER;
       case 16:
-        return this.#nameIs("proxy-connection") ? HeaderKind.HOP : HeaderKind.OTHER;
+        return this.#nameIs("proxy-connection") ? HeaderKind.PROXY_CONNECTION : HeaderKind.OTHER;
       case 17:
         if (this.#nameIs("transfer-encoding")) return HeaderKind.TRANSFER_ENCODING;
         return this.#nameIs("x-forwarded-proto") ? HeaderKind.X_FORWARDED_PROTO : HeaderKind.OTHER;

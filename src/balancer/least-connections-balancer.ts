@@ -16,7 +16,7 @@ import { listen } from "./listen.js";
 import { refusalText, sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
-import { createRawFrontServer } from "./raw-front.js";
+import { PIPELINE_WRITE_BOUND_BYTES, createRawFrontServer } from "./raw-front.js";
 import {
   ProxyExchange,
   refuseUnproxiable,
@@ -24,6 +24,19 @@ import {
   type ExchangeHost,
 } from "./proxy-exchange.js";
 import { RetryBudget } from "./retry-budget.js";
+import { clientIp } from "./client-ip.js";
+import { SendWatch } from "./front.js";
+import type { RequestLines } from "./head-lines.js";
+import { BadRequest, REFUSED_ON_PURPOSE, parseRequestHead, type RequestHead } from "./request-head.js";
+
+/** Pipelined requests of one node-front client held (read, not yet served) before reading stops. */
+const PIPELINE_HELD_REQUESTS = 8;
+
+const PROBLEM_CODES = {
+  400: "invalid_request",
+  431: "headers_too_large",
+  501: "not_implemented",
+} as const;
 
 const afterIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -43,6 +56,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #closeIdleConnections: () => void;
   readonly #closeAllConnections: () => void;
   #serveQueueScheduled = false;
+  /** The node front's clients' pipelines: whether a request is being answered, and those held behind it. */
+  readonly #pipelines = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
   #initialized = false;
   #closing: Promise<void> | undefined;
 
@@ -74,6 +89,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
         headersTimeoutMs: config.headersTimeoutMs,
         requestTimeoutMs,
         clientKeepAliveMs: config.clientKeepAliveMs,
+        clientSendTimeoutMs: config.clientSendTimeoutMs,
         maxClientConnections: config.maxClientConnections,
         onRequest: (req, res) => this.#onRequest(req, res),
         onClientError: (kind) => this.metrics.clientError(kind),
@@ -82,6 +98,10 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       this.#closeIdleConnections = () => front.closeIdleConnections();
       this.#closeAllConnections = () => front.closeAllConnections();
     } else {
+      const checkEveryMs = Math.max(
+        50,
+        Math.min(1000, Math.floor(Math.min(config.headersTimeoutMs, config.clientSendTimeoutMs) / 4)),
+      );
       const server = http.createServer(
         {
           maxHeaderSize: config.maxHeaderBytes,
@@ -89,18 +109,109 @@ export class LeastConnectionsBalancer implements ExchangeHost {
           requestTimeout: requestTimeoutMs,
           keepAliveTimeout: config.clientKeepAliveMs,
           // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
-          connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+          connectionsCheckingInterval: checkEveryMs,
+          // parseRequestHead refuses a missing Host itself, with a problem+json answer like every refusal.
+          requireHostHeader: false,
         },
-        (req, res) => this.#onRequest(req, res),
+        (req, res) => this.#inTurn(req, res),
       );
       server.maxConnections = config.maxClientConnections;
       server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
         this.#onClientError(error, socket),
       );
+      // CONNECT never reaches an instance (Node hands it over as a raw tunnel request).
+      server.on("connect", (_req: http.IncomingMessage, socket: Socket) => {
+        this.metrics.clientError("501");
+        socket.on("error", () => socket.destroy());
+        socket.end(refusalText(501, REFUSED_ON_PURPOSE.method));
+      });
+      this.#watchSends(server, checkEveryMs);
       this.#server = server;
       this.#closeIdleConnections = () => server.closeIdleConnections();
       this.#closeAllConnections = () => server.closeAllConnections();
     }
+  }
+
+  /** Cuts off node-front clients that take none of their response for `clientSendTimeoutMs`. */
+  #watchSends(server: http.Server, checkEveryMs: number): void {
+    const watched = new Map<Socket, SendWatch>();
+    server.on("connection", (socket: Socket) => {
+      watched.set(socket, new SendWatch());
+      socket.once("close", () => watched.delete(socket));
+    });
+    const timeoutMs = this.#config.clientSendTimeoutMs;
+    const sweep = setInterval(() => {
+      const nowMs = Date.now();
+      for (const [socket, watch] of watched) {
+        if (!watch.stalled(socket, nowMs, timeoutMs)) continue;
+        this.metrics.clientError("stalled");
+        socket.destroy();
+      }
+    }, checkEveryMs);
+    sweep.unref();
+    server.once("close", () => clearInterval(sweep));
+  }
+
+  /**
+   * Serves a node-front client's pipelined requests one at a time, the next only once the answers before
+   * it have left the balancer's buffers (below PIPELINE_WRITE_BOUND_BYTES), as the raw front does: Node's
+   * server reads every request of a pipeline that fits in one read and would answer them all into
+   * memory. Reading from the client stops while more than a few wait.
+   */
+  #inTurn(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    let line = this.#pipelines.get(socket);
+    if (line === undefined) {
+      line = { busy: false, waiting: [] };
+      this.#pipelines.set(socket, line);
+      const held = line;
+      socket.once("close", () => (held.waiting.length = 0));
+    }
+    const turn = line;
+    const next = (): void => {
+      if (turn.waiting.length === 0 || socket.destroyed) return;
+      if (socket.writableLength > PIPELINE_WRITE_BOUND_BYTES) {
+        socket.once("drain", next);
+        return;
+      }
+      turn.waiting.shift()!();
+      if (turn.waiting.length < PIPELINE_HELD_REQUESTS && socket.isPaused()) socket.resume();
+    };
+    const run = (): void => {
+      turn.busy = true;
+      // A ServerResponse emits "close" once it is done, whether it ended or its client went away.
+      res.once("close", () => {
+        turn.busy = false;
+        next();
+      });
+      this.#onNodeRequest(req, res);
+    };
+    if (!turn.busy && turn.waiting.length === 0) return run();
+    turn.waiting.push(run);
+    if (turn.waiting.length >= PIPELINE_HELD_REQUESTS) socket.pause();
+  }
+
+  /**
+   * The node front's requests: llhttp parsed the head; the same rules as the raw front's
+   * (parseRequestHead) then decide what is refused and what goes on, on the head rebuilt from its lines.
+   */
+  #onNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    let head = `${req.method ?? ""} ${req.url ?? ""} HTTP/${req.httpVersion}`;
+    const raw = req.rawHeaders;
+    for (let index = 0; index < raw.length; index += 2) head += `\r\n${raw[index]!}: ${raw[index + 1]!}`;
+    let parsed: RequestHead;
+    try {
+      parsed = parseRequestHead(head, clientIp(req));
+    } catch (error) {
+      if (!(error instanceof BadRequest)) throw error;
+      this.metrics.clientError(String(error.status));
+      res.shouldKeepAlive = false;
+      sendProblem(res, error.status, PROBLEM_CODES[error.status], error.message, { connection: "close" });
+      return;
+    }
+    req.url = parsed.url;
+    (req as { forwardLines?: RequestLines }).forwardLines = parsed.forward;
+    this.#onRequest(req as http.IncomingMessage & FrontRequest, res);
   }
 
   get maxRetries(): number {
@@ -334,6 +445,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     const code = error.code ?? "";
     const status = CLIENT_ERROR_STATUS[code] ?? 400;
     this.metrics.clientError(code === "ECONNRESET" ? "reset" : String(status));
+    // Node sets _httpMessage to null once a response is done with the socket (a client that closes after
+    // a short answer): null and undefined both mean nothing was sent.
     const pending = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
     if (code !== "ECONNRESET" && socket.writable && (pending == null || !pending.headersSent)) {
       socket.end(refusalText(status, error.message));

@@ -8,7 +8,6 @@ import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
 import { problemBody, sendProblem, type BalancerProblemCode } from "./balancer-errors.js";
-import { clientIp } from "./client-ip.js";
 import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
 
@@ -41,10 +40,6 @@ export type AttemptOutcome =
   { kind: "ok"; durationMs: number } | { kind: "failed" } | { kind: "unreachable" } | { kind: "neutral" };
 
 const CHECKED_NAME_LENGTHS = new Set([...HOP_BY_HOP, "content-type"].map((name) => name.length));
-
-const FORWARD_CHECKED_LENGTHS = new Set(
-  [...HOP_BY_HOP, "x-forwarded-for", "x-forwarded-proto", "expect"].map((name) => name.length),
-);
 
 const NO_HEADERS: string[] = [];
 
@@ -79,44 +74,6 @@ const UNREACHABLE_CODES = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
-/** The upstream request's headers, from the client's raw ones: hop-by-hop dropped, X-Forwarded-* added. */
-export function forwardedHeaders(req: FrontRequest): string[] {
-  const raw = req.rawHeaders;
-  const out: string[] = [];
-  let forwardedForSent: string | undefined;
-  let connectionListed: string[] | undefined;
-  for (let index = 0; index < raw.length; index += 2) {
-    const name = raw[index]!;
-    const value = raw[index + 1]!;
-    // Only names as long as one of those looked for below need lower-casing.
-    if (!FORWARD_CHECKED_LENGTHS.has(name.length)) {
-      out.push(name, value);
-      continue;
-    }
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
-      if (lower === "connection" && !PLAIN_CONNECTION.has(value.toLowerCase())) {
-        for (const token of value.split(",")) (connectionListed ??= []).push(token.trim().toLowerCase());
-      }
-      continue;
-    }
-    if (lower === "x-forwarded-for") {
-      forwardedForSent = forwardedForSent === undefined ? value : `${forwardedForSent}, ${value}`;
-      continue;
-    }
-    // We answer any 100-continue ourselves; undici would refuse the header.
-    if (lower === "x-forwarded-proto" || lower === "expect") continue;
-    out.push(name, value);
-  }
-  if (connectionListed !== undefined) {
-    for (let index = out.length - 2; index >= 0; index -= 2) {
-      if (connectionListed.includes(out[index]!.toLowerCase())) out.splice(index, 2);
-    }
-  }
-  out.push("x-forwarded-for", forwardedFor(forwardedForSent, clientIp(req)), "x-forwarded-proto", "http");
-  return out;
-}
-
 /** The X-Forwarded-For to send: what the client sent, if anything, then the client's own address. */
 function forwardedFor(sent: string | undefined, ip: string): string {
   return sent === undefined ? ip : `${sent}, ${ip}`;
@@ -128,15 +85,6 @@ function pairsOf(lines: string): string[] {
   const walk = new HeadLines(lines, 0);
   while (walk.next()) pairs.push(walk.name, walk.value);
   return pairs;
-}
-
-/** Whether `name` (lower case) is among the header pairs. */
-function hasHeader(pairs: string[], name: string): boolean {
-  for (let index = 0; index < pairs.length; index += 2) {
-    const sent = pairs[index]!;
-    if (sent.length === name.length && sent.toLowerCase() === name) return true;
-  }
-  return false;
 }
 
 /**
@@ -201,17 +149,10 @@ export class ProxyExchange implements UpstreamHandler {
     this.res = res;
     this.#body = body;
     const method = req.method;
-    const lines = req.forwardLines;
-    // The key counts only if it is sent on: a key the client named in Connection is dropped, and the
-    // instance, not seeing it, could not tell a retry from a new purchase.
-    let hasIdempotencyKey: boolean;
-    if (lines !== undefined) hasIdempotencyKey = lines.hasIdempotencyKey;
-    else {
-      this.#headers = forwardedHeaders(req);
-      hasIdempotencyKey = hasHeader(this.#headers, "idempotency-key");
-    }
+    // The front decides (request-head.ts): a key the client named in Connection is not passed on, so
+    // it does not count.
     this.#retryableAfterSend =
-      (method === "GET" || method === "HEAD" || hasIdempotencyKey) &&
+      (method === "GET" || method === "HEAD" || req.forwardLines.hasIdempotencyKey) &&
       (body === null || Buffer.isBuffer(body));
     res.once("close", () => this.#onClientClose());
   }
@@ -231,13 +172,13 @@ export class ProxyExchange implements UpstreamHandler {
     this.#startedAtMs = performance.now();
     const lines = this.req.forwardLines;
     const pool = backend.pool!;
-    if (pool.takesHeadLines && lines !== undefined) {
-      this.#headLines ??= {
-        lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
-        hasHost: lines.hasHost,
-        hasLength: lines.hasLength,
-      };
-    } else this.#headers ??= forwardedHeaders(this.req);
+    // The front's lines are the one normalised head for every client (one Host, one length or none).
+    this.#headLines ??= {
+      lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
+      hasHost: lines.hasHost,
+      hasLength: lines.hasLength,
+    };
+    if (!pool.takesHeadLines) this.#headers ??= pairsOf(this.#headLines.lines);
     pool.dispatch(
       {
         path: this.req.url ?? "/",

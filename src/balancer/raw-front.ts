@@ -1,78 +1,52 @@
 /**
- * The balancer's own HTTP/1.1 server side (`--front raw`): parses a client's request head just enough to
- * place it (request line, header lines, body framing) and writes responses as one string and the body,
- * without Node's IncomingMessage/ServerResponse machinery. It keeps the same guarantees as the `node`
- * front: request heads bounded by `maxHeaderBytes` (431), malformed requests refused (400, including
- * every request-smuggling shape: Content-Length with Transfer-Encoding, conflicting lengths, obs-fold,
- * bare LF), slow clients cut off (`headersTimeoutMs`, `requestTimeoutMs`: 408), idle keep-alive
- * connections closed (`clientKeepAliveMs`), `Expect: 100-continue` answered, pipelined requests served
- * one after another.
+ * The balancer's own HTTP/1.1 server side (`--front raw`): reads a client's request head just enough to
+ * place it and writes responses as one string and the body, without Node's IncomingMessage/ServerResponse
+ * machinery. What a head means (and every refusal: smuggling shapes, control bytes, bad Host, methods it
+ * does not proxy) is decided by parseRequestHead (request-head.ts), held to llhttp by a differential
+ * test. Here: heads bounded by `maxHeaderBytes` (431) and searched only in their new bytes, chunked
+ * bodies with bounded trailers, slow clients cut off (`headersTimeoutMs`, `requestTimeoutMs`: 408),
+ * clients that do not read cut off (`clientSendTimeoutMs`), idle keep-alive connections closed
+ * (`clientKeepAliveMs`), `Expect: 100-continue` answered, and pipelined requests served one after
+ * another, the next read only once the client has taken the answers before it.
  */
 import { STATUS_CODES, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import net, { type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { refusalText } from "./balancer-errors.js";
 import { clientIp } from "./client-ip.js";
-import { ChunkedDecoder } from "./chunked-decoder.js";
-import type { FrontRequest, FrontResponse } from "./front.js";
-import { HeadLines, HeaderKind, PLAIN_CONNECTION, isNotForwarded, type RequestLines } from "./head-lines.js";
+import { ChunkedBodyError, ChunkedDecoder } from "./chunked-decoder.js";
+import { SendWatch, type FrontRequest, type FrontResponse } from "./front.js";
+import { HeadLines, type RequestLines } from "./head-lines.js";
+import { BadRequest, parseRequestHead, type RequestHead } from "./request-head.js";
 
 export interface RawFrontOptions {
   maxHeaderBytes: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   clientKeepAliveMs: number;
+  /**
+   * A client with a response waiting to be written that takes none of it for this long is cut off
+   * (nothing a client sends turns it off: server-sent events included).
+   */
+  clientSendTimeoutMs: number;
   maxClientConnections: number;
   onRequest(req: FrontRequest, res: FrontResponse): void;
-  /** A client turned away: "400", "408", "431". */
+  /** A client turned away: "400", "408", "431", "501", or "stalled" (cut off for not reading). */
   onClientError(kind: string): void;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A head's header lines, from `lastIndex` to its end: a token name, a colon, a value without NUL/CR/LF. */
-const HEADER_LINES = /(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\0\r\n]*(?:\r\n|$))*$/y;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\s]+) HTTP\/1\.([01])$/;
-const BAD_VALUE = /[\0\r\n]/;
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 /**
  * Up to this size a body is written together with its head as one latin1 string (a lossless round trip
  * for any bytes): cheaper than corking a head and a buffer into one writev.
  */
 export const ONE_WRITE_BYTES = 16 * 1024;
-
-/** What the raw front reads from a request head. */
-interface ParsedHead {
-  method: string;
-  url: string;
-  /** The whole head, and where its header lines start (read into pairs only when asked for). */
-  head: string;
-  headersStart: number;
-  /** The body's length (0 when chunked or none). */
-  length: number;
-  chunked: boolean;
-  expectsContinue: boolean;
-  forward: RequestLines | undefined;
-}
-
-/** Why a head's header lines failed HEADER_LINES, line by line (only for a head that did). */
-function whyBadHeaders(head: string, start: number): BadRequest {
-  const lines = new HeadLines(head, start);
-  while (lines.next()) {
-    if (!TOKEN.test(lines.name)) return new BadRequest(400, "bad header name");
-    if (BAD_VALUE.test(head.slice(lines.nameEnd + 1, lines.lineEnd)))
-      return new BadRequest(400, "bad header value");
-  }
-  return new BadRequest(400, "bad header line");
-}
-
-class BadRequest extends Error {
-  constructor(
-    readonly status: 400 | 431 | 501,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/**
+ * A pipelined request is read only once the responses before it are down to this many bytes waiting in
+ * the socket: a client that sends requests and reads nothing makes the balancer hold no more than this
+ * (plus one response being streamed, bounded by the socket's own high-water mark).
+ */
+export const PIPELINE_WRITE_BOUND_BYTES = 64 * 1024;
 
 /**
  * A client's request. Its body stream is made only when someone reads it, so a request without a body
@@ -90,16 +64,16 @@ export class RawRequest implements FrontRequest {
   readonly #hasBody: boolean;
   /** The whole body, when it came in with the head: nothing left to read from the connection. */
   readonly completeBody: Buffer | undefined;
-  readonly forwardLines: RequestLines | undefined;
+  readonly forwardLines: RequestLines;
   #body: Readable | undefined;
   #destroyed = false;
 
-  constructor(connection: FrontConnection, head: ParsedHead, completeBody?: Buffer) {
+  constructor(connection: FrontConnection, text: string, head: RequestHead, completeBody?: Buffer) {
     this.#connection = connection;
     this.socket = connection.socket;
     this.method = head.method;
     this.url = head.url;
-    this.#head = head.head;
+    this.#head = text;
     this.#headersStart = head.headersStart;
     this.forwardLines = head.forward;
     this.#hasBody = head.chunked || head.length > 0;
@@ -336,16 +310,25 @@ export class RawResponse implements FrontResponse {
   }
 }
 
-type Phase = "idle" | "head" | "body" | "responding";
+/**
+ * "waiting": a response ended but the client has not taken enough of what was written; the next
+ * pipelined request waits for the socket to drain.
+ */
+type Phase = "idle" | "head" | "body" | "responding" | "waiting";
 
 class FrontConnection {
   readonly socket: Socket;
   readonly #options: RawFrontOptions;
   #phase: Phase = "idle";
+  /** Bytes read past the current request (a pipelined request), held until it is its turn. */
   #buffer: Buffer | undefined;
+  /** A head not yet whole: its bytes so far in `#headBytes[0, #headLength)` (grown by doubling). */
+  #headBytes: Buffer | undefined;
+  #headLength = 0;
   /** When the current phase must be over (0: no limit), checked by the server's sweep. */
   deadlineAtMs = 0;
   #deadlineKind: "" | "408" = "";
+  readonly #sendWatch = new SendWatch();
   #request: RawRequest | undefined;
   #response: RawResponse | undefined;
   #bodyRemaining = 0;
@@ -366,7 +349,10 @@ class FrontConnection {
       this.#request?.destroy();
       this.#response?.clientClosed();
     });
-    socket.on("drain", () => this.#response?.drained());
+    socket.on("drain", () => {
+      this.#response?.drained();
+      if (this.#phase === "waiting") this.#next();
+    });
     // A new connection must send its first request head in time, like any request head.
     this.#arm(this.#options.headersTimeoutMs, "408");
   }
@@ -393,6 +379,18 @@ class FrontConnection {
       this.#clearTimer();
       return;
     }
+    if (this.socket.writableLength > PIPELINE_WRITE_BOUND_BYTES) {
+      // The client is not reading: read nothing more from it until it does (the "drain" listener).
+      this.#phase = "waiting";
+      this.#clearTimer();
+      this.socket.pause();
+      return;
+    }
+    this.#next();
+  }
+
+  /** Ready for the next request: the pipelined one already read, if any, else whatever comes. */
+  #next(): void {
     this.#phase = "idle";
     this.#arm(this.#options.clientKeepAliveMs, "");
     this.socket.resume();
@@ -418,22 +416,36 @@ class FrontConnection {
     else this.#refuse(408, "request not received in time");
   }
 
+  /** Cuts the client off when it has taken none of what waits for it for `clientSendTimeoutMs`. */
+  checkSend(nowMs: number): boolean {
+    if (!this.#sendWatch.stalled(this.socket, nowMs, this.#options.clientSendTimeoutMs)) return false;
+    this.#options.onClientError("stalled");
+    this.socket.destroy();
+    return true;
+  }
+
   #onData(chunk: Buffer): void {
     switch (this.#phase) {
       case "responding":
-        // A pipelined request: kept until the current response has ended.
+      case "waiting":
+        // A pipelined request: kept until the current response has ended and the client has read it.
         this.#buffer = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
         if (this.#buffer.length > this.#options.maxHeaderBytes) this.socket.pause();
         return;
       case "body":
         this.#onBody(chunk);
         return;
-      case "idle":
+      case "idle": {
+        // llhttp skips CR and LF bytes before a request (RFC 9112 2.2: empty lines); so does the front.
+        let start = 0;
+        while (chunk[start] === 13 || chunk[start] === 10) start++;
+        if (start === chunk.length) return;
         this.#phase = "head";
         this.#requestStartedAtMs = Date.now();
         this.#arm(this.#options.headersTimeoutMs, "408");
-        this.#onHead(chunk);
+        this.#onHead(start === 0 ? chunk : chunk.subarray(start));
         return;
+      }
       case "head":
         this.#onHead(chunk);
         return;
@@ -441,22 +453,53 @@ class FrontConnection {
   }
 
   #onHead(chunk: Buffer): void {
-    const data = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
-    const end = data.indexOf(CRLF_CRLF);
-    if (end === -1) {
-      if (data.length > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
-      this.#buffer = data;
-      return;
+    let data: Buffer;
+    let end: number;
+    if (this.#headBytes === undefined) {
+      // The usual case: the whole head in one read.
+      data = chunk;
+      end = chunk.indexOf(CRLF_CRLF);
+      if (end === -1) {
+        if (chunk.length > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
+        this.#headBytes = Buffer.allocUnsafe(Math.max(1024, chunk.length * 2));
+        chunk.copy(this.#headBytes);
+        this.#headLength = chunk.length;
+        return;
+      }
+    } else {
+      // A head in pieces: only the new bytes (and the three before them) are searched for its end, and
+      // the pieces are copied into one buffer grown by doubling, so a head trickled byte by byte costs
+      // no more than one sent at once.
+      const from = Math.max(0, this.#headLength - 3);
+      const length = this.#headLength + chunk.length;
+      if (length > this.#headBytes.length) {
+        const grown = Buffer.allocUnsafe(Math.max(length, this.#headBytes.length * 2));
+        this.#headBytes.copy(grown, 0, 0, this.#headLength);
+        this.#headBytes = grown;
+      }
+      chunk.copy(this.#headBytes, this.#headLength);
+      this.#headLength = length;
+      data = this.#headBytes.subarray(0, length);
+      end = data.indexOf(CRLF_CRLF, from);
+      if (end === -1) {
+        if (length > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
+        return;
+      }
+      // The buffer now belongs to this request (its body may be a slice of it).
+      this.#headBytes = undefined;
+      this.#headLength = 0;
     }
-    this.#buffer = undefined;
     if (end > this.#options.maxHeaderBytes) return this.#refuse(431, "request head too large");
-    let parsed: ReturnType<FrontConnection["parseHead"]>;
+    const text = data.toString("latin1", 0, end);
+    let parsed: RequestHead;
     try {
-      parsed = this.parseHead(data.toString("latin1", 0, end));
+      parsed = parseRequestHead(text, (this.#clientIp ??= clientIp(this)));
     } catch (error) {
       if (error instanceof BadRequest) return this.#refuse(error.status, error.message);
       throw error;
     }
+    this.http11 = parsed.http11;
+    this.keepAlive = parsed.keepAlive;
     const hasBody = parsed.chunked || parsed.length > 0;
     let rest = data.subarray(end + 4);
     // Most bodies (small JSON) come in the same read as their head: then the request carries the whole
@@ -466,13 +509,13 @@ class FrontConnection {
       completeBody = rest.subarray(0, parsed.length);
       rest = rest.subarray(parsed.length);
     }
-    const request = new RawRequest(this, parsed, completeBody);
+    const request = new RawRequest(this, text, parsed, completeBody);
     const response = new RawResponse(this, parsed.method === "HEAD");
     this.#request = request;
     this.#response = response;
     if (hasBody && completeBody === undefined) {
       this.#phase = "body";
-      this.#chunked = parsed.chunked ? new ChunkedDecoder() : undefined;
+      this.#chunked = parsed.chunked ? new ChunkedDecoder(this.#options.maxHeaderBytes) : undefined;
       this.#bodyRemaining = parsed.length;
       const leftMs = this.#options.requestTimeoutMs - (Date.now() - this.#requestStartedAtMs);
       this.#arm(Math.max(1, leftMs), "408");
@@ -498,9 +541,10 @@ class FrontConnection {
         end = this.#chunked.feed(chunk, (data) => {
           more = request.push(data) && more;
         });
-      } catch {
+      } catch (error) {
+        if (!(error instanceof ChunkedBodyError)) throw error;
         request.destroy();
-        return this.#refuse(400, "bad chunked body");
+        return this.#refuse(error.tooLarge ? 431 : 400, error.message);
       }
       if (end !== -1) rest = chunk.subarray(end);
       else if (!more) this.socket.pause();
@@ -522,116 +566,11 @@ class FrontConnection {
     if (rest !== undefined && rest.length > 0) this.#buffer = rest;
   }
 
-  /** @internal Parses a request head (without its final CRLF CRLF); throws BadRequest. */
-  parseHead(head: string): ParsedHead {
-    let lineEnd = head.indexOf("\r\n");
-    if (lineEnd === -1) lineEnd = head.length;
-    const match = REQUEST_LINE.exec(head.slice(0, lineEnd));
-    if (!match) throw new BadRequest(400, "bad request line");
-    const method = match[1]!;
-    const url = match[2]!;
-    this.http11 = match[3] === "1";
-    this.keepAlive = this.http11;
-    const headersStart = lineEnd + 2;
-    // Every header line checked at once (names are tokens, values hold no NUL, CR or LF); the reason is
-    // looked for only when the check fails.
-    if (headersStart < head.length) {
-      HEADER_LINES.lastIndex = headersStart;
-      if (!HEADER_LINES.test(head)) throw whyBadHeaders(head, headersStart);
-    }
-    let length = -1;
-    let transferEncoding: string | undefined;
-    // The lines to pass on, as runs of the head between the lines left out.
-    let forward = "";
-    let runStart = headersStart;
-    let forwardedFor: string | undefined;
-    let plainConnection = true;
-    let hasHost = false;
-    let hasIdempotencyKey = false;
-    let wantsEvents = false;
-    let expectsContinue = false;
-    const lines = new HeadLines(head, headersStart);
-    while (lines.next()) {
-      const kind = lines.kind();
-      if (kind === HeaderKind.OTHER) continue;
-      switch (kind) {
-        case HeaderKind.CONTENT_LENGTH: {
-          const value = lines.value;
-          if (!/^\d{1,15}$/.test(value)) throw new BadRequest(400, "bad content-length");
-          if (length !== -1 && length !== Number(value))
-            throw new BadRequest(400, "conflicting content-length");
-          length = Number(value);
-          break;
-        }
-        case HeaderKind.TRANSFER_ENCODING:
-          transferEncoding =
-            transferEncoding === undefined ? lines.value : `${transferEncoding}, ${lines.value}`;
-          break;
-        case HeaderKind.CONNECTION: {
-          const tokens = lines.value.toLowerCase();
-          if (tokens.includes("close")) this.keepAlive = false;
-          else if (tokens.includes("keep-alive")) this.keepAlive = true;
-          if (!PLAIN_CONNECTION.has(tokens)) plainConnection = false;
-          break;
-        }
-        case HeaderKind.X_FORWARDED_FOR:
-          forwardedFor = forwardedFor === undefined ? lines.value : `${forwardedFor}, ${lines.value}`;
-          break;
-        case HeaderKind.HOST:
-          hasHost = true;
-          break;
-        case HeaderKind.IDEMPOTENCY_KEY:
-          hasIdempotencyKey = true;
-          break;
-        case HeaderKind.ACCEPT:
-          if (lines.value.includes("text/event-stream")) wantsEvents = true;
-          break;
-        case HeaderKind.EXPECT:
-          if (/100-continue/i.test(lines.value)) expectsContinue = true;
-          break;
-      }
-      if (isNotForwarded(kind)) {
-        forward += head.slice(runStart, lines.lineStart);
-        runStart = lines.lineEnd + 2;
-      }
-    }
-    if (lines.malformed) throw new BadRequest(400, "bad header line");
-    if (this.http11 && !hasHost) throw new BadRequest(400, "no Host header");
-    let chunked = false;
-    if (transferEncoding !== undefined) {
-      // Both framings at once is the classic request-smuggling shape: refuse it.
-      if (length !== -1) throw new BadRequest(400, "both content-length and transfer-encoding");
-      if (transferEncoding.trim().toLowerCase() !== "chunked")
-        throw new BadRequest(501, "unsupported transfer-encoding");
-      chunked = true;
-    }
-    if (runStart < head.length) forward += `${head.slice(runStart)}\r\n`;
-    return {
-      method,
-      url,
-      head,
-      headersStart,
-      length: Math.max(length, 0),
-      chunked,
-      expectsContinue,
-      // A Connection header naming other headers to drop: the balancer works from the pairs instead.
-      forward: plainConnection
-        ? {
-            lines: forward,
-            forwardedFor,
-            clientIp: (this.#clientIp ??= clientIp(this)),
-            hasHost,
-            hasLength: length !== -1,
-            hasIdempotencyKey,
-            wantsEvents,
-          }
-        : undefined,
-    };
-  }
-
   #refuse(status: 400 | 408 | 431 | 501, reason: string): void {
     this.#options.onClientError(String(status));
     this.#clearTimer();
+    this.#headBytes = undefined;
+    this.#buffer = undefined;
     if (this.#response !== undefined && this.#response.headersSent) {
       this.socket.destroy();
       return;
@@ -659,11 +598,16 @@ export function createRawFrontServer(options: RawFrontOptions): RawFrontServer {
     socket.once("close", () => connections.delete(connection));
   });
   server.maxConnections = options.maxClientConnections;
-  const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(options.headersTimeoutMs / 4)));
+  const checkEveryMs = Math.max(
+    50,
+    Math.min(1000, Math.floor(Math.min(options.headersTimeoutMs, options.clientSendTimeoutMs) / 4)),
+  );
   const sweep = setInterval(() => {
     const nowMs = Date.now();
-    for (const connection of connections)
+    for (const connection of connections) {
+      if (connection.checkSend(nowMs)) continue;
       if (connection.deadlineAtMs !== 0 && connection.deadlineAtMs <= nowMs) connection.expire();
+    }
   }, checkEveryMs);
   sweep.unref();
   server.once("close", () => clearInterval(sweep));

@@ -69,11 +69,6 @@ export interface BalancerConfig {
   upstreamHeadersTimeoutMs: number;
   /** Longest silence inside a response body, server-sent events included (they send comments to stay open). */
   upstreamBodyTimeoutMs: number;
-  /**
-   * Longest a response waits for a client that takes none of it (its socket buffer full, the instance
-   * no longer read); past it the client's connection and the request to the instance are closed.
-   */
-  clientSendTimeoutMs: number;
   /** Largest request head (request line and headers) a client may send; past it, 431. */
   maxHeaderBytes: number;
   /** Time for a client to send its request head; a slower client is cut off with 408. */
@@ -82,6 +77,12 @@ export interface BalancerConfig {
   requestTimeoutMs: number;
   /** Idle time after which a client's keep-alive connection is closed. */
   clientKeepAliveMs: number;
+  /**
+   * A client with response bytes waiting that takes none of them for this long is disconnected, and the
+   * request to the instance (no longer read meanwhile) is closed; no request header turns it off,
+   * server-sent events included.
+   */
+  clientSendTimeoutMs: number;
   /** Request bodies up to this size are held so the request can be sent again; larger ones stream. */
   maxBufferedBodyBytes: number;
   /** A server-sent-events response is ended after this time so clients reconnect and rebalance. */
@@ -120,11 +121,11 @@ export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "admi
   connectTimeoutMs: 2000,
   upstreamHeadersTimeoutMs: 30_000,
   upstreamBodyTimeoutMs: 30_000,
-  clientSendTimeoutMs: 30_000,
   maxHeaderBytes: 16_384,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   clientKeepAliveMs: 5000,
+  clientSendTimeoutMs: 30_000,
   maxBufferedBodyBytes: 65_536,
   sseMaxAgeMs: 300_000,
   maxClientConnections: 20_000,
@@ -154,11 +155,11 @@ const NUMERIC_MINIMUMS: Record<Exclude<NumericKey, "port">, number> = {
   connectTimeoutMs: 1,
   upstreamHeadersTimeoutMs: 1,
   upstreamBodyTimeoutMs: 1,
-  clientSendTimeoutMs: 1,
   maxHeaderBytes: 1024,
   headersTimeoutMs: 1,
   requestTimeoutMs: 1,
   clientKeepAliveMs: 1,
+  clientSendTimeoutMs: 1,
   maxBufferedBodyBytes: 0,
   sseMaxAgeMs: 1,
   maxClientConnections: 1,

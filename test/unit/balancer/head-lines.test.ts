@@ -60,8 +60,9 @@ describe("HeadLines.kind", () => {
     ["idempotency-key", HeaderKind.IDEMPOTENCY_KEY],
     ["x-forwarded-for", HeaderKind.X_FORWARDED_FOR],
     ["x-forwarded-proto", HeaderKind.X_FORWARDED_PROTO],
+    ["proxy-connection", HeaderKind.PROXY_CONNECTION],
     ...[...HOP_BY_HOP]
-      .filter((name) => name !== "connection" && name !== "transfer-encoding")
+      .filter((name) => name !== "connection" && name !== "transfer-encoding" && name !== "proxy-connection")
       .map((name): [string, HeaderKind] => [name, HeaderKind.HOP]),
   ];
 

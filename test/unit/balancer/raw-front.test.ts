@@ -46,6 +46,7 @@ describe("raw front", () => {
       headersTimeoutMs: 400,
       requestTimeoutMs: 800,
       clientKeepAliveMs: 1000,
+      clientSendTimeoutMs: 5000,
       maxClientConnections: 100,
       onClientError: (kind) => errors.push(kind),
       onRequest: (req, res) => {
@@ -225,6 +226,29 @@ describe("raw front", () => {
         at += size;
       });
     }
+  });
+
+  it("finds a head's end however its bytes are split, searching only the new ones", async () => {
+    // The CRLF CRLF split at every place across reads; a body and a next request in the last piece.
+    for (const parts of [
+      ["GET /a HTTP/1.1\r\nHost: x\r", "\n\r", "\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"],
+      ["GET /a HTTP/1.1\r\nHost: x\r\n", "\r", "\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"],
+      ["G", "ET /a HTTP/1.1\r\nHo", "st: x\r\n\r", "\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"],
+      ["\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", "\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ]) {
+      const answer = await exchange(port, parts);
+      assert.deepEqual(answer.match(/GET \/\w \[\]/g), ["GET /a []", "GET /b []"], JSON.stringify(parts));
+    }
+  });
+
+  it("bounds a chunked body's trailers like a head (431) and checks them like header lines (400)", async () => {
+    const head = "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+    const fine = await exchange(port, [`${head}X-T: 1\r\n\r\n`]);
+    assert.match(fine, /POST \/t \[abc\]/);
+    const bomb = await exchange(port, [head, "X-T: 0123456789\r\n".repeat(400), "\r\n"], 1000);
+    assert.match(bomb, /^HTTP\/1\.1 431 /);
+    const bad = await exchange(port, [`${head}X T: 1\r\n\r\n`], 1000);
+    assert.match(bad, /^HTTP\/1\.1 400 /);
   });
 
   it("refuses a head over maxHeaderBytes with 431 and cuts off slow clients with 408", async () => {
