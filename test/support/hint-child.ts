@@ -6,7 +6,7 @@
  *   own) until told to let go, as a busy catalog would;
  * - hold: one batch of holds straight to Store.execute, answered with the outcomes as a buyer would see
  *   them (or the error), and the store's count of failed bookkeeping;
- * - churn: batches of holds (TTLs of 1 to ttlSeconds), confirms and releases over some events, forever, until killed,
+ * - churn: batches of holds (TTLs of 30 to 30 + ttlSeconds), confirms and releases over some events, forever, until killed,
  *   telling each failed bookkeeping write as it happens;
  * - sweep: expireHolds in a loop until killed, or until told to stop (then "done" for the sweep, once
  *   its last sweep has finished).
@@ -30,7 +30,7 @@ export type HintChildRequest =
   | { op: "unlock-catalog"; id: number }
   | { op: "hold"; id: number; eventId: string; seats: string[][]; ttlSeconds: number }
   | { op: "churn"; id: number; eventIds: string[]; ttlSeconds: number }
-  | { op: "sweep"; id: number }
+  | { op: "sweep"; id: number; clockAheadMs: number }
   | { op: "stop"; id: number };
 
 export type HintChildMessage =
@@ -67,9 +67,10 @@ async function churn(request: Extract<HintChildRequest, { op: "churn" }>): Promi
   for (;;) {
     const eventId = pick(request.eventIds);
     const mine = held.get(eventId) ?? [];
-    // Few holds per event, of TTLs from 1 s to ttlSeconds: an event's earliest hold moves both ways,
+    // Few holds per event, of TTLs from 30 s (the shortest a hold may have) to 30 + ttlSeconds: an
+    // event's earliest hold moves both ways,
     // and often a new hold expires before every other one, or an event has none left.
-    const commands: Command[] = [holdOf(null, 1 + Math.floor(Math.random() * request.ttlSeconds))];
+    const commands: Command[] = [holdOf(null, 30 + Math.floor(Math.random() * request.ttlSeconds))];
     const kept: string[] = [];
     for (const holdId of mine) {
       if (Math.random() < 0.6) kept.push(holdId);
@@ -96,7 +97,8 @@ async function sweep(request: Extract<HintChildRequest, { op: "sweep" }>): Promi
   send({ id: request.id, event: "busy" });
   while (!stopping) {
     try {
-      await store.expireHolds(new Date(), 20);
+      // Ahead of the sellers' clock, so that holds of 30 s come due within the test.
+      await store.expireHolds(new Date(Date.now() + request.clockAheadMs), 20);
     } catch {
       // As the hold sweeper does: the next sweep tries again.
     }
