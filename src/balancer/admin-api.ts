@@ -2,20 +2,30 @@
  * The balancer's own endpoints under `/_lb/` (docs/balancer.md): health, metrics, and the admin calls
  * that list, add, re-weight, drain and remove instances at run time.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { FrontRequest, FrontResponse } from "./front.js";
 import { checkWeight, parseBackendSpec } from "../config/balancer-config.js";
 import { BoxofficeError } from "../domain/errors.js";
+import { AdminTokenCheck } from "../http/admin-token-check.js";
 import { BackendExistsError, BackendNotFoundError, type BackendRegistry } from "./backend-registry.js";
 import type { BalancerMetrics } from "./balancer-metrics.js";
 import { sendProblem } from "./balancer-errors.js";
 
 const MAX_ADMIN_BODY_BYTES = 65_536;
 
+const ADMIN_PREFIX = "/_lb/";
+
 export interface AdminContext {
   registry: BackendRegistry;
   metrics: BalancerMetrics;
+  /** No token: the admin calls answer 401. */
   adminToken: string | undefined;
+  retryAfterSeconds: number;
+}
+
+interface AdminState {
+  registry: BackendRegistry;
+  metrics: BalancerMetrics;
+  adminCheck: AdminTokenCheck;
   retryAfterSeconds: number;
 }
 
@@ -32,19 +42,6 @@ function sendJson(
     ...headers,
   });
   res.end(body);
-}
-
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
-}
-
-/** Constant-time check of `Authorization: Bearer <token>`; no token configured means no admin access. */
-function authorized(req: FrontRequest, adminToken: string | undefined): boolean {
-  if (adminToken === undefined) return false;
-  const header = req.headers.authorization ?? "";
-  const match = /^Bearer (.+)$/.exec(header);
-  if (!match) return false;
-  return timingSafeEqual(digest(match[1]!), digest(adminToken));
 }
 
 class InvalidRequestError extends BoxofficeError {
@@ -77,12 +74,36 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
   if (unknown.length > 0) throw new InvalidRequestError(`unknown fields: ${unknown.join(", ")}`);
 }
 
+/**
+ * The routing decision between the balancer's own endpoints and the requests it proxies: every request
+ * passes through `tryHandle` first, which costs one prefix test when the request is not for `/_lb/`.
+ */
+export class AdminApi {
+  readonly #state: AdminState;
+
+  constructor(context: AdminContext) {
+    this.#state = {
+      registry: context.registry,
+      metrics: context.metrics,
+      adminCheck: new AdminTokenCheck(context.adminToken),
+      retryAfterSeconds: context.retryAfterSeconds,
+    };
+  }
+
+  /** Answers `req` and returns true when it is for `/_lb/`; returns false, untouched, otherwise. */
+  tryHandle(req: FrontRequest, res: FrontResponse): boolean {
+    if (!(req.url ?? "/").startsWith(ADMIN_PREFIX)) return false;
+    handleAdmin(this.#state, req, res).catch((error: unknown) => {
+      console.error("balancer: admin call failed", error);
+      if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");
+      else res.destroy();
+    });
+    return true;
+  }
+}
+
 /** Answers one `/_lb/...` request. */
-export async function handleAdmin(
-  context: AdminContext,
-  req: FrontRequest,
-  res: FrontResponse,
-): Promise<void> {
+async function handleAdmin(context: AdminState, req: FrontRequest, res: FrontResponse): Promise<void> {
   const { registry } = context;
   const path = (req.url ?? "/").split("?")[0]!;
   const method = req.method ?? "GET";
@@ -104,7 +125,7 @@ export async function handleAdmin(
     }
     if (path !== "/_lb/backends" && !path.startsWith("/_lb/backends/"))
       return sendProblem(res, 404, "not_found", `no balancer endpoint ${path}`);
-    if (!authorized(req, context.adminToken))
+    if (!context.adminCheck.allows(req.headers.authorization))
       return sendProblem(
         res,
         401,

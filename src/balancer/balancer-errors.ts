@@ -1,7 +1,13 @@
 /**
- * The balancer's own answers: RFC 9457 problem details with a stable `code`, as docs/api.md describes.
+ * The balancer's own answers: its registry of codes and titles. They are RFC 9457 problem details with a
+ * stable `code`, built and written by the one writer every HTTP surface uses (http/problem-details.ts).
  */
-import { STATUS_CODES } from "node:http";
+import {
+  problemDetails,
+  problemResponseText,
+  writeProblem,
+  type ProblemDetails,
+} from "../http/problem-details.js";
 import type { FrontResponse } from "./front.js";
 
 export type BalancerProblemCode =
@@ -35,15 +41,13 @@ const TITLES: Record<BalancerProblemCode, string> = {
   payload_too_large: "Content too large",
 };
 
-/** The problem+json body of one of the balancer's own answers. */
-export function problemBody(status: number, code: BalancerProblemCode, detail: string): string {
-  return JSON.stringify({
-    type: `https://boxoffice.dev/problems/${code}`,
-    title: TITLES[code],
-    status,
-    detail,
-    code,
-  });
+/** One of the balancer's own answers as problem details. */
+export function balancerProblem(
+  status: number,
+  code: BalancerProblemCode,
+  detail: string,
+): ProblemDetails<BalancerProblemCode> {
+  return problemDetails(status, code, TITLES[code], detail);
 }
 
 /**
@@ -59,11 +63,7 @@ export function refusalText(status: 400 | 408 | 431 | 501, detail: string): stri
         : status === 501
           ? "not_implemented"
           : "invalid_request";
-  const body = problemBody(status, code, detail);
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\n` +
-    `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  );
+  return problemResponseText(balancerProblem(status, code, detail));
 }
 
 /** Sends a problem+json answer unless the response has already started (then the socket is cut). */
@@ -72,17 +72,7 @@ export function sendProblem(
   status: number,
   code: BalancerProblemCode,
   detail: string,
-  extraHeaders: Record<string, string> = {},
+  extraHeaders?: Record<string, string>,
 ): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = problemBody(status, code, detail);
-  res.writeHead(status, {
-    "content-type": "application/problem+json",
-    "content-length": Buffer.byteLength(body),
-    ...extraHeaders,
-  });
-  res.end(body);
+  writeProblem(res, balancerProblem(status, code, detail), extraHeaders);
 }

@@ -1,9 +1,44 @@
 /**
- * What the balancer needs of a client's request and response. Node's IncomingMessage and
- * ServerResponse have it; so do the raw front's RawRequest and RawResponse (raw-front.ts).
+ * A front is the server side clients talk to (raw-front.ts or node-front.ts, chosen by create-front.ts):
+ * what it is given, what it hands the balancer, and what both fronts share. The balancer needs of a
+ * client's request and response only FrontRequest and FrontResponse: Node's IncomingMessage and
+ * ServerResponse have them; so do the raw front's RawRequest and RawResponse.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { Server } from "node:net";
 import type { RequestLines } from "./head-lines.js";
+
+/**
+ * A pipelined request is read only once the responses before it are down to this many bytes waiting in
+ * the socket: a client that sends requests and reads nothing makes the balancer hold no more than this
+ * (plus one response being streamed, bounded by the socket's own high-water mark).
+ */
+export const PIPELINE_WRITE_BOUND_BYTES = 64 * 1024;
+
+/** What a front (raw-front.ts, node-front.ts) is given: its limits, and where requests and refusals go. */
+export interface FrontOptions {
+  maxHeaderBytes: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  clientKeepAliveMs: number;
+  /**
+   * A client with a response waiting to be written that takes none of it for this long is cut off
+   * (nothing a client sends turns it off: server-sent events included).
+   */
+  clientSendTimeoutMs: number;
+  maxClientConnections: number;
+  onRequest(req: FrontRequest, res: FrontResponse): void;
+  /** A client turned away: "400", "408", "431", "501", "reset", or "stalled" (cut off for not reading). */
+  onClientError(kind: string): void;
+}
+
+/** A front's server (`listen()` it like any net.Server) and its connections, for shutdown. */
+export interface Front {
+  readonly server: Server;
+  /** Closes the connections waiting for a next request. */
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
 
 export interface FrontRequest extends AsyncIterable<unknown> {
   readonly method?: string | undefined;

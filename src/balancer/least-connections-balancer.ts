@@ -1,49 +1,29 @@
 /**
  * The HTTP/1.1 least-connections load balancer: one process with one view of every instance's in-flight
  * requests, keep-alive pools to each instance (its own client, or undici's), one bounded admission
- * queue, safe retries, and the `/_lb/` endpoints. `init()` starts listening; `close()` stops cleanly.
+ * queue and safe retries. This file is the placement; the server side clients talk to is the front
+ * (create-front.ts), the `/_lb/` endpoints are admin-api.ts, a body is read by request-body.ts.
+ * `init()` starts listening; `close()` stops cleanly.
  */
-import http from "node:http";
-import type { FrontRequest, FrontResponse } from "./front.js";
-import type { AddressInfo, Server, Socket } from "node:net";
-import { Readable } from "node:stream";
+import type { AddressInfo } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
+import { AdminApi } from "./admin-api.js";
 import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
-import { handleAdmin } from "./admin-api.js";
 import type { Backend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
-import { listen } from "./listen.js";
-import { refusalText, sendProblem } from "./balancer-errors.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
+import { createFront } from "./create-front.js";
+import type { Front, FrontRequest, FrontResponse } from "./front.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
-import { PIPELINE_WRITE_BOUND_BYTES, createRawFrontServer } from "./raw-front.js";
+import { listen } from "./listen.js";
 import {
   ProxyExchange,
   refuseUnproxiable,
   type AttemptOutcome,
   type ExchangeHost,
 } from "./proxy-exchange.js";
+import { readBody } from "./request-body.js";
 import { RetryBudget } from "./retry-budget.js";
-import { clientIp } from "./client-ip.js";
-import { SendWatch } from "./front.js";
-import type { RequestLines } from "./head-lines.js";
-import { BadRequest, REFUSED_ON_PURPOSE, parseRequestHead, type RequestHead } from "./request-head.js";
-
-/** Pipelined requests of one node-front client held (read, not yet served) before reading stops. */
-const PIPELINE_HELD_REQUESTS = 8;
-
-const PROBLEM_CODES = {
-  400: "invalid_request",
-  431: "headers_too_large",
-  501: "not_implemented",
-} as const;
-
-const afterIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-const CLIENT_ERROR_STATUS: Record<string, 408 | 431> = {
-  HPE_HEADER_OVERFLOW: 431,
-  ERR_HTTP_REQUEST_TIMEOUT: 408,
-};
 
 export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #config: Readonly<BalancerConfig>;
@@ -52,12 +32,9 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #picker = new LeastConnectionsPicker();
   readonly #queue: AdmissionQueue<ProxyExchange>;
   readonly #budget: RetryBudget;
-  readonly #server: Server;
-  readonly #closeIdleConnections: () => void;
-  readonly #closeAllConnections: () => void;
+  readonly #front: Front;
+  readonly #admin: AdminApi;
   #serveQueueScheduled = false;
-  /** The node front's clients' pipelines: whether a request is being answered, and those held behind it. */
-  readonly #pipelines = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
   #initialized = false;
   #closing: Promise<void> | undefined;
 
@@ -82,136 +59,16 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       },
       () => this.#scheduleServeQueue(),
     );
-    const requestTimeoutMs = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
-    if (config.front === "raw") {
-      const front = createRawFrontServer({
-        maxHeaderBytes: config.maxHeaderBytes,
-        headersTimeoutMs: config.headersTimeoutMs,
-        requestTimeoutMs,
-        clientKeepAliveMs: config.clientKeepAliveMs,
-        clientSendTimeoutMs: config.clientSendTimeoutMs,
-        maxClientConnections: config.maxClientConnections,
-        onRequest: (req, res) => this.#onRequest(req, res),
-        onClientError: (kind) => this.metrics.clientError(kind),
-      });
-      this.#server = front.server;
-      this.#closeIdleConnections = () => front.closeIdleConnections();
-      this.#closeAllConnections = () => front.closeAllConnections();
-    } else {
-      const checkEveryMs = Math.max(
-        50,
-        Math.min(1000, Math.floor(Math.min(config.headersTimeoutMs, config.clientSendTimeoutMs) / 4)),
-      );
-      const server = http.createServer(
-        {
-          maxHeaderSize: config.maxHeaderBytes,
-          headersTimeout: config.headersTimeoutMs,
-          requestTimeout: requestTimeoutMs,
-          keepAliveTimeout: config.clientKeepAliveMs,
-          // How often Node looks for clients past headersTimeout/requestTimeout (its default is 30 s).
-          connectionsCheckingInterval: checkEveryMs,
-          // parseRequestHead refuses a missing Host itself, with a problem+json answer like every refusal.
-          requireHostHeader: false,
-        },
-        (req, res) => this.#inTurn(req, res),
-      );
-      server.maxConnections = config.maxClientConnections;
-      server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) =>
-        this.#onClientError(error, socket),
-      );
-      // CONNECT never reaches an instance (Node hands it over as a raw tunnel request).
-      server.on("connect", (_req: http.IncomingMessage, socket: Socket) => {
-        this.metrics.clientError("501");
-        socket.on("error", () => socket.destroy());
-        socket.end(refusalText(501, REFUSED_ON_PURPOSE.method));
-      });
-      this.#watchSends(server, checkEveryMs);
-      this.#server = server;
-      this.#closeIdleConnections = () => server.closeIdleConnections();
-      this.#closeAllConnections = () => server.closeAllConnections();
-    }
-  }
-
-  /** Cuts off node-front clients that take none of their response for `clientSendTimeoutMs`. */
-  #watchSends(server: http.Server, checkEveryMs: number): void {
-    const watched = new Map<Socket, SendWatch>();
-    server.on("connection", (socket: Socket) => {
-      watched.set(socket, new SendWatch());
-      socket.once("close", () => watched.delete(socket));
+    this.#admin = new AdminApi({
+      registry: this.registry,
+      metrics: this.metrics,
+      adminToken: config.adminToken,
+      retryAfterSeconds: config.retryAfterSeconds,
     });
-    const timeoutMs = this.#config.clientSendTimeoutMs;
-    const sweep = setInterval(() => {
-      const nowMs = Date.now();
-      for (const [socket, watch] of watched) {
-        if (!watch.stalled(socket, nowMs, timeoutMs)) continue;
-        this.metrics.clientError("stalled");
-        socket.destroy();
-      }
-    }, checkEveryMs);
-    sweep.unref();
-    server.once("close", () => clearInterval(sweep));
-  }
-
-  /**
-   * Serves a node-front client's pipelined requests one at a time, the next only once the answers before
-   * it have left the balancer's buffers (below PIPELINE_WRITE_BOUND_BYTES), as the raw front does: Node's
-   * server reads every request of a pipeline that fits in one read and would answer them all into
-   * memory. Reading from the client stops while more than a few wait.
-   */
-  #inTurn(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const socket = req.socket;
-    let line = this.#pipelines.get(socket);
-    if (line === undefined) {
-      line = { busy: false, waiting: [] };
-      this.#pipelines.set(socket, line);
-      const held = line;
-      socket.once("close", () => (held.waiting.length = 0));
-    }
-    const turn = line;
-    const next = (): void => {
-      if (turn.waiting.length === 0 || socket.destroyed) return;
-      if (socket.writableLength > PIPELINE_WRITE_BOUND_BYTES) {
-        socket.once("drain", next);
-        return;
-      }
-      turn.waiting.shift()!();
-      if (turn.waiting.length < PIPELINE_HELD_REQUESTS && socket.isPaused()) socket.resume();
-    };
-    const run = (): void => {
-      turn.busy = true;
-      // A ServerResponse emits "close" once it is done, whether it ended or its client went away.
-      res.once("close", () => {
-        turn.busy = false;
-        next();
-      });
-      this.#onNodeRequest(req, res);
-    };
-    if (!turn.busy && turn.waiting.length === 0) return run();
-    turn.waiting.push(run);
-    if (turn.waiting.length >= PIPELINE_HELD_REQUESTS) socket.pause();
-  }
-
-  /**
-   * The node front's requests: llhttp parsed the head; the same rules as the raw front's
-   * (parseRequestHead) then decide what is refused and what goes on, on the head rebuilt from its lines.
-   */
-  #onNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    let head = `${req.method ?? ""} ${req.url ?? ""} HTTP/${req.httpVersion}`;
-    const raw = req.rawHeaders;
-    for (let index = 0; index < raw.length; index += 2) head += `\r\n${raw[index]!}: ${raw[index + 1]!}`;
-    let parsed: RequestHead;
-    try {
-      parsed = parseRequestHead(head, clientIp(req));
-    } catch (error) {
-      if (!(error instanceof BadRequest)) throw error;
-      this.metrics.clientError(String(error.status));
-      res.shouldKeepAlive = false;
-      sendProblem(res, error.status, PROBLEM_CODES[error.status], error.message, { connection: "close" });
-      return;
-    }
-    req.url = parsed.url;
-    (req as { forwardLines?: RequestLines }).forwardLines = parsed.forward;
-    this.#onRequest(req as http.IncomingMessage & FrontRequest, res);
+    this.#front = createFront(config, {
+      onRequest: (req, res) => this.#onRequest(req, res),
+      onClientError: (kind) => this.metrics.clientError(kind),
+    });
   }
 
   get maxRetries(): number {
@@ -232,14 +89,14 @@ export class LeastConnectionsBalancer implements ExchangeHost {
 
   /** The port listened on (after `init()`). */
   get port(): number {
-    return (this.#server.address() as AddressInfo).port;
+    return (this.#front.server.address() as AddressInfo).port;
   }
 
   async init(): Promise<void> {
     if (this.#initialized) return;
     this.#initialized = true;
     this.registry.init();
-    await listen(this.#server, this.#config.port, this.#config.host, this.#config.listenBacklog);
+    await listen(this.#front.server, this.#config.port, this.#config.host, this.#config.listenBacklog);
   }
 
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then frees everything. */
@@ -249,10 +106,10 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#closeIdleConnections();
+    const closed = new Promise<void>((resolve) => this.#front.server.close(() => resolve()));
+    this.#front.closeIdleConnections();
     this.#queue.drainAll((exchange) => exchange.reject(503, "unavailable", "the balancer is shutting down"));
-    const timer = setTimeout(() => this.#closeAllConnections(), graceMs);
+    const timer = setTimeout(() => this.#front.closeAllConnections(), graceMs);
     await closed;
     clearTimeout(timer);
     await this.registry.close();
@@ -267,24 +124,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   }
 
   #onRequest(req: FrontRequest, res: FrontResponse): void {
-    const url = req.url ?? "/";
-    if (url.startsWith("/_lb/")) {
-      handleAdmin(
-        {
-          registry: this.registry,
-          metrics: this.metrics,
-          adminToken: this.#config.adminToken,
-          retryAfterSeconds: this.#config.retryAfterSeconds,
-        },
-        req,
-        res,
-      ).catch((error: unknown) => {
-        console.error("balancer: admin call failed", error);
-        if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");
-        else res.destroy();
-      });
-      return;
-    }
+    if (this.#admin.tryHandle(req, res)) return;
     if (refuseUnproxiable(req, res)) return;
     this.#budget.recordRequest();
     if (req.completeBody !== undefined) {
@@ -299,64 +139,12 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       this.place(new ProxyExchange(this, req, res, contentLength === "0" ? Buffer.alloc(0) : null));
       return;
     }
-    this.#readBody(req).then(
+    readBody(req, this.#config.maxBufferedBodyBytes).then(
       (body) => {
         if (!res.destroyed) this.place(new ProxyExchange(this, req, res, body));
       },
       () => res.destroy(),
     );
-  }
-
-  /**
-   * Holds a body of up to `maxBufferedBodyBytes` so the request can be sent again; a larger body is
-   * streamed (what was read so far, then the rest) and the request is not retried.
-   *
-   * Each streamed chunk is passed on after the I/O callbacks of the moment have run (setImmediate):
-   * an instance that refuses a large body answers and closes, and its answer must be read before the
-   * next chunk is written, since a write that fails on the closed connection destroys the socket with
-   * the answer still unread in it.
-   */
-  #readBody(req: FrontRequest): Promise<Buffer | Readable> {
-    const limit = this.#config.maxBufferedBodyBytes;
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const cleanup = () => {
-        req.off("data", onData);
-        req.off("end", onEnd);
-        req.off("error", onError);
-      };
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size <= limit) return;
-        cleanup();
-        req.pause();
-        resolve(
-          Readable.from(
-            (async function* () {
-              yield* chunks;
-              for await (const chunk of req as AsyncIterable<Buffer>) {
-                await afterIo();
-                yield chunk;
-              }
-            })(),
-            { objectMode: false },
-          ),
-        );
-      };
-      const onEnd = () => {
-        cleanup();
-        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-      };
-      const onError = (error: Error) => {
-        cleanup();
-        reject(error);
-      };
-      req.on("data", onData);
-      req.on("end", onEnd);
-      req.on("error", onError);
-    });
   }
 
   /** Sends the exchange to the least-loaded instance with room, or queues it, or answers 503. */
@@ -439,18 +227,5 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       const backend = this.#picker.pick(this.registry.list, this.#pickOptions(exchange.tried))!;
       this.#dispatch(exchange, backend);
     }
-  }
-
-  #onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-    const code = error.code ?? "";
-    const status = CLIENT_ERROR_STATUS[code] ?? 400;
-    this.metrics.clientError(code === "ECONNRESET" ? "reset" : String(status));
-    // Node sets _httpMessage to null once a response is done with the socket (a client that closes after
-    // a short answer): null and undefined both mean nothing was sent.
-    const pending = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (code !== "ECONNRESET" && socket.writable && (pending == null || !pending.headersSent)) {
-      socket.end(refusalText(status, error.message));
-    }
-    socket.destroy();
   }
 }

@@ -7,7 +7,8 @@
 import type { FrontRequest, FrontResponse } from "./front.js";
 import type { Readable } from "node:stream";
 import type { Backend } from "./backend.js";
-import { problemBody, sendProblem, type BalancerProblemCode } from "./balancer-errors.js";
+import { balancerProblem, sendProblem, type BalancerProblemCode } from "./balancer-errors.js";
+import { PROBLEM_CONTENT_TYPE } from "../http/problem-details.js";
 import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
 
@@ -95,9 +96,11 @@ function pairsOf(lines: string): string[] {
  */
 export function refuseUnproxiable(req: FrontRequest, res: FrontResponse): boolean {
   if (req.method !== "CONNECT") return false;
-  const body = problemBody(501, "not_implemented", "the balancer does not open tunnels (CONNECT)");
+  const body = JSON.stringify(
+    balancerProblem(501, "not_implemented", "the balancer does not open tunnels (CONNECT)"),
+  );
   res.writeHead(501, {
-    "content-type": "application/problem+json",
+    "content-type": PROBLEM_CONTENT_TYPE,
     "content-length": Buffer.byteLength(body),
     connection: "close",
   });

@@ -15,25 +15,16 @@ import { Readable } from "node:stream";
 import { refusalText } from "./balancer-errors.js";
 import { clientIp } from "./client-ip.js";
 import { ChunkedBodyError, ChunkedDecoder } from "./chunked-decoder.js";
-import { SendWatch, type FrontRequest, type FrontResponse } from "./front.js";
+import {
+  PIPELINE_WRITE_BOUND_BYTES,
+  SendWatch,
+  type Front,
+  type FrontOptions,
+  type FrontRequest,
+  type FrontResponse,
+} from "./front.js";
 import { HeadLines, type RequestLines } from "./head-lines.js";
 import { BadRequest, parseRequestHead, type RequestHead } from "./request-head.js";
-
-export interface RawFrontOptions {
-  maxHeaderBytes: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  clientKeepAliveMs: number;
-  /**
-   * A client with a response waiting to be written that takes none of it for this long is cut off
-   * (nothing a client sends turns it off: server-sent events included).
-   */
-  clientSendTimeoutMs: number;
-  maxClientConnections: number;
-  onRequest(req: FrontRequest, res: FrontResponse): void;
-  /** A client turned away: "400", "408", "431", "501", or "stalled" (cut off for not reading). */
-  onClientError(kind: string): void;
-}
 
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 /**
@@ -41,12 +32,6 @@ const CRLF_CRLF = Buffer.from("\r\n\r\n");
  * for any bytes): cheaper than corking a head and a buffer into one writev.
  */
 export const ONE_WRITE_BYTES = 16 * 1024;
-/**
- * A pipelined request is read only once the responses before it are down to this many bytes waiting in
- * the socket: a client that sends requests and reads nothing makes the balancer hold no more than this
- * (plus one response being streamed, bounded by the socket's own high-water mark).
- */
-export const PIPELINE_WRITE_BOUND_BYTES = 64 * 1024;
 
 /**
  * A client's request. Its body stream is made only when someone reads it, so a request without a body
@@ -318,7 +303,7 @@ type Phase = "idle" | "head" | "body" | "responding" | "waiting";
 
 class FrontConnection {
   readonly socket: Socket;
-  readonly #options: RawFrontOptions;
+  readonly #options: FrontOptions;
   #phase: Phase = "idle";
   /** Bytes read past the current request (a pipelined request), held until it is its turn. */
   #buffer: Buffer | undefined;
@@ -338,7 +323,7 @@ class FrontConnection {
   http11 = true;
   #clientIp: string | undefined;
 
-  constructor(socket: Socket, options: RawFrontOptions) {
+  constructor(socket: Socket, options: FrontOptions) {
     this.socket = socket;
     this.#options = options;
     socket.setNoDelay(true);
@@ -582,15 +567,7 @@ class FrontConnection {
   }
 }
 
-/** The raw front's server (`listen()` it like any net.Server) and its connections, for shutdown. */
-export interface RawFrontServer {
-  readonly server: net.Server;
-  /** Closes the connections waiting for a next request. */
-  closeIdleConnections(): void;
-  closeAllConnections(): void;
-}
-
-export function createRawFrontServer(options: RawFrontOptions): RawFrontServer {
+export function createRawFrontServer(options: FrontOptions): Front {
   const connections = new Set<FrontConnection>();
   const server = net.createServer((socket) => {
     const connection = new FrontConnection(socket, options);

@@ -7,7 +7,9 @@
  */
 import net, { type AddressInfo, type Socket } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
+import { problemResponseText } from "../http/problem-details.js";
 import type { Backend } from "./backend.js";
+import { balancerProblem } from "./balancer-errors.js";
 import { BackendRegistry } from "./backend-registry.js";
 import { listen } from "./listen.js";
 import { BalancerMetrics } from "./balancer-metrics.js";
@@ -64,17 +66,11 @@ export class TcpBalancer {
     });
     if (backend === undefined) {
       this.metrics.rejected("no_backend");
-      const body = JSON.stringify({
-        type: "https://boxoffice.dev/problems/unavailable",
-        title: "Service unavailable",
-        status: 503,
-        detail: "no instance is up",
-        code: "unavailable",
-      });
       client.end(
-        `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n` +
-          `Retry-After: ${this.#config.retryAfterSeconds}\r\nContent-Length: ${body.length}\r\n` +
-          `Connection: close\r\n\r\n${body}`,
+        problemResponseText(
+          balancerProblem(503, "unavailable", "no instance is up"),
+          `Retry-After: ${this.#config.retryAfterSeconds}\r\n`,
+        ),
       );
       return;
     }

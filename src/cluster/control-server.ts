@@ -4,14 +4,9 @@
  * Its address is written to <data dir>/cluster.json so the CLI can find it.
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import { timingSafeEqual } from "node:crypto";
+import { AdminTokenCheck } from "../http/admin-token-check.js";
+import { problemDetails, replyProblem } from "../http/problem-details.js";
 import type { Supervisor } from "./supervisor.js";
-
-function sameToken(given: string | undefined, expected: string): boolean {
-  const a = Buffer.from(given ?? "");
-  const b = Buffer.from(`Bearer ${expected}`);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export async function startControlServer(
   supervisor: Supervisor,
@@ -19,20 +14,16 @@ export async function startControlServer(
   host = "127.0.0.1",
 ): Promise<{ url: string; close(): Promise<void> }> {
   const app: FastifyInstance = Fastify({ logger: false });
+  const adminCheck = new AdminTokenCheck(adminToken);
   app.get("/status", async () => supervisor.status());
   app.get("/metrics", async (_request, reply) => {
     reply.type(supervisor.registry.contentType);
     return supervisor.registry.metrics();
   });
   app.post("/restart", async (request, reply) => {
-    if (!sameToken(request.headers.authorization, adminToken)) {
-      return reply.code(401).type("application/problem+json").send({
-        type: "about:blank",
-        title: "Unauthorized",
-        status: 401,
-        code: "unauthorized",
-        detail: "send Authorization: Bearer <admin token>",
-      });
+    if (!adminCheck.allows(request.headers.authorization)) {
+      const detail = "send Authorization: Bearer <admin token>";
+      return replyProblem(reply, problemDetails(401, "unauthorized", "Unauthorized", detail));
     }
     void supervisor.rollingRestart();
     return reply.code(202).send({ status: "restarting" });

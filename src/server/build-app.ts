@@ -2,10 +2,11 @@
  * Builds the Fastify app of one instance, apart from listen(), so that tests can inject() into it.
  * Every answer carries X-Served-By; every error is problem+json with a stable code.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BoxofficeError, DomainError } from "../domain/errors.js";
+import { AdminTokenCheck } from "../http/admin-token-check.js";
+import { problemDetails, problemResponseText } from "../http/problem-details.js";
 import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
 import { SellPathOverloadedError } from "../sales/sell-path.js";
@@ -33,17 +34,6 @@ export interface AppOptions {
   /** The version shown in /openapi.json. */
   version?: string;
   readyTimeoutMs?: number;
-}
-
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
-}
-
-/** Compares in constant time: hashing first makes both sides the same length whatever was sent. */
-function isAdmin(request: FastifyRequest, expected: Buffer): boolean {
-  const header = request.headers.authorization;
-  if (typeof header !== "string" || !header.startsWith("Bearer ")) return false;
-  return timingSafeEqual(digest(header.slice("Bearer ".length)), expected);
 }
 
 /** Turns anything thrown on the way to an answer into a problem. */
@@ -85,7 +75,7 @@ function problemOfError(error: FastifyError | Error, routeUrl: string | undefine
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const adminDigest = digest(options.adminToken);
+  const adminCheck = new AdminTokenCheck(options.adminToken);
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // One log line per request would cost more than the sale at peak; errors are logged below.
@@ -100,18 +90,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       if ((error as NodeJS.ErrnoException).code === "ECONNRESET" || !socket.writable) return;
       const tooLarge = (error as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW";
       const status = tooLarge ? 431 : 400;
-      const body = JSON.stringify({
-        type: "https://boxoffice.dev/problems/invalid-request",
-        title: tooLarge ? "Request header fields too large" : "Bad request",
-        status,
-        detail: "the request is not well-formed HTTP",
-        code: "invalid_request",
-      });
-      socket.end(
-        `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
-          `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-          `X-Served-By: ${options.instanceId}\r\nConnection: close\r\n\r\n${body}`,
-      );
+      const title = tooLarge ? "Request header fields too large" : "Bad request";
+      const problem = problemDetails(status, "invalid_request", title, "the request is not well-formed HTTP");
+      socket.end(problemResponseText(problem, `X-Served-By: ${options.instanceId}\r\n`));
     },
     onProtoPoisoning: "error",
     onConstructorPoisoning: "error",
@@ -185,7 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       schema: { ...route.schema, response },
       onRequest: route.admin
         ? async (request, reply) => {
-            if (!isAdmin(request, adminDigest)) {
+            if (!adminCheck.allows(request.headers.authorization)) {
               return sendProblem(
                 reply,
                 problemOf("unauthorized", "send Authorization: Bearer <admin token>"),

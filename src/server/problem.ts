@@ -4,6 +4,7 @@
  */
 import type { FastifyReply } from "fastify";
 import type { DomainRefusal } from "../domain/errors.js";
+import { problemDetails, replyProblem, type ProblemDetails } from "../http/problem-details.js";
 
 /** Every code the API answers with; the contract's codes plus the HTTP layer's own. */
 export type ProblemCode =
@@ -61,12 +62,7 @@ const TITLE_OF: Record<ProblemCode, string> = {
 /** Seconds a client should wait before retrying a 503 (or a 409 idempotency_key_in_use). */
 export const RETRY_AFTER_SECONDS = 1;
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: ProblemCode;
+export interface Problem extends ProblemDetails<ProblemCode> {
   /** Only for `seats_unavailable`. */
   seats?: string[];
 }
@@ -76,14 +72,7 @@ export function statusOf(code: ProblemCode): number {
 }
 
 export function problemOf(code: ProblemCode, detail: string, seats?: string[]): Problem {
-  const problem: Problem = {
-    // A stable URI per code; it names the documentation section that explains it.
-    type: `https://boxoffice.dev/problems/${code.replaceAll("_", "-")}`,
-    title: TITLE_OF[code],
-    status: STATUS_OF[code],
-    detail,
-    code,
-  };
+  const problem: Problem = problemDetails(STATUS_OF[code], code, TITLE_OF[code], detail);
   if (seats !== undefined) problem.seats = seats;
   return problem;
 }
@@ -96,10 +85,20 @@ export function problemOfRefusal(refusal: DomainRefusal): Problem {
   );
 }
 
+/**
+ * A refusal about the event, met through a hold or order id, names what the client asked for
+ * (`hold_not_found`, not `event_not_found`).
+ */
+export function problemOfRefusalFor(
+  refusal: DomainRefusal,
+  missing: "hold_not_found" | "order_not_found",
+): Problem {
+  if (refusal.code === "event_not_found") return problemOf(missing, refusal.detail);
+  return problemOfRefusal(refusal);
+}
+
 /** Sends a problem; a 503 and a 409 idempotency_key_in_use always carry Retry-After. */
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
-  if (problem.status === 503 || problem.code === "idempotency_key_in_use") {
-    reply.header("retry-after", String(RETRY_AFTER_SECONDS));
-  }
-  return reply.code(problem.status).type("application/problem+json").send(problem);
+  const retry = problem.status === 503 || problem.code === "idempotency_key_in_use";
+  return replyProblem(reply, problem, retry ? RETRY_AFTER_SECONDS : undefined);
 }

@@ -6,7 +6,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
-import { createRawFrontServer, type RawFrontServer } from "../../../src/balancer/raw-front.js";
+import type { Front } from "../../../src/balancer/front.js";
+import { createRawFrontServer } from "../../../src/balancer/raw-front.js";
 
 /** Sends `payload` and collects what comes back until the server closes or `quietMs` pass silent. */
 function exchange(port: number, payload: string | string[], quietMs = 300): Promise<string> {
@@ -36,7 +37,7 @@ const BORROWED_SIZES = [700, ...Array<number>(60).fill(100_000), ...Array<number
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
 
 describe("raw front", () => {
-  let front: RawFrontServer;
+  let front: Front;
   let port: number;
   const errors: string[] = [];
 

@@ -1,0 +1,73 @@
+/**
+ * The routes' one way into the batched sell path, and the request bodies that name tickets.
+ */
+import type { FastifyReply } from "fastify";
+import type { Command, Outcome, Selection } from "../domain/sale.js";
+import type { SellPath } from "../sales/sell-path.js";
+import { InFlightKeys } from "./idempotency.js";
+import { problemOf, sendProblem } from "./problem.js";
+import type { ServerMetrics } from "./server-metrics.js";
+
+/** The body of an order or a hold: a quantity or named seats (the schema allows exactly one). */
+export interface SelectionBody {
+  customerId: string;
+  quantity?: number;
+  seats?: string[];
+  ttlSeconds?: number;
+}
+
+export function selectionOf(body: SelectionBody): Selection {
+  return body.seats !== undefined
+    ? { quantity: body.seats.length, seats: body.seats }
+    : { quantity: body.quantity ?? 0, seats: null };
+}
+
+/**
+ * Sends commands through the sell path. Claims the idempotency key in this process first, so that a
+ * second copy running here gets 409 at once instead of waiting for the store's replay, and counts
+ * refusals for want of tickets and tickets sold.
+ */
+export class SellGate {
+  readonly #sellPath: SellPath;
+  readonly #metrics: ServerMetrics;
+  readonly #inFlight = new InFlightKeys();
+
+  constructor(sellPath: SellPath, metrics: ServerMetrics) {
+    this.#sellPath = sellPath;
+    this.#metrics = metrics;
+  }
+
+  /** The command's Outcome; null when its key is still running here (the 409 is then sent). */
+  async submit(
+    reply: FastifyReply,
+    eventId: string,
+    command: Command,
+    idempotencyKey: string | undefined,
+  ): Promise<Outcome | null> {
+    if (idempotencyKey !== undefined && !this.#inFlight.tryClaim(eventId, idempotencyKey)) {
+      sendProblem(
+        reply,
+        problemOf("idempotency_key_in_use", "a request with this Idempotency-Key is still running"),
+      );
+      return null;
+    }
+    try {
+      const outcome = await this.#sellPath.submit(eventId, command);
+      if (
+        !outcome.ok &&
+        (outcome.refusal.code === "sold_out" || outcome.refusal.code === "seats_unavailable")
+      ) {
+        this.#metrics.soldOut.inc();
+      }
+      return outcome;
+    } finally {
+      if (idempotencyKey !== undefined) this.#inFlight.release(eventId, idempotencyKey);
+    }
+  }
+
+  /** Counts the tickets of a sale made now (a replayed answer sold nothing new). */
+  countSale(outcome: Outcome): void {
+    if (outcome.ok && !outcome.replayed && outcome.value)
+      this.#metrics.ticketsSold.inc(outcome.value.quantity);
+  }
+}
