@@ -8,6 +8,7 @@ import type { FrontRequest, FrontResponse } from "./front.js";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { Readable } from "node:stream";
 import type { BalancerConfig } from "../config/balancer-config.js";
+import type { Logger } from "../log/logger.js";
 import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
 import { handleAdmin } from "./admin-api.js";
 import type { Backend } from "./backend.js";
@@ -60,9 +61,11 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #pipelines = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
   #initialized = false;
   #closing: Promise<void> | undefined;
+  readonly #log: Logger;
 
-  constructor(config: Readonly<BalancerConfig>) {
+  constructor(config: Readonly<BalancerConfig>, log: Logger) {
     this.#config = config;
+    this.#log = log;
     this.#queue = new AdmissionQueue(config.maxQueue, config.queueTimeoutMs);
     this.#budget = new RetryBudget(config.retryBudgetRatio, config.retryBudgetMinPerSecond);
     this.metrics = new BalancerMetrics(
@@ -81,6 +84,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
         bodyTimeoutMs: config.upstreamBodyTimeoutMs,
       },
       () => this.#scheduleServeQueue(),
+      log,
     );
     const requestTimeoutMs = Math.max(config.requestTimeoutMs, config.headersTimeoutMs);
     if (config.front === "raw") {
@@ -279,7 +283,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
         req,
         res,
       ).catch((error: unknown) => {
-        console.error("balancer: admin call failed", error);
+        this.#log.error({ err: error }, "admin call failed");
         if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");
         else res.destroy();
       });

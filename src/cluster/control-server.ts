@@ -3,8 +3,9 @@
  * `GET /metrics` (Prometheus) and `POST /restart` (rolling restart, as `boxoffice restart` or SIGHUP).
  * Its address is written to <data dir>/cluster.json so the CLI can find it.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { timingSafeEqual } from "node:crypto";
+import type { Logger } from "../log/logger.js";
 import type { Supervisor } from "./supervisor.js";
 
 function sameToken(given: string | undefined, expected: string): boolean {
@@ -16,9 +17,13 @@ function sameToken(given: string | undefined, expected: string): boolean {
 export async function startControlServer(
   supervisor: Supervisor,
   adminToken: string,
+  log: Logger,
   host = "127.0.0.1",
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const app: FastifyInstance = Fastify({ logger: false });
+  // The supervisor's logger: a failing handler is logged; the requests themselves (`boxoffice status`
+  // polls) are not.
+  const loggerInstance: FastifyBaseLogger = log;
+  const app: FastifyInstance = Fastify({ loggerInstance, disableRequestLogging: true });
   app.get("/status", async () => supervisor.status());
   app.get("/metrics", async (_request, reply) => {
     reply.type(supervisor.registry.contentType);
