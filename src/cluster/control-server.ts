@@ -20,10 +20,10 @@ export async function startControlServer(
   log: Logger,
   host = "127.0.0.1",
 ): Promise<{ url: string; close(): Promise<void> }> {
-  // The supervisor's logger: a failing handler is logged; the requests themselves (`boxoffice status`
-  // polls) are not.
-  const loggerInstance: FastifyBaseLogger = log;
-  const app: FastifyInstance = Fastify({ loggerInstance, disableRequestLogging: true });
+  // The supervisor's logger from warn up: a failing handler is logged; the requests themselves
+  // (`boxoffice status` polls) are not.
+  const loggerInstance: FastifyBaseLogger = log.child({}, { level: "warn" });
+  const app: FastifyInstance = Fastify({ loggerInstance });
   app.get("/status", async () => supervisor.status());
   app.get("/metrics", async (_request, reply) => {
     reply.type(supervisor.registry.contentType);
