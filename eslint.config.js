@@ -18,4 +18,15 @@ export default tseslint.config(
     files: ["scripts/**/*.mjs", "*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
   },
+  {
+    // One logger (src/log/logger.ts) in every process; only the command line prints plain text (its UI).
+    files: ["src/**/*.ts"],
+    ignores: ["src/cli/**"],
+    rules: { "no-console": "error" },
+  },
+  {
+    // Tool configs that must be CommonJS (.dependency-cruiser.cjs).
+    files: ["*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } },
+  },
 );

@@ -2,6 +2,7 @@
  * The balancer's own endpoints under `/_lb/` (docs/balancer.md): health, metrics, and the admin calls
  * that list, add, re-weight, drain and remove instances at run time.
  */
+import type { Logger } from "../log/logger.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
 import { checkWeight, parseBackendSpec } from "../config/balancer-config.js";
 import { BoxofficeError } from "../domain/errors.js";
@@ -20,6 +21,8 @@ export interface AdminContext {
   /** No token: the admin calls answer 401. */
   adminToken: string | undefined;
   retryAfterSeconds: number;
+  /** Where a failing admin call is logged. */
+  log: Logger;
 }
 
 interface AdminState {
@@ -80,8 +83,10 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
  */
 export class AdminApi {
   readonly #state: AdminState;
+  readonly #log: Logger;
 
   constructor(context: AdminContext) {
+    this.#log = context.log;
     this.#state = {
       registry: context.registry,
       metrics: context.metrics,
@@ -94,7 +99,7 @@ export class AdminApi {
   tryHandle(req: FrontRequest, res: FrontResponse): boolean {
     if (!(req.url ?? "/").startsWith(ADMIN_PREFIX)) return false;
     handleAdmin(this.#state, req, res).catch((error: unknown) => {
-      console.error("balancer: admin call failed", error);
+      this.#log.error({ err: error }, "admin call failed");
       if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");
       else res.destroy();
     });

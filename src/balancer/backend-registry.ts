@@ -6,6 +6,7 @@
 import { Client } from "undici";
 import type { BalancerConfig, BackendSpec } from "../config/balancer-config.js";
 import { BoxofficeError } from "../domain/errors.js";
+import type { Logger } from "../log/logger.js";
 import { Backend, type BackendPoolOptions } from "./backend.js";
 import type { BackendSeries, BalancerMetrics } from "./balancer-metrics.js";
 
@@ -34,6 +35,7 @@ export class BackendRegistry {
   readonly #metrics: BalancerMetrics;
   readonly #poolOptions: BackendPoolOptions | undefined;
   readonly #onCapacity: () => void;
+  readonly #log: Logger;
   readonly #entries = new Map<Backend, Entry>();
   #list: Backend[] = [];
   #nextId = 1;
@@ -49,11 +51,13 @@ export class BackendRegistry {
     metrics: BalancerMetrics,
     poolOptions: BackendPoolOptions | undefined,
     onCapacity: () => void,
+    log: Logger,
   ) {
     this.#config = config;
     this.#metrics = metrics;
     this.#poolOptions = poolOptions;
     this.#onCapacity = onCapacity;
+    this.#log = log;
   }
 
   /** Every instance, in the order added (the picker's array; do not change it). */
@@ -205,7 +209,7 @@ export class BackendRegistry {
     backend.healthPasses = 0;
     backend.healthFailures = 0;
     this.#entries.get(backend)?.series.ejections.inc();
-    console.warn(`balancer: ${backend.id} (${backend.url}) is down`);
+    this.#log.warn(`${backend.id} (${backend.url}) is down`);
   }
 
   #markUp(backend: Backend): void {
@@ -213,7 +217,7 @@ export class BackendRegistry {
     backend.state = "up";
     backend.consecutiveFailures = 0;
     backend.slowStartSinceMs = this.#config.slowStartMs > 0 ? Date.now() : undefined;
-    console.warn(`balancer: ${backend.id} (${backend.url}) is up`);
+    this.#log.warn(`${backend.id} (${backend.url}) is up`);
     this.#onCapacity();
   }
 

@@ -7,6 +7,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
+import type { Logger } from "../log/logger.js";
 import { AdminApi } from "./admin-api.js";
 import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
 import type { Backend } from "./backend.js";
@@ -38,7 +39,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   #initialized = false;
   #closing: Promise<void> | undefined;
 
-  constructor(config: Readonly<BalancerConfig>) {
+  constructor(config: Readonly<BalancerConfig>, log: Logger) {
     this.#config = config;
     this.#queue = new AdmissionQueue(config.maxQueue, config.queueTimeoutMs);
     this.#budget = new RetryBudget(config.retryBudgetRatio, config.retryBudgetMinPerSecond);
@@ -58,12 +59,14 @@ export class LeastConnectionsBalancer implements ExchangeHost {
         bodyTimeoutMs: config.upstreamBodyTimeoutMs,
       },
       () => this.#scheduleServeQueue(),
+      log,
     );
     this.#admin = new AdminApi({
       registry: this.registry,
       metrics: this.metrics,
       adminToken: config.adminToken,
       retryAfterSeconds: config.retryAfterSeconds,
+      log,
     });
     this.#front = createFront(config, {
       onRequest: (req, res) => this.#onRequest(req, res),

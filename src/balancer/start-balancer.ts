@@ -1,5 +1,6 @@
 /** Starts the balancer of the configured mode. */
-import type { BalancerConfig } from "../config/balancer-config.js";
+import { balancerConfigWarnings, type BalancerConfig } from "../config/balancer-config.js";
+import type { Logger } from "../log/logger.js";
 import { LeastConnectionsBalancer } from "./least-connections-balancer.js";
 import { TcpBalancer } from "./tcp-balancer.js";
 
@@ -9,8 +10,10 @@ export interface RunningBalancer {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startBalancer(config: Readonly<BalancerConfig>): Promise<RunningBalancer> {
-  const balancer = config.mode === "tcp" ? new TcpBalancer(config) : new LeastConnectionsBalancer(config);
+export async function startBalancer(config: BalancerConfig, log: Logger): Promise<RunningBalancer> {
+  for (const warning of balancerConfigWarnings(config)) log.warn(warning);
+  const balancer =
+    config.mode === "tcp" ? new TcpBalancer(config, log) : new LeastConnectionsBalancer(config, log);
   await balancer.init();
   return balancer;
 }

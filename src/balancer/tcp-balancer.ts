@@ -8,6 +8,7 @@
 import net, { type AddressInfo, type Socket } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
 import { problemResponseText } from "../http/problem-details.js";
+import type { Logger } from "../log/logger.js";
 import type { Backend } from "./backend.js";
 import { balancerProblem } from "./balancer-errors.js";
 import { BackendRegistry } from "./backend-registry.js";
@@ -24,13 +25,13 @@ export class TcpBalancer {
   readonly #sockets = new Set<Socket>();
   #closing: Promise<void> | undefined;
 
-  constructor(config: Readonly<BalancerConfig>) {
+  constructor(config: Readonly<BalancerConfig>, log: Logger) {
     this.#config = config;
     this.metrics = new BalancerMetrics(
       () => this.registry.list,
       () => 0,
     );
-    this.registry = new BackendRegistry(config, this.metrics, undefined, () => undefined);
+    this.registry = new BackendRegistry(config, this.metrics, undefined, () => undefined, log);
     this.#server = net.createServer({ noDelay: true }, (client) => this.#onConnection(client, new Set()));
     this.#server.maxConnections = config.maxClientConnections;
   }

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `boxoffice` command. Each subcommand lives in its own file and registers itself on the program,
- * so that the balancer (`lb`) and the cluster (`up`) add theirs without touching this one.
+ * so that the balancer (`lb`) and the cluster (`up`) add theirs without touching this one. It is the one
+ * entry point of every boxoffice process (the supervisor of `up` starts `boxoffice server` and
+ * `boxoffice lb` through it); nothing in src/ imports cli/.
  */
 import { Command } from "commander";
-import { BoxofficeError } from "../domain/errors.js";
+import { ConfigError } from "../domain/errors.js";
 import { registerLbCommand } from "./lb-command.js";
 import { registerServerCommand } from "./server-command.js";
 import { registerUpCommand } from "./up-command.js";
@@ -21,8 +23,9 @@ registerUpCommand(program);
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  // Configuration mistakes get one clear line, not a stack trace.
-  if (error instanceof BoxofficeError && error.code === "INVALID_CONFIG") {
+  // Configuration mistakes get one clear line, not a stack trace: plain text for the person who typed
+  // the command (the CLI's own output), not a log line.
+  if (error instanceof ConfigError) {
     console.error(`boxoffice: ${error.message}`);
     process.exit(2);
   }

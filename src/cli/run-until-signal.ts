@@ -3,18 +3,20 @@
  * signal while closing exits at once. A process started by a supervisor with an IPC channel also stops
  * when that channel closes, so that no instance outlives a supervisor that was killed.
  */
-export function runUntilSignal(service: { close(): Promise<void> }, name: string): void {
+import type { Logger } from "../log/logger.js";
+
+export function runUntilSignal(service: { close(): Promise<void> }, log: Logger): void {
   let stopping = false;
   const stop = (reason: string) => {
     if (stopping) {
-      console.error(`${name}: ${reason} again, exiting now`);
+      log.error(`${reason} again, exiting now`);
       process.exit(1);
     }
     stopping = true;
     service.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        console.error(`${name}: close failed`, error);
+        log.error({ err: error }, "close failed");
         process.exit(1);
       },
     );

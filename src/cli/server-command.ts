@@ -1,24 +1,28 @@
 /** `boxoffice server`: one instance of the HTTP API. */
 import type { Command } from "commander";
+import { resolveAdminToken } from "../config/admin-token.js";
 import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
 import type { FlagValues } from "../config/settings.js";
-import { startServer } from "../server/start-server.js";
+import { createLogger } from "../log/logger.js";
 import { runUntilSignal } from "./run-until-signal.js";
-
-/** Adds every server setting as a `--flag <value>` option (env variable and default in the help). */
-export function addServerOptions(command: Command): Command {
-  for (const setting of Object.values(SERVER_SETTINGS)) {
-    const shown = setting.defaultText === "" ? "" : `, default ${setting.defaultText}`;
-    command.option(`--${setting.flag} <value>`, `${setting.description} (${setting.env}${shown})`);
-  }
-  return command;
-}
+import { addSettingOptions } from "./setting-options.js";
 
 export function registerServerCommand(program: Command): void {
-  addServerOptions(program.command("server").description("start one server instance")).action(
-    async (flags: FlagValues) => {
-      const server = await startServer(loadServerConfig(flags));
-      runUntilSignal(server, "boxoffice server");
-    },
-  );
+  addSettingOptions(
+    program.command("server").description("start one server instance"),
+    SERVER_SETTINGS,
+  ).action(async (flags: FlagValues) => {
+    const config = loadServerConfig(flags);
+    const log = createLogger(config.logLevel, { instance: config.instanceId });
+    const admin = await resolveAdminToken(config.adminToken, config.dataDir);
+    if (admin.generated) {
+      // Plain output for whoever started the instance, printed once, not a log line: a token does not
+      // belong in logs that are shipped elsewhere. It is in the file too.
+      console.log(`boxoffice admin token (stored in ${config.dataDir}/admin-token): ${admin.token}`);
+    }
+    // Loaded here, not at the top, so that the other commands (`lb`, `status`) do not load the server.
+    const { startServer } = await import("../server/start-server.js");
+    const server = await startServer(config, admin.token, log);
+    runUntilSignal(server, log);
+  });
 }

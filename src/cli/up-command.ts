@@ -2,35 +2,30 @@
  * `boxoffice up` (and `npm start`): the balancer and N instances as separate processes, supervised;
  * `boxoffice status` prints the running cluster; `boxoffice restart` (or SIGHUP to `up`) replaces the
  * instances one at a time. The cluster's control address lives in <data dir>/cluster.json.
+ *
+ * Two kinds of output: the supervisor's events (an instance started, died, scaled) go through the
+ * logger like every process's; the banner of `up` (store, admin token, ready, how to see the status), the
+ * `status` table and the errors of `status`/`restart` are plain text on stdout/stderr, because they are
+ * this command's user interface, not logs.
  */
 import type { Command } from "commander";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Supervisor, type ClusterStatus } from "../cluster/supervisor.js";
-import { startControlServer } from "../cluster/control-server.js";
+import type { ClusterStatus } from "../cluster/supervisor.js";
 import { resolveAdminToken } from "../config/admin-token.js";
 import { CLUSTER_SETTINGS, loadClusterConfig } from "../config/cluster-config.js";
 import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
-import type { FlagValues, Setting } from "./../config/settings.js";
+import type { FlagValues } from "../config/settings.js";
 import { flagKey, processEnv } from "../config/settings.js";
-import { addServerOptions } from "./server-command.js";
+import { createLogger } from "../log/logger.js";
+import { addSettingOptions } from "./setting-options.js";
 
 const CLI_PATH = fileURLToPath(new URL("./main.js", import.meta.url));
 const CLUSTER_FILE = "cluster.json";
 
 /** Server flags that `up` decides per instance instead of forwarding. */
 const PER_INSTANCE = new Set(["port", "host", "instance-id"]);
-
-function addSettings(command: Command, settings: Record<string, Setting<unknown>>): Command {
-  for (const setting of Object.values(settings)) {
-    command.option(
-      `--${setting.flag} <value>`,
-      `${setting.description} (${setting.env}, default ${setting.defaultText})`,
-    );
-  }
-  return command;
-}
 
 interface ClusterFile {
   pid: number;
@@ -40,9 +35,10 @@ interface ClusterFile {
 }
 
 export function registerUpCommand(program: Command): void {
-  const up = addSettings(
-    addServerOptions(
+  const up = addSettingOptions(
+    addSettingOptions(
       program.command("up").description("start the balancer and N server instances, supervised"),
+      SERVER_SETTINGS,
     ),
     CLUSTER_SETTINGS,
   );
@@ -53,14 +49,20 @@ export function registerUpCommand(program: Command): void {
     // Every instance gets the same settings: the flags given here, and the same data dir and token.
     const serverArgs: string[] = ["--data", server.dataDir];
     for (const setting of Object.values(SERVER_SETTINGS)) {
+      if (setting.flag === null || PER_INSTANCE.has(setting.flag) || setting.flag === "data") continue;
       const value = flags[flagKey(setting.flag)];
-      if (value !== undefined && !PER_INSTANCE.has(setting.flag) && setting.flag !== "data") {
-        serverArgs.push(`--${setting.flag}`, value);
-      }
+      if (typeof value === "string") serverArgs.push(`--${setting.flag}`, value);
     }
     const env = { ...processEnv(), BOXOFFICE_ADMIN_TOKEN: token };
+    // The banner: plain lines for the person who typed `boxoffice up` (see the header).
     const say = (message: string) =>
       console.log(`${new Date().toISOString().slice(11, 19)} boxoffice: ${message}`);
+    // --log-level is the instances' (forwarded to each). The supervisor's own events are few (an instance
+    // started, died or scaled) and are what an operator of `up` watches, so they stay at info.
+    const log = createLogger("info", { component: "supervisor" });
+    // Loaded here, not at the top, so that `status` and `restart` do not load the supervisor.
+    const { Supervisor } = await import("../cluster/supervisor.js");
+    const { startControlServer } = await import("../cluster/control-server.js");
     const supervisor = new Supervisor({
       cliPath: CLI_PATH,
       host: server.host,
@@ -73,29 +75,29 @@ export function registerUpCommand(program: Command): void {
       env,
       adminToken: token,
       logDir: join(server.dataDir, "logs"),
-      log: say,
+      log,
     });
+    let control: Awaited<ReturnType<typeof startControlServer>> | undefined;
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      say(`${signal}: stopping every process (in-flight requests finish first)`);
+      log.info(`${signal}: stopping every process (in-flight requests finish first)`);
       await control?.close();
       await supervisor.close();
       await rm(join(server.dataDir, CLUSTER_FILE), { force: true });
-      say("stopped");
+      log.info("stopped");
       process.exit(0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGHUP", () => void supervisor.rollingRestart());
 
-    let control: Awaited<ReturnType<typeof startControlServer>> | undefined;
     try {
       await supervisor.start();
-      control = await startControlServer(supervisor, token);
+      control = await startControlServer(supervisor, token, log);
     } catch (error) {
-      say(`could not start: ${(error as Error).message}`);
+      log.error({ err: error }, `could not start: ${(error as Error).message}`);
       await supervisor.close();
       process.exit(1);
     }
@@ -118,12 +120,17 @@ export function registerUpCommand(program: Command): void {
     say("dashboard: not in this version yet (planned at the balancer's address); use `boxoffice status`");
   });
 
-  program
-    .command("status")
-    .description("print the running cluster: instances, health, in-flight, requests, restarts")
-    .option("--data <dir>", "data directory of the running cluster (BOXOFFICE_DATA, default ./data)")
+  // `status` and `restart` find the cluster by its data directory: the server's --data setting.
+  const dataOnly = { dataDir: SERVER_SETTINGS.dataDir };
+  addSettingOptions(
+    program
+      .command("status")
+      .description("print the running cluster: instances, health, in-flight, requests, restarts"),
+    dataOnly,
+  )
     .option("--json", "print the raw JSON")
     .action(async (flags: FlagValues & { json?: boolean }) => {
+      // The table (or the JSON) is this command's output, plain text, not a log.
       const status = await fetchCluster<ClusterStatus>(flags, "GET", "/status");
       if (flags.json) {
         console.log(JSON.stringify(status, null, 2));
@@ -160,14 +167,15 @@ export function registerUpCommand(program: Command): void {
       }
     });
 
-  program
-    .command("restart")
-    .description("rolling restart: replace the instances one at a time, each drained first")
-    .option("--data <dir>", "data directory of the running cluster (BOXOFFICE_DATA, default ./data)")
-    .action(async (flags: FlagValues) => {
-      await fetchCluster(flags, "POST", "/restart");
-      console.log("boxoffice: rolling restart started; follow it with `boxoffice status`");
-    });
+  addSettingOptions(
+    program
+      .command("restart")
+      .description("rolling restart: replace the instances one at a time, each drained first"),
+    dataOnly,
+  ).action(async (flags: FlagValues) => {
+    await fetchCluster(flags, "POST", "/restart");
+    console.log("boxoffice: rolling restart started; follow it with `boxoffice status`");
+  });
 }
 
 async function fetchCluster<T>(flags: FlagValues, method: string, path: string): Promise<T> {
@@ -176,6 +184,7 @@ async function fetchCluster<T>(flags: FlagValues, method: string, path: string):
   try {
     file = JSON.parse(await readFile(join(server.dataDir, CLUSTER_FILE), "utf8")) as ClusterFile;
   } catch {
+    // Plain: an answer to the person who typed `boxoffice status`, not a log line.
     console.error(`boxoffice: no cluster is running with data directory ${server.dataDir}`);
     process.exit(1);
   }

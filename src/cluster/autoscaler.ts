@@ -6,19 +6,7 @@
  * the median of its samples); scale down when they stayed below `targetInFlight * lowWatermark`. After any
  * change, wait `cooldownMs` before the next, so a new instance gets to take load before being judged.
  */
-export interface AutoscalePolicy {
-  minInstances: number;
-  maxInstances: number;
-  /** In-flight requests per instance the cluster aims for. */
-  targetInFlight: number;
-  /** Fraction of the target below which the cluster is considered idle (0..1). */
-  lowWatermark: number;
-  /** How long the load must stay high (or low) before acting. */
-  windowMs: number;
-  /** Quiet time after a scaling action. */
-  upCooldownMs: number;
-  downCooldownMs: number;
-}
+import type { AutoscalePolicy } from "../config/cluster-config.js";
 
 export interface LoadSample {
   atMs: number;

@@ -3,17 +3,22 @@
  * `GET /metrics` (Prometheus) and `POST /restart` (rolling restart, as `boxoffice restart` or SIGHUP).
  * Its address is written to <data dir>/cluster.json so the CLI can find it.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
 import { problemDetails, replyProblem } from "../http/problem-details.js";
+import type { Logger } from "../log/logger.js";
 import type { Supervisor } from "./supervisor.js";
 
 export async function startControlServer(
   supervisor: Supervisor,
   adminToken: string,
+  log: Logger,
   host = "127.0.0.1",
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const app: FastifyInstance = Fastify({ logger: false });
+  // The supervisor's logger from warn up: a failing handler is logged; the requests themselves
+  // (`boxoffice status` polls) are not.
+  const loggerInstance: FastifyBaseLogger = log.child({}, { level: "warn" });
+  const app: FastifyInstance = Fastify({ loggerInstance });
   const adminCheck = new AdminTokenCheck(adminToken);
   app.get("/status", async () => supervisor.status());
   app.get("/metrics", async (_request, reply) => {

@@ -8,7 +8,9 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { Counter, Gauge, Registry } from "prom-client";
-import type { AutoscalePolicy, ScaleDecision } from "./autoscaler.js";
+import type { Logger } from "../log/logger.js";
+import type { AutoscalePolicy } from "../config/cluster-config.js";
+import type { ScaleDecision } from "./autoscaler.js";
 import { Autoscaler } from "./autoscaler.js";
 import { BalancerClient, type BackendFigures } from "./balancer-client.js";
 import { InstanceProcess } from "./instance-process.js";
@@ -31,7 +33,8 @@ export interface SupervisorOptions {
   adminToken: string;
   /** Where each child's output goes (<dir>/<id>.log). */
   logDir: string;
-  log: (message: string) => void;
+  /** The supervisor's own events: instances started, died, retired, scaled (log/logger.ts). */
+  log: Logger;
   /** How often the autoscaler samples the balancer. */
   sampleIntervalMs?: number;
   readyTimeoutMs?: number;
@@ -120,7 +123,7 @@ export class Supervisor {
     balancer.spawn((line) => this.#childLog("lb", line));
     void balancer.exited().then(({ code, signal }) => {
       if (!this.#closing) {
-        this.#options.log(`the balancer exited (${signal ?? code}); stopping the cluster`);
+        this.#options.log.error(`the balancer exited (${signal ?? code}); stopping the cluster`);
         void this.close();
       }
     });
@@ -138,17 +141,17 @@ export class Supervisor {
   /** Replaces every instance, one at a time: the new one serves before the old one is drained. */
   async rollingRestart(): Promise<void> {
     const old = this.#ready();
-    this.#options.log(`rolling restart of ${old.length} instances`);
+    this.#options.log.info(`rolling restart of ${old.length} instances`);
     for (const instance of old) {
       if (this.#closing) return;
       const replacement = await this.#launch();
       if (!replacement) {
-        this.#options.log(`rolling restart stopped: a new instance did not become ready`);
+        this.#options.log.warn(`rolling restart stopped: a new instance did not become ready`);
         return;
       }
       await this.#retire(instance);
     }
-    this.#options.log("rolling restart done");
+    this.#options.log.info("rolling restart done");
   }
 
   /** Stops the balancer and every instance; in-flight requests finish first. Idempotent. */
@@ -221,7 +224,7 @@ export class Supervisor {
     instance.backendId = await this.#client.add(instance.url);
     instance.state = "ready";
     this.#metrics.instances.set(this.#ready().length);
-    this.#options.log(`instance ${id} serving on ${instance.url} (pid ${instance.pid})`);
+    this.#options.log.info(`instance ${id} serving on ${instance.url} (pid ${instance.pid})`);
     return instance;
   }
 
@@ -236,7 +239,7 @@ export class Supervisor {
     await instance.stop(this.#options.stopGraceMs);
     if (instance.backendId) await this.#client.remove(instance.backendId).catch(() => undefined);
     this.#instances.delete(instance.spec.id);
-    this.#options.log(`instance ${instance.spec.id} stopped`);
+    this.#options.log.info(`instance ${instance.spec.id} stopped`);
   }
 
   #usedPorts(): Set<number> {
@@ -256,12 +259,14 @@ export class Supervisor {
     this.#crashes.set(id, crashes);
     const backoffMs = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (crashes.length - 1));
     if (crashes.length >= 4) {
-      this.#options.log(
+      this.#options.log.error(
         `instance ${id} keeps crashing (${crashes.length} times in ${CRASH_WINDOW_MS / 1000} s); ` +
           `next try in ${backoffMs / 1000} s. Its last errors:\n  ${instance.lastErrors.slice(-5).join("\n  ")}`,
       );
     } else {
-      this.#options.log(`instance ${id} died (${signal ?? `exit ${code}`}); restarting in ${backoffMs} ms`);
+      this.#options.log.warn(
+        `instance ${id} died (${signal ?? `exit ${code}`}); restarting in ${backoffMs} ms`,
+      );
     }
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
@@ -289,7 +294,7 @@ export class Supervisor {
     this.#decisions.push({ ...decision, at: new Date().toISOString() });
     if (this.#decisions.length > 50) this.#decisions.shift();
     this.#metrics.scale.inc({ direction: decision.action });
-    this.#options.log(
+    this.#options.log.info(
       `autoscale ${decision.action}: ${decision.from} -> ${decision.to} instances (${decision.reason})`,
     );
     this.#scaling = true;

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConfigError } from "./settings.js";
+import { ConfigError } from "../domain/errors.js";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
 

@@ -1,8 +1,12 @@
 /**
- * The load balancer's typed, frozen configuration: the only place the balancer reads the environment.
- * Precedence: flags (what the caller passes in) win over environment variables, which win over defaults.
+ * The load balancer's settings (`boxoffice lb`), in the same table style as the server's: each option
+ * once, with its flag, variable, default, bounds and meaning; `boxoffice lb --help` and the typed, frozen
+ * BalancerConfig are built from it. Variables: BOXOFFICE_PORT, BOXOFFICE_HOST, BOXOFFICE_BACKENDS,
+ * BOXOFFICE_ADMIN_TOKEN, and `BOXOFFICE_LB_<NAME_IN_SNAKE_CASE>` for every other option.
  */
-import { BoxofficeError } from "../domain/errors.js";
+import { ConfigError } from "../domain/errors.js";
+import type { FlagValues, Setting, SettingsOf } from "./settings.js";
+import { listenPort, numberFrom, oneOf, readSettings, text } from "./settings.js";
 
 /** One instance behind the balancer. */
 export interface BackendSpec {
@@ -21,165 +25,6 @@ export type FrontServer = "node" | "raw";
 /** The HTTP client to the instances in HTTP mode: the balancer's own minimal one, or undici's Pool. */
 export type UpstreamClient = "raw" | "undici";
 
-export interface BalancerConfig {
-  /** Address to listen on. */
-  host: string;
-  /** Port to listen on; 0 picks a free one. */
-  port: number;
-  /** The instances to balance over at start; more can be added at run time through `/_lb/backends`. */
-  backends: readonly BackendSpec[];
-  /** Bearer token for `/_lb/` admin calls; when unset the admin calls answer 401. */
-  adminToken: string | undefined;
-  mode: BalancerMode;
-  upstreamClient: UpstreamClient;
-  front: FrontServer;
-  /** Path of the active health check (`GET`), answered 200 by a ready instance. */
-  healthPath: string;
-  /** Time between two active health checks of one instance. */
-  healthIntervalMs: number;
-  /** A health check not answered within this time failed. */
-  healthTimeoutMs: number;
-  /** Consecutive passed checks that bring a down instance back. */
-  riseCount: number;
-  /** Consecutive failed checks that take an up instance down. */
-  fallCount: number;
-  /** Consecutive failed requests (500/502/504 or a broken connection) that eject an instance. */
-  passiveFailureCount: number;
-  /** An instance just added or just back from down ramps its weight from 10% to 100% over this time. */
-  slowStartMs: number;
-  /** Most requests one instance is given at once (the size of its connection pool). */
-  maxActivePerBackend: number;
-  /** Most requests waiting for a free instance; past it, 503 at once. */
-  maxQueue: number;
-  /** Longest a request waits in the queue before it gets 503. */
-  queueTimeoutMs: number;
-  /** `Retry-After` (seconds) on the balancer's own 503s. */
-  retryAfterSeconds: number;
-  /** Most times one request is sent again after a failure. */
-  maxRetries: number;
-  /** Retries of requests that did reach an instance may add at most this fraction to the traffic. */
-  retryBudgetRatio: number;
-  /** Retries always allowed, whatever the ratio says (the budget's floor, refilled every second). */
-  retryBudgetMinPerSecond: number;
-  /** Idle time after which a pooled connection to an instance is closed; below the instance's keep-alive. */
-  upstreamKeepAliveMs: number;
-  /** Time to open a connection to an instance. */
-  connectTimeoutMs: number;
-  /** Time for an instance to send its response headers. */
-  upstreamHeadersTimeoutMs: number;
-  /** Longest silence inside a response body, server-sent events included (they send comments to stay open). */
-  upstreamBodyTimeoutMs: number;
-  /** Largest request head (request line and headers) a client may send; past it, 431. */
-  maxHeaderBytes: number;
-  /** Time for a client to send its request head; a slower client is cut off with 408. */
-  headersTimeoutMs: number;
-  /** Time for a client to send its whole request; a slower client is cut off with 408. */
-  requestTimeoutMs: number;
-  /** Idle time after which a client's keep-alive connection is closed. */
-  clientKeepAliveMs: number;
-  /**
-   * A client with response bytes waiting that takes none of them for this long is disconnected, and the
-   * request to the instance (no longer read meanwhile) is closed; no request header turns it off,
-   * server-sent events included.
-   */
-  clientSendTimeoutMs: number;
-  /** Request bodies up to this size are held so the request can be sent again; larger ones stream. */
-  maxBufferedBodyBytes: number;
-  /** A server-sent-events response is ended after this time so clients reconnect and rebalance. */
-  sseMaxAgeMs: number;
-  /** Most client connections held at once; past it, new connections are refused. */
-  maxClientConnections: number;
-  /**
-   * Connections the kernel may hold ready for the balancer to accept (listen(2)'s backlog, capped by
-   * net.core.somaxconn): an on-sale opens thousands at once, and a connection that finds the queue full
-   * waits a second or more for its SYN to be sent again.
-   */
-  listenBacklog: number;
-}
-
-export const BALANCER_DEFAULTS: Readonly<Omit<BalancerConfig, "backends" | "adminToken">> = Object.freeze({
-  host: "127.0.0.1",
-  port: 8080,
-  mode: "http",
-  upstreamClient: "raw",
-  front: "raw",
-  healthPath: "/ready",
-  healthIntervalMs: 2000,
-  healthTimeoutMs: 1000,
-  riseCount: 2,
-  fallCount: 3,
-  passiveFailureCount: 5,
-  slowStartMs: 5000,
-  maxActivePerBackend: 64,
-  maxQueue: 1024,
-  queueTimeoutMs: 2000,
-  retryAfterSeconds: 1,
-  maxRetries: 2,
-  retryBudgetRatio: 0.2,
-  retryBudgetMinPerSecond: 10,
-  upstreamKeepAliveMs: 4000,
-  connectTimeoutMs: 2000,
-  upstreamHeadersTimeoutMs: 30_000,
-  upstreamBodyTimeoutMs: 30_000,
-  maxHeaderBytes: 16_384,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  clientKeepAliveMs: 5000,
-  clientSendTimeoutMs: 30_000,
-  maxBufferedBodyBytes: 65_536,
-  sseMaxAgeMs: 300_000,
-  maxClientConnections: 20_000,
-  listenBacklog: 4096,
-});
-
-type NumericKey = {
-  [K in keyof BalancerConfig]: BalancerConfig[K] extends number ? K : never;
-}[keyof BalancerConfig];
-
-/** Every numeric option, with its smallest allowed value; each is also `BOXOFFICE_LB_<SNAKE_CASE>`. */
-const NUMERIC_MINIMUMS: Record<Exclude<NumericKey, "port">, number> = {
-  healthIntervalMs: 10,
-  healthTimeoutMs: 1,
-  riseCount: 1,
-  fallCount: 1,
-  passiveFailureCount: 1,
-  slowStartMs: 0,
-  maxActivePerBackend: 1,
-  maxQueue: 0,
-  queueTimeoutMs: 1,
-  retryAfterSeconds: 0,
-  maxRetries: 0,
-  retryBudgetRatio: 0,
-  retryBudgetMinPerSecond: 0,
-  upstreamKeepAliveMs: 1,
-  connectTimeoutMs: 1,
-  upstreamHeadersTimeoutMs: 1,
-  upstreamBodyTimeoutMs: 1,
-  maxHeaderBytes: 1024,
-  headersTimeoutMs: 1,
-  requestTimeoutMs: 1,
-  clientKeepAliveMs: 1,
-  clientSendTimeoutMs: 1,
-  maxBufferedBodyBytes: 0,
-  sseMaxAgeMs: 1,
-  maxClientConnections: 1,
-  listenBacklog: 1,
-};
-
-/** What the command line passes in; every field optional, strings as typed. */
-export type BalancerFlags = Partial<Record<keyof BalancerConfig, string | number | string[] | undefined>>;
-
-export class BalancerConfigError extends BoxofficeError {
-  constructor(message: string) {
-    super("INVALID_CONFIG", message);
-  }
-}
-
-/** `healthIntervalMs` → `BOXOFFICE_LB_HEALTH_INTERVAL_MS`. */
-export function envNameOf(option: string): string {
-  return `BOXOFFICE_LB_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-}
-
 /**
  * Parses one backend: `http://127.0.0.1:9101`, optionally with its weight in the fragment
  * (`http://127.0.0.1:9101#weight=3`), which is never sent to anyone.
@@ -189,15 +34,15 @@ export function parseBackendSpec(text: string, weight?: number): BackendSpec {
   try {
     url = new URL(text.trim());
   } catch {
-    throw new BalancerConfigError(`backend "${text}" is not a URL`);
+    throw new ConfigError(`backend "${text}" is not a URL`);
   }
-  if (url.protocol !== "http:") throw new BalancerConfigError(`backend "${text}": only http:// is supported`);
+  if (url.protocol !== "http:") throw new ConfigError(`backend "${text}": only http:// is supported`);
   if (url.pathname !== "/" || url.search !== "")
-    throw new BalancerConfigError(`backend "${text}" must be an origin (no path or query)`);
+    throw new ConfigError(`backend "${text}" must be an origin (no path or query)`);
   let parsedWeight = weight ?? 1;
   if (url.hash !== "") {
     const match = /^#weight=(\d+)$/.exec(url.hash);
-    if (!match) throw new BalancerConfigError(`backend "${text}": the fragment may only be #weight=N`);
+    if (!match) throw new ConfigError(`backend "${text}": the fragment may only be #weight=N`);
     parsedWeight = Number(match[1]);
   }
   return { url: url.origin, weight: checkWeight(parsedWeight) };
@@ -205,75 +50,268 @@ export function parseBackendSpec(text: string, weight?: number): BackendSpec {
 
 export function checkWeight(weight: unknown): number {
   if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 1000)
-    throw new BalancerConfigError(`weight must be an integer from 1 to 1000, not ${String(weight)}`);
+    throw new ConfigError(`weight must be an integer from 1 to 1000, not ${String(weight)}`);
   return weight;
 }
 
-function parseNumber(name: string, value: string | number, minimum: number): number {
-  const parsed = typeof value === "number" ? value : Number(value.trim());
-  if (!Number.isFinite(parsed) || parsed < minimum || (typeof value === "string" && value.trim() === ""))
-    throw new BalancerConfigError(`${name} must be a number >= ${minimum}, not "${value}"`);
-  return parsed;
+/** The instances, separated by commas or spaces (the repeated flag's values arrive joined by commas). */
+function backendList(value: string): readonly BackendSpec[] {
+  const backends = value
+    .split(/[\s,]+/)
+    .filter((entry) => entry.trim() !== "")
+    .map((entry) => parseBackendSpec(entry));
+  const seen = new Set<string>();
+  for (const backend of backends) {
+    if (seen.has(backend.url)) throw new ConfigError(`backend ${backend.url} is listed twice`);
+    seen.add(backend.url);
+  }
+  return Object.freeze(backends);
 }
+
+/** A numeric option: `--<flag> <n>`, variable `BOXOFFICE_LB_<FLAG IN SNAKE CASE>`, any number >= `min`. */
+function numeric(flag: string, defaultText: string, min: number, description: string): Setting<number> {
+  return {
+    flag,
+    env: `BOXOFFICE_LB_${flag.replace(/-/g, "_").toUpperCase()}`,
+    description,
+    defaultText,
+    valueName: "n",
+    parse: numberFrom(min),
+  };
+}
+
+/** Every balancer option, in the order `boxoffice lb --help` and docs/balancer.md list them. */
+export const BALANCER_SETTINGS = {
+  port: {
+    flag: "port",
+    env: "BOXOFFICE_PORT",
+    description: "port to listen on (0 picks a free one)",
+    defaultText: "8080",
+    valueName: "port",
+    parse: listenPort,
+  },
+  host: {
+    flag: "host",
+    env: "BOXOFFICE_HOST",
+    description: "address to listen on",
+    defaultText: "127.0.0.1",
+    valueName: "host",
+    parse: text(),
+  },
+  /** The instances to balance over at start; more can be added at run time through `/_lb/backends`. */
+  backends: {
+    flag: "backend",
+    env: "BOXOFFICE_BACKENDS",
+    description:
+      "an instance, http://host:port, optionally #weight=N (1-1000); repeatable (the variable: comma- or space-separated)",
+    defaultText: "",
+    valueName: "url",
+    repeatable: true,
+    parse: backendList,
+  },
+  /**
+   * Bearer token for `/_lb/` admin calls; unset, they answer 401. The flag is kept only so that existing
+   * command lines go on working: a command line shows in `ps`, so the variable is the way to pass it.
+   */
+  adminToken: {
+    flag: "admin-token",
+    env: "BOXOFFICE_ADMIN_TOKEN",
+    description:
+      "bearer token for the /_lb/ admin calls; the flag is kept for compatibility only (a command line " +
+      "shows in `ps`): set the variable instead",
+    defaultText: "",
+    valueName: "token",
+    parse: (value: string): string | undefined => (value === "" ? undefined : value),
+  },
+  mode: {
+    flag: "mode",
+    env: "BOXOFFICE_LB_MODE",
+    description: "http (per request) or tcp (L4, pipes connections)",
+    defaultText: "http",
+    valueName: "mode",
+    parse: oneOf<BalancerMode>("http", "tcp"),
+  },
+  upstreamClient: {
+    flag: "upstream-client",
+    env: "BOXOFFICE_LB_UPSTREAM_CLIENT",
+    description: "raw (the balancer's own minimal HTTP/1.1 client) or undici (undici's Pool)",
+    defaultText: "raw",
+    valueName: "client",
+    parse: oneOf<UpstreamClient>("raw", "undici"),
+  },
+  front: {
+    flag: "front",
+    env: "BOXOFFICE_LB_FRONT",
+    description: "raw (the balancer's own minimal HTTP/1.1 server side) or node (Node's http server)",
+    defaultText: "raw",
+    valueName: "server",
+    parse: oneOf<FrontServer>("raw", "node"),
+  },
+  /** Path of the active health check (`GET`), answered 200 by a ready instance. */
+  healthPath: {
+    flag: "health-path",
+    env: "BOXOFFICE_LB_HEALTH_PATH",
+    description: "health check path",
+    defaultText: "/ready",
+    valueName: "path",
+    parse: (value: string, name: string): string => {
+      if (!value.startsWith("/")) throw new ConfigError(`${name} must start with "/", not "${value}"`);
+      return value;
+    },
+  },
+  healthIntervalMs: numeric(
+    "health-interval-ms",
+    "2000",
+    10,
+    "time between two health checks of an instance",
+  ),
+  healthTimeoutMs: numeric("health-timeout-ms", "1000", 1, "a health check not answered in this time failed"),
+  riseCount: numeric("rise-count", "2", 1, "passed checks in a row that bring an instance back"),
+  fallCount: numeric("fall-count", "3", 1, "failed checks in a row that take an instance down"),
+  passiveFailureCount: numeric(
+    "passive-failure-count",
+    "5",
+    1,
+    "failed requests in a row (500/502/504, broken connection) that eject an instance",
+  ),
+  /** An instance just added or just back from down ramps its weight from 10% to 100% over this time. */
+  slowStartMs: numeric(
+    "slow-start-ms",
+    "5000",
+    0,
+    "an instance added or back from down ramps from 10% to full weight over this time",
+  ),
+  /** The size of an instance's connection pool. */
+  maxActivePerBackend: numeric(
+    "max-active-per-backend",
+    "64",
+    1,
+    "most requests one instance is given at once",
+  ),
+  maxQueue: numeric(
+    "max-queue",
+    "1024",
+    0,
+    "most requests waiting for an instance with room; past it, 503 at once",
+  ),
+  queueTimeoutMs: numeric("queue-timeout-ms", "2000", 1, "longest wait in the queue before 503"),
+  retryAfterSeconds: numeric("retry-after-seconds", "1", 0, "Retry-After on the balancer's own 503s"),
+  maxRetries: numeric("max-retries", "2", 0, "most times one request is sent again"),
+  /** Retries of requests that did reach an instance may add at most this fraction to the traffic. */
+  retryBudgetRatio: numeric(
+    "retry-budget-ratio",
+    "0.2",
+    0,
+    "retries of requests that reached an instance, as a share of all requests",
+  ),
+  /** The retry budget's floor, refilled every second, whatever the ratio says. */
+  retryBudgetMinPerSecond: numeric(
+    "retry-budget-min-per-second",
+    "10",
+    0,
+    "retries always allowed per second",
+  ),
+  /** Keep it below the instances' keep-alive timeout (see balancerConfigWarnings). */
+  upstreamKeepAliveMs: numeric(
+    "upstream-keep-alive-ms",
+    "4000",
+    1,
+    "idle time before a pooled connection to an instance is closed",
+  ),
+  connectTimeoutMs: numeric("connect-timeout-ms", "2000", 1, "time to connect to an instance"),
+  upstreamHeadersTimeoutMs: numeric(
+    "upstream-headers-timeout-ms",
+    "30000",
+    1,
+    "time for an instance to send its response headers",
+  ),
+  /** Server-sent events included: they send comments to stay open. */
+  upstreamBodyTimeoutMs: numeric(
+    "upstream-body-timeout-ms",
+    "30000",
+    1,
+    "longest silence inside a response body (server-sent events too)",
+  ),
+  maxHeaderBytes: numeric(
+    "max-header-bytes",
+    "16384",
+    1024,
+    "largest request head a client may send (431 past it)",
+  ),
+  headersTimeoutMs: numeric(
+    "headers-timeout-ms",
+    "10000",
+    1,
+    "time for a client to send its request head (408 past it)",
+  ),
+  requestTimeoutMs: numeric(
+    "request-timeout-ms",
+    "30000",
+    1,
+    "time for a client to send its whole request (408 past it)",
+  ),
+  clientKeepAliveMs: numeric(
+    "client-keep-alive-ms",
+    "5000",
+    1,
+    "idle time before a client's keep-alive connection is closed",
+  ),
+  /**
+   * A client with response bytes waiting that takes none of them for this long is disconnected, and the
+   * request to the instance (no longer read meanwhile) is closed; no request header turns it off,
+   * server-sent events included.
+   */
+  clientSendTimeoutMs: numeric(
+    "client-send-timeout-ms",
+    "30000",
+    1,
+    "a client that takes none of its response for this long is disconnected",
+  ),
+  maxBufferedBodyBytes: numeric(
+    "max-buffered-body-bytes",
+    "65536",
+    0,
+    "request bodies up to this size are held for retries; larger ones stream",
+  ),
+  /** So that clients reconnect and rebalance. */
+  sseMaxAgeMs: numeric(
+    "sse-max-age-ms",
+    "300000",
+    1,
+    "server-sent-events responses end after this time so clients rebalance",
+  ),
+  /** Past it, new connections are refused. */
+  maxClientConnections: numeric("max-client-connections", "20000", 1, "most client connections at once"),
+  /**
+   * listen(2)'s backlog, capped by net.core.somaxconn: an on-sale opens thousands of connections at once,
+   * and a connection that finds the queue full waits a second or more for its SYN to be sent again.
+   */
+  listenBacklog: numeric(
+    "listen-backlog",
+    "4096",
+    1,
+    "connections the kernel holds ready to accept (capped by net.core.somaxconn)",
+  ),
+} satisfies Record<string, Setting<unknown>>;
+
+/** The balancer's typed, frozen configuration; each field is described in BALANCER_SETTINGS. */
+export type BalancerConfig = SettingsOf<typeof BALANCER_SETTINGS>;
 
 /** Builds the frozen config from flags (win), then the environment, then the defaults. */
 export function loadBalancerConfig(
-  flags: BalancerFlags = {},
+  flags: FlagValues = {},
   env: NodeJS.ProcessEnv = process.env,
-): Readonly<BalancerConfig> {
-  const pick = (key: keyof BalancerConfig, envName: string): string | number | string[] | undefined =>
-    flags[key] ?? env[envName];
+): BalancerConfig {
+  return readSettings(BALANCER_SETTINGS, flags, env);
+}
 
-  const host = String(pick("host", "BOXOFFICE_HOST") ?? BALANCER_DEFAULTS.host);
-  const port = parseNumber("port", (pick("port", "BOXOFFICE_PORT") as string) ?? BALANCER_DEFAULTS.port, 0);
-  if (!Number.isInteger(port) || port > 65535) throw new BalancerConfigError(`port ${port} is not a port`);
-
-  const rawBackends = flags.backends ?? env.BOXOFFICE_BACKENDS;
-  const backendTexts = (
-    Array.isArray(rawBackends) ? rawBackends : String(rawBackends ?? "").split(/[\s,]+/)
-  ).filter((text) => text.trim() !== "");
-  const backends = backendTexts.map((text) => parseBackendSpec(text));
-  const seen = new Set<string>();
-  for (const backend of backends) {
-    if (seen.has(backend.url)) throw new BalancerConfigError(`backend ${backend.url} is listed twice`);
-    seen.add(backend.url);
-  }
-
-  const mode = String(pick("mode", envNameOf("mode")) ?? BALANCER_DEFAULTS.mode);
-  if (mode !== "http" && mode !== "tcp")
-    throw new BalancerConfigError(`mode must be http or tcp, not ${mode}`);
-  const upstreamClient = String(
-    pick("upstreamClient", envNameOf("upstreamClient")) ?? BALANCER_DEFAULTS.upstreamClient,
-  );
-  if (upstreamClient !== "raw" && upstreamClient !== "undici")
-    throw new BalancerConfigError(`upstreamClient must be raw or undici, not ${upstreamClient}`);
-  const front = String(pick("front", envNameOf("front")) ?? BALANCER_DEFAULTS.front);
-  if (front !== "node" && front !== "raw")
-    throw new BalancerConfigError(`front must be node or raw, not ${front}`);
-  const healthPath = String(pick("healthPath", envNameOf("healthPath")) ?? BALANCER_DEFAULTS.healthPath);
-  if (!healthPath.startsWith("/")) throw new BalancerConfigError(`healthPath must start with "/"`);
-  const adminToken = (pick("adminToken", "BOXOFFICE_ADMIN_TOKEN") as string | undefined) || undefined;
-
-  const numbers = {} as Record<Exclude<NumericKey, "port">, number>;
-  for (const [key, minimum] of Object.entries(NUMERIC_MINIMUMS) as [Exclude<NumericKey, "port">, number][]) {
-    const value = pick(key, envNameOf(key)) as string | number | undefined;
-    numbers[key] = value === undefined ? BALANCER_DEFAULTS[key] : parseNumber(key, value, minimum);
-  }
-  if (numbers.upstreamKeepAliveMs >= 5000)
-    console.warn(
-      "balancer: upstreamKeepAliveMs >= 5000 ms; keep it below the instances' keep-alive timeout " +
+/** What a valid config still may get wrong, for whoever starts the balancer to log. */
+export function balancerConfigWarnings(config: BalancerConfig): string[] {
+  const warnings: string[] = [];
+  if (config.upstreamKeepAliveMs >= 5000)
+    warnings.push(
+      "upstreamKeepAliveMs >= 5000 ms; keep it below the instances' keep-alive timeout " +
         "(Node's default is 5000 ms) or a reused connection may be closed under a request",
     );
-
-  return Object.freeze({
-    ...numbers,
-    host,
-    port,
-    backends: Object.freeze(backends),
-    adminToken,
-    mode,
-    upstreamClient,
-    front,
-    healthPath,
-  });
+  return warnings;
 }

@@ -2,9 +2,27 @@
  * The settings of `boxoffice up` beyond those of one server: how many instances, where the balancer
  * listens, and the autoscaling policy. Flags win over BOXOFFICE_* variables, which win over defaults.
  */
-import type { AutoscalePolicy } from "../cluster/autoscaler.js";
+import { ConfigError } from "../domain/errors.js";
 import type { FlagValues, Setting } from "./settings.js";
-import { ConfigError, readSetting, wholeNumber } from "./settings.js";
+import { readSetting, wholeNumber } from "./settings.js";
+
+/**
+ * When the supervisor adds or removes an instance (cluster/autoscaler.ts applies it). It is declared
+ * here, with the settings it comes from, so that config needs nothing from the layers above it.
+ */
+export interface AutoscalePolicy {
+  minInstances: number;
+  maxInstances: number;
+  /** In-flight requests per instance the cluster aims for. */
+  targetInFlight: number;
+  /** Fraction of the target below which the cluster is considered idle (0..1). */
+  lowWatermark: number;
+  /** How long the load must stay high (or low) before acting. */
+  windowMs: number;
+  /** Quiet time after a scaling action. */
+  upCooldownMs: number;
+  downCooldownMs: number;
+}
 
 export const CLUSTER_SETTINGS = {
   instances: {

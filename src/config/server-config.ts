@@ -1,49 +1,20 @@
 /**
- * The typed, frozen configuration of one server instance, from flags and BOXOFFICE_* variables.
+ * The typed, frozen configuration of one server instance (`boxoffice server`, and each instance of
+ * `boxoffice up`), from flags and BOXOFFICE_* variables: one table, from which the options, --help and the
+ * type ServerConfig all come.
  */
 import os from "node:os";
 import path from "node:path";
 import type { LockConfig } from "../lock/create-lock-provider.js";
 import { parseLockSetting } from "../lock/create-lock-provider.js";
 import type { LockScope } from "../lock/lock-provider.js";
-import { BoxofficeError } from "../domain/errors.js";
-import type { FlagValues, Setting } from "./settings.js";
-import { ConfigError, oneOf, readSetting, text, wholeNumber } from "./settings.js";
+import { BoxofficeError, ConfigError } from "../domain/errors.js";
+import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
+import type { FlagValues, Setting, SettingsOf } from "./settings.js";
+import { listenPort, oneOf, readSettings, text, wholeNumber } from "./settings.js";
 
 export type StoreLayout = "single" | "per-event";
 export type Durability = "full" | "normal";
-export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-
-export interface ServerConfig {
-  readonly port: number;
-  readonly host: string;
-  /** Where the embedded store keeps its files and where the admin token lives. */
-  readonly dataDir: string;
-  /** "sqlite" (embedded, in dataDir) or a postgres:// URL. */
-  readonly store: string;
-  readonly layout: StoreLayout;
-  readonly durability: Durability;
-  /** Per-event layout: how many event files stay open at once. */
-  readonly maxOpenEvents: number;
-  /** PostgreSQL store: pool size and statement timeout. */
-  readonly pgPoolSize: number;
-  readonly pgStatementTimeoutMs: number;
-  readonly lock: LockConfig;
-  readonly lockScope: LockScope;
-  readonly lockLeaseMs: number;
-  readonly lockWaitMs: number;
-  /** Sent as X-Served-By. */
-  readonly instanceId: string;
-  /** From BOXOFFICE_ADMIN_TOKEN only (never a flag: command lines show in `ps`); else the token file. */
-  readonly adminToken: string | null;
-  readonly maxBatch: number;
-  readonly maxQueuePerEvent: number;
-  readonly maxQueueTotal: number;
-  readonly sweepIntervalMs: number;
-  readonly logLevel: LogLevel;
-  /** After SIGTERM, how long in-flight requests may take before connections are cut. */
-  readonly shutdownTimeoutMs: number;
-}
 
 const lockSetting = (value: string, name: string): LockConfig => {
   try {
@@ -66,7 +37,7 @@ export const SERVER_SETTINGS = {
     env: "BOXOFFICE_PORT",
     description: "port to listen on (0 picks a free one)",
     defaultText: "8080",
-    parse: wholeNumber(0, 65535),
+    parse: listenPort,
   },
   host: {
     flag: "host",
@@ -75,6 +46,7 @@ export const SERVER_SETTINGS = {
     defaultText: "127.0.0.1",
     parse: text(),
   },
+  /** Where the embedded store keeps its files and where the admin token lives. */
   dataDir: {
     flag: "data",
     env: "BOXOFFICE_DATA",
@@ -82,6 +54,7 @@ export const SERVER_SETTINGS = {
     defaultText: "./data",
     parse: (value: string) => path.resolve(value),
   },
+  /** "sqlite" (embedded, in dataDir) or a postgres:// URL. */
   store: {
     flag: "store",
     env: "BOXOFFICE_STORE",
@@ -152,6 +125,7 @@ export const SERVER_SETTINGS = {
     defaultText: "2000",
     parse: wholeNumber(0, 600_000),
   },
+  /** Sent as X-Served-By. */
   instanceId: {
     flag: "instance-id",
     env: "BOXOFFICE_INSTANCE_ID",
@@ -199,8 +173,9 @@ export const SERVER_SETTINGS = {
     env: "BOXOFFICE_LOG_LEVEL",
     description: "pino log level",
     defaultText: "info",
-    parse: oneOf<LogLevel>("fatal", "error", "warn", "info", "debug", "trace", "silent"),
+    parse: oneOf<LogLevel>(...LOG_LEVELS),
   },
+  /** After SIGTERM, how long in-flight requests may take before connections are cut. */
   shutdownTimeoutMs: {
     flag: "shutdown-timeout-ms",
     env: "BOXOFFICE_SHUTDOWN_TIMEOUT_MS",
@@ -208,22 +183,30 @@ export const SERVER_SETTINGS = {
     defaultText: "10000",
     parse: wholeNumber(0, 600_000),
   },
+  /**
+   * Never a flag: a command line shows in `ps`. Unset, the token is read from `<data>/admin-token`, and
+   * generated there when missing (config/admin-token.ts).
+   */
+  adminToken: {
+    flag: null,
+    env: "BOXOFFICE_ADMIN_TOKEN",
+    description:
+      "admin bearer token (16 to 512 printable ASCII characters); unset: <data>/admin-token, generated when missing",
+    defaultText: "",
+    parse: (value: string, name: string): string | null => {
+      if (value === "") return null;
+      if (!/^[\x21-\x7E]{16,512}$/.test(value)) {
+        throw new ConfigError(`${name} must be 16 to 512 printable ASCII characters`);
+      }
+      return value;
+    },
+  },
 } satisfies Record<string, Setting<unknown>>;
 
-type Settings = typeof SERVER_SETTINGS;
-type Parsed = { readonly [K in keyof Settings]: ReturnType<Settings[K]["parse"]> };
+/** The typed, frozen configuration of one instance; each field is described in SERVER_SETTINGS. */
+export type ServerConfig = SettingsOf<typeof SERVER_SETTINGS>;
 
 /** Builds the frozen config: flags win over BOXOFFICE_* variables, which win over defaults. */
 export function loadServerConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const parsed = Object.fromEntries(
-    Object.entries(SERVER_SETTINGS).map(([key, setting]) => [
-      key,
-      readSetting(setting as Setting<unknown>, flags, env),
-    ]),
-  ) as Parsed;
-  const adminToken = env.BOXOFFICE_ADMIN_TOKEN;
-  if (adminToken !== undefined && adminToken !== "" && !/^[\x21-\x7E]{16,512}$/.test(adminToken)) {
-    throw new ConfigError("BOXOFFICE_ADMIN_TOKEN must be 16 to 512 printable ASCII characters");
-  }
-  return Object.freeze({ ...parsed, adminToken: adminToken ? adminToken : null });
+  return readSettings(SERVER_SETTINGS, flags, env);
 }

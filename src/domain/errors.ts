@@ -50,3 +50,14 @@ export class DomainError extends BoxofficeError {
     this.refusal = refusal;
   }
 }
+
+/**
+ * A setting is wrong or two settings do not fit together (`INVALID_CONFIG`): the one way to refuse a
+ * configuration, whether the config parsers, a factory (a lock the store cannot honour) or the admin-token
+ * file find it. It lives here, below every layer, so that a factory need not import `config/`.
+ */
+export class ConfigError extends BoxofficeError {
+  constructor(message: string) {
+    super("INVALID_CONFIG", message);
+  }
+}

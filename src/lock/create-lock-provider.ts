@@ -3,7 +3,7 @@
  * with a dynamic import() so the embedded default does not need them.
  */
 import { join } from "node:path";
-import { BoxofficeError } from "../domain/errors.js";
+import { ConfigError } from "../domain/errors.js";
 import type { LockProvider } from "./lock-provider.js";
 import { NoneLock } from "./none/none-lock.js";
 
@@ -27,8 +27,8 @@ export interface LockContext {
   storeUrl?: string | null;
 }
 
-function invalid(message: string): BoxofficeError {
-  return new BoxofficeError("INVALID_CONFIG", message);
+function invalid(message: string): ConfigError {
+  return new ConfigError(message);
 }
 
 /**

@@ -1,20 +1,19 @@
 /**
  * Starts one instance: store, lock, sell path, hold sweeper and the HTTP app, in that order, and stops
- * them in the reverse order (stop accepting, finish in-flight, then close the store and the lock).
+ * them in the reverse order (stop accepting, finish in-flight, then close the store and the lock). It knows
+ * the backends only through their factories (createStore, createLockProvider) and tagged configs.
  */
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
-import { pino } from "pino";
-import type { Logger } from "pino";
-import { resolveAdminToken } from "../config/admin-token.js";
 import type { ServerConfig } from "../config/server-config.js";
+import { redactPostgresUrl } from "../config/store-url.js";
 import { createLockProvider } from "../lock/create-lock-provider.js";
 import type { LockProvider } from "../lock/lock-provider.js";
+import type { Logger } from "../log/logger.js";
 import { HoldSweeper } from "../sales/hold-sweeper.js";
 import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
-import { redactPostgresUrl } from "../store/postgres/postgres-store-url.js";
 import type { Store } from "../store/store.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
@@ -58,15 +57,17 @@ async function closeAll(closers: (() => Promise<void>)[], logger: Logger): Promi
   }
 }
 
-export async function startServer(config: ServerConfig, logger?: Logger): Promise<RunningServer> {
-  const log = logger ?? pino({ level: config.logLevel, base: { instance: config.instanceId } });
+/**
+ * @param adminToken the token the admin calls must bear (config/admin-token.ts resolves it).
+ * @param log the process's logger (log/logger.ts), also Fastify's.
+ */
+export async function startServer(
+  config: ServerConfig,
+  adminToken: string,
+  log: Logger,
+): Promise<RunningServer> {
   const closers: (() => Promise<void>)[] = [];
   try {
-    const admin = await resolveAdminToken(config.adminToken, config.dataDir);
-    if (admin.generated) {
-      // Printed once, on stdout, so that whoever started us can pick it up; it is in the file too.
-      console.log(`boxoffice admin token (stored in ${config.dataDir}/admin-token): ${admin.token}`);
-    }
     const store: Store = await createStore(storeConfigOf(config));
     await store.init();
     closers.push(() => store.close());
@@ -111,7 +112,7 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
       sellPath,
       metrics,
       instanceId: config.instanceId,
-      adminToken: admin.token,
+      adminToken,
       logger: log,
     });
     closers.push(() => closeApp(app, config.shutdownTimeoutMs));

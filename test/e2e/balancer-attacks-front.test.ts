@@ -388,7 +388,7 @@ for (const { front, upstreamClient } of VARIANTS) {
       const health = await fetch(`${balancer.url}/_lb/health`);
       assert.equal(health.status, 200);
       await health.arrayBuffer();
-      assert.doesNotMatch(balancer.stderr(), /TypeError/);
+      assert.doesNotMatch(balancer.stderr() + balancer.log(), /TypeError/);
     });
   });
 }

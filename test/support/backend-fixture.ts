@@ -158,24 +158,27 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   process.on("SIGTERM", () => void backend.close().then(() => process.exit(0)));
 }
 
-/** A `boxoffice lb` in its own process (dist/src/balancer/main.js), for the end-to-end tests. */
+/** A `boxoffice lb` in its own process (dist/src/cli/main.js lb), for the end-to-end tests. */
 export interface SpawnedBalancer {
   readonly url: string;
   readonly port: number;
   readonly child: ChildProcess;
-  /** What the balancer printed to stderr so far (warnings: instance down/up). */
+  /** What the balancer printed to stderr so far (a configuration error, a crash). */
   readonly stderr: () => string;
+  /** What it logged on stdout so far: JSON lines (instance down/up, a failed admin call with its error). */
+  readonly log: () => string;
   /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
   stop(): Promise<void>;
 }
 
 export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SpawnedBalancer> {
-  const main = fileURLToPath(new URL("../../src/balancer/main.js", import.meta.url));
-  const child = spawn(process.execPath, [main, "--port", "0", ...args], {
+  const main = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+  const child = spawn(process.execPath, [main, "lb", "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
   let errors = "";
+  let output = "";
   child.stderr!.on("data", (chunk: Buffer) => (errors += chunk.toString("utf8")));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {
@@ -186,7 +189,6 @@ export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Prom
     clearTimeout(timer);
   };
   return new Promise((resolve, reject) => {
-    let output = "";
     const timer = setTimeout(() => {
       void stop();
       reject(new Error(`balancer did not start: ${errors}`));
@@ -197,7 +199,14 @@ export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Prom
       if (!match) return;
       clearTimeout(timer);
       const port = Number(match[1]);
-      resolve({ url: `http://127.0.0.1:${port}`, port, child, stderr: () => errors, stop });
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        port,
+        child,
+        stderr: () => errors,
+        log: () => output,
+        stop,
+      });
     });
     child.once("exit", (code) => {
       clearTimeout(timer);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { AdminApi } from "../../../src/balancer/admin-api.js";
+import { createLogger } from "../../../src/log/logger.js";
 import { BackendNotFoundError, type BackendRegistry } from "../../../src/balancer/backend-registry.js";
 import type { BalancerMetrics } from "../../../src/balancer/balancer-metrics.js";
 import type { FrontRequest } from "../../../src/balancer/front.js";
@@ -30,6 +31,7 @@ describe("admin API routing", () => {
       metrics: {} as BalancerMetrics,
       adminToken: TOKEN,
       retryAfterSeconds: 2,
+      log: createLogger("silent", { component: "balancer" }),
     });
     server = http.createServer((req, res) => {
       if (!admin.tryHandle(req as http.IncomingMessage & FrontRequest, res)) res.end("proxied");

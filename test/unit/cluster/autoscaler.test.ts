@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Autoscaler, type AutoscalePolicy } from "../../../src/cluster/autoscaler.js";
+import { Autoscaler } from "../../../src/cluster/autoscaler.js";
+import type { AutoscalePolicy } from "../../../src/config/cluster-config.js";
 
 const policy: AutoscalePolicy = {
   minInstances: 2,

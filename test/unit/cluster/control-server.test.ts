@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { startControlServer } from "../../../src/cluster/control-server.js";
 import type { Supervisor } from "../../../src/cluster/supervisor.js";
+import { createLogger } from "../../../src/log/logger.js";
 
 const TOKEN = "control-token-0123456789";
 
@@ -22,7 +23,7 @@ describe("control server", () => {
         restarts++;
       },
     } as unknown as Supervisor;
-    server = await startControlServer(supervisor, TOKEN);
+    server = await startControlServer(supervisor, TOKEN, createLogger("silent", { component: "supervisor" }));
   });
   after(() => server.close());
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
 import { Supervisor } from "../../../src/cluster/supervisor.js";
 
 const CRASHING_CLI = fileURLToPath(new URL("../../support/crashing-cli.js", import.meta.url));
@@ -20,6 +21,11 @@ describe("supervisor", () => {
     async () => {
       const dir = mkdtempSync(join(tmpdir(), "boxoffice-crash-"));
       const messages: string[] = [];
+      // The supervisor's own logger, its lines caught: each is one JSON object.
+      const log = pino(
+        { level: "info" },
+        { write: (line: string) => messages.push((JSON.parse(line) as { msg: string }).msg) },
+      );
       const supervisor = new Supervisor({
         cliPath: CRASHING_CLI,
         host: "127.0.0.1",
@@ -32,7 +38,7 @@ describe("supervisor", () => {
         env: { ...process.env, BOXOFFICE_ADMIN_TOKEN: "crash-test-token-0123456789" },
         adminToken: "crash-test-token-0123456789",
         logDir: join(dir, "logs"),
-        log: (message) => messages.push(message),
+        log,
       });
       try {
         await supervisor.start();

@@ -1,11 +1,14 @@
+/** The balancer's settings: one table, the same rules as every command's, and docs/balancer.md agrees. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import {
-  BalancerConfigError,
-  envNameOf,
+  BALANCER_SETTINGS,
+  balancerConfigWarnings,
   loadBalancerConfig,
   parseBackendSpec,
 } from "../../../src/config/balancer-config.js";
+import { ConfigError } from "../../../src/domain/errors.js";
 
 describe("loadBalancerConfig", () => {
   it("uses the defaults with nothing set", () => {
@@ -15,7 +18,13 @@ describe("loadBalancerConfig", () => {
     assert.deepEqual(config.backends, []);
     assert.equal(config.adminToken, undefined);
     assert.equal(config.mode, "http");
+    assert.equal(config.upstreamClient, "raw");
+    assert.equal(config.front, "raw");
+    assert.equal(config.healthPath, "/ready");
+    assert.equal(config.retryBudgetRatio, 0.2);
+    assert.equal(config.listenBacklog, 4096);
     assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.backends));
   });
 
   it("reads the environment, and flags win over it", () => {
@@ -33,38 +42,68 @@ describe("loadBalancerConfig", () => {
     ]);
     assert.equal(fromEnv.adminToken, "secret");
     assert.equal(fromEnv.healthIntervalMs, 500);
+    // Keyed as commander hands them over: the camelCased flag, a repeated flag as an array.
     const flagged = loadBalancerConfig(
-      { port: "9001", backends: ["http://localhost:9200"], healthIntervalMs: "250" },
+      { port: "9001", backend: ["http://localhost:9200", "http://localhost:9201"], healthIntervalMs: "250" },
       env,
     );
     assert.equal(flagged.port, 9001);
-    assert.deepEqual(flagged.backends, [{ url: "http://localhost:9200", weight: 1 }]);
+    assert.deepEqual(flagged.backends, [
+      { url: "http://localhost:9200", weight: 1 },
+      { url: "http://localhost:9201", weight: 1 },
+    ]);
     assert.equal(flagged.healthIntervalMs, 250);
   });
 
-  it("names every numeric option's variable BOXOFFICE_LB_<SNAKE_CASE>", () => {
-    assert.equal(envNameOf("queueTimeoutMs"), "BOXOFFICE_LB_QUEUE_TIMEOUT_MS");
+  it("names every numeric option --<kebab-case> and BOXOFFICE_LB_<SNAKE_CASE>", () => {
+    const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    let numeric = 0;
+    for (const [key, setting] of Object.entries(BALANCER_SETTINGS)) {
+      if (setting.valueName !== "n") continue;
+      numeric++;
+      assert.equal(setting.flag, kebab(key), key);
+      assert.equal(setting.env, `BOXOFFICE_LB_${kebab(key).replace(/-/g, "_").toUpperCase()}`, key);
+    }
+    assert.equal(numeric, 26);
+    assert.equal(BALANCER_SETTINGS.queueTimeoutMs.env, "BOXOFFICE_LB_QUEUE_TIMEOUT_MS");
   });
 
-  it("refuses bad values with INVALID_CONFIG", () => {
-    const bad: [Record<string, string | string[]>, RegExp][] = [
-      [{ port: "70000" }, /port/],
-      [{ queueTimeoutMs: "soon" }, /queueTimeoutMs/],
-      [{ maxActivePerBackend: "0" }, /maxActivePerBackend/],
-      [{ mode: "udp" }, /mode/],
-      [{ backends: ["ftp://x:1"] }, /http/],
-      [{ backends: ["http://x:1/path"] }, /origin/],
-      [{ backends: ["http://x:1", "http://x:1"] }, /twice/],
-      [{ backends: ["http://x:1#weight=0"] }, /weight/],
+  it("keeps every minimum, and allows fractions where they mean something", () => {
+    const minimums: [string, number][] = [
+      ["healthIntervalMs", 10],
+      ["maxHeaderBytes", 1024],
+      ["maxQueue", 0],
+      ["slowStartMs", 0],
+      ["maxActivePerBackend", 1],
     ];
-    for (const [flags, message] of bad) {
+    for (const [key, minimum] of minimums) {
+      assert.equal(loadBalancerConfig({ [key]: String(minimum) }, {})[key as "maxQueue"], minimum, key);
+      assert.throws(() => loadBalancerConfig({ [key]: String(minimum - 1) }, {}), ConfigError, key);
+    }
+    assert.equal(loadBalancerConfig({ retryBudgetRatio: "0.05" }, {}).retryBudgetRatio, 0.05);
+  });
+
+  it("refuses bad values with one ConfigError (INVALID_CONFIG) naming the flag or variable", () => {
+    const bad: [Record<string, string | string[]>, Record<string, string>, RegExp][] = [
+      [{ port: "70000" }, {}, /--port/],
+      [{}, { BOXOFFICE_PORT: "http" }, /BOXOFFICE_PORT/],
+      [{ queueTimeoutMs: "soon" }, {}, /--queue-timeout-ms/],
+      [{}, { BOXOFFICE_LB_MAX_QUEUE: "-1" }, /BOXOFFICE_LB_MAX_QUEUE/],
+      [{ maxActivePerBackend: "0" }, {}, /--max-active-per-backend/],
+      [{ mode: "udp" }, {}, /--mode/],
+      [{ front: "nginx" }, {}, /--front/],
+      [{ healthPath: "ready" }, {}, /--health-path/],
+      [{ backend: ["ftp://x:1"] }, {}, /http/],
+      [{ backend: ["http://x:1/path"] }, {}, /origin/],
+      [{ backend: ["http://x:1", "http://x:1"] }, {}, /twice/],
+      [{ backend: ["http://x:1#weight=0"] }, {}, /weight/],
+    ];
+    for (const [flags, env, message] of bad) {
       assert.throws(
-        () => loadBalancerConfig(flags, {}),
+        () => loadBalancerConfig(flags, env),
         (error: unknown) =>
-          error instanceof BalancerConfigError &&
-          error.code === "INVALID_CONFIG" &&
-          message.test(error.message),
-        JSON.stringify(flags),
+          error instanceof ConfigError && error.code === "INVALID_CONFIG" && message.test(error.message),
+        JSON.stringify([flags, env]),
       );
     }
   });
@@ -74,5 +113,31 @@ describe("loadBalancerConfig", () => {
       url: "http://127.0.0.1:9101",
       weight: 7,
     });
+  });
+
+  it("warns of an upstream keep-alive that the instances may cut first", () => {
+    assert.deepEqual(balancerConfigWarnings(loadBalancerConfig({}, {})), []);
+    const long = loadBalancerConfig({ upstreamKeepAliveMs: "5000" }, {});
+    assert.match(balancerConfigWarnings(long).join("\n"), /keep-alive/);
+  });
+});
+
+describe("docs/balancer.md's options table", () => {
+  it("lists every option with the flag, variable and default of the table, in its order", () => {
+    const rows = readFileSync("docs/balancer.md", "utf8")
+      .split("\n")
+      .filter((line) => /^\| `--/.test(line))
+      .map((line) => line.split("|").map((cell) => cell.trim()));
+    const documented = rows.map(([, flag = "", env = "", defaultText = ""]) => ({
+      flag: /`--([a-z-]+)/.exec(flag)?.[1],
+      env: /`([A-Z_]+)`/.exec(env)?.[1],
+      defaultText,
+    }));
+    const inCode = Object.values(BALANCER_SETTINGS).map((setting) => ({
+      flag: setting.flag,
+      env: setting.env,
+      defaultText: setting.defaultText === "" ? "none" : setting.defaultText,
+    }));
+    assert.deepEqual(documented, inCode);
   });
 });

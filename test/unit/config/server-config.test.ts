@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { loadServerConfig } from "../../../src/config/server-config.js";
-import { ConfigError } from "../../../src/config/settings.js";
+import { ConfigError } from "../../../src/domain/errors.js";
 
 describe("server config", () => {
   it("uses the defaults with nothing set, and is frozen", () => {

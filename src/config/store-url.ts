@@ -2,7 +2,9 @@
  * The `--store` / `BOXOFFICE_STORE` value of the PostgreSQL store: a libpq-style URL such as
  * `postgres://boxoffice@db.internal:5432/boxoffice?schema=boxoffice`. The driver takes it as it is, except
  * `schema`, which the store reads itself (PostgresStore). Pool size and statement timeout come from their
- * own settings (`--pg-pool-size`, `--pg-statement-timeout-ms`).
+ * own settings (`--pg-pool-size`, `--pg-statement-timeout-ms`). It lives with the settings, not in the
+ * store's folder, because it is about the setting's text: the server shows the configured store in its
+ * logs without naming a backend's module.
  */
 
 /** True for postgres:// and postgresql:// URLs. */
