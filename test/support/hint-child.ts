@@ -1,5 +1,5 @@
 /**
- * A process for the per-event layout's hold-deadline hint tests (test/unit/store/sqlite-hold-hints.test.ts).
+ * A process for the per-event layout's hold-deadline hint tests (test/e2e/sqlite-hold-hints.test.ts).
  * Forked with IPC (see forked-child.ts), it opens its own SqliteStore on a shared data directory and, on
  * request:
  * - lock-catalog / unlock-catalog: holds catalog.db's write lock (BEGIN IMMEDIATE on a connection of its

@@ -21,29 +21,18 @@ import type { DomainRefusal } from "../../domain/errors.js";
 import { isEventId, newHoldId, newOrderId } from "../../domain/ids.js";
 import type { Command, Hold, Order, Outcome, Selection } from "../../domain/sale.js";
 import { checkCommand, checkSelection } from "../../domain/sale.js";
-import { LockBusyError, LockLostError } from "../../lock/lock-errors.js";
-import type { EventPage, Store, WriteGuard } from "../store.js";
+import { LockBusyError, LockLostError } from "../../domain/lock-errors.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
+import type { EventPage, Store } from "../store.js";
 import { FencedOutError, StoreUnavailableError } from "../store-errors.js";
-import { advisoryKeyFor } from "../../lock/postgres/postgres-lock.js";
+import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import { migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
 import { runPipeline } from "./postgres-pipeline.js";
 import type { EventRow, HoldRow, OrderRow, Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
-
-export interface PostgresStoreConfig {
-  /** postgres://user@host:port/db; an optional `?schema=name` picks the schema (default "boxoffice"). */
-  url: string;
-  /** Connections this instance keeps at most. */
-  poolSize: number;
-  /** Server-side limit on each statement (`statement_timeout` of the transaction); a stuck one ends in 503. */
-  statementTimeoutMs: number;
-  /** How long to wait for a free pooled connection, or for a new one, before StoreUnavailableError. */
-  connectTimeoutMs?: number;
-  /** The schema holding the tables; overrides `?schema=` in the URL. */
-  schema?: string;
-}
+import type { PostgresStoreConfig } from "./postgres-store-config.js";
 
 const DEFAULT_SCHEMA = "boxoffice";
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;

@@ -10,10 +10,10 @@ import { parseSeatId, seatsOf } from "../../domain/event.js";
 import { newOrderId, newHoldId } from "../../domain/ids.js";
 import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../../domain/sale.js";
 import { checkCommand, checkSelection } from "../../domain/sale.js";
-import { LockLostError } from "../../lock/lock-errors.js";
-import type { WriteGuard } from "../store.js";
+import { LockLostError } from "../../domain/lock-errors.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import { FencedOutError } from "../store-errors.js";
-import type { SqliteDatabase } from "./sqlite-database.js";
+import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { isConstraintError } from "./sqlite-database.js";
 
 export interface Counters {

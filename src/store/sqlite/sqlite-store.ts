@@ -14,15 +14,15 @@ import { join } from "node:path";
 import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { StoreConfig } from "../create-store.js";
-import type { EventPage, Store, WriteGuard } from "../store.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
+import type { EventPage, Store } from "../store.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
-import type { SqliteDatabase } from "./sqlite-database.js";
-import { mapSqliteError, openExisting, openSqlite, openWal } from "./sqlite-database.js";
+import type { SqliteDatabase } from "../../sqlite/open-wal.js";
+import { openWal } from "../../sqlite/open-wal.js";
+import { mapSqliteError, openExisting, openSqlite } from "./sqlite-database.js";
 import { SqliteSales } from "./sqlite-sales.js";
-
-type SqliteStoreConfig = Extract<StoreConfig, { kind: "sqlite" }>;
+import type { SqliteStoreConfig } from "./sqlite-store-config.js";
 
 /**
  * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { isPostgresUrl, redactPostgresUrl } from "../../../src/store/postgres/postgres-store-url.js";
+import { isPostgresUrl, redactPostgresUrl } from "../../../../src/store/postgres/postgres-store-url.js";
 
 describe("postgres store URL", () => {
   it("tells a PostgreSQL URL from other store settings", () => {

@@ -12,17 +12,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { planEvent } from "../../../src/domain/event.js";
-import type { EventPlan } from "../../../src/domain/event.js";
-import { newEventId } from "../../../src/domain/ids.js";
-import type { Command, Hold, Outcome } from "../../../src/domain/sale.js";
-import { HoldSweeper } from "../../../src/sales/hold-sweeper.js";
-import { StoreUnavailableError } from "../../../src/store/store-errors.js";
-import { SqliteStore } from "../../../src/store/sqlite/sqlite-store.js";
-import { ForkedChild } from "../../support/forked-child.js";
-import type { HintChildMessage, HintChildRequest, HintChildSetup } from "../../support/hint-child.js";
+import { planEvent } from "../../src/domain/event.js";
+import type { EventPlan } from "../../src/domain/event.js";
+import { newEventId } from "../../src/domain/ids.js";
+import type { Command, Hold, Outcome } from "../../src/domain/sale.js";
+import { HoldSweeper } from "../../src/sales/hold-sweeper.js";
+import { StoreUnavailableError } from "../../src/store/store-errors.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { ForkedChild } from "../support/forked-child.js";
+import type { HintChildMessage, HintChildRequest, HintChildSetup } from "../support/hint-child.js";
 
-const CHILD = fileURLToPath(new URL("../../support/hint-child.js", import.meta.url));
+const CHILD = fileURLToPath(new URL("../support/hint-child.js", import.meta.url));
 type HintChild = ForkedChild<HintChildRequest, HintChildMessage>;
 
 const dirs: string[] = [];
