@@ -3,8 +3,10 @@
  * database: no connection or transaction type crosses this interface. Every backend (sqlite/, postgres/)
  * passes the one contract suite in test/contract/store-contract.ts.
  *
- * The database, not the lock, is what forbids overselling: every backend enforces the inventory rules
- * with guarded writes and constraints, so that a holder that lost its lock still cannot oversell.
+ * Every backend decides a command with the domain's one decider (src/domain/decide.ts) on what it read
+ * under the event's write lock, and writes the decision. The database, not the lock, is what forbids
+ * overselling: every backend also enforces the inventory rules with guarded writes and constraints, so
+ * that a holder that lost its lock still cannot oversell.
  */
 import type { Event, EventPlan, SeatMap } from "../domain/event.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
