@@ -214,7 +214,7 @@ describe("sqlite (per-event) hold-deadline hints", () => {
     const store = await openStore(dir, 0);
     const plan = await createGeneral(store, 10);
     const now = Date.now();
-    const held = heldValue((await store.execute(plan.id, [hold("a", 1, 10)], null, new Date(now)))[0]);
+    const held = heldValue((await store.execute(plan.id, [hold("a", 1, 30)], null, new Date(now)))[0]);
     const dueMs = Date.parse(held.expiresAt);
     // What a sweeper leaves when it dies right after its claim: the hint pushed 30 s ahead.
     const claimer = new Database(join(dir, "catalog.db"));
@@ -243,15 +243,16 @@ describe("sqlite (per-event) hold-deadline hints", () => {
         plan.id,
         [
           { type: "purchase", customerId: "a", selection: { quantity: 1, seats: null }, idempotency: null },
-          hold("b", 1, 5),
+          hold("b", 1, 30),
         ],
         null,
         now,
       )
       .then((outcomes) => outcomes.slice(1));
     assert.equal(refused?.ok, false);
-    assert.equal(hints(dir).get(plan.id), now.getTime() + 5000, "written before the batch knew");
-    assert.equal(await store.expireHolds(new Date(now.getTime() + 5001), 100), 0);
+    assert.equal(refused?.ok === false && refused.refusal.code, "sold_out");
+    assert.equal(hints(dir).get(plan.id), now.getTime() + 30_000, "written before the batch knew");
+    assert.equal(await store.expireHolds(new Date(now.getTime() + 30_001), 100), 0);
     assert.equal(hints(dir).get(plan.id), undefined);
     await store.close();
   });
