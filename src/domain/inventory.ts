@@ -24,7 +24,7 @@ export class Inventory {
 
   constructor(plan: EventPlan) {
     this.plan = plan;
-    this.#tally = new SaleTally(plan, { sold: 0, held: 0 }, [], [], {
+    this.#tally = new SaleTally(plan, () => ({ sold: 0, held: 0 }), [], [], {
       hold: (holdId) => this.#holds.get(holdId),
       order: (orderId) => this.#orders.get(orderId),
       // The model takes no idempotency keys: the stores' contract tests cover those.

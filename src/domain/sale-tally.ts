@@ -2,8 +2,10 @@
  * A SaleView kept in memory and brought up to date by each change as it is written, so that every
  * command of a batch is decided exactly as if it ran alone, in order. The reference model keeps one
  * for the whole event; a store keeps one per batch, filled with what it read under the event's write
- * lock about the batch's own customers and seats (`ticketsOf` and `seatOwner` only answer for those).
- * The holds, orders and first answers a command names are looked up through the store's `lookups`.
+ * lock about the batch's own customers and seats, up front (PostgreSQL: one round trip) or on first
+ * use through `lookups` (SQLite: a read inside the transaction sees every earlier write of the batch,
+ * and a customer or seat is read before any change of the batch touches it here). The holds, orders and
+ * first answers a command names are looked up through `lookups` too.
  */
 import type { Change, SaleRules, SaleView } from "./decide.js";
 import type { Hold, IdempotencyRecord, Order } from "./sale.js";
@@ -12,43 +14,66 @@ export interface SaleLookups {
   hold(holdId: string): Hold | undefined;
   order(orderId: string): Order | undefined;
   firstAnswer(key: string): IdempotencyRecord | undefined;
+  /** Reads a customer's tickets that were not given up front; without it, such a customer has none. */
+  ticketsOf?(customerId: string): number;
+  /** Reads a seat's owner that was not given up front; without it, such a seat is free. */
+  seatOwner?(seatId: string): string | undefined;
 }
 
 export class SaleTally implements SaleView {
   readonly rules: SaleRules;
-  #sold: number;
-  #held: number;
-  /** Tickets per customer; only customers that were read (or that took tickets) are here. */
+  /** The counters as read, on first use (a seated event's decisions never ask for them). */
+  readonly #readCounters: () => { sold: number; held: number };
+  #read: { sold: number; held: number } | null = null;
+  /** How far the changes applied so far moved the counters. */
+  #soldMoved = 0;
+  #heldMoved = 0;
+  /** Tickets per customer that was read (or took tickets). */
   readonly #tickets: Map<string, number>;
-  /** seat id -> the hold or order that has it; absent when free (or not read). */
-  readonly #seatOwners: Map<string, string>;
+  /** seat id -> the hold or order that has it, or null when known to be free; absent when not read. */
+  readonly #seatOwners: Map<string, string | null>;
   readonly #lookups: SaleLookups;
 
   constructor(
     rules: SaleRules,
-    counters: { sold: number; held: number },
+    counters: () => { sold: number; held: number },
     tickets: Iterable<readonly [string, number]>,
     seatOwners: Iterable<readonly [string, string]>,
     lookups: SaleLookups,
   ) {
     this.rules = rules;
-    this.#sold = counters.sold;
-    this.#held = counters.held;
+    this.#readCounters = counters;
     this.#tickets = new Map(tickets);
     this.#seatOwners = new Map(seatOwners);
     this.#lookups = lookups;
   }
 
   counters(): { sold: number; held: number } {
-    return { sold: this.#sold, held: this.#held };
+    this.#read ??= this.#readCounters();
+    return { sold: this.#read.sold + this.#soldMoved, held: this.#read.held + this.#heldMoved };
+  }
+
+  /** How far the changes applied so far moved the counters (what a store adds to its row). */
+  moved(): { sold: number; held: number } {
+    return { sold: this.#soldMoved, held: this.#heldMoved };
   }
 
   ticketsOf(customerId: string): number {
-    return this.#tickets.get(customerId) ?? 0;
+    let tickets = this.#tickets.get(customerId);
+    if (tickets === undefined && this.#lookups.ticketsOf) {
+      tickets = this.#lookups.ticketsOf(customerId);
+      this.#tickets.set(customerId, tickets);
+    }
+    return tickets ?? 0;
   }
 
   seatOwner(seatId: string): string | undefined {
-    return this.#seatOwners.get(seatId);
+    let owner = this.#seatOwners.get(seatId);
+    if (owner === undefined && this.#lookups.seatOwner) {
+      owner = this.#lookups.seatOwner(seatId) ?? null;
+      this.#seatOwners.set(seatId, owner);
+    }
+    return owner ?? undefined;
   }
 
   hold(holdId: string): Hold | undefined {
@@ -67,26 +92,26 @@ export class SaleTally implements SaleView {
   apply(change: Change): void {
     switch (change.type) {
       case "sell":
-        this.#sold += change.order.quantity;
+        this.#soldMoved += change.order.quantity;
         this.#take(change.order);
         return;
       case "hold":
-        this.#held += change.hold.quantity;
+        this.#heldMoved += change.hold.quantity;
         this.#take(change.hold);
         return;
       case "confirm":
-        this.#held -= change.hold.quantity;
-        this.#sold += change.hold.quantity;
+        this.#heldMoved -= change.hold.quantity;
+        this.#soldMoved += change.hold.quantity;
         for (const seat of change.hold.seats ?? []) {
           if (this.#seatOwners.get(seat) === change.hold.id) this.#seatOwners.set(seat, change.order.id);
         }
         return;
       case "end-hold":
-        this.#held -= change.hold.quantity;
+        this.#heldMoved -= change.hold.quantity;
         this.#giveBack(change.hold);
         return;
       case "cancel":
-        this.#sold -= change.order.quantity;
+        this.#soldMoved -= change.order.quantity;
         this.#giveBack(change.order);
         return;
     }
@@ -101,7 +126,7 @@ export class SaleTally implements SaleView {
     const tickets = this.#tickets.get(owner.customerId);
     if (tickets !== undefined) this.#tickets.set(owner.customerId, tickets - owner.quantity);
     for (const seat of owner.seats ?? []) {
-      if (this.#seatOwners.get(seat) === owner.id) this.#seatOwners.delete(seat);
+      if (this.#seatOwners.get(seat) === owner.id) this.#seatOwners.set(seat, null);
     }
   }
 }

@@ -59,7 +59,7 @@ export class PostgresBatch {
     this.#answers = new Map(answerRows.map((answer) => [answer.key, toIdempotencyRecord(answer)]));
     this.#tally = new SaleTally(
       toSaleRules(row),
-      { sold: row.sold, held: row.held },
+      () => ({ sold: row.sold, held: row.held }),
       (customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets] as const),
       (seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id] as const),
       {
@@ -103,9 +103,7 @@ export class PostgresBatch {
 
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
-    const { sold, held } = this.#tally.counters();
-    const soldDelta = sold - this.#row.sold;
-    const heldDelta = held - this.#row.held;
+    const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
     const nothing =
       this.#sales.length === 0 && this.#newAnswers.length === 0 && soldDelta === 0 && heldDelta === 0;
     if (nothing) return;

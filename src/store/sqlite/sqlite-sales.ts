@@ -109,12 +109,12 @@ export class SqliteSales {
       removeCustomerTickets: p(
         "UPDATE customer_tickets SET tickets = tickets - @n WHERE event_id = @eventId AND customer_id = @customerId AND tickets >= @n",
       ),
-      // What a batch's purchases and holds are decided on: its customers' tickets, its seats' owners.
-      customerTickets: p<{ customer_id: string; tickets: number }>(
-        "SELECT customer_id, tickets FROM customer_tickets WHERE event_id = ? AND customer_id IN (SELECT value FROM json_each(?))",
+      // What a purchase or a hold is decided on, read on first use inside the batch's transaction.
+      customerTickets: p<{ tickets: number }>(
+        "SELECT tickets FROM customer_tickets WHERE event_id = ? AND customer_id = ?",
       ),
-      seatOwners: p<{ seat_id: string; owner_id: string }>(
-        "SELECT seat_id, owner_id FROM seat_claims WHERE event_id = ? AND seat_id IN (SELECT value FROM json_each(?))",
+      seatOwner: p<{ owner_id: string }>(
+        "SELECT owner_id FROM seat_claims WHERE event_id = ? AND seat_id = ?",
       ),
       // The primary key (event_id, seat_id) refuses a second claim on a seat.
       claimSeat: p("INSERT INTO seat_claims (event_id, seat_id, owner_id, owner_kind) VALUES (?, ?, ?, ?)"),
@@ -297,55 +297,50 @@ export class SqliteSales {
   }
 
   /**
-   * What the batch is decided on, read under its write lock: the counters, the tickets of the customers
-   * that buy or hold, the owners of the seats they ask for. Holds, orders and stored answers are read
-   * when a command names them, so they include what earlier commands of the batch wrote.
+   * What the batch is decided on, read under its write lock: the counters up front (before any write
+   * of the batch, and only when a general admission take may ask for them), everything else when a
+   * command first asks (a customer's tickets, a seat's owner, a hold, an order, a stored answer), so
+   * that it includes what earlier commands of the batch wrote.
    */
   #readTally(plan: EventPlan, commands: readonly Command[], unfit: (DomainRefusal | null)[]): SaleTally {
-    const customers = new Set<string>();
-    const seats = new Set<string>();
-    commands.forEach((command, i) => {
-      if (unfit[i] !== null || (command.type !== "purchase" && command.type !== "hold")) return;
-      customers.add(command.customerId);
-      for (const seat of command.selection.seats ?? []) seats.add(seat);
-    });
-    const tickets =
-      customers.size === 0
-        ? []
-        : (
-            this.#statements.customerTickets.all(plan.id, JSON.stringify([...customers])) as {
-              customer_id: string;
-              tickets: number;
-            }[]
-          ).map((row) => [row.customer_id, row.tickets] as const);
-    const owners =
-      seats.size === 0
-        ? []
-        : (
-            this.#statements.seatOwners.all(plan.id, JSON.stringify([...seats])) as {
-              seat_id: string;
-              owner_id: string;
-            }[]
-          ).map((row) => [row.seat_id, row.owner_id] as const);
+    const countsTickets = commands.some(
+      (command, i) =>
+        unfit[i] === null &&
+        (command.type === "purchase" || command.type === "hold") &&
+        command.selection.seats === null,
+    );
     // No inventory row: every take finds no room (the guarded write refuses it too).
-    const counters = this.counters(plan.id) ?? { sold: plan.capacity, held: 0 };
-    return new SaleTally(plan, counters, tickets, owners, {
-      hold: (holdId) => {
-        const row = this.#statements.hold.get(holdId) as HoldRow | undefined;
-        return row && row.event_id === plan.id ? toHold(row) : undefined;
+    const counters = countsTickets ? (this.counters(plan.id) ?? { sold: plan.capacity, held: 0 }) : null;
+    const s = this.#statements;
+    return new SaleTally(
+      plan,
+      () => {
+        if (counters === null) throw new Error("the counters were not read for this batch");
+        return counters;
       },
-      order: (orderId) => {
-        const row = this.#statements.order.get(orderId) as OrderRow | undefined;
-        return row && row.event_id === plan.id ? toOrder(row) : undefined;
+      [],
+      [],
+      {
+        ticketsOf: (customerId) =>
+          (s.customerTickets.get(plan.id, customerId) as { tickets: number } | undefined)?.tickets ?? 0,
+        seatOwner: (seatId) =>
+          (s.seatOwner.get(plan.id, seatId) as { owner_id: string } | undefined)?.owner_id,
+        hold: (holdId) => {
+          const row = s.hold.get(holdId) as HoldRow | undefined;
+          return row && row.event_id === plan.id ? toHold(row) : undefined;
+        },
+        order: (orderId) => {
+          const row = s.order.get(orderId) as OrderRow | undefined;
+          return row && row.event_id === plan.id ? toOrder(row) : undefined;
+        },
+        firstAnswer: (key) => {
+          const row = s.idempotency.get(plan.id, key) as { fingerprint: string; outcome: string } | undefined;
+          return row
+            ? { key, fingerprint: row.fingerprint, answer: JSON.parse(row.outcome) as FirstAnswer }
+            : undefined;
+        },
       },
-      firstAnswer: (key) => {
-        const row = this.#statements.idempotency.get(plan.id, key) as
-          { fingerprint: string; outcome: string } | undefined;
-        return row
-          ? { key, fingerprint: row.fingerprint, answer: JSON.parse(row.outcome) as FirstAnswer }
-          : undefined;
-      },
-    });
+    );
   }
 
   /** Decides one command and writes its change in a savepoint; a guard that refuses rolls back only it. */
