@@ -27,6 +27,7 @@ export type SaleRules = Pick<
  * its batch's commands ask about; it only has to answer for those.
  */
 export interface SaleView {
+  /** The event's rules. */
   readonly rules: SaleRules;
   /** Tickets in confirmed orders and in active holds. */
   counters(): { sold: number; held: number };
@@ -59,6 +60,7 @@ export type Change =
   | { type: "cancel"; order: Order };
 
 export interface Decision {
+  /** The answer to the command, as its caller gets it. */
   outcome: Outcome;
   /** What to write; null when nothing changes. */
   change: Change | null;
@@ -68,7 +70,9 @@ export interface Decision {
 
 /** Where the ids of new orders and holds come from: the caller's, so that the decider stays pure. */
 export interface NewIds {
+  /** The id of a new order of this event. */
   order(): string;
+  /** The id of a new hold of this event. */
   hold(): string;
 }
 

@@ -11,8 +11,11 @@ import type { Change, SaleRules, SaleView } from "./decide.js";
 import type { Hold, IdempotencyRecord, Order } from "./sale.js";
 
 export interface SaleLookups {
+  /** The hold, when it belongs to this event (see SaleView.hold). */
   hold(holdId: string): Hold | undefined;
+  /** The order, when it belongs to this event (see SaleView.order). */
   order(orderId: string): Order | undefined;
+  /** The first answer kept for an idempotency key of this event. */
   firstAnswer(key: string): IdempotencyRecord | undefined;
   /** Reads a customer's tickets that were not given up front; without it, such a customer has none. */
   ticketsOf?(customerId: string): number;
