@@ -31,8 +31,12 @@ const LAYERS = {
   // Typed, frozen settings: reads the config types and setting parsers of store and lock.
   config: ["store", "lock", "log", "domain"],
   // What store and lock share lives in domain, never in one of them.
-  store: ["log", "domain"],
-  lock: ["log", "domain"],
+  store: ["sqlite", "postgres", "log", "domain"],
+  lock: ["sqlite", "postgres", "log", "domain"],
+  // What a store and a lock on the same database share (the better-sqlite3 WAL opener; the advisory
+  // lock key): named after the database, importing nothing of boxoffice.
+  sqlite: [],
+  postgres: [],
   // What every HTTP surface (instance, balancer, control server) shares: one problem+json writer and one
   // constant-time admin token check. Imports nothing of boxoffice.
   http: [],
@@ -44,90 +48,6 @@ const LAYERS = {
 
 const FOLDERS = Object.keys(LAYERS);
 const alternatives = (names) => names.map((name) => name.replace("-", "\\-")).join("|");
-
-/**
- * Known violations, in code that #12's other parts are changing (the store/lock split moves what store and
- * lock share into domain/ and ends the store/create-store.ts <-> store/sqlite/sqlite-store.ts cycle).
- * Each exempts exactly one import, from one file to another, from one rule, and nothing else.
- * Temporary: removed when #12's store/lock split lands.
- */
-const KNOWN_VIOLATIONS = [
-  // removed when #12's store/lock split lands: the cycle through the SQLite store's config types
-  {
-    rule: "no-circular",
-    from: "src/store/sqlite/sqlite-sales.ts",
-    to: "src/store/sqlite/sqlite-database.ts",
-  },
-  { rule: "no-circular", from: "src/store/sqlite/sqlite-database.ts", to: "src/store/create-store.ts" },
-  { rule: "no-circular", from: "src/store/create-store.ts", to: "src/store/sqlite/sqlite-store.ts" },
-  { rule: "no-circular", from: "src/store/sqlite/sqlite-store.ts", to: "src/store/create-store.ts" },
-  { rule: "no-circular", from: "src/store/sqlite/sqlite-store.ts", to: "src/store/sqlite/sqlite-sales.ts" },
-  {
-    rule: "no-circular",
-    from: "src/store/sqlite/sqlite-store.ts",
-    to: "src/store/sqlite/sqlite-database.ts",
-  },
-  // removed when #12's store/lock split lands: store imports lock (lock errors, the advisory lock key)
-  { rule: "layer-store", from: "src/store/sqlite/sqlite-sales.ts", to: "src/lock/lock-errors.ts" },
-  {
-    rule: "layer-store",
-    from: "src/store/postgres/postgres-store.ts",
-    to: "src/lock/postgres/postgres-lock.ts",
-  },
-  { rule: "layer-store", from: "src/store/postgres/postgres-store.ts", to: "src/lock/lock-errors.ts" },
-  {
-    rule: "layer-store",
-    from: "src/store/postgres/postgres-migrations.ts",
-    to: "src/lock/postgres/postgres-lock.ts",
-  },
-  // removed when #12's store/lock split lands: lock imports store (WriteGuard, the SQLite WAL opener)
-  { rule: "layer-lock", from: "src/lock/redis/redis-lock.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/postgres/postgres-lock.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/none/none-lock.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/lock-provider.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/lease.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/file/file-lock.ts", to: "src/store/store.ts" },
-  { rule: "layer-lock", from: "src/lock/file/file-lock.ts", to: "src/store/sqlite/sqlite-database.ts" },
-  // removed when #12's store/lock split lands: one backend's folder imports another's
-  {
-    rule: "backends-apart",
-    from: "src/store/postgres/postgres-store.ts",
-    to: "src/lock/postgres/postgres-lock.ts",
-  },
-  {
-    rule: "backends-apart",
-    from: "src/store/postgres/postgres-migrations.ts",
-    to: "src/lock/postgres/postgres-lock.ts",
-  },
-  { rule: "backends-apart", from: "src/lock/file/file-lock.ts", to: "src/store/sqlite/sqlite-database.ts" },
-];
-
-const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-const asList = (value) => (value === undefined ? [] : [value].flat());
-
-/**
- * The rule with its known violations taken out: the rule itself for every file without one, and for each
- * file with one, the rule for that file alone, letting its known imports through.
- */
-function withKnownViolations(rule) {
-  const known = KNOWN_VIOLATIONS.filter((violation) => violation.rule === rule.name);
-  if (known.length === 0) return [rule];
-  const files = [...new Set(known.map((violation) => violation.from))];
-  const fileRule = (file) => {
-    // Group references ($1, $2) in the rule's `to` stand for what its `from.path` matched in the file.
-    const groups = rule.from.path ? (new RegExp(rule.from.path).exec(file) ?? []) : [];
-    const fill = (pattern) => pattern.replace(/\$(\d)/g, (_, index) => groups[Number(index)] ?? "");
-    const exempt = known.filter((violation) => violation.from === file).map((v) => `^${escapeRegExp(v.to)}$`);
-    const to = { ...rule.to, pathNot: [...asList(rule.to.pathNot).map(fill), ...exempt] };
-    if (rule.to.path !== undefined) to.path = asList(rule.to.path).map(fill);
-    return { ...rule, from: { path: `^${escapeRegExp(file)}$` }, to };
-  };
-  const others = {
-    ...rule.from,
-    pathNot: [...asList(rule.from.pathNot), ...files.map((f) => `^${escapeRegExp(f)}$`)],
-  };
-  return [{ ...rule, from: others }, ...files.map(fileRule)];
-}
 
 const layerRules = FOLDERS.map((folder) => ({
   name: `layer-${folder}`,
@@ -212,7 +132,7 @@ const rules = [
 ];
 
 module.exports = {
-  forbidden: rules.flatMap(withKnownViolations),
+  forbidden: rules,
   options: {
     doNotFollow: { path: "node_modules" },
     tsPreCompilationDeps: true,

@@ -1,6 +1,7 @@
 /**
- * The rules of one event's inventory, in memory and without I/O. Stores enforce the same rules with
- * guarded writes and constraints; this model is the reference the property tests hold them to.
+ * One event's inventory in memory, without I/O: the reference the property tests hold the stores to.
+ * It decides with the same decider as every store (decide.ts) and applies each change to its maps,
+ * where a store writes it with guarded statements.
  *
  * Invariants (checked by test/unit/domain/inventory.property.test.ts):
  * - sold + held <= capacity, and both are never negative;
@@ -8,36 +9,37 @@
  * - a customer's active holds plus confirmed orders never pass maxPerCustomer;
  * - cancelling an order, releasing or expiring a hold gives its tickets back exactly once.
  */
-import type { DomainRefusal } from "./errors.js";
+import type { Change, Decision } from "./decide.js";
+import { decide, isOverdue } from "./decide.js";
 import type { EventPlan } from "./event.js";
-import { parseSeatId, seatsOf } from "./event.js";
-import type { Hold, Order, Selection } from "./sale.js";
-import { checkSelection } from "./sale.js";
-
-export type InventoryResult<T> = { ok: true; value: T } | { ok: false; refusal: DomainRefusal };
+import { seatsOf } from "./event.js";
+import type { Command, Hold, Order, Outcome, Selection } from "./sale.js";
+import { SaleTally } from "./sale-tally.js";
 
 export class Inventory {
   readonly plan: EventPlan;
-  #sold = 0;
-  #held = 0;
-  /** seat id -> the hold or order that has it; absent when available. */
-  readonly #seatOwner = new Map<string, string>();
-  readonly #customerTickets = new Map<string, number>();
   readonly #orders = new Map<string, Order>();
   readonly #holds = new Map<string, Hold>();
+  readonly #tally: SaleTally;
 
   constructor(plan: EventPlan) {
     this.plan = plan;
+    this.#tally = new SaleTally(plan, () => ({ sold: 0, held: 0 }), [], [], {
+      hold: (holdId) => this.#holds.get(holdId),
+      order: (orderId) => this.#orders.get(orderId),
+      // The model takes no idempotency keys: the stores' contract tests cover those.
+      firstAnswer: () => undefined,
+    });
   }
 
   get sold(): number {
-    return this.#sold;
+    return this.#tally.counters().sold;
   }
   get held(): number {
-    return this.#held;
+    return this.#tally.counters().held;
   }
   get available(): number {
-    return this.plan.capacity - this.#sold - this.#held;
+    return this.plan.capacity - this.sold - this.held;
   }
   orders(): Order[] {
     return [...this.#orders.values()];
@@ -46,66 +48,15 @@ export class Inventory {
     return [...this.#holds.values()];
   }
   seatOwner(seatId: string): string | undefined {
-    return this.#seatOwner.get(seatId);
+    return this.#tally.seatOwner(seatId);
   }
   customerTickets(customerId: string): number {
-    return this.#customerTickets.get(customerId) ?? 0;
+    return this.#tally.ticketsOf(customerId);
   }
 
-  /** Why this selection cannot be taken now, or null when it can. */
-  #refuse(customerId: string, selection: Selection): DomainRefusal | null {
-    const shape = checkSelection(selection, this.plan);
-    if (shape) return shape;
-    if (selection.seats !== null) {
-      const unknown = selection.seats.filter((id) => parseSeatId(id, this.plan.sections ?? []) === null);
-      if (unknown.length > 0) {
-        return { code: "invalid_request", detail: `no such seat: ${unknown.join(", ")}` };
-      }
-      const taken = selection.seats.filter((id) => this.#seatOwner.has(id));
-      if (taken.length > 0) {
-        return { code: "seats_unavailable", detail: `seats held or sold: ${taken.join(", ")}`, seats: taken };
-      }
-    } else if (selection.quantity > this.available) {
-      return { code: "sold_out", detail: `fewer than ${selection.quantity} tickets left` };
-    }
-    if (this.customerTickets(customerId) + selection.quantity > this.plan.maxPerCustomer) {
-      return {
-        code: "customer_limit_reached",
-        detail: `at most ${this.plan.maxPerCustomer} tickets per customer for this event`,
-      };
-    }
-    return null;
-  }
-
-  #take(ownerId: string, customerId: string, selection: Selection): void {
-    for (const seat of selection.seats ?? []) this.#seatOwner.set(seat, ownerId);
-    this.#customerTickets.set(customerId, this.customerTickets(customerId) + selection.quantity);
-  }
-
-  #giveBack(ownerId: string, customerId: string, quantity: number, seats: string[] | null): void {
-    for (const seat of seats ?? []) {
-      if (this.#seatOwner.get(seat) === ownerId) this.#seatOwner.delete(seat);
-    }
-    this.#customerTickets.set(customerId, this.customerTickets(customerId) - quantity);
-  }
-
-  purchase(orderId: string, customerId: string, selection: Selection, now: Date): InventoryResult<Order> {
-    const refusal = this.#refuse(customerId, selection);
-    if (refusal) return { ok: false, refusal };
-    this.#take(orderId, customerId, selection);
-    this.#sold += selection.quantity;
-    const order: Order = {
-      id: orderId,
-      eventId: this.plan.id,
-      customerId,
-      quantity: selection.quantity,
-      seats: selection.seats,
-      status: "confirmed",
-      createdAt: now.toISOString(),
-      cancelledAt: null,
-    };
-    this.#orders.set(orderId, order);
-    return { ok: true, value: order };
+  purchase(orderId: string, customerId: string, selection: Selection, now: Date): Outcome<Order> {
+    const command: Command = { type: "purchase", customerId, selection, idempotency: null };
+    return this.#run(command, now, orderId) as Outcome<Order>;
   }
 
   hold(
@@ -114,98 +65,68 @@ export class Inventory {
     selection: Selection,
     ttlSeconds: number,
     now: Date,
-  ): InventoryResult<Hold> {
-    const refusal = this.#refuse(customerId, selection);
-    if (refusal) return { ok: false, refusal };
-    this.#take(holdId, customerId, selection);
-    this.#held += selection.quantity;
-    const hold: Hold = {
-      id: holdId,
-      eventId: this.plan.id,
-      customerId,
-      quantity: selection.quantity,
-      seats: selection.seats,
-      status: "active",
-      expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
-    };
-    this.#holds.set(holdId, hold);
-    return { ok: true, value: hold };
+  ): Outcome<Hold> {
+    const command: Command = { type: "hold", customerId, selection, ttlSeconds, idempotency: null };
+    return this.#run(command, now, holdId) as Outcome<Hold>;
   }
 
   /** Turns an active, unexpired hold into a confirmed order with the same tickets. */
-  confirmHold(holdId: string, orderId: string, now: Date): InventoryResult<Order> {
-    const hold = this.#holds.get(holdId);
-    if (!hold) return { ok: false, refusal: { code: "hold_not_found", detail: "no such hold" } };
-    if (hold.status === "active" && Date.parse(hold.expiresAt) <= now.getTime()) this.#expire(hold);
-    if (hold.status === "expired") {
-      return { ok: false, refusal: { code: "hold_expired", detail: "the hold expired" } };
-    }
-    if (hold.status !== "active") {
-      return { ok: false, refusal: { code: "hold_not_active", detail: `the hold is ${hold.status}` } };
-    }
-    hold.status = "confirmed";
-    this.#held -= hold.quantity;
-    this.#sold += hold.quantity;
-    for (const seat of hold.seats ?? []) this.#seatOwner.set(seat, orderId);
-    const order: Order = {
-      id: orderId,
-      eventId: this.plan.id,
-      customerId: hold.customerId,
-      quantity: hold.quantity,
-      seats: hold.seats,
-      status: "confirmed",
-      createdAt: now.toISOString(),
-      cancelledAt: null,
-    };
-    this.#orders.set(orderId, order);
-    return { ok: true, value: order };
+  confirmHold(holdId: string, orderId: string, now: Date): Outcome<Order> {
+    return this.#run({ type: "confirm-hold", holdId, idempotency: null }, now, orderId) as Outcome<Order>;
   }
 
   /** Releases an active hold; releasing one that is no longer active changes nothing. */
-  releaseHold(holdId: string): InventoryResult<Hold> {
-    const hold = this.#holds.get(holdId);
-    if (!hold) return { ok: false, refusal: { code: "hold_not_found", detail: "no such hold" } };
-    if (hold.status === "active") {
-      hold.status = "released";
-      this.#held -= hold.quantity;
-      this.#giveBack(hold.id, hold.customerId, hold.quantity, hold.seats);
-    }
-    return { ok: true, value: hold };
+  releaseHold(holdId: string): Outcome<Hold> {
+    // Releasing does not look at the clock.
+    return this.#run({ type: "release-hold", holdId }, new Date(0), "") as Outcome<Hold>;
   }
 
   /** Cancels a confirmed order; a repeat answers the same order and releases nothing more. */
-  cancelOrder(orderId: string, now: Date): InventoryResult<Order> {
-    const order = this.#orders.get(orderId);
-    if (!order) return { ok: false, refusal: { code: "order_not_found", detail: "no such order" } };
-    if (order.status === "confirmed") {
-      order.status = "cancelled";
-      order.cancelledAt = now.toISOString();
-      this.#sold -= order.quantity;
-      this.#giveBack(order.id, order.customerId, order.quantity, order.seats);
-    }
-    return { ok: true, value: order };
+  cancelOrder(orderId: string, now: Date): Outcome<Order> {
+    return this.#run({ type: "cancel-order", orderId }, now, "") as Outcome<Order>;
   }
 
   /** Expires every active hold whose time has come; returns how many it released. */
   expireHolds(now: Date): number {
     let released = 0;
     for (const hold of this.#holds.values()) {
-      if (hold.status === "active" && Date.parse(hold.expiresAt) <= now.getTime()) {
-        this.#expire(hold);
+      if (hold.status === "active" && isOverdue(hold, now)) {
+        this.#apply({ type: "end-hold", hold: { ...hold, status: "expired" } });
         released++;
       }
     }
     return released;
   }
 
-  #expire(hold: Hold): void {
-    hold.status = "expired";
-    this.#held -= hold.quantity;
-    this.#giveBack(hold.id, hold.customerId, hold.quantity, hold.seats);
-  }
-
   /** Every seat id of the event (empty for general admission). */
   allSeats(): string[] {
     return [...seatsOf(this.plan)].map((s) => s.id);
+  }
+
+  /** Decides `command` with `newId` as the id of whatever it creates, and applies the change. */
+  #run(command: Command, now: Date, newId: string): Outcome {
+    const decision: Decision = decide(this.#tally, command, now, { order: () => newId, hold: () => newId });
+    if (decision.change) this.#apply(decision.change);
+    return decision.outcome;
+  }
+
+  #apply(change: Change): void {
+    this.#tally.apply(change);
+    switch (change.type) {
+      case "sell":
+        this.#orders.set(change.order.id, change.order);
+        return;
+      case "hold":
+      case "end-hold":
+        this.#holds.set(change.hold.id, change.hold);
+        return;
+      case "confirm":
+        this.#holds.set(change.hold.id, change.hold);
+        this.#orders.set(change.order.id, change.order);
+        return;
+      case "cancel":
+        this.#orders.set(change.order.id, change.order);
+        return;
+    }
   }
 }

@@ -7,6 +7,7 @@ import type { DomainRefusal } from "./errors.js";
 import type { EventKind } from "./event.js";
 import { isSeatId, PRINTABLE_TEXT_PATTERN } from "./event.js";
 import { eventIdOfHold, eventIdOfOrder } from "./ids.js";
+import { refusals } from "./refusals.js";
 
 export interface Order {
   id: string;
@@ -70,10 +71,25 @@ export type Command =
   | { type: "release-hold"; holdId: string }
   | { type: "cancel-order"; orderId: string };
 
-/** The result of one command. `replayed` is true when it is the stored first answer for its key. */
-export type Outcome =
-  | { ok: true; value: Order | Hold | null; replayed: boolean }
-  | { ok: false; refusal: DomainRefusal; replayed: boolean };
+/**
+ * What one command came to: its value, or the rule that refused it. `replayed` is true when it is the
+ * first answer stored for its idempotency key. `T` narrows the value where the command is known.
+ */
+export type Outcome<T extends Order | Hold | null = Order | Hold | null> =
+  { ok: true; value: T; replayed: boolean } | { ok: false; refusal: DomainRefusal; replayed: boolean };
+
+/**
+ * An Outcome as a store keeps it for its idempotency key. Every later read of it is a replay, so
+ * `replayed` is not kept (and the stored JSON stays as it always was).
+ */
+export type FirstAnswer = { ok: true; value: Order | Hold | null } | { ok: false; refusal: DomainRefusal };
+
+/** The first answer to an idempotency key, with the fingerprint of the request that got it. */
+export interface IdempotencyRecord {
+  key: string;
+  fingerprint: string;
+  answer: FirstAnswer;
+}
 
 /** Checks a selection against an event's kind and limits; returns a refusal or null. */
 export function checkSelection(
@@ -148,11 +164,11 @@ export function checkCommand(command: Command): DomainRefusal | null {
       // Not an id this store could have made: no such hold, as for any unknown id.
       return typeof command.holdId === "string" && eventIdOfHold(command.holdId) !== null
         ? null
-        : { code: "hold_not_found", detail: "no such hold" };
+        : refusals.holdNotFound();
     case "cancel-order":
       return typeof command.orderId === "string" && eventIdOfOrder(command.orderId) !== null
         ? null
-        : { code: "order_not_found", detail: "no such order" };
+        : refusals.orderNotFound();
     default:
       return invalid("not a command");
   }

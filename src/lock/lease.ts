@@ -6,8 +6,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { BoxofficeError } from "../domain/errors.js";
-import type { WriteGuard } from "../store/store.js";
-import { LockBusyError, LockLostError } from "./lock-errors.js";
+import type { WriteGuard } from "../domain/write-guard.js";
+import { LockBusyError, LockLostError } from "../domain/lock-errors.js";
 import type { LockOptions } from "./lock-provider.js";
 import type { LocalQueue } from "./local-queue.js";
 

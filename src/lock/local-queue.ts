@@ -4,7 +4,7 @@
  * to the lock server instead of one poller per request: less load on the server, and within an instance
  * the lock goes in arrival order rather than to whichever poller happens to knock first.
  */
-import { LockBusyError } from "./lock-errors.js";
+import { LockBusyError } from "../domain/lock-errors.js";
 
 interface Waiter {
   grant: () => void;

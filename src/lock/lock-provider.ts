@@ -4,7 +4,7 @@
  * and release only what this holder owns. Correctness never rests on the lock alone: the work passes the
  * WriteGuard (fence and signal) down to the store, which refuses stale writers.
  */
-import type { WriteGuard } from "../store/store.js";
+import type { WriteGuard } from "../domain/write-guard.js";
 
 export interface LockOptions {
   /** How long the lease lasts unless renewed. */

@@ -18,6 +18,7 @@
  */
 import { BoxofficeError } from "../domain/errors.js";
 import { isEventId } from "../domain/ids.js";
+import { refusals } from "../domain/refusals.js";
 import type { Command, Outcome } from "../domain/sale.js";
 import type { LockProvider, LockScope } from "../lock/lock-provider.js";
 import { lockKeyFor } from "../lock/lock-provider.js";
@@ -79,8 +80,7 @@ interface EventQueue {
 
 /** The answer for every command of an event that does not exist: what the store answers for one. */
 function eventNotFound(eventId: string): Outcome {
-  const detail = isEventId(eventId) ? `no event ${eventId}` : "no such event";
-  return { ok: false, refusal: { code: "event_not_found", detail }, replayed: false };
+  return { ok: false, refusal: refusals.eventNotFound(eventId), replayed: false };
 }
 
 export class SellPath {

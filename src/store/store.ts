@@ -3,31 +3,14 @@
  * database: no connection or transaction type crosses this interface. Every backend (sqlite/, postgres/)
  * passes the one contract suite in test/contract/store-contract.ts.
  *
- * The database, not the lock, is what forbids overselling: every backend enforces the inventory rules
- * with guarded writes and constraints, so that a holder that lost its lock still cannot oversell.
+ * Every backend decides a command with the domain's one decider (src/domain/decide.ts) on what it read
+ * under the event's write lock, and writes the decision. The database, not the lock, is what forbids
+ * overselling: every backend also enforces the inventory rules with guarded writes and constraints, so
+ * that a holder that lost its lock still cannot oversell.
  */
 import type { Event, EventPlan, SeatMap } from "../domain/event.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
-
-/**
- * What the lock layer hands down to a write. A store refuses a write whose fence is older than the
- * highest it has applied for the same lock key (FencedOutError), and refuses to commit once `signal`
- * is aborted (LockLostError).
- */
-export interface WriteGuard {
-  /** The lock key the writer holds ("global" or "event:<id>"). */
-  lockKey: string;
-  /** The fencing token the lock issued; grows monotonically per key. Null when the lock has none. */
-  fence: number | null;
-  /** Aborted when the lease was lost: the store must not commit after that. */
-  signal: AbortSignal;
-  /**
-   * Set by a lock provider that locks inside the store's own transaction (PostgreSQL advisory
-   * transaction locks): the store takes the lock as the transaction's first statement, waiting at most
-   * `waitMs`, and it is released by the commit.
-   */
-  transactionLock?: { waitMs: number };
-}
+import type { WriteGuard } from "../domain/write-guard.js";
 
 /** One page of the event list, oldest first. */
 export interface EventPage {

@@ -8,7 +8,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Store, WriteGuard } from "../../src/store/store.js";
+import type { Store } from "../../src/store/store.js";
+import type { WriteGuard } from "../../src/domain/write-guard.js";
 import type { EventPlan, NewEventRequest } from "../../src/domain/event.js";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId, newHoldId, newOrderId } from "../../src/domain/ids.js";

@@ -27,7 +27,8 @@ import { createLockProvider, type LockConfig } from "../../src/lock/create-lock-
 import { KEY_IDLE_MS as KEY_IDLE_DAY_MS, type LockProvider } from "../../src/lock/lock-provider.js";
 import { HoldSweeper } from "../../src/sales/hold-sweeper.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import type { Store, WriteGuard } from "../../src/store/store.js";
+import type { Store } from "../../src/store/store.js";
+import type { WriteGuard } from "../../src/domain/write-guard.js";
 import { HttpClient } from "../support/http-client.js";
 import { createTestPostgresStore, dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { deleteKeysWithPrefix, testKeyPrefix } from "../support/redis-keys.js";

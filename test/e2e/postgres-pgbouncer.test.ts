@@ -10,7 +10,7 @@ import pg from "pg";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
 import type { Command } from "../../src/domain/sale.js";
-import { advisoryKeyFor } from "../../src/lock/postgres/postgres-lock.js";
+import { advisoryKeyFor } from "../../src/postgres/advisory-key.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { describePostgresSlowPath } from "../contract/postgres-poison-contract.js";
 import { describeStoreContract } from "../contract/store-contract.js";

@@ -3,7 +3,7 @@
  * test opens it, and can be told to fail (busy, unreachable) the way a real provider does.
  */
 import type { LockOptions, LockProvider } from "../../src/lock/lock-provider.js";
-import type { WriteGuard } from "../../src/store/store.js";
+import type { WriteGuard } from "../../src/domain/write-guard.js";
 
 export class GateLock implements LockProvider {
   readonly kind = "gate";

@@ -4,9 +4,10 @@
  * transaction that takes the advisory lock first — exactly the store's protocol, without a store.
  */
 import pg from "pg";
-import { LockLostError } from "../../src/lock/lock-errors.js";
-import { advisoryKeyFor, lockErrorFromPostgres } from "../../src/lock/postgres/postgres-lock.js";
-import type { WriteGuard } from "../../src/store/store.js";
+import { LockLostError } from "../../src/domain/lock-errors.js";
+import { lockErrorFromPostgres } from "../../src/lock/postgres/postgres-lock.js";
+import { advisoryKeyFor } from "../../src/postgres/advisory-key.js";
+import type { WriteGuard } from "../../src/domain/write-guard.js";
 
 export async function guardedSection<T>(
   guard: WriteGuard,

@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { PostgresStore, type PostgresStoreConfig } from "../../src/store/postgres/postgres-store.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import type { PostgresStoreConfig } from "../../src/store/postgres/postgres-store-config.js";
 import { TEST_POSTGRES_URL } from "./services.js";
 
 export interface TestPostgresStore {

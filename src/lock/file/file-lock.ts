@@ -20,10 +20,10 @@ import { dirname } from "node:path";
 import os from "node:os";
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
-import { openWal } from "../../store/sqlite/sqlite-database.js";
-import type { WriteGuard } from "../../store/store.js";
+import { openWal } from "../../sqlite/open-wal.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
-import { LockUnavailableError } from "../lock-errors.js";
+import { LockUnavailableError } from "../../domain/lock-errors.js";
 import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 

@@ -2,7 +2,7 @@
  * No lock at all: only the store's guarded writes stand between buyers and overselling. A baseline for
  * measurement, and proof that the database, not the lock, is the last word.
  */
-import type { WriteGuard } from "../../store/store.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
 
 export class NoneLock implements LockProvider {

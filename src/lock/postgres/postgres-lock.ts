@@ -6,29 +6,16 @@
  * its transaction. There is no lease to renew and no fencing token: the lock and the write are one
  * transaction, so a lock that is lost is a write that is rolled back.
  *
- * This provider itself only keeps a small pool for ping() (/ready).
+ * This provider itself only keeps a small pool for ping() (/ready). The advisory key of a lock key is
+ * src/postgres/advisory-key.ts, shared with the store.
  */
-import { createHash } from "node:crypto";
 import type { Pool } from "pg";
-import type { WriteGuard } from "../../store/store.js";
-import { LockBusyError, LockUnavailableError } from "../lock-errors.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
+import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
 import type { LockOptions, LockProvider } from "../lock-provider.js";
 
 /** PostgreSQL's SQLSTATE for lock_not_available, raised when `lock_timeout` runs out. */
 const LOCK_NOT_AVAILABLE = "55P03";
-
-/**
- * The 64-bit advisory lock key of a lock key: the first 8 bytes of SHA-256("boxoffice:" + lockKey), as
- * a signed bigint (pass it as a string parameter: `SELECT pg_advisory_xact_lock($1::bigint)`).
- *
- * Collisions: for n distinct keys the chance that any two share an advisory key is about n²/2⁶⁵ —
- * 3·10⁻⁸ for a million events. A collision would only make two events wait for each other (less
- * concurrency); it can never let a sale through that the database's own checks refuse. The
- * "boxoffice:" prefix keeps our keys apart from other applications' advisory locks on the same database.
- */
-export function advisoryKeyFor(lockKey: string): bigint {
-  return createHash("sha256").update(`boxoffice:${lockKey}`).digest().readBigInt64BE(0);
-}
 
 /**
  * Maps PostgreSQL's lock timeout (SQLSTATE 55P03, from `SET LOCAL lock_timeout`) to LockBusyError;

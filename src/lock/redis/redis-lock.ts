@@ -16,9 +16,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { WriteGuard } from "../../store/store.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import { withLease, type AcquireAttempt, type HeldLease } from "../lease.js";
-import { LockUnavailableError } from "../lock-errors.js";
+import { LockUnavailableError } from "../../domain/lock-errors.js";
 import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 import { LuaScript } from "./lua-script.js";

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { advisoryKeyFor } from "../../lock/postgres/postgres-lock.js";
+import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 
 export interface Migration {
   version: number;

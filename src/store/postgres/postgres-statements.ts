@@ -2,47 +2,13 @@
  * The SQL of the PostgreSQL store, with table names qualified by the store's schema (so that no session
  * `search_path` is needed: PgBouncer in transaction mode would not keep one). Every value is a bound
  * parameter ($1 …), a batch's rows are arrays bound as parameters (unnest($3::text[], …)): no value is
- * ever written into the text of a statement.
+ * ever written into the text of a statement. A statement with many parameters names them ($eventId),
+ * numbered once when the statements are built (`named`), bound from an object (`bindNamed`).
  *
  * Isolation is READ COMMITTED. Each writing transaction first locks its event row (FOR NO KEY UPDATE), so
  * the writers of one event queue up instead of deadlocking; but the guarantees are the guarded statements
  * and constraints beside each write, which hold even for a writer that skipped the lock.
  */
-
-export interface EventRow {
-  id: string;
-  name: string;
-  kind: "general" | "seated";
-  capacity: number;
-  sold: number;
-  held: number;
-  sections: { name: string; rows: number; seatsPerRow: number }[] | null;
-  max_per_order: number;
-  max_per_customer: number;
-  starts_at: Date | null;
-  created_at: Date;
-}
-
-export interface HoldRow {
-  id: string;
-  event_id: string;
-  customer_id: string;
-  quantity: number;
-  seats: string[] | null;
-  status: "active" | "confirmed" | "released" | "expired";
-  expires_at: Date;
-}
-
-export interface OrderRow {
-  id: string;
-  event_id: string;
-  customer_id: string;
-  quantity: number;
-  seats: string[] | null;
-  status: "confirmed" | "cancelled";
-  created_at: Date;
-  cancelled_at: Date | null;
-}
 
 const EVENT_COLUMNS =
   "id, name, kind, capacity, sold, held, sections, max_per_order, max_per_customer, starts_at, created_at";
@@ -214,45 +180,106 @@ export function buildStatements(s: string) {
     // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
     // - sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids
     //   overselling.
-    // The caller checks that every customer row and the event row came back.
-    closeBatch: `
+    // The caller checks that every customer row and the event row came back. Its parameters are named
+    // (CloseBatchParams); `bindNamed` puts them in the order of their $n.
+    closeBatch: named<CloseBatchParams>(`
       WITH sale AS (
-        SELECT * FROM unnest($3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::timestamptz[])
+        SELECT * FROM unnest($saleIds::text[], $saleCustomerIds::text[], $saleQuantities::integer[],
+                             $saleSeats::text[], $saleKinds::text[], $saleAts::timestamptz[])
           AS sale (id, customer_id, quantity, seats, kind, at)
       ), new_orders AS (
         INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
-        SELECT id, $1, customer_id, quantity,
+        SELECT id, $eventId, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
                'confirmed', at
         FROM sale WHERE kind = 'order'
       ), new_holds AS (
         INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at)
-        SELECT id, $1, customer_id, quantity,
+        SELECT id, $eventId, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
                'active', at
         FROM sale WHERE kind = 'hold'
       ), claims AS (
         INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT $1, seat_id, owner_id, sold FROM unnest($9::text[], $10::text[], $11::boolean[])
+        SELECT $eventId, seat_id, owner_id, sold
+        FROM unnest($claimSeatIds::text[], $claimOwnerIds::text[], $claimSold::boolean[])
           AS claim (seat_id, owner_id, sold)
       ), customers AS (
         INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT $1, customer_id, tickets FROM unnest($12::text[], $13::integer[]) AS taken (customer_id, tickets)
-        WHERE tickets <= $14
+        SELECT $eventId, customer_id, tickets
+        FROM unnest($takenCustomerIds::text[], $takenTickets::integer[]) AS taken (customer_id, tickets)
+        WHERE tickets <= $maxPerCustomer
         ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        WHERE c.tickets + EXCLUDED.tickets <= $14
+        WHERE c.tickets + EXCLUDED.tickets <= $maxPerCustomer
         RETURNING 1
       ), answers AS (
         INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT $1, key, fingerprint, outcome::jsonb, $2
-        FROM unnest($15::text[], $16::text[], $17::text[]) AS answer (key, fingerprint, outcome)
+        SELECT $eventId, key, fingerprint, outcome::jsonb, $now
+        FROM unnest($answerKeys::text[], $answerFingerprints::text[], $answerOutcomes::text[])
+          AS answer (key, fingerprint, outcome)
       ), counters AS (
-        UPDATE ${s}.events SET sold = sold + $18, held = held + $19
-        WHERE id = $1 AND sold + $18 + held + $19 <= capacity AND sold + $18 >= 0 AND held + $19 >= 0
+        UPDATE ${s}.events SET sold = sold + $soldDelta, held = held + $heldDelta
+        WHERE id = $eventId AND sold + $soldDelta + held + $heldDelta <= capacity
+          AND sold + $soldDelta >= 0 AND held + $heldDelta >= 0
         RETURNING 1
       )
-      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events`,
+      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events`),
   } as const;
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
+
+/**
+ * What closeBatch writes: the batch's new orders and holds (`sale…`, one entry each, `saleSeats` a JSON
+ * array or null, `saleKinds` "order" or "hold", `saleAts` the order's creation or the hold's expiry), the
+ * seats they claim (`claim…`), the tickets each customer takes (`taken…`, at most `maxPerCustomer` in
+ * all), the first answers to keep (`answer…`, `answerOutcomes` as JSON), and what the event's counters
+ * move by.
+ */
+export interface CloseBatchParams {
+  eventId: string;
+  now: Date;
+  saleIds: string[];
+  saleCustomerIds: string[];
+  saleQuantities: number[];
+  saleSeats: (string | null)[];
+  saleKinds: ("order" | "hold")[];
+  saleAts: Date[];
+  claimSeatIds: string[];
+  claimOwnerIds: string[];
+  claimSold: boolean[];
+  takenCustomerIds: string[];
+  takenTickets: number[];
+  maxPerCustomer: number;
+  answerKeys: string[];
+  answerFingerprints: string[];
+  answerOutcomes: string[];
+  soldDelta: number;
+  heldDelta: number;
+}
+
+/** A statement whose parameters are named (`$eventId`) in its source and numbered ($1 …) in `text`. */
+export interface NamedStatement<P> {
+  text: string;
+  /** The parameter of each $n, in order: `names[0]` is $1. */
+  names: readonly (keyof P & string)[];
+}
+
+/**
+ * Numbers the named parameters of `source` ($name, a letter after the $) in the order they first
+ * appear; every use of one name becomes the same $n. Runs once, when the statements are built.
+ */
+export function named<P>(source: string): NamedStatement<P> {
+  const names: (keyof P & string)[] = [];
+  const text = source.replace(/\$([A-Za-z][A-Za-z0-9]*)/g, (_, name: string) => {
+    let index = names.indexOf(name as keyof P & string);
+    if (index < 0) index = names.push(name as keyof P & string) - 1;
+    return `$${index + 1}`;
+  });
+  return { text, names };
+}
+
+/** The values of a named statement, in the order of its $n. */
+export function bindNamed<P>(statement: NamedStatement<P>, params: P): unknown[] {
+  return statement.names.map((name) => params[name]);
+}

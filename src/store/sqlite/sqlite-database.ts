@@ -6,10 +6,10 @@
 import Database from "better-sqlite3";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { SqliteDurability } from "../create-store.js";
+import type { SqliteDatabase } from "../../sqlite/open-wal.js";
+import { openWal } from "../../sqlite/open-wal.js";
 import { StoreUnavailableError } from "../store-errors.js";
-
-export type SqliteDatabase = Database.Database;
+import type { SqliteDurability } from "./sqlite-store-config.js";
 
 /** Which set of migrations a file gets: the catalog, the sales, or both (single-file layout). */
 export type SqliteRole = "catalog" | "event";
@@ -64,37 +64,6 @@ export function openSqlite(
 }
 
 /**
- * Opens (creating if needed) a SQLite file in WAL mode with a busy timeout, and runs `setup` on it.
- * Switching a new file to WAL needs a moment of exclusive access, and SQLite does not wait for it with
- * the busy handler: processes opening a fresh data directory together (the instances `boxoffice up`
- * starts at once, their store files and their lock file) retry here for up to BUSY_TIMEOUT_MS instead of
- * failing. Throws SQLite's own error otherwise.
- */
-export function openWal(
-  path: string,
-  options: { busyTimeoutMs: number; synchronous: "FULL" | "NORMAL"; setup: (db: SqliteDatabase) => void },
-): SqliteDatabase {
-  const deadline = Date.now() + BUSY_TIMEOUT_MS;
-  for (let attempt = 0; ; attempt++) {
-    let db: SqliteDatabase | undefined;
-    try {
-      db = new Database(path);
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
-      db.pragma("journal_mode = WAL");
-      db.pragma(`synchronous = ${options.synchronous}`);
-      options.setup(db);
-      return db;
-    } catch (error) {
-      db?.close();
-      const code = (error as { code?: unknown } | null)?.code;
-      const busy = code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
-      if (!busy || Date.now() > deadline) throw error;
-      sleepSync(Math.min(100, 5 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
-    }
-  }
-}
-
-/**
  * Opens an existing file without touching its schema or taking its write lock, for a short look that
  * must not cost what openSqlite costs (its migration check is an IMMEDIATE transaction). The file keeps
  * the WAL mode it was created with. Throws SQLite's own error.
@@ -108,11 +77,6 @@ export function openExisting(path: string, busyTimeoutMs: number): SqliteDatabas
     db.close();
     throw error;
   }
-}
-
-/** Blocks the thread briefly: opening a database is synchronous, and so is waiting for it. */
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): void {

@@ -1,19 +1,26 @@
 /**
  * The sell path on one SQLite database handle: a batch of commands for one event in one IMMEDIATE
- * transaction (one durable commit), each command inside its own savepoint so that one refusal never
- * undoes another command's sale. Every write is guarded (the WHERE clause or a constraint re-checks the
- * rule), so correctness never rests on the lock or on the checks made before it.
+ * transaction (one durable commit). Under the transaction's write lock it reads what the batch's
+ * commands are decided on (the counters, their customers' tickets, their seats' owners), has the domain's
+ * decider (src/domain/decide.ts) decide each command in order, and writes each change inside its own
+ * savepoint. Every write is guarded (the WHERE clause or a constraint re-checks the rule), so
+ * correctness never rests on the lock or on the decision made before it: a write the guard refuses is
+ * rolled back to its savepoint and refuses its command alone.
  */
+import type { Change, NewIds } from "../../domain/decide.js";
+import { decide } from "../../domain/decide.js";
 import type { DomainRefusal } from "../../domain/errors.js";
 import type { EventPlan, SeatMap, SeatStatus } from "../../domain/event.js";
-import { parseSeatId, seatsOf } from "../../domain/event.js";
+import { seatsOf } from "../../domain/event.js";
 import { newOrderId, newHoldId } from "../../domain/ids.js";
-import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../../domain/sale.js";
-import { checkCommand, checkSelection } from "../../domain/sale.js";
-import { LockLostError } from "../../lock/lock-errors.js";
-import type { WriteGuard } from "../store.js";
+import { refusals } from "../../domain/refusals.js";
+import type { Command, FirstAnswer, Hold, IdempotencyRecord, Order, Outcome } from "../../domain/sale.js";
+import { checkCommand } from "../../domain/sale.js";
+import { SaleTally } from "../../domain/sale-tally.js";
+import { LockLostError } from "../../domain/lock-errors.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import { FencedOutError } from "../store-errors.js";
-import type { SqliteDatabase } from "./sqlite-database.js";
+import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { isConstraintError } from "./sqlite-database.js";
 
 export interface Counters {
@@ -42,12 +49,8 @@ interface HoldRow {
   expires_at_ms: number;
 }
 
-/** Thrown inside a command's savepoint to roll back just that command. */
-class Refused extends Error {
-  constructor(readonly refusal: DomainRefusal) {
-    super(refusal.code);
-  }
-}
+/** A guarded write changed nothing: thrown inside a command's savepoint to roll back just that command. */
+class GuardRefused extends Error {}
 
 function toOrder(row: OrderRow): Order {
   return {
@@ -77,12 +80,12 @@ function toHold(row: HoldRow): Hold {
 /** Prepared statements and the transactions built on them, for one open database. */
 export class SqliteSales {
   readonly #db: SqliteDatabase;
-  readonly #s;
+  readonly #statements;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
     const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
-    this.#s = {
+    this.#statements = {
       insertInventory: p("INSERT INTO inventory (event_id, capacity) VALUES (?, ?)"),
       counters: p<Counters>("SELECT sold, held FROM inventory WHERE event_id = ?"),
       // sold + held + n <= capacity: the guard that makes overselling impossible whatever came before.
@@ -106,8 +109,12 @@ export class SqliteSales {
       removeCustomerTickets: p(
         "UPDATE customer_tickets SET tickets = tickets - @n WHERE event_id = @eventId AND customer_id = @customerId AND tickets >= @n",
       ),
-      claimedSeats: p<{ seat_id: string }>(
-        "SELECT seat_id FROM seat_claims WHERE event_id = ? AND seat_id IN (SELECT value FROM json_each(?))",
+      // What a purchase or a hold is decided on, read on first use inside the batch's transaction.
+      customerTickets: p<{ tickets: number }>(
+        "SELECT tickets FROM customer_tickets WHERE event_id = ? AND customer_id = ?",
+      ),
+      seatOwner: p<{ owner_id: string }>(
+        "SELECT owner_id FROM seat_claims WHERE event_id = ? AND seat_id = ?",
       ),
       // The primary key (event_id, seat_id) refuses a second claim on a seat.
       claimSeat: p("INSERT INTO seat_claims (event_id, seat_id, owner_id, owner_kind) VALUES (?, ?, ?, ?)"),
@@ -162,27 +169,30 @@ export class SqliteSales {
 
   /** Adds an event's inventory row (sold = held = 0). Call inside the creating transaction. */
   addInventory(eventId: string, capacity: number): void {
-    this.#s.insertInventory.run(eventId, capacity);
+    this.#statements.insertInventory.run(eventId, capacity);
   }
 
   counters(eventId: string): Counters | null {
-    return this.#s.counters.get(eventId) ?? null;
+    return this.#statements.counters.get(eventId) ?? null;
   }
 
   order(orderId: string): Order | null {
-    const row = this.#s.order.get(orderId) as OrderRow | undefined;
+    const row = this.#statements.order.get(orderId) as OrderRow | undefined;
     return row ? toOrder(row) : null;
   }
 
   hold(holdId: string): Hold | null {
-    const row = this.#s.hold.get(holdId) as HoldRow | undefined;
+    const row = this.#statements.hold.get(holdId) as HoldRow | undefined;
     return row ? toHold(row) : null;
   }
 
   /** Seat map of a seated event: the plan's seats, with the claimed ones marked, read in one statement. */
   seatMap(plan: EventPlan): SeatMap {
     const claims = new Map<string, SeatStatus>();
-    for (const claim of this.#s.allClaims.all(plan.id) as { seat_id: string; owner_kind: string }[]) {
+    for (const claim of this.#statements.allClaims.all(plan.id) as {
+      seat_id: string;
+      owner_kind: string;
+    }[]) {
       claims.set(claim.seat_id, claim.owner_kind === "order" ? "sold" : "held");
     }
     const sections: SeatMap["sections"] = (plan.sections ?? []).map((s) => ({ name: s.name, rows: [] }));
@@ -205,7 +215,7 @@ export class SqliteSales {
 
   /** The events (in this database) that have active holds past their expiry. */
   eventsWithOverdueHolds(now: Date, limit: number): string[] {
-    return (this.#s.eventsWithOverdueHolds.all(now.getTime(), limit) as { event_id: string }[]).map(
+    return (this.#statements.eventsWithOverdueHolds.all(now.getTime(), limit) as { event_id: string }[]).map(
       (r) => r.event_id,
     );
   }
@@ -213,7 +223,8 @@ export class SqliteSales {
   /** The earliest expiry of the event's active holds, or null when it has none. */
   earliestActiveHold(eventId: string): number | null {
     return (
-      (this.#s.earliestActiveHold.get(eventId) as { earliest: number | null } | undefined)?.earliest ?? null
+      (this.#statements.earliestActiveHold.get(eventId) as { earliest: number | null } | undefined)
+        ?.earliest ?? null
     );
   }
 
@@ -223,7 +234,7 @@ export class SqliteSales {
   }
 
   pruneIdempotency(olderThan: Date): number {
-    return this.#s.pruneIdempotency.run(olderThan.getTime()).changes;
+    return this.#statements.pruneIdempotency.run(olderThan.getTime()).changes;
   }
 
   /** Forgets the keys idle since `idleBefore` and raises the floor to their largest fence (Store.pruneFences). */
@@ -231,10 +242,10 @@ export class SqliteSales {
     const idleMicros = idleBefore.getTime() * 1000;
     return this.#db
       .transaction((): number => {
-        const idle = this.#s.idleFences.get(idleMicros) as { fence: number | null; keys: number };
+        const idle = this.#statements.idleFences.get(idleMicros) as { fence: number | null; keys: number };
         if (idle.fence === null) return 0;
-        this.#s.dropIdleFences.run(idleMicros);
-        this.#s.setFence.run({ key: "", fence: idle.fence });
+        this.#statements.dropIdleFences.run(idleMicros);
+        this.#statements.setFence.run({ key: "", fence: idle.fence });
         return idle.keys;
       })
       .immediate();
@@ -257,7 +268,17 @@ export class SqliteSales {
       if (guard) this.#checkFence(guard);
       underLock?.();
       this.#expireOverdue(plan.id, now, 1000);
-      const outcomes = commands.map((command) => this.#applyOne(plan, command, now));
+      // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
+      // before it touches a statement, and nothing is stored for its key.
+      const unfit = commands.map(checkCommand);
+      const tally = this.#readTally(plan, commands, unfit);
+      const ids: NewIds = {
+        order: () => newOrderId(plan.id, now.getTime()),
+        hold: () => newHoldId(plan.id, now.getTime()),
+      };
+      const outcomes = commands.map((command, i) =>
+        this.#applyOne(plan, tally, command, unfit[i] ?? null, now, ids),
+      );
       // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
       // started must not commit.
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
@@ -268,132 +289,186 @@ export class SqliteSales {
 
   #checkFence(guard: WriteGuard): void {
     if (guard.fence === null) return;
-    const highest = (this.#s.fence.get(guard.lockKey) as { fence: number | null } | undefined)?.fence;
+    const highest = (this.#statements.fence.get(guard.lockKey) as { fence: number | null } | undefined)
+      ?.fence;
     if (highest != null && guard.fence < highest)
       throw new FencedOutError(guard.lockKey, guard.fence, highest);
-    this.#s.setFence.run({ key: guard.lockKey, fence: guard.fence });
+    this.#statements.setFence.run({ key: guard.lockKey, fence: guard.fence });
   }
 
-  /** Runs one command in a savepoint; a refusal rolls back only that command. */
-  #applyOne(plan: EventPlan, command: Command, now: Date): Outcome {
-    // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
-    // before it touches a statement, and nothing is stored for its key.
-    const unfit = checkCommand(command);
+  /**
+   * What the batch is decided on, read under its write lock: the counters up front (before any write
+   * of the batch, and only when a general admission take may ask for them), everything else when a
+   * command first asks (a customer's tickets, a seat's owner, a hold, an order, a stored answer), so
+   * that it includes what earlier commands of the batch wrote.
+   */
+  #readTally(plan: EventPlan, commands: readonly Command[], unfit: (DomainRefusal | null)[]): SaleTally {
+    const countsTickets = commands.some(
+      (command, i) =>
+        unfit[i] === null &&
+        (command.type === "purchase" || command.type === "hold") &&
+        command.selection.seats === null,
+    );
+    // No inventory row: every take finds no room (the guarded write refuses it too).
+    const counters = countsTickets ? (this.counters(plan.id) ?? { sold: plan.capacity, held: 0 }) : null;
+    const s = this.#statements;
+    return new SaleTally(
+      plan,
+      () => {
+        if (counters === null) throw new Error("the counters were not read for this batch");
+        return counters;
+      },
+      [],
+      [],
+      {
+        ticketsOf: (customerId) =>
+          (s.customerTickets.get(plan.id, customerId) as { tickets: number } | undefined)?.tickets ?? 0,
+        seatOwner: (seatId) =>
+          (s.seatOwner.get(plan.id, seatId) as { owner_id: string } | undefined)?.owner_id,
+        hold: (holdId) => {
+          const row = s.hold.get(holdId) as HoldRow | undefined;
+          return row && row.event_id === plan.id ? toHold(row) : undefined;
+        },
+        order: (orderId) => {
+          const row = s.order.get(orderId) as OrderRow | undefined;
+          return row && row.event_id === plan.id ? toOrder(row) : undefined;
+        },
+        firstAnswer: (key) => {
+          const row = s.idempotency.get(plan.id, key) as { fingerprint: string; outcome: string } | undefined;
+          return row
+            ? { key, fingerprint: row.fingerprint, answer: JSON.parse(row.outcome) as FirstAnswer }
+            : undefined;
+        },
+      },
+    );
+  }
+
+  /** Decides one command and writes its change in a savepoint; a guard that refuses rolls back only it. */
+  #applyOne(
+    plan: EventPlan,
+    tally: SaleTally,
+    command: Command,
+    unfit: DomainRefusal | null,
+    now: Date,
+    ids: NewIds,
+  ): Outcome {
     if (unfit) return { ok: false, refusal: unfit, replayed: false };
-    const idempotency = "idempotency" in command ? command.idempotency : null;
-    if (idempotency) {
-      const stored = this.#s.idempotency.get(plan.id, idempotency.key) as
-        { fingerprint: string; outcome: string } | undefined;
-      if (stored) {
-        if (stored.fingerprint !== idempotency.fingerprint) {
-          return {
-            ok: false,
-            replayed: false,
-            refusal: {
-              code: "idempotency_key_reused",
-              detail: "this Idempotency-Key was used with another request",
-            },
-          };
-        }
-        return { ...(JSON.parse(stored.outcome) as Outcome), replayed: true };
-      }
-    }
-    let outcome: Outcome;
-    try {
-      outcome = this.#db.transaction(() => ({
-        ok: true as const,
-        value: this.#apply(plan, command, now),
-        replayed: false,
-      }))();
-    } catch (error) {
-      if (error instanceof Refused) outcome = { ok: false, refusal: error.refusal, replayed: false };
-      else if (isConstraintError(error)) {
-        // A guard the checks above should have caught; the constraint still held the line.
+    const decision = decide(tally, command, now, ids);
+    let { outcome, keep } = decision;
+    const change = decision.change;
+    if (change) {
+      try {
+        this.#db.transaction(() => this.#write(plan, change))();
+        tally.apply(change);
+      } catch (error) {
+        if (!(error instanceof GuardRefused) && !isConstraintError(error)) throw error;
+        // A guard the view should have seen coming; the database still held the line.
         const seated =
           (command.type === "purchase" || command.type === "hold") && command.selection.seats !== null;
-        outcome = {
-          ok: false,
-          replayed: false,
-          refusal: seated
-            ? { code: "seats_unavailable", detail: "a seat was taken", seats: [] }
-            : { code: "sold_out", detail: "the tickets were taken" },
-        };
-      } else throw error;
+        const refusal = refusals.takenMeanwhile(seated);
+        outcome = { ok: false, refusal, replayed: false };
+        if (keep) keep = { ...keep, answer: { ok: false, refusal } };
+      }
     }
-    if (idempotency) this.#remember(plan.id, idempotency, outcome, now);
+    if (keep) this.#remember(plan.id, keep, now);
     return outcome;
   }
 
-  #remember(eventId: string, idempotency: Idempotency, outcome: Outcome, now: Date): void {
-    const { replayed: _replayed, ...stored } = outcome;
-    this.#s.insertIdempotency.run(
+  #remember(eventId: string, record: IdempotencyRecord, now: Date): void {
+    this.#statements.insertIdempotency.run(
       eventId,
-      idempotency.key,
-      idempotency.fingerprint,
-      JSON.stringify(stored),
+      record.key,
+      record.fingerprint,
+      JSON.stringify(record.answer),
       now.getTime(),
     );
   }
 
-  #apply(plan: EventPlan, command: Command, now: Date): Order | Hold | null {
-    switch (command.type) {
-      case "purchase":
-        return this.#purchase(plan, command.customerId, command.selection, null, now);
-      case "hold":
-        return this.#hold(plan, command.customerId, command.selection, command.ttlSeconds, now);
-      case "confirm-hold":
-        return this.#confirm(plan, command.holdId, now);
-      case "release-hold":
-        return this.#release(plan, command.holdId);
-      case "cancel-order":
-        return this.#cancel(plan, command.orderId, now);
+  /** Writes one decided change with guarded statements; throws GuardRefused when a guard refuses it. */
+  #write(plan: EventPlan, change: Change): void {
+    const eventId = plan.id;
+    switch (change.type) {
+      case "sell": {
+        const { order } = change;
+        this.#take(plan, order, "order");
+        const seats = order.seats === null ? null : JSON.stringify(order.seats);
+        this.#statements.insertOrder.run(
+          order.id,
+          eventId,
+          order.customerId,
+          order.quantity,
+          seats,
+          order.createdAt,
+          null,
+        );
+        return;
+      }
+      case "hold": {
+        const { hold } = change;
+        this.#take(plan, hold, "hold");
+        const seats = hold.seats === null ? null : JSON.stringify(hold.seats);
+        const expiresAtMs = Date.parse(hold.expiresAt);
+        this.#statements.insertHold.run(hold.id, eventId, hold.customerId, hold.quantity, seats, expiresAtMs);
+        return;
+      }
+      case "confirm": {
+        const { hold, order } = change;
+        if (this.#statements.endHold.run("confirmed", hold.id).changes !== 1) {
+          throw new Error(`hold ${hold.id} changed under the write lock`);
+        }
+        if (this.#statements.heldToSold.run({ eventId, n: hold.quantity }).changes !== 1) {
+          throw new Error(`inventory of ${eventId} holds fewer tickets than hold ${hold.id}`);
+        }
+        this.#statements.moveClaims.run(order.id, hold.id);
+        const seats = order.seats === null ? null : JSON.stringify(order.seats);
+        this.#statements.insertOrder.run(
+          order.id,
+          eventId,
+          order.customerId,
+          order.quantity,
+          seats,
+          order.createdAt,
+          hold.id,
+        );
+        return;
+      }
+      case "end-hold": {
+        const { hold } = change;
+        // Only the write that moves it out of 'active' gives the tickets back: exactly once.
+        if (this.#statements.endHold.run(hold.status, hold.id).changes !== 1) {
+          throw new Error(`hold ${hold.id} changed under the write lock`);
+        }
+        this.#giveBack(eventId, hold.id, hold.customerId, hold.quantity, "held");
+        return;
+      }
+      case "cancel": {
+        const { order } = change;
+        // Only the write that moves it out of 'confirmed' gives the tickets back: exactly once.
+        if (this.#statements.cancelOrder.run(order.cancelledAt, order.id).changes !== 1) {
+          throw new Error(`order ${order.id} changed under the write lock`);
+        }
+        this.#giveBack(eventId, order.id, order.customerId, order.quantity, "sold");
+        return;
+      }
     }
   }
 
-  /** Checks a selection, then takes its seats and the customer's allowance; throws Refused. */
-  #take(
-    plan: EventPlan,
-    ownerId: string,
-    ownerKind: "hold" | "order",
-    customerId: string,
-    selection: Selection,
-  ): void {
-    const shape = checkSelection(selection, plan);
-    if (shape) throw new Refused(shape);
-    if (selection.seats !== null) {
-      const unknown = selection.seats.filter((id) => parseSeatId(id, plan.sections ?? []) === null);
-      if (unknown.length > 0)
-        throw new Refused({ code: "invalid_request", detail: `no such seat: ${unknown.join(", ")}` });
-      const taken = (
-        this.#s.claimedSeats.all(plan.id, JSON.stringify(selection.seats)) as { seat_id: string }[]
-      ).map((r) => r.seat_id);
-      if (taken.length > 0) {
-        throw new Refused({
-          code: "seats_unavailable",
-          detail: `seats held or sold: ${taken.join(", ")}`,
-          seats: taken,
-        });
-      }
-    }
-    const counter = ownerKind === "order" ? this.#s.takeSold : this.#s.takeHeld;
-    if (counter.run({ eventId: plan.id, n: selection.quantity }).changes !== 1) {
-      throw new Refused({ code: "sold_out", detail: `fewer than ${selection.quantity} tickets left` });
-    }
+  /** Takes the tickets, the customer's allowance and the seats of a new order or hold, each guarded. */
+  #take(plan: EventPlan, owner: Order | Hold, kind: "order" | "hold"): void {
+    const counter = kind === "order" ? this.#statements.takeSold : this.#statements.takeHeld;
+    // sold + held + n <= capacity, in the statement itself.
+    if (counter.run({ eventId: plan.id, n: owner.quantity }).changes !== 1) throw new GuardRefused();
     const allowed =
-      selection.quantity <= plan.maxPerCustomer &&
-      this.#s.addCustomerTickets.run({
+      owner.quantity <= plan.maxPerCustomer &&
+      this.#statements.addCustomerTickets.run({
         eventId: plan.id,
-        customerId,
-        n: selection.quantity,
+        customerId: owner.customerId,
+        n: owner.quantity,
         max: plan.maxPerCustomer,
       }).changes === 1;
-    if (!allowed) {
-      throw new Refused({
-        code: "customer_limit_reached",
-        detail: `at most ${plan.maxPerCustomer} tickets per customer for this event`,
-      });
-    }
-    for (const seat of selection.seats ?? []) this.#s.claimSeat.run(plan.id, seat, ownerId, ownerKind);
+    if (!allowed) throw new GuardRefused();
+    // The primary key (event_id, seat_id) refuses a seat claimed twice.
+    for (const seat of owner.seats ?? []) this.#statements.claimSeat.run(plan.id, seat, owner.id, kind);
   }
 
   #giveBack(
@@ -403,116 +478,23 @@ export class SqliteSales {
     quantity: number,
     kind: "sold" | "held",
   ): void {
-    (kind === "sold" ? this.#s.giveBackSold : this.#s.giveBackHeld).run({ eventId, n: quantity });
-    this.#s.removeCustomerTickets.run({ eventId, customerId, n: quantity });
-    this.#s.dropClaims.run(ownerId);
-  }
-
-  #purchase(
-    plan: EventPlan,
-    customerId: string,
-    selection: Selection,
-    holdId: string | null,
-    now: Date,
-  ): Order {
-    const id = newOrderId(plan.id, now.getTime());
-    this.#take(plan, id, "order", customerId, selection);
-    const createdAt = now.toISOString();
-    const seats = selection.seats === null ? null : JSON.stringify(selection.seats);
-    this.#s.insertOrder.run(id, plan.id, customerId, selection.quantity, seats, createdAt, holdId);
-    return {
-      id,
-      eventId: plan.id,
-      customerId,
-      quantity: selection.quantity,
-      seats: selection.seats,
-      status: "confirmed",
-      createdAt,
-      cancelledAt: null,
-    };
-  }
-
-  #hold(plan: EventPlan, customerId: string, selection: Selection, ttlSeconds: number, now: Date): Hold {
-    const id = newHoldId(plan.id, now.getTime());
-    this.#take(plan, id, "hold", customerId, selection);
-    const expiresAtMs = now.getTime() + ttlSeconds * 1000;
-    const seats = selection.seats === null ? null : JSON.stringify(selection.seats);
-    this.#s.insertHold.run(id, plan.id, customerId, selection.quantity, seats, expiresAtMs);
-    return {
-      id,
-      eventId: plan.id,
-      customerId,
-      quantity: selection.quantity,
-      seats: selection.seats,
-      status: "active",
-      expiresAt: new Date(expiresAtMs).toISOString(),
-    };
-  }
-
-  #confirm(plan: EventPlan, holdId: string, now: Date): Order {
-    const row = this.#s.hold.get(holdId) as HoldRow | undefined;
-    if (!row || row.event_id !== plan.id)
-      throw new Refused({ code: "hold_not_found", detail: "no such hold" });
-    if (row.status === "active" && row.expires_at_ms <= now.getTime()) {
-      this.#expire(row);
-      row.status = "expired";
-    }
-    if (row.status === "expired") throw new Refused({ code: "hold_expired", detail: "the hold expired" });
-    if (row.status !== "active" || this.#s.endHold.run("confirmed", holdId).changes !== 1) {
-      throw new Refused({ code: "hold_not_active", detail: `the hold is ${row.status}` });
-    }
-    const id = newOrderId(plan.id, now.getTime());
-    if (this.#s.heldToSold.run({ eventId: plan.id, n: row.quantity }).changes !== 1) {
-      throw new Error(`inventory of ${plan.id} holds fewer tickets than hold ${holdId}`);
-    }
-    this.#s.moveClaims.run(id, holdId);
-    const createdAt = now.toISOString();
-    this.#s.insertOrder.run(id, plan.id, row.customer_id, row.quantity, row.seats, createdAt, holdId);
-    return {
-      id,
-      eventId: plan.id,
-      customerId: row.customer_id,
-      quantity: row.quantity,
-      seats: row.seats === null ? null : (JSON.parse(row.seats) as string[]),
-      status: "confirmed",
-      createdAt,
-      cancelledAt: null,
-    };
-  }
-
-  #release(plan: EventPlan, holdId: string): Hold {
-    const row = this.#s.hold.get(holdId) as HoldRow | undefined;
-    if (!row || row.event_id !== plan.id)
-      throw new Refused({ code: "hold_not_found", detail: "no such hold" });
-    // Only the call that moves it out of 'active' gives the tickets back: exactly once.
-    if (this.#s.endHold.run("released", holdId).changes === 1) {
-      this.#giveBack(plan.id, holdId, row.customer_id, row.quantity, "held");
-      row.status = "released";
-    }
-    return toHold(row);
-  }
-
-  #cancel(plan: EventPlan, orderId: string, now: Date): Order {
-    const row = this.#s.order.get(orderId) as OrderRow | undefined;
-    if (!row || row.event_id !== plan.id)
-      throw new Refused({ code: "order_not_found", detail: "no such order" });
-    // A repeat cancel finds the order cancelled already and releases nothing more.
-    if (this.#s.cancelOrder.run(now.toISOString(), orderId).changes === 1) {
-      this.#giveBack(plan.id, orderId, row.customer_id, row.quantity, "sold");
-      return toOrder(this.#s.order.get(orderId) as OrderRow);
-    }
-    return toOrder(row);
+    (kind === "sold" ? this.#statements.giveBackSold : this.#statements.giveBackHeld).run({
+      eventId,
+      n: quantity,
+    });
+    this.#statements.removeCustomerTickets.run({ eventId, customerId, n: quantity });
+    this.#statements.dropClaims.run(ownerId);
   }
 
   #expire(row: HoldRow): boolean {
-    if (this.#s.endHold.run("expired", row.id).changes !== 1) return false;
+    if (this.#statements.endHold.run("expired", row.id).changes !== 1) return false;
     this.#giveBack(row.event_id, row.id, row.customer_id, row.quantity, "held");
     return true;
   }
 
   #expireOverdue(eventId: string, now: Date, limit: number): number {
     let expired = 0;
-    for (const row of this.#s.overdueHolds.all(eventId, now.getTime(), limit) as HoldRow[]) {
+    for (const row of this.#statements.overdueHolds.all(eventId, now.getTime(), limit) as HoldRow[]) {
       if (this.#expire(row)) expired++;
     }
     return expired;

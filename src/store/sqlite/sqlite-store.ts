@@ -13,16 +13,17 @@ import { mkdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
+import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { StoreConfig } from "../create-store.js";
-import type { EventPage, Store, WriteGuard } from "../store.js";
+import type { EventPage, Store } from "../store.js";
+import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
-import type { SqliteDatabase } from "./sqlite-database.js";
-import { mapSqliteError, openExisting, openSqlite, openWal } from "./sqlite-database.js";
+import type { SqliteDatabase } from "../../sqlite/open-wal.js";
+import { openWal } from "../../sqlite/open-wal.js";
+import { mapSqliteError, openExisting, openSqlite } from "./sqlite-database.js";
 import { SqliteSales } from "./sqlite-sales.js";
-
-type SqliteStoreConfig = Extract<StoreConfig, { kind: "sqlite" }>;
+import type { SqliteStoreConfig } from "./sqlite-store-config.js";
 
 /**
  * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event
@@ -192,11 +193,11 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.#guard(() => this.#catalogDb().prepare("SELECT 1").get(), "ping");
+    this.#mapDriverErrors(() => this.#catalogDb().prepare("SELECT 1").get(), "ping");
   }
 
   async createEvent(plan: EventPlan): Promise<Event> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       const catalog = this.#catalogDb();
       const insert = () =>
         catalog
@@ -235,7 +236,7 @@ export class SqliteStore implements Store {
   }
 
   async getEvent(eventId: string): Promise<Event | null> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       const plan = this.#plan(eventId);
       if (!plan) return null;
       const counters = this.#partition(eventId).sales.counters(eventId);
@@ -244,7 +245,7 @@ export class SqliteStore implements Store {
   }
 
   async listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       const rows = this.#catalogDb()
         .prepare<[string, number], EventRow>("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?")
         .all(page.cursor ?? "", page.limit + 1);
@@ -261,7 +262,7 @@ export class SqliteStore implements Store {
   }
 
   async getSeatMap(eventId: string): Promise<SeatMap | null> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       const plan = this.#plan(eventId);
       if (!plan) return null;
       return this.#partition(eventId).sales.seatMap(plan);
@@ -271,7 +272,7 @@ export class SqliteStore implements Store {
   async getOrder(orderId: string): Promise<Order | null> {
     const eventId = eventIdOfOrder(orderId);
     if (!eventId) return null;
-    return this.#guard(
+    return this.#mapDriverErrors(
       () => (this.#plan(eventId) ? this.#partition(eventId).sales.order(orderId) : null),
       "read order",
     );
@@ -280,7 +281,7 @@ export class SqliteStore implements Store {
   async getHold(holdId: string): Promise<Hold | null> {
     const eventId = eventIdOfHold(holdId);
     if (!eventId) return null;
-    return this.#guard(
+    return this.#mapDriverErrors(
       () => (this.#plan(eventId) ? this.#partition(eventId).sales.hold(holdId) : null),
       "read hold",
     );
@@ -292,13 +293,13 @@ export class SqliteStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       const plan = this.#plan(eventId);
       if (!plan) {
-        return commands.map(() => ({
-          ok: false as const,
+        return commands.map((): Outcome => ({
+          ok: false,
+          refusal: refusals.eventNotFound(eventId),
           replayed: false,
-          refusal: { code: "event_not_found" as const, detail: "no such event" },
         }));
       }
       const partition = this.#partition(eventId);
@@ -315,7 +316,7 @@ export class SqliteStore implements Store {
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       if (this.#shared) {
         let expired = 0;
         for (const eventId of this.#shared.sales.eventsWithOverdueHolds(now, limit)) {
@@ -329,7 +330,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneIdempotency(olderThan: Date): Promise<number> {
-    return this.#guard(() => {
+    return this.#mapDriverErrors(() => {
       if (this.#shared) return this.#shared.sales.pruneIdempotency(olderThan);
       // Per-event files: visit a slice of the catalog per call, so one call stays short.
       const ids = this.#catalogDb()
@@ -346,7 +347,7 @@ export class SqliteStore implements Store {
   async pruneFences(idleBefore: Date): Promise<number> {
     // Per-event files hold the fences of their own event's keys only (its key and "global"), so they
     // are bounded by the events, which are never deleted.
-    return this.#guard(() => this.#shared?.sales.pruneFences(idleBefore) ?? 0, "prune fences");
+    return this.#mapDriverErrors(() => this.#shared?.sales.pruneFences(idleBefore) ?? 0, "prune fences");
   }
 
   /**
@@ -565,7 +566,7 @@ export class SqliteStore implements Store {
   }
 
   /** Runs synchronous driver work, turning driver failures into StoreUnavailableError by code. */
-  #guard<T>(work: () => T, what: string): T {
+  #mapDriverErrors<T>(work: () => T, what: string): T {
     try {
       return work();
     } catch (error) {

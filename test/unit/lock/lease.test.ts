@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { acquireWithin, holdWhile, type HeldLease } from "../../../src/lock/lease.js";
-import { LockUnavailableError } from "../../../src/lock/lock-errors.js";
+import { LockUnavailableError } from "../../../src/domain/lock-errors.js";
 
 /** A lease whose renewals answer from a script: "ok", "lost" or "down" (throws). */
 function scriptedLease(leaseMs: number, answers: () => "ok" | "lost" | "down") {

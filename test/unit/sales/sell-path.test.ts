@@ -6,9 +6,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Command, Outcome } from "../../../src/domain/sale.js";
-import { LockBusyError } from "../../../src/lock/lock-errors.js";
+import { LockBusyError } from "../../../src/domain/lock-errors.js";
 import { SellPath, SellPathClosedError, SellPathOverloadedError } from "../../../src/sales/sell-path.js";
-import type { Store, WriteGuard } from "../../../src/store/store.js";
+import type { Store } from "../../../src/store/store.js";
+import type { WriteGuard } from "../../../src/domain/write-guard.js";
 import { StoreUnavailableError } from "../../../src/store/store-errors.js";
 import { GateLock } from "../../support/gate-lock.js";
 

@@ -8,7 +8,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Event } from "../../../src/domain/event.js";
 import type { Hold, Order } from "../../../src/domain/sale.js";
-import { LockBusyError, LockUnavailableError } from "../../../src/lock/lock-errors.js";
+import { LockBusyError, LockUnavailableError } from "../../../src/domain/lock-errors.js";
 import type { AppFixture } from "../../support/app-fixture.js";
 import { ADMIN_TOKEN, INSTANCE_ID, problemCode, startAppFixture } from "../../support/app-fixture.js";
 import { GateLock } from "../../support/gate-lock.js";

@@ -1,5 +1,9 @@
-/** The three ways a lock can fail, each with its own stable code (node-redlock folds them into one). */
-import { BoxofficeError } from "../domain/errors.js";
+/**
+ * The three ways a lock can fail, each with its own stable code (node-redlock folds them into one). They
+ * live in domain/ beside WriteGuard because the stores raise them too (a lease lost before the commit, a
+ * lock taken inside the store's own transaction that waited too long).
+ */
+import { BoxofficeError } from "./errors.js";
 
 /** The lock was held by someone else for longer than the wait allowed. */
 export class LockBusyError extends BoxofficeError {

@@ -4,12 +4,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { planEvent } from "../../../src/domain/event.js";
-import { newEventId } from "../../../src/domain/ids.js";
-import { createTestPostgresStore, type TestPostgresStore } from "../../support/postgres-test-store.js";
-import { postgresSkip } from "../../support/services.js";
-import { runBuyers } from "../../support/postgres-buyers.js";
-import { assertExactSellout, assertSeatsSoldOnce } from "../../support/sales-checks.js";
+import { planEvent } from "../../src/domain/event.js";
+import { newEventId } from "../../src/domain/ids.js";
+import { createTestPostgresStore, type TestPostgresStore } from "../support/postgres-test-store.js";
+import { postgresSkip } from "../support/services.js";
+import { runBuyers } from "../support/postgres-buyers.js";
+import { assertExactSellout, assertSeatsSoldOnce } from "../support/sales-checks.js";
 
 describe("postgres across processes, no lock", { skip: await postgresSkip() }, () => {
   let fixture: TestPostgresStore;

@@ -6,20 +6,20 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import pg from "pg";
-import { planEvent, type EventPlan } from "../../../src/domain/event.js";
-import { newEventId } from "../../../src/domain/ids.js";
-import type { Command } from "../../../src/domain/sale.js";
-import { advisoryKeyFor } from "../../../src/lock/postgres/postgres-lock.js";
-import { PostgresStore } from "../../../src/store/postgres/postgres-store.js";
-import { sqlStateOf } from "../../../src/store/postgres/postgres-errors.js";
+import { planEvent, type EventPlan } from "../../../../src/domain/event.js";
+import { newEventId } from "../../../../src/domain/ids.js";
+import type { Command } from "../../../../src/domain/sale.js";
+import { advisoryKeyFor } from "../../../../src/postgres/advisory-key.js";
+import { PostgresStore } from "../../../../src/store/postgres/postgres-store.js";
+import { sqlStateOf } from "../../../../src/store/postgres/postgres-errors.js";
 import {
   createTestPostgresStore,
   dropSchema,
   freshSchemaName,
   lockEventRow,
   type TestPostgresStore,
-} from "../../support/postgres-test-store.js";
-import { postgresSkip, TEST_POSTGRES_URL } from "../../support/services.js";
+} from "../../../support/postgres-test-store.js";
+import { postgresSkip, TEST_POSTGRES_URL } from "../../../support/services.js";
 
 const buy = (customerId: string, quantity = 1): Command => ({
   type: "purchase",

@@ -11,14 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { SqliteStore } from "../../../src/store/sqlite/sqlite-store.js";
-import { planEvent } from "../../../src/domain/event.js";
-import { newEventId } from "../../../src/domain/ids.js";
-import { assertExactSellout, assertSeatsSoldOnce } from "../../support/sales-checks.js";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { planEvent } from "../../src/domain/event.js";
+import { newEventId } from "../../src/domain/ids.js";
+import { assertExactSellout, assertSeatsSoldOnce } from "../support/sales-checks.js";
 
 const run = promisify(execFile);
-const BUYER = fileURLToPath(new URL("../../support/store-buyer.js", import.meta.url));
-const OPENER = fileURLToPath(new URL("../../support/store-opener.js", import.meta.url));
+const BUYER = fileURLToPath(new URL("../support/store-buyer.js", import.meta.url));
+const OPENER = fileURLToPath(new URL("../support/store-opener.js", import.meta.url));
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 

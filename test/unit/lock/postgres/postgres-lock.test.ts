@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { newEventId } from "../../../src/domain/ids.js";
-import { lockKeyFor } from "../../../src/lock/lock-provider.js";
-import { advisoryKeyFor, lockErrorFromPostgres } from "../../../src/lock/postgres/postgres-lock.js";
+import { newEventId } from "../../../../src/domain/ids.js";
+import { lockKeyFor } from "../../../../src/lock/lock-provider.js";
+import { lockErrorFromPostgres } from "../../../../src/lock/postgres/postgres-lock.js";
+import { advisoryKeyFor } from "../../../../src/postgres/advisory-key.js";
 
 describe("advisoryKeyFor", () => {
   it("is stable, a signed 64-bit integer, and apart for 200,000 events", () => {

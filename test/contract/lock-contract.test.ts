@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { describeLockContract } from "../contract/lock-contract.js";
+import { describeLockContract } from "./lock-contract.js";
 import { deleteKeysWithPrefix, testKeyPrefix } from "../support/redis-keys.js";
 import { startRedisServers } from "../support/redis-servers.js";
 import { postgresSkip, redisSkip, TEST_POSTGRES_URL, TEST_REDIS_URL } from "../support/services.js";

@@ -1,0 +1,196 @@
+/**
+ * One execute() of the PostgreSQL store as it goes, on its locked event row: what was read after the
+ * lock (the stored first answers to its keys, its customers' tickets, its seats' owners) as a SaleTally
+ * that the domain's decider (src/domain/decide.ts) decides each command on, and what the batch writes.
+ *
+ * New orders and holds, their seats, the customers' counts, the kept answers and the event's counters
+ * wait for one closing statement (closeBatch), whatever the number of commands; confirm, release and
+ * cancel write their guarded statement when decided, on rows committed earlier (so a hold made in this
+ * batch is not yet there to confirm: it is committed with the batch).
+ */
+import type { Change, NewIds } from "../../domain/decide.js";
+import { decide, replayOf } from "../../domain/decide.js";
+import { newHoldId, newOrderId } from "../../domain/ids.js";
+import type { Command, Hold, IdempotencyRecord, Order, Outcome } from "../../domain/sale.js";
+import { SaleTally } from "../../domain/sale-tally.js";
+import { StoreConflictError } from "./postgres-errors.js";
+import type {
+  CustomerRow,
+  EventRow,
+  HoldRow,
+  IdempotencyRow,
+  OrderRow,
+  SeatOwnerRow,
+} from "./postgres-mappers.js";
+import { toHold, toIdempotencyRecord, toOrder, toSaleRules } from "./postgres-mappers.js";
+import type { OpeningRows, Transaction } from "./postgres-pool.js";
+import type { CloseBatchParams, Statements } from "./postgres-statements.js";
+import { bindNamed } from "./postgres-statements.js";
+
+interface NewSale {
+  id: string;
+  customerId: string;
+  quantity: number;
+  seats: string[] | null;
+  kind: "order" | "hold";
+  /** The order's creation, or the hold's expiry. */
+  at: Date;
+}
+
+export class PostgresBatch {
+  readonly #sql: Statements;
+  readonly #row: EventRow;
+  readonly #tally: SaleTally;
+  /** Stored first answers to this batch's keys, and the ones it adds. */
+  readonly #answers: Map<string, IdempotencyRecord>;
+  readonly #newAnswers: IdempotencyRecord[] = [];
+  /** The hold or order the command being decided names, read with its row lock. */
+  readonly #named = { hold: undefined as Hold | undefined, order: undefined as Order | undefined };
+  readonly #sales: NewSale[] = [];
+  readonly #claims: { seatId: string; ownerId: string; sold: boolean }[] = [];
+  /** Tickets each customer takes in this batch. */
+  readonly #taken = new Map<string, number>();
+
+  /** `row` is the locked event; `deciding` the rows of the customers' and the seats' reads. */
+  constructor(sql: Statements, row: EventRow, answerRows: IdempotencyRow[], deciding: OpeningRows) {
+    const [customerRows, seatRows] = deciding as [CustomerRow[] | undefined, SeatOwnerRow[] | undefined];
+    this.#sql = sql;
+    this.#row = row;
+    this.#answers = new Map(answerRows.map((answer) => [answer.key, toIdempotencyRecord(answer)]));
+    this.#tally = new SaleTally(
+      toSaleRules(row),
+      () => ({ sold: row.sold, held: row.held }),
+      (customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets] as const),
+      (seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id] as const),
+      {
+        hold: (holdId) => (this.#named.hold?.id === holdId ? this.#named.hold : undefined),
+        order: (orderId) => (this.#named.order?.id === orderId ? this.#named.order : undefined),
+        firstAnswer: (key) => this.#answers.get(key),
+      },
+    );
+  }
+
+  /**
+   * One command, with its idempotency key: a stored first answer is replayed (reading nothing), else
+   * the hold or order it names is read with its row lock, the decider decides, and the change is
+   * written (confirm, release, cancel) or queued for closeBatch (new orders and holds).
+   */
+  async apply(tx: Transaction, command: Command, now: Date): Promise<Outcome> {
+    const replay = replayOf(this.#tally, command);
+    if (replay) return replay.outcome;
+    const eventId = this.#row.id;
+    this.#named.hold = undefined;
+    this.#named.order = undefined;
+    if (command.type === "confirm-hold" || command.type === "release-hold") {
+      const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [command.holdId, eventId]);
+      this.#named.hold = hold ? toHold(hold) : undefined;
+    } else if (command.type === "cancel-order") {
+      const [order] = await tx.rows<OrderRow>(this.#sql.lockOrder, [command.orderId, eventId]);
+      this.#named.order = order ? toOrder(order) : undefined;
+    }
+    const ids: NewIds = {
+      order: () => newOrderId(eventId, now.getTime()),
+      hold: () => newHoldId(eventId, now.getTime()),
+    };
+    const decision = decide(this.#tally, command, now, ids);
+    if (decision.change) await this.#write(tx, decision.change, now);
+    if (decision.keep) {
+      this.#answers.set(decision.keep.key, decision.keep);
+      this.#newAnswers.push(decision.keep);
+    }
+    return decision.outcome;
+  }
+
+  /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
+  async close(tx: Transaction, now: Date): Promise<void> {
+    const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
+    const nothing =
+      this.#sales.length === 0 && this.#newAnswers.length === 0 && soldDelta === 0 && heldDelta === 0;
+    if (nothing) return;
+    const params: CloseBatchParams = {
+      eventId: this.#row.id,
+      now,
+      saleIds: this.#sales.map((sale) => sale.id),
+      saleCustomerIds: this.#sales.map((sale) => sale.customerId),
+      saleQuantities: this.#sales.map((sale) => sale.quantity),
+      saleSeats: this.#sales.map((sale) => (sale.seats === null ? null : JSON.stringify(sale.seats))),
+      saleKinds: this.#sales.map((sale) => sale.kind),
+      saleAts: this.#sales.map((sale) => sale.at),
+      claimSeatIds: this.#claims.map((claim) => claim.seatId),
+      claimOwnerIds: this.#claims.map((claim) => claim.ownerId),
+      claimSold: this.#claims.map((claim) => claim.sold),
+      takenCustomerIds: [...this.#taken.keys()],
+      takenTickets: [...this.#taken.values()],
+      maxPerCustomer: this.#row.max_per_customer,
+      answerKeys: this.#newAnswers.map((answer) => answer.key),
+      answerFingerprints: this.#newAnswers.map((answer) => answer.fingerprint),
+      answerOutcomes: this.#newAnswers.map((answer) => JSON.stringify(answer.answer)),
+      soldDelta,
+      heldDelta,
+    };
+    const closeBatch = this.#sql.closeBatch;
+    const [written] = await tx.rows<{ customers: number; events: number }>(
+      closeBatch.text,
+      bindNamed(closeBatch, params),
+    );
+    // A guard that refused means someone wrote to this event without its row lock: commit nothing.
+    if (written?.customers !== this.#taken.size) {
+      throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
+    }
+    if (written.events !== 1)
+      throw new StoreConflictError("23514", "the event's counters would pass capacity");
+  }
+
+  /**
+   * Writes a decided change: confirm, release, expire and cancel at once, each guarded on the status
+   * it leaves (a row that changed under its lock is a conflict, and the batch commits nothing); new
+   * orders and holds are queued for closeBatch, whose guards check them.
+   */
+  async #write(tx: Transaction, change: Change, now: Date): Promise<void> {
+    const eventId = this.#row.id;
+    switch (change.type) {
+      case "sell":
+      case "hold": {
+        const owner = change.type === "sell" ? change.order : change.hold;
+        const at = change.type === "sell" ? now : new Date(change.hold.expiresAt);
+        const kind = change.type === "sell" ? "order" : "hold";
+        this.#taken.set(owner.customerId, (this.#taken.get(owner.customerId) ?? 0) + owner.quantity);
+        for (const seat of owner.seats ?? []) {
+          this.#claims.push({ seatId: seat, ownerId: owner.id, sold: kind === "order" });
+        }
+        this.#sales.push({
+          id: owner.id,
+          customerId: owner.customerId,
+          quantity: owner.quantity,
+          seats: owner.seats,
+          kind,
+          at,
+        });
+        break;
+      }
+      case "confirm": {
+        const { hold, order } = change;
+        const confirmed = await tx.rows(this.#sql.confirmHold, [hold.id, eventId, order.id, now]);
+        if (confirmed.length === 0)
+          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        break;
+      }
+      case "end-hold": {
+        const { hold } = change;
+        const ended = await tx.rows(this.#sql.endHold, [hold.id, eventId, hold.status]);
+        if (ended.length === 0)
+          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        break;
+      }
+      case "cancel": {
+        const { order } = change;
+        const cancelled = await tx.rows(this.#sql.cancelOrder, [order.id, eventId, now]);
+        if (cancelled.length === 0) {
+          throw new StoreConflictError("40001", `order ${order.id} changed under its lock`);
+        }
+        break;
+      }
+    }
+    this.#tally.apply(change);
+  }
+}

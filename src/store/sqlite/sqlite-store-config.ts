@@ -1,0 +1,17 @@
+/** The SQLite store's configuration: in its own folder, so that nothing here imports the factory above it. */
+
+/**
+ * Durability of a SQLite commit: "full" fsyncs the write-ahead log at every commit, so a confirmed sale
+ * survives a crash of the machine; "normal" fsyncs only at checkpoints, so the last sales before a power
+ * loss can vanish although they were answered 201 (a process crash loses nothing).
+ */
+export type SqliteDurability = "full" | "normal";
+
+export interface SqliteStoreConfig {
+  kind: "sqlite";
+  dir: string;
+  layout: "single" | "per-event";
+  durability: SqliteDurability;
+  /** Per-event layout: how many event files one process keeps open at most. */
+  maxOpenEvents: number;
+}
