@@ -2,10 +2,11 @@
  * A SaleView kept in memory and brought up to date by each change as it is written, so that every
  * command of a batch is decided exactly as if it ran alone, in order. The reference model keeps one
  * for the whole event; a store keeps one per batch, filled with what it read under the event's write
- * lock about the batch's own customers and seats, up front (PostgreSQL: one round trip) or on first
- * use through `lookups` (SQLite: a read inside the transaction sees every earlier write of the batch,
- * and a customer or seat is read before any change of the batch touches it here). The holds, orders and
- * first answers a command names are looked up through `lookups` too.
+ * lock about the batch's own customers and seats, up front (PostgreSQL: in one round trip; SQLite: in
+ * one statement each), or on first use through `lookups` for one it did not read then (SQLite: a read
+ * inside the transaction sees every earlier write of the batch, and a customer or seat is read before
+ * any change of the batch touches it here). The holds, orders and first answers a command names are
+ * looked up through `lookups` too.
  */
 import type { Change, SaleRules, SaleView } from "./decide.js";
 import type { Hold, IdempotencyRecord, Order } from "./sale.js";
@@ -41,7 +42,8 @@ export class SaleTally implements SaleView {
     rules: SaleRules,
     counters: () => { sold: number; held: number },
     tickets: Iterable<readonly [string, number]>,
-    seatOwners: Iterable<readonly [string, string]>,
+    /** seat id -> its hold or order, or null for a seat read and found free. */
+    seatOwners: Iterable<readonly [string, string | null]>,
     lookups: SaleLookups,
   ) {
     this.rules = rules;

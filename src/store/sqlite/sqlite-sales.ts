@@ -81,9 +81,12 @@ function toHold(row: HoldRow): Hold {
 export class SqliteSales {
   readonly #db: SqliteDatabase;
   readonly #statements;
+  /** Inside the batch's transaction, a savepoint: made once, as wrapping a function costs a few µs. */
+  readonly #writeInSavepoint: (plan: EventPlan, change: Change) => void;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
+    this.#writeInSavepoint = db.transaction((plan: EventPlan, change: Change) => this.#write(plan, change));
     const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
     this.#statements = {
       insertInventory: p("INSERT INTO inventory (event_id, capacity) VALUES (?, ?)"),
@@ -109,7 +112,16 @@ export class SqliteSales {
       removeCustomerTickets: p(
         "UPDATE customer_tickets SET tickets = tickets - @n WHERE event_id = @eventId AND customer_id = @customerId AND tickets >= @n",
       ),
-      // What a purchase or a hold is decided on, read on first use inside the batch's transaction.
+      // What the batch's purchases and holds are decided on, read up front in one statement each (the
+      // second argument is a JSON array of ids), or on first use for a customer or seat not read then.
+      batchTickets: p<{ customer_id: string; tickets: number }>(
+        `SELECT customer_id, tickets FROM customer_tickets
+         WHERE event_id = ? AND customer_id IN (SELECT value FROM json_each(?))`,
+      ),
+      batchSeatOwners: p<{ seat_id: string; owner_id: string }>(
+        `SELECT seat_id, owner_id FROM seat_claims
+         WHERE event_id = ? AND seat_id IN (SELECT value FROM json_each(?))`,
+      ),
       customerTickets: p<{ tickets: number }>(
         "SELECT tickets FROM customer_tickets WHERE event_id = ? AND customer_id = ?",
       ),
@@ -297,29 +309,54 @@ export class SqliteSales {
   }
 
   /**
-   * What the batch is decided on, read under its write lock: the counters up front (before any write
-   * of the batch, and only when a general admission take may ask for them), everything else when a
-   * command first asks (a customer's tickets, a seat's owner, a hold, an order, a stored answer), so
-   * that it includes what earlier commands of the batch wrote.
+   * What the batch is decided on, read under its write lock and before any write of the batch: the
+   * counters (only when a general admission take may ask for them), and the tickets of the customers and
+   * the owners of the seats its purchases and holds name, each in one statement, so that no command
+   * waits for a read of its own. Everything else is read when a command first asks (a hold, an order, a
+   * stored answer, a customer or seat not read up front), so that it includes what earlier commands of
+   * the batch wrote.
    */
   #readTally(plan: EventPlan, commands: readonly Command[], unfit: (DomainRefusal | null)[]): SaleTally {
-    const countsTickets = commands.some(
-      (command, i) =>
-        unfit[i] === null &&
-        (command.type === "purchase" || command.type === "hold") &&
-        command.selection.seats === null,
-    );
+    let countsTickets = false;
+    const customers = new Set<string>();
+    const seats = new Set<string>();
+    for (let i = 0; i < commands.length; i++) {
+      const command = commands[i] as Command;
+      if (unfit[i] !== null || (command.type !== "purchase" && command.type !== "hold")) continue;
+      customers.add(command.customerId);
+      if (command.selection.seats === null) countsTickets = true;
+      else for (const seat of command.selection.seats) seats.add(seat);
+    }
+    const s = this.#statements;
     // No inventory row: every take finds no room (the guarded write refuses it too).
     const counters = countsTickets ? (this.counters(plan.id) ?? { sold: plan.capacity, held: 0 }) : null;
-    const s = this.#statements;
+    // A customer or seat without a row is known to have no tickets, or to be free.
+    const tickets = new Map<string, number>();
+    if (customers.size > 0) {
+      for (const customer of customers) tickets.set(customer, 0);
+      const rows = s.batchTickets.all(plan.id, JSON.stringify([...customers])) as {
+        customer_id: string;
+        tickets: number;
+      }[];
+      for (const row of rows) tickets.set(row.customer_id, row.tickets);
+    }
+    const owners = new Map<string, string | null>();
+    if (seats.size > 0) {
+      for (const seat of seats) owners.set(seat, null);
+      const rows = s.batchSeatOwners.all(plan.id, JSON.stringify([...seats])) as {
+        seat_id: string;
+        owner_id: string;
+      }[];
+      for (const row of rows) owners.set(row.seat_id, row.owner_id);
+    }
     return new SaleTally(
       plan,
       () => {
         if (counters === null) throw new Error("the counters were not read for this batch");
         return counters;
       },
-      [],
-      [],
+      tickets,
+      owners,
       {
         ticketsOf: (customerId) =>
           (s.customerTickets.get(plan.id, customerId) as { tickets: number } | undefined)?.tickets ?? 0,
@@ -358,7 +395,7 @@ export class SqliteSales {
     const change = decision.change;
     if (change) {
       try {
-        this.#db.transaction(() => this.#write(plan, change))();
+        this.#writeInSavepoint(plan, change);
         tally.apply(change);
       } catch (error) {
         if (!(error instanceof GuardRefused) && !isConstraintError(error)) throw error;

@@ -1,0 +1,89 @@
+/**
+ * The SQLite store's sell path alone, in process: batches of new-customer purchases of 1 ticket on one
+ * event (the store benchmark's hot row without HTTP), durability "normal" so that fsync does not drown
+ * the CPU cost. Not a scenario of `npm run bench`: a tool to compare two builds of the store, run as
+ *
+ *   node dist/bench/sell-batch.js [<root of a built checkout>] [batches] [batch size]
+ *
+ * (the root defaults to this checkout; e.g. /work/wt/at-b4f4490 to measure another build).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { EventPlan } from "../src/domain/event.js";
+import type { Command, Outcome } from "../src/domain/sale.js";
+
+interface StoreLike {
+  init(): Promise<void>;
+  close(): Promise<void>;
+  createEvent(plan: EventPlan): Promise<unknown>;
+  execute(eventId: string, commands: readonly Command[], guard: null, now: Date): Promise<Outcome[]>;
+}
+
+const here = fileURLToPath(new URL("../..", import.meta.url));
+const root = resolve(process.argv[2] ?? here);
+const batches = Number(process.argv[3] ?? 3000);
+const batchSize = Number(process.argv[4] ?? 33);
+
+const load = async <T>(path: string): Promise<T> =>
+  (await import(pathToFileURL(join(root, "dist", path)).href)) as T;
+const { SqliteStore } = await load<{ SqliteStore: new (config: object) => StoreLike }>(
+  "src/store/sqlite/sqlite-store.js",
+);
+const { planEvent } = await load<{ planEvent: (request: object, id: string, now: Date) => EventPlan }>(
+  "src/domain/event.js",
+);
+const { newEventId } = await load<{ newEventId: () => string }>("src/domain/ids.js");
+
+const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-sell-batch-"));
+const store = new SqliteStore({
+  kind: "sqlite",
+  dir,
+  layout: "single",
+  durability: "normal",
+  maxOpenEvents: 64,
+});
+try {
+  await store.init();
+  const plan = planEvent(
+    { name: "Bench", capacity: 1_000_000, maxPerCustomer: 1_000_000 },
+    newEventId(),
+    new Date(),
+  );
+  await store.createEvent(plan);
+  let customer = 0;
+  const run = async (count: number): Promise<number> => {
+    let sold = 0;
+    for (let b = 0; b < count; b++) {
+      const commands: Command[] = [];
+      for (let i = 0; i < batchSize; i++) {
+        commands.push({
+          type: "purchase",
+          customerId: `b-${customer++}`,
+          selection: { quantity: 1, seats: null },
+          idempotency: null,
+        });
+      }
+      for (const outcome of await store.execute(plan.id, commands, null, new Date())) if (outcome.ok) sold++;
+    }
+    return sold;
+  };
+  await run(Math.ceil(batches / 5)); // warm-up: JIT, page cache, a table that is not empty
+  const started = performance.now();
+  const sold = await run(batches);
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    JSON.stringify({
+      root,
+      batches,
+      batchSize,
+      sold,
+      salesPerSecond: Math.round(sold / seconds),
+      usPerSale: Number(((seconds * 1e6) / sold).toFixed(2)),
+    }),
+  );
+} finally {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+}
