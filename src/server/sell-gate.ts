@@ -1,11 +1,12 @@
 /**
  * The routes' one way into the batched sell path, and the request bodies that name tickets.
  */
-import type { FastifyReply } from "fastify";
-import type { Command, Outcome, Selection } from "../domain/sale.js";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { isEventId } from "../domain/ids.js";
+import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../domain/sale.js";
 import type { SellPath } from "../sales/sell-path.js";
-import { InFlightKeys } from "./idempotency.js";
-import { problemOf, sendProblem } from "./problem.js";
+import { InFlightKeys, idempotencyOf } from "./idempotency.js";
+import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
 /** The body of an order or a hold: a quantity or named seats (the schema allows exactly one). */
@@ -65,9 +66,33 @@ export class SellGate {
     }
   }
 
-  /** Counts the tickets of a sale made now (a replayed answer sold nothing new). */
+  /**
+   * The handler of a route that takes tickets of `/v1/events/:eventId/…` (an order or a hold): the
+   * request's selection and Idempotency-Key made into the command `commandOf` builds, submitted, and
+   * answered 201 with a Location under `locationBase`, or with the refusal.
+   */
+  async takeTickets(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    commandOf: (body: SelectionBody, selection: Selection, idempotency: Idempotency | null) => Command,
+    locationBase: "/v1/orders/" | "/v1/holds/",
+  ): Promise<FastifyReply> {
+    const { eventId } = request.params as { eventId: string };
+    if (!isEventId(eventId)) return sendProblem(reply, problemOf("event_not_found", "no such event"));
+    const body = request.body as SelectionBody;
+    const key = (request.headers["idempotency-key"] as string | undefined) ?? undefined;
+    const idempotency = idempotencyOf(key, request.method, request.routeOptions.url ?? "", eventId, body);
+    const outcome = await this.submit(reply, eventId, commandOf(body, selectionOf(body), idempotency), key);
+    if (!outcome) return reply;
+    if (!outcome.ok) return sendProblem(reply, problemOfRefusal(outcome.refusal));
+    this.countSale(outcome);
+    const taken = outcome.value as Order | Hold;
+    return reply.code(201).header("location", `${locationBase}${taken.id}`).send(taken);
+  }
+
+  /** Counts the tickets of a sale made now (a replayed answer sold nothing new; a hold sold nothing). */
   countSale(outcome: Outcome): void {
-    if (outcome.ok && !outcome.replayed && outcome.value)
-      this.#metrics.ticketsSold.inc(outcome.value.quantity);
+    const value = outcome.ok && !outcome.replayed ? outcome.value : null;
+    if (value && !("expiresAt" in value)) this.#metrics.ticketsSold.inc(value.quantity);
   }
 }

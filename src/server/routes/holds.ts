@@ -1,12 +1,12 @@
 /**
  * Holds: hold tickets of an event for a while, read a hold, confirm it into an order, release it.
  */
-import { eventIdOfHold, isEventId } from "../../domain/ids.js";
+import { eventIdOfHold } from "../../domain/ids.js";
 import { HOLD_TTL_SECONDS } from "../../domain/sale.js";
-import type { Command, Hold, Order } from "../../domain/sale.js";
+import type { Order } from "../../domain/sale.js";
 import type { Store } from "../../store/store.js";
 import { idempotencyOf } from "../idempotency.js";
-import { problemOf, problemOfRefusal, problemOfRefusalFor, sendProblem } from "../problem.js";
+import { problemOf, problemOfRefusalFor, sendProblem } from "../problem.js";
 import { problem, sellRefusals, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
@@ -18,7 +18,7 @@ import {
   idempotencyHeadersSchema,
   orderSchema,
 } from "../schemas.js";
-import { selectionOf, type SelectionBody, type SellGate } from "../sell-gate.js";
+import type { SellGate } from "../sell-gate.js";
 
 export interface HoldRoutes {
   createHold: RouteSpec;
@@ -41,26 +41,19 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
         201: { description: "The active hold; Location names it", schema: holdSchema },
         ...sellRefusals,
       },
-      handler: async (request, reply) => {
-        const { eventId } = request.params as { eventId: string };
-        if (!isEventId(eventId)) return sendProblem(reply, problemOf("event_not_found", "no such event"));
-        const body = request.body as SelectionBody;
-        const key = (request.headers["idempotency-key"] as string | undefined) ?? undefined;
-        const idempotency = idempotencyOf(key, request.method, request.routeOptions.url ?? "", eventId, body);
-        const selection = selectionOf(body);
-        const command: Command = {
-          type: "hold",
-          customerId: body.customerId,
-          selection,
-          ttlSeconds: body.ttlSeconds ?? HOLD_TTL_SECONDS.default,
-          idempotency,
-        };
-        const outcome = await gate.submit(reply, eventId, command, key);
-        if (!outcome) return reply;
-        if (!outcome.ok) return sendProblem(reply, problemOfRefusal(outcome.refusal));
-        const hold = outcome.value as Hold;
-        return reply.code(201).header("location", `/v1/holds/${hold.id}`).send(hold);
-      },
+      handler: (request, reply) =>
+        gate.takeTickets(
+          request,
+          reply,
+          (body, selection, idempotency) => ({
+            type: "hold",
+            customerId: body.customerId,
+            selection,
+            ttlSeconds: body.ttlSeconds ?? HOLD_TTL_SECONDS.default,
+            idempotency,
+          }),
+          "/v1/holds/",
+        ),
     },
     getHold: {
       method: "GET",

@@ -1,11 +1,9 @@
 /**
  * Orders: buy tickets of an event, read an order, cancel it.
  */
-import { eventIdOfOrder, isEventId } from "../../domain/ids.js";
-import type { Command, Order } from "../../domain/sale.js";
+import { eventIdOfOrder } from "../../domain/ids.js";
 import type { Store } from "../../store/store.js";
-import { idempotencyOf } from "../idempotency.js";
-import { problemOf, problemOfRefusal, problemOfRefusalFor, sendProblem } from "../problem.js";
+import { problemOf, problemOfRefusalFor, sendProblem } from "../problem.js";
 import { invalid, problem, sellRefusals, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
@@ -16,7 +14,7 @@ import {
   orderBodySchema,
   orderSchema,
 } from "../schemas.js";
-import { selectionOf, type SelectionBody, type SellGate } from "../sell-gate.js";
+import type { SellGate } from "../sell-gate.js";
 
 export interface OrderRoutes {
   createOrder: RouteSpec;
@@ -38,21 +36,18 @@ export function orderRoutes(store: Store, gate: SellGate): OrderRoutes {
         201: { description: "The confirmed order; Location names it", schema: orderSchema },
         ...sellRefusals,
       },
-      handler: async (request, reply) => {
-        const { eventId } = request.params as { eventId: string };
-        if (!isEventId(eventId)) return sendProblem(reply, problemOf("event_not_found", "no such event"));
-        const body = request.body as SelectionBody;
-        const key = (request.headers["idempotency-key"] as string | undefined) ?? undefined;
-        const idempotency = idempotencyOf(key, request.method, request.routeOptions.url ?? "", eventId, body);
-        const selection = selectionOf(body);
-        const command: Command = { type: "purchase", customerId: body.customerId, selection, idempotency };
-        const outcome = await gate.submit(reply, eventId, command, key);
-        if (!outcome) return reply;
-        if (!outcome.ok) return sendProblem(reply, problemOfRefusal(outcome.refusal));
-        gate.countSale(outcome);
-        const order = outcome.value as Order;
-        return reply.code(201).header("location", `/v1/orders/${order.id}`).send(order);
-      },
+      handler: (request, reply) =>
+        gate.takeTickets(
+          request,
+          reply,
+          (body, selection, idempotency) => ({
+            type: "purchase",
+            customerId: body.customerId,
+            selection,
+            idempotency,
+          }),
+          "/v1/orders/",
+        ),
     },
     getOrder: {
       method: "GET",

@@ -263,6 +263,28 @@ describe("server routes (inject)", () => {
     }
   });
 
+  it("counts tickets sold: a purchase adds its quantity, a hold or a replayed answer adds nothing", async () => {
+    const event = await fx.createEvent({ name: "Counted", capacity: 10, maxPerOrder: 4, maxPerCustomer: 6 });
+    const sold = async (): Promise<number> => {
+      const body = (await fx.app.inject({ method: "GET", url: "/metrics" })).body;
+      const line = /^boxoffice_tickets_sold_total(?:\{[^}]*\})? (\d+)/m.exec(body);
+      return Number(line?.[1] ?? 0);
+    };
+    const before = await sold();
+    const held = await fx.app.inject({
+      method: "POST",
+      url: `/v1/events/${event.id}/holds`,
+      payload: { customerId: "m1", quantity: 3, ttlSeconds: 60 },
+    });
+    assert.equal(held.statusCode, 201);
+    assert.equal(await sold(), before, "a hold sells nothing");
+    const key = { "idempotency-key": "count-1" };
+    assert.equal((await order(event.id, { customerId: "m2", quantity: 2 }, key)).statusCode, 201);
+    assert.equal(await sold(), before + 2);
+    assert.equal((await order(event.id, { customerId: "m2", quantity: 2 }, key)).statusCode, 201);
+    assert.equal(await sold(), before + 2, "a replayed answer sells nothing new");
+  });
+
   it("answers the operations endpoints and the OpenAPI document", async () => {
     const health = await fx.app.inject({ method: "GET", url: "/health" });
     assert.deepEqual(health.json(), { status: "ok" });
