@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { resolveAdminToken } from "../config/admin-token.js";
 import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
+import { resolveSigningSecret } from "../config/signing-secret.js";
 import type { FlagValues } from "../config/settings.js";
 import { createLogger } from "../log/logger.js";
 import { runUntilSignal } from "./run-until-signal.js";
@@ -22,7 +23,8 @@ export function registerServerCommand(program: Command): void {
     }
     // Loaded here, not at the top, so that the other commands (`lb`, `status`) do not load the server.
     const { startServer } = await import("../server/start-server.js");
-    const server = await startServer(config, admin.token, log);
+    const signingSecret = await resolveSigningSecret(config.signingSecret, config.dataDir);
+    const server = await startServer(config, { adminToken: admin.token, signingSecret }, log);
     runUntilSignal(server, log);
   });
 }

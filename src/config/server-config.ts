@@ -201,6 +201,24 @@ export const SERVER_SETTINGS = {
       return value;
     },
   },
+  /**
+   * Never a flag, as the admin token. Unset, it is read from `<data>/signing-secret`, and generated there
+   * when missing (config/signing-secret.ts). Instances on several hosts must all be given the same one.
+   */
+  signingSecret: {
+    flag: null,
+    env: "BOXOFFICE_SIGNING_SECRET",
+    description:
+      "key for what instances sign for buyers (order secrets, waiting-room passes), 32 to 512 printable ASCII characters; unset: <data>/signing-secret, generated when missing",
+    defaultText: "",
+    parse: (value: string, name: string): string | null => {
+      if (value === "") return null;
+      if (!/^[\x21-\x7E]{32,512}$/.test(value)) {
+        throw new ConfigError(`${name} must be 32 to 512 printable ASCII characters`);
+      }
+      return value;
+    },
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 /** The typed, frozen configuration of one instance; each field is described in SERVER_SETTINGS. */

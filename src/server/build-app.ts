@@ -29,6 +29,8 @@ export interface AppOptions {
   instanceId: string;
   /** The bearer token admin calls need. */
   adminToken: string;
+  /** The key behind what this instance signs for buyers (config/signing-secret.ts derives keys from it). */
+  signingSecret: string;
   /** A pino logger; none (silent) when absent. */
   logger?: FastifyBaseLogger;
   /** The version shown in /openapi.json. */

@@ -18,6 +18,12 @@ import type { Store } from "../store/store.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
 
+/** What an instance must share with every other instance; see config/admin-token.ts and signing-secret.ts. */
+export interface ServerSecrets {
+  adminToken: string;
+  signingSecret: string;
+}
+
 export interface RunningServer {
   /** "http://host:port", with the port actually bound. */
   url: string;
@@ -58,12 +64,13 @@ async function closeAll(closers: (() => Promise<void>)[], logger: Logger): Promi
 }
 
 /**
- * @param adminToken the token the admin calls must bear (config/admin-token.ts resolves it).
+ * @param secrets the token the admin calls must bear and the signing secret (config/admin-token.ts and
+ *   config/signing-secret.ts resolve them).
  * @param log the process's logger (log/logger.ts), also Fastify's.
  */
 export async function startServer(
   config: ServerConfig,
-  adminToken: string,
+  secrets: ServerSecrets,
   log: Logger,
 ): Promise<RunningServer> {
   const closers: (() => Promise<void>)[] = [];
@@ -112,7 +119,8 @@ export async function startServer(
       sellPath,
       metrics,
       instanceId: config.instanceId,
-      adminToken,
+      adminToken: secrets.adminToken,
+      signingSecret: secrets.signingSecret,
       logger: log,
     });
     closers.push(() => closeApp(app, config.shutdownTimeoutMs));

@@ -126,7 +126,11 @@ describe(
       await waitForTcp(db.ip, 5432);
       await waitForTcp(db.ip, 6379);
 
-      const env = { ...process.env, BOXOFFICE_ADMIN_TOKEN: E2E_ADMIN_TOKEN };
+      const env = {
+        ...process.env,
+        BOXOFFICE_ADMIN_TOKEN: E2E_ADMIN_TOKEN,
+        BOXOFFICE_SIGNING_SECRET: "multi-host-signing-secret-0123456789-0123456789",
+      };
       for (const name of ["app1", "app2"]) {
         const app = network.host(name);
         const dataDir = mkdtempSync(join(tmpdir(), `boxoffice-netns-${name}-`));

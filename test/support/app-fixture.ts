@@ -17,6 +17,7 @@ import { createStore } from "../../src/store/create-store.js";
 import type { Store } from "../../src/store/store.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const SIGNING_SECRET = "test-signing-secret-0123456789-0123456789";
 export const INSTANCE_ID = "unit-1";
 
 export interface AppFixture {
@@ -62,6 +63,7 @@ export async function startAppFixture(
     metrics,
     instanceId: INSTANCE_ID,
     adminToken: ADMIN_TOKEN,
+    signingSecret: SIGNING_SECRET,
     readyTimeoutMs: 500,
   });
   await app.ready();
