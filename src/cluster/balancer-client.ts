@@ -43,9 +43,20 @@ export class BalancerClient {
     return ((await response.json()) as { backends: BackendFigures[] }).backends;
   }
 
-  /** Adds an instance; returns the id the balancer gave it. */
+  /**
+   * Adds an instance; returns the id the balancer gave it. An instance the balancer already lists under
+   * this URL (an operator added it by hand, or an earlier add's answer was lost) is adopted: its id is
+   * returned, not an error.
+   */
   async add(url: string, weight = 1): Promise<string> {
-    const response = await this.#call("POST", "/_lb/backends", { url, weight });
+    let response: Response;
+    try {
+      response = await this.#call("POST", "/_lb/backends", { url, weight });
+    } catch (error) {
+      const listed = (await this.backends().catch(() => [])).find((b) => b.url === url);
+      if (listed) return listed.id;
+      throw error;
+    }
     const body = (await response.json()) as { id?: string; backend?: { id?: string } };
     const id = body.id ?? body.backend?.id;
     if (!id) throw new Error(`balancer did not say which id it gave ${url}`);

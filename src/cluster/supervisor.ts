@@ -221,7 +221,15 @@ export class Supervisor {
       instance.kill();
       return null;
     }
-    instance.backendId = await this.#client.add(instance.url);
+    try {
+      instance.backendId = await this.#client.add(instance.url);
+    } catch (error) {
+      // The balancer would not take it (restarting, or refusing): a crash, so that the restart policy
+      // and its backoff try again, never an unhandled rejection that takes the supervisor down.
+      this.#options.log.error({ err: error }, `instance ${id} could not be put behind the balancer`);
+      instance.kill();
+      return null;
+    }
     instance.state = "ready";
     this.#metrics.instances.set(this.#ready().length);
     this.#options.log.info(`instance ${id} serving on ${instance.url} (pid ${instance.pid})`);
@@ -273,7 +281,9 @@ export class Supervisor {
       if (this.#closing) return;
       this.#restarts.set(id, (this.#restarts.get(id) ?? 0) + 1);
       this.#metrics.restarts.inc();
-      void this.#launch(id);
+      this.#launch(id).catch((error: unknown) =>
+        this.#options.log.error({ err: error }, `instance ${id} could not be restarted`),
+      );
     }, backoffMs);
     this.#timers.add(timer);
   }
