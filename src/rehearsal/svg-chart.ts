@@ -26,7 +26,8 @@ export interface ChartSpec {
   height?: number;
 }
 
-const MARGIN = { top: 40, right: 20, bottom: 44, left: 64 };
+/** Room around the plot: the title and, under it, the legend take the top. */
+const MARGIN = { top: 58, right: 20, bottom: 44, left: 64 };
 
 export function escapeXml(text: string): string {
   return text
@@ -61,7 +62,7 @@ function formatNumber(value: number): string {
 /** The chart as a standalone SVG document (it can be inlined in HTML as is). */
 export function svgChart(spec: ChartSpec): string {
   const width = spec.width ?? 760;
-  const height = spec.height ?? 280;
+  const height = spec.height ?? 300;
   const plotWidth = width - MARGIN.left - MARGIN.right;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const count = spec.x.length;
@@ -140,15 +141,15 @@ export function svgChart(spec: ChartSpec): string {
       .join("");
     parts.push(`<g class="series" data-name="${escapeXml(series.name)}">${lines}</g>`);
   }
-  // Legend, top right.
+  // Legend: a row of its own under the title, right-aligned.
   let legendX = width - MARGIN.right;
   for (const series of [...spec.series].reverse()) {
     const label = escapeXml(series.name);
     const textWidth = series.name.length * 7 + 22;
     legendX -= textWidth;
     parts.push(
-      `<rect x="${legendX}" y="12" width="12" height="12" fill="${escapeXml(series.color)}"/>`,
-      `<text x="${legendX + 16}" y="22" fill="#333">${label}</text>`,
+      `<rect x="${legendX}" y="30" width="12" height="12" fill="${escapeXml(series.color)}"/>`,
+      `<text x="${legendX + 16}" y="40" fill="#333">${label}</text>`,
     );
   }
   parts.push("</svg>");
