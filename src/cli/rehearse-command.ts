@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { ConfigError } from "../domain/errors.js";
 import { REHEARSAL_SETTINGS, loadRehearsalConfig, type RehearsalConfig } from "../config/rehearsal-config.js";
 import type { FlagValues } from "../config/settings.js";
+import type { VerifierReport, VerifyOptions } from "../rehearsal/verifier.js";
 import { addSettingOptions } from "./setting-options.js";
 
 export function registerRehearseCommand(program: Command): void {
@@ -77,7 +78,7 @@ async function rehearse(config: RehearsalConfig, adminToken: string): Promise<nu
   progress.finish();
   say(`events: ${result.events.map((event) => `${event.id} (${event.kind}, ${event.capacity})`).join(", ")}`);
   say(`verifying ${result.records.length} attempts against ${config.url} …`);
-  const verifier = await verify({
+  const verifier = await verifyOrFail(verify, {
     baseUrl: config.url,
     adminToken,
     eventIds: result.events.map((event) => event.id),
@@ -111,7 +112,7 @@ async function verifyOnly(config: RehearsalConfig, file: string, adminToken: str
   }
   const { report, records } = earlier;
   say(`verifying ${records.length} attempts of the run of ${report.startedAt} against ${report.url} …`);
-  const verifier = await verify({
+  const verifier = await verifyOrFail(verify, {
     baseUrl: report.url,
     adminToken,
     eventIds: report.events.map((event) => event.id),
@@ -132,6 +133,31 @@ async function verifyOnly(config: RehearsalConfig, file: string, adminToken: str
   );
   say(`written: ${out}`);
   return verifier.pass ? 0 : 1;
+}
+
+/**
+ * The verifier's report, or a FAIL when it could not finish (the system stopped answering its reads): a
+ * rehearsal whose outcome cannot be checked has not passed, and its report is still written.
+ */
+async function verifyOrFail(
+  verify: (options: VerifyOptions) => Promise<VerifierReport>,
+  options: VerifyOptions,
+): Promise<VerifierReport> {
+  try {
+    return await verify(options);
+  } catch (error) {
+    return {
+      pass: false,
+      checks: [
+        {
+          name: "verifier-finished",
+          pass: false,
+          detail: `the verifier could not finish: ${(error as Error).message}`,
+        },
+      ],
+      counts: { records: options.records.length },
+    };
+  }
 }
 
 function printChecks(verifier: { checks: { name: string; pass: boolean; detail: string }[] }): void {
