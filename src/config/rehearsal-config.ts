@@ -119,7 +119,8 @@ export const REHEARSAL_SETTINGS = {
   rampSeconds: {
     flag: "ramp-seconds",
     env: "BOXOFFICE_REHEARSE_RAMP_SECONDS",
-    description: "seconds over which the arrival rate climbs from 0 to --rate",
+    description:
+      "seconds over which the arrival rate climbs from 0 to --rate (longer than the duration: it never gets there)",
     defaultText: "5",
     parse: numberFrom(0),
   },
@@ -300,9 +301,6 @@ export function loadRehearsalConfig(
   flags: FlagValues,
   env: NodeJS.ProcessEnv = process.env,
 ): RehearsalConfig {
-  const config = readSettings(REHEARSAL_SETTINGS, flags, env);
-  if (config.rampSeconds > config.durationSeconds) {
-    throw new ConfigError("--ramp-seconds must not be longer than --duration-seconds");
-  }
-  return config;
+  // A ramp longer than the duration is allowed: the rate then climbs until arrivals stop.
+  return readSettings(REHEARSAL_SETTINGS, flags, env);
 }

@@ -48,7 +48,7 @@ export class ProgressLine {
       const done = figures.draining ? 1 : Math.min(1, figures.elapsedMs / Math.max(1, figures.plannedMs));
       const filled = Math.round(done * BAR_WIDTH);
       const bar = `[${"#".repeat(filled)}${".".repeat(BAR_WIDTH - filled)}] ${String(Math.round(done * 100)).padStart(3)}%`;
-      const line = `${bar}  ${text}`.slice(0, Math.max(20, (this.#stream.columns ?? 120) - 1));
+      const line = `${bar}  ${text}`.slice(0, Math.max(20, (this.#stream.columns || 120) - 1));
       this.#stream.write(`\r\x1b[2K${line}`);
       this.#drawn = true;
       return;

@@ -117,7 +117,15 @@ export async function runSurge(config: RehearsalConfig, hooks: SurgeHooks = {}):
     },
   });
   try {
-    const { events, targets } = await setUpEvents(config, client, runTag, hooks.gateFor ?? (() => OPEN_DOOR));
+    const { events, targets } = await setUpEvents(
+      config,
+      client,
+      runTag,
+      hooks.gateFor ?? (() => OPEN_DOOR),
+    ).catch((error: unknown) => {
+      // No answer at all (a wrong URL, the system down) is a setup failure too, said in one line.
+      throw error instanceof SetupError ? error : new SetupError((error as Error).message);
+    });
     const result: SurgeResult = {
       runTag,
       seed,
