@@ -88,7 +88,7 @@ describe("boxoffice rehearse", () => {
         "--ramp-seconds",
         "1",
         "--duration-seconds",
-        "8",
+        "10",
         "--capacity",
         "200",
         "--seating",
