@@ -8,7 +8,8 @@
  * - `hold-abandon`: holds tickets and walks away: the hold must expire and give its tickets back.
  *
  * Every write that can sell carries an Idempotency-Key, kept across the client's retries. A step only
- * follows a 201: a buyer refused (sold out, seats taken) or never answered stops there.
+ * follows a 201: a buyer refused (sold out, seats taken) or never answered stops there. A step on an
+ * order or hold carries the access secret its 201 gave, as a buyer's browser would.
  */
 import type { BuyerFlow } from "../config/rehearsal-config.js";
 import type { AdmissionGate, Buyer } from "./admission.js";
@@ -44,13 +45,22 @@ export interface BuyerContext {
 interface Created {
   id: string;
   seats: string[] | null;
+  /**
+   * The headers that open this order or hold to its buyer: `X-Order-Secret` when the answer carried an
+   * access secret (a boxoffice with order access answers one with every 201), else none.
+   */
+  access: Record<string, string>;
 }
 
 function created(answer: FinalAnswer): Created | null {
   if (answer.status !== 201 || typeof answer.body !== "object" || answer.body === null) return null;
-  const body = answer.body as { id?: unknown; seats?: unknown };
+  const body = answer.body as { id?: unknown; seats?: unknown; secret?: unknown };
   if (typeof body.id !== "string") return null;
-  return { id: body.id, seats: Array.isArray(body.seats) ? (body.seats as string[]) : null };
+  return {
+    id: body.id,
+    seats: Array.isArray(body.seats) ? (body.seats as string[]) : null,
+    access: typeof body.secret === "string" ? { "x-order-secret": body.secret } : {},
+  };
 }
 
 /** Runs one buyer's flow against `target`; resolves when the buyer is done, never rejects. */
@@ -70,7 +80,8 @@ export async function runBuyer(
   const seats = target.seats?.pick(quantity, context.random) ?? null;
   const selection = seats === null ? { quantity } : { seats };
   const key = (step: string) => `${context.runTag}-${index}-${step}`;
-  const send = (spec: RequestSpec) => context.client.send({ ...spec, headers: admission.headers });
+  const send = (spec: RequestSpec, access: Record<string, string> = {}) =>
+    context.client.send({ ...spec, headers: { ...admission.headers, ...access } });
   const think = () => context.sleep(context.random() * context.thinkMs);
   const giveBack = (claimed: string[] | null) => {
     if (claimed && target.seats) target.seats.giveBack(claimed);
@@ -103,14 +114,17 @@ export async function runBuyer(
       const made = created(await order());
       if (!made) return;
       await think();
-      const cancelled = await send({
-        kind: "cancel",
-        eventId: target.id,
-        method: "POST",
-        path: `/v1/orders/${made.id}/cancel`,
-        body: {},
-        idempotencyKey: null,
-      });
+      const cancelled = await send(
+        {
+          kind: "cancel",
+          eventId: target.id,
+          method: "POST",
+          path: `/v1/orders/${made.id}/cancel`,
+          body: {},
+          idempotencyKey: null,
+        },
+        made.access,
+      );
       if (cancelled.status === 200) giveBack(made.seats);
       return;
     }
@@ -120,23 +134,29 @@ export async function runBuyer(
       if (!held) return;
       await think();
       if (flow === "hold-confirm") {
-        await send({
-          kind: "confirm",
-          eventId: target.id,
-          method: "POST",
-          path: `/v1/holds/${held.id}/confirm`,
-          body: {},
-          idempotencyKey: key("confirm"),
-        });
+        await send(
+          {
+            kind: "confirm",
+            eventId: target.id,
+            method: "POST",
+            path: `/v1/holds/${held.id}/confirm`,
+            body: {},
+            idempotencyKey: key("confirm"),
+          },
+          held.access,
+        );
         return;
       }
-      const released = await send({
-        kind: "release",
-        eventId: target.id,
-        method: "DELETE",
-        path: `/v1/holds/${held.id}`,
-        idempotencyKey: null,
-      });
+      const released = await send(
+        {
+          kind: "release",
+          eventId: target.id,
+          method: "DELETE",
+          path: `/v1/holds/${held.id}`,
+          idempotencyKey: null,
+        },
+        held.access,
+      );
       if (released.status === 204) giveBack(held.seats);
       return;
     }
