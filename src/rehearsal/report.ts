@@ -9,7 +9,11 @@
  * - `records.jsonl`: every request's attempts, one ClientRecord a line: the verifier's evidence;
  * - `arrivals.svg`, `sales.svg`, `unavailable.svg`, `latency.svg`: the charts alone.
  */
+import { once } from "node:events";
+import { createReadStream, createWriteStream } from "node:fs";
+import { createInterface } from "node:readline";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { finished } from "node:stream/promises";
 import { dirname, join, resolve } from "node:path";
 import type { ClientRecord } from "./client-log.js";
 import type { SurgeEvent, SurgeResult } from "./surge.js";
@@ -149,7 +153,7 @@ export async function writeReport(
     records: join(dir, RECORDS_FILE),
     charts: [],
   };
-  await writeFile(written.records, records.map((record) => JSON.stringify(record)).join("\n") + "\n");
+  await writeLines(written.records, records);
   await writeFile(written.json, `${JSON.stringify(report, null, 2)}\n`);
   for (const [name, svg] of Object.entries(charts)) {
     const file = join(dir, name);
@@ -160,17 +164,25 @@ export async function writeReport(
   return written;
 }
 
+/** One JSON line per record, streamed: a big run's records would not fit in one string. */
+async function writeLines(file: string, records: readonly ClientRecord[]): Promise<void> {
+  const stream = createWriteStream(file);
+  for (const record of records) {
+    if (!stream.write(`${JSON.stringify(record)}\n`)) await once(stream, "drain");
+  }
+  stream.end();
+  await finished(stream);
+}
+
 /** Reads an earlier run's report.json and its records, for --verify-only. */
 export async function readReport(file: string): Promise<{ report: ReportFile; records: ClientRecord[] }> {
   const report = JSON.parse(await readFile(file, "utf8")) as ReportFile;
   if (report.tool !== "boxoffice rehearse" || report.formatVersion !== 1) {
     throw new Error(`${file} is not a report.json of boxoffice rehearse`);
   }
-  const text = await readFile(resolve(dirname(file), report.recordsFile), "utf8");
-  const records = text
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as ClientRecord);
+  const records: ClientRecord[] = [];
+  const lines = createInterface({ input: createReadStream(resolve(dirname(file), report.recordsFile)) });
+  for await (const line of lines) if (line.trim() !== "") records.push(JSON.parse(line) as ClientRecord);
   return { report, records };
 }
 

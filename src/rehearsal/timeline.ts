@@ -58,11 +58,9 @@ export function percentile(sorted: readonly number[], percent: number): number |
 
 export function buildTimeline(result: SurgeResult): Timeline {
   const start = result.startedAtMs;
-  const lastMs = Math.max(
-    result.endedAtMs,
-    ...result.records.map((r) => r.endedAtMs),
-    result.arrivalsEndedAtMs,
-  );
+  // A loop, not Math.max(...records): a big run has more records than a call takes arguments.
+  let lastMs = Math.max(result.endedAtMs, result.arrivalsEndedAtMs);
+  for (const record of result.records) lastMs = Math.max(lastMs, record.endedAtMs);
   const length = Math.max(1, Math.ceil((lastMs - start) / 1000));
   const zeros = () => new Array<number>(length).fill(0);
   const slot = (atMs: number) => Math.min(length - 1, Math.max(0, Math.floor((atMs - start) / 1000)));
