@@ -7,7 +7,7 @@
  *   cli → cluster | balancer | server | rehearsal → sales | webhooks | waiting-room → store | lock → domain,
  * with config (the typed settings) under the commands' components and above store/lock, whose config
  * types it reads, and log (the logger factory) beside domain at the bottom, for any layer.
- * Folders not written yet (webhooks, waiting-room, web, rehearsal) have their place already.
+ * Folders not written yet (webhooks, waiting-room, web) have their place already.
  */
 const LAYERS = {
   // The composition root: builds every process from its parts; nothing imports it.
@@ -18,7 +18,8 @@ const LAYERS = {
   balancer: ["web", "waiting-room", "http", "config", "log", "domain"],
   // One instance's HTTP API.
   server: ["web", "sales", "webhooks", "waiting-room", "store", "lock", "http", "config", "log", "domain"],
-  // The on-sale surge generator, verifier and report: drives a running system through its HTTP API only.
+  // The on-sale surge generator, verifier and report: drives a running system through its HTTP API only
+  // (never store/, lock/ or server/: what it checks, it reads as any client would).
   rehearsal: ["config", "log", "domain"],
   // Storefront and dashboard pages: they call only the HTTP API.
   web: ["domain"],
