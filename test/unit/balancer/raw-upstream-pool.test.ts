@@ -125,8 +125,14 @@ describe("RawUpstreamPool", () => {
           // A body of its own for each request, in several writes.
           const body = randomBytes(150_000);
           socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
-          for (let offset = 0; offset < body.length; offset += 20_000)
-            setTimeout(() => socket.write(body.subarray(offset, offset + 20_000)), offset / 2_000);
+          // One write after another, each from the previous one's timer: timers of different lengths
+          // can fire out of order on a loaded machine, and the body would then be sent changed.
+          const writeFrom = (offset: number): void => {
+            if (offset >= body.length || socket.destroyed) return;
+            socket.write(body.subarray(offset, offset + 20_000));
+            setTimeout(() => writeFrom(offset + 20_000), 10);
+          };
+          writeFrom(0);
           bodies.push(body);
           return;
         }
