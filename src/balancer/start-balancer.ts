@@ -7,6 +7,8 @@ import { TcpBalancer } from "./tcp-balancer.js";
 /** A started balancer, whichever the mode. */
 export interface RunningBalancer {
   readonly port: number;
+  /** The port of `/_lb/` when it has one of its own (`--admin-port`). */
+  readonly adminPort?: number | undefined;
   close(graceMs?: number): Promise<void>;
 }
 

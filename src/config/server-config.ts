@@ -46,6 +46,25 @@ export const SERVER_SETTINGS = {
     defaultText: "127.0.0.1",
     parse: text(),
   },
+  /**
+   * With it, the admin calls (event creation) and /metrics are served on this port only, and the public
+   * port answers 404 for them; /health and /ready are on both. Unset: everything on the public port.
+   */
+  adminPort: {
+    flag: "admin-port",
+    env: "BOXOFFICE_ADMIN_PORT",
+    description: "serve the admin calls and /metrics on this port only, not on the public one",
+    defaultText: "",
+    parse: (value: string, name: string): number | undefined =>
+      value === "" ? undefined : listenPort(value, name),
+  },
+  adminHost: {
+    flag: "admin-host",
+    env: "BOXOFFICE_ADMIN_HOST",
+    description: "address the --admin-port listens on",
+    defaultText: "127.0.0.1",
+    parse: text(),
+  },
   /** Where the embedded store keeps its files and where the admin token lives. */
   dataDir: {
     flag: "data",
