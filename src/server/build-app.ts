@@ -97,13 +97,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // The balancer's X-Request-Id (or a client's, when safe: bounded, no control byte), else one made
     // here; every line logged for the request carries it as `requestId`, and the answer echoes it.
     requestIdHeader: false,
-    requestIdLogLabel: "requestId",
     genReqId: (request) => {
       const sent = request.headers[REQUEST_ID_HEADER];
       return typeof sent === "string" && isSafeRequestId(sent) ? sent : requestIds.next();
     },
     // One log line per request would cost more than the sale at peak; errors are logged below.
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "requestId" }),
     bodyLimit: BODY_LIMIT_BYTES,
     // A client that trickles its request in (slowloris) is cut off instead of holding a socket forever.
     requestTimeout: 30_000,
