@@ -8,6 +8,7 @@
 import type { AddressInfo } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
 import type { Logger } from "../log/logger.js";
+import type { Tracing } from "../telemetry/tracing.js";
 import { RequestIdGenerator } from "../http/request-id.js";
 import { AccessLog } from "./access-log.js";
 import { AdminApi } from "./admin-api.js";
@@ -49,8 +50,12 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   #initialized = false;
   #closing: Promise<void> | undefined;
 
-  constructor(config: Readonly<BalancerConfig>, log: Logger) {
+  /** A span per proxied request (`--otel-endpoint`); closed with the balancer. */
+  readonly tracing: Tracing | undefined;
+
+  constructor(config: Readonly<BalancerConfig>, log: Logger, tracing?: Tracing) {
     this.#config = config;
+    this.tracing = tracing;
     this.#queue = new AdmissionQueue(config.maxQueue, config.queueTimeoutMs);
     this.#budget = new RetryBudget(config.retryBudgetRatio, config.retryBudgetMinPerSecond);
     this.metrics = new BalancerMetrics(
@@ -184,6 +189,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     clearTimeout(timer);
     await this.registry.close();
     await this.accessLog?.close();
+    await this.tracing?.close();
   }
 
   retrying(backend: Backend): void {

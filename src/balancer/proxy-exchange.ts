@@ -13,6 +13,7 @@ import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
 import type { AccessLog, Termination } from "./access-log.js";
 import type { RequestIdGenerator } from "../http/request-id.js";
+import type { RequestSpan, Tracing } from "../telemetry/tracing.js";
 
 /** What an exchange needs from the balancer. */
 export interface ExchangeHost {
@@ -26,6 +27,8 @@ export interface ExchangeHost {
   readonly accessLog: AccessLog | undefined;
   /** Makes the id of a request that came without a safe X-Request-Id. */
   readonly requestIds: RequestIdGenerator;
+  /** OpenTelemetry, when on (`--otel-endpoint`): a span per request, passed on as traceparent. */
+  readonly tracing: Tracing | undefined;
   /** Places the exchange again (retry) on another instance if one has room, else queues it. */
   place(exchange: ProxyExchange): void;
   /** The attempt on `backend` is over; `outcome` says whether it counts for or against the instance. */
@@ -84,6 +87,15 @@ const UNREACHABLE_CODES = new Set([
 /** The X-Forwarded-For to send: what the client sent, if anything, then the client's own address. */
 function forwardedFor(sent: string | undefined, ip: string): string {
   return sent === undefined ? ip : `${sent}, ${ip}`;
+}
+
+/**
+ * The header lines with the client's traceparent (if any) replaced by the balancer's span's: the
+ * instance's span is then the child of the balancer's, itself the child of the client's.
+ */
+function withTraceparent(lines: string, traceparent: string): string {
+  const kept = lines.replace(/^traceparent:[^\r]*\r\n/gim, "");
+  return traceparent === "" ? kept : `${kept}traceparent: ${traceparent}\r\n`;
 }
 
 /** Header lines (each ending in CRLF) as names and values alternating. */
@@ -164,6 +176,10 @@ export class ProxyExchange implements UpstreamHandler {
   /** The client took none of its response for clientSendTimeoutMs and was cut off. */
   #stalled = false;
   #logged = false;
+  /** This request's span, when tracing is on. */
+  readonly #span: RequestSpan | undefined;
+  /** Logged or traced: its end is recorded (#recordEnd). */
+  readonly #watched: boolean;
 
   constructor(host: ExchangeHost, req: FrontRequest, res: FrontResponse, body: Buffer | Readable | null) {
     this.#host = host;
@@ -180,6 +196,11 @@ export class ProxyExchange implements UpstreamHandler {
     // Off, the access log costs this one test; on, a few clock reads and one line at the end.
     const log = host.accessLog;
     this.#log = log !== undefined && log.sampled() ? log : undefined;
+    this.#span = host.tracing?.startRequest(`${method ?? "GET"} (proxied)`, req.headers, {
+      "http.request.method": method ?? "GET",
+      "boxoffice.request_id": this.requestId,
+    });
+    this.#watched = this.#log !== undefined || this.#span !== undefined;
     if (this.#log !== undefined) this.#arrivedAtMs = performance.now();
     res.once("close", () => this.#onClientClose());
   }
@@ -190,7 +211,7 @@ export class ProxyExchange implements UpstreamHandler {
 
   /** The client left before the exchange could be placed again (between two attempts). */
   leftUnplaced(): void {
-    if (this.#log !== undefined) this.#logEnd(`C${this.#stage()}`);
+    if (this.#watched) this.#recordEnd(`C${this.#stage()}`);
   }
 
   /** Sends the request to `backend` (already counted as active there by the balancer). */
@@ -213,7 +234,7 @@ export class ProxyExchange implements UpstreamHandler {
     // a client's safe X-Request-Id is among them, else the one made here is added.
     this.#headLines ??= {
       lines:
-        `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n` +
+        `${this.#span === undefined ? lines.lines : withTraceparent(lines.lines, this.#span.traceparent)}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n` +
         (lines.requestId === undefined ? `x-request-id: ${this.requestId}\r\n` : ""),
       hasHost: lines.hasHost,
       hasLength: lines.hasLength,
@@ -254,7 +275,7 @@ export class ProxyExchange implements UpstreamHandler {
       this.#status = status;
       this.#bytesOut += sendProblem(this.res, status, code, detail, headers);
     }
-    if (this.#log !== undefined) this.#logEnd(termination);
+    if (this.#watched) this.#recordEnd(termination);
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -424,7 +445,7 @@ export class ProxyExchange implements UpstreamHandler {
         ? { kind: "failed" }
         : { kind: "ok", durationMs: performance.now() - this.#startedAtMs },
     );
-    if (this.#log !== undefined) this.#logEnd("--");
+    if (this.#watched) this.#recordEnd("--");
   }
 
   onError(err: Error): void {
@@ -444,14 +465,14 @@ export class ProxyExchange implements UpstreamHandler {
           ? { kind: "ok", durationMs: performance.now() - this.#startedAtMs }
           : { kind: "neutral" },
       );
-      if (this.#log !== undefined) this.#logEnd(this.#sseExpired ? "--" : "sD");
+      if (this.#watched) this.#recordEnd(this.#sseExpired ? "--" : "sD");
       return;
     }
     if (this.#clientGone) {
       // The client left or stalled; the instance did nothing wrong.
       this.#finished = true;
       this.#host.attemptEnded(this, backend, { kind: "neutral" });
-      if (this.#log !== undefined) this.#logEnd(`${this.#stalled ? "c" : "C"}${this.#stage()}`);
+      if (this.#watched) this.#recordEnd(`${this.#stalled ? "c" : "C"}${this.#stage()}`);
       return;
     }
     if (REFUSED_CODES.has(code)) {
@@ -473,7 +494,7 @@ export class ProxyExchange implements UpstreamHandler {
       this.#finished = true;
       this.#abandonBody();
       this.res.destroy();
-      if (this.#log !== undefined) this.#logEnd(TIMEOUT_CODES.has(code) ? "sD" : "SD");
+      if (this.#watched) this.#recordEnd(TIMEOUT_CODES.has(code) ? "sD" : "SD");
       return;
     }
     const replayable = this.#body === null || Buffer.isBuffer(this.#body);
@@ -531,11 +552,17 @@ export class ProxyExchange implements UpstreamHandler {
     return this.#requestWritten ? "H" : "C";
   }
 
-  /** Writes the request's one access log line (called only when it is logged). */
-  #logEnd(termination: Termination): void {
+  /** Writes the request's one access log line and ends its span (called only when one of them is on). */
+  #recordEnd(termination: Termination): void {
     if (this.#logged) return;
     this.#logged = true;
-    const log = this.#log!;
+    this.#span?.end(this.#status, {
+      "boxoffice.termination": termination,
+      "boxoffice.attempts": this.#attempts,
+      ...(this.#backend === undefined ? {} : { "boxoffice.instance": this.#backend.url }),
+    });
+    const log = this.#log;
+    if (log === undefined) return;
     const now = performance.now();
     const dispatchedAt = this.#backend === undefined ? -1 : this.#startedAtMs;
     const body = this.#body;
@@ -581,7 +608,7 @@ export class ProxyExchange implements UpstreamHandler {
       this.cancelQueued();
       this.cancelQueued = undefined;
       this.#finished = true;
-      if (this.#log !== undefined) this.#logEnd("CQ");
+      if (this.#watched) this.#recordEnd("CQ");
       return;
     }
     this.#abort?.(new Error("client went away"));

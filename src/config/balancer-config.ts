@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import { ConfigError } from "../domain/errors.js";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import type { FlagValues, Setting, SettingsOf } from "./settings.js";
-import { listenPort, numberFrom, oneOf, readSettings, text, wholeNumber } from "./settings.js";
+import { listenPort, numberFrom, oneOf, otelEndpoint, readSettings, text, wholeNumber } from "./settings.js";
 
 /** One instance behind the balancer. */
 export interface BackendSpec {
@@ -265,6 +265,15 @@ export const BALANCER_SETTINGS = {
     1024,
     "access log lines waiting to be written, at most; past it lines are dropped and counted",
   ),
+  /** A span per proxied request, the parent of the instance's (its traceparent is passed on). */
+  otelEndpoint: {
+    flag: "otel-endpoint",
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description: "OpenTelemetry: send a span per request over OTLP/HTTP to this URL; off when unset",
+    defaultText: "",
+    valueName: "url",
+    parse: otelEndpoint,
+  },
   mode: {
     flag: "mode",
     env: "BOXOFFICE_LB_MODE",

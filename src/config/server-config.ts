@@ -11,7 +11,7 @@ import type { LockScope } from "../lock/lock-provider.js";
 import { BoxofficeError, ConfigError } from "../domain/errors.js";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import type { FlagValues, Setting, SettingsOf } from "./settings.js";
-import { listenPort, oneOf, readSettings, text, wholeNumber } from "./settings.js";
+import { listenPort, oneOf, otelEndpoint, readSettings, text, wholeNumber } from "./settings.js";
 
 export type StoreLayout = "single" | "per-event";
 export type Durability = "full" | "normal";
@@ -64,6 +64,15 @@ export const SERVER_SETTINGS = {
     description: "address the --admin-port listens on",
     defaultText: "127.0.0.1",
     parse: text(),
+  },
+  /** Off unless set; the variable is OpenTelemetry's standard one. */
+  otelEndpoint: {
+    flag: "otel-endpoint",
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description:
+      "OpenTelemetry: send traces over OTLP/HTTP to this URL (spans go to <url>/v1/traces); off when unset",
+    defaultText: "",
+    parse: otelEndpoint,
   },
   /** Where the embedded store keeps its files and where the admin token lives. */
   dataDir: {

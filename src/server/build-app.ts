@@ -16,6 +16,8 @@ import { apiRoutes } from "./api-routes.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import type { Problem } from "./problem.js";
 import type { RouteSpec } from "./route-spec.js";
+import { requestSpanOf, setRequestSpan } from "./request-trace.js";
+import type { Tracing } from "../telemetry/tracing.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -41,6 +43,8 @@ export interface AppOptions {
    * calls nor /metrics) or "admin" (those, with /health and /ready), for `--admin-port`.
    */
   surface?: "all" | "public" | "admin";
+  /** OpenTelemetry traces (`--otel-endpoint`); none when absent. */
+  tracing?: Tracing;
 }
 
 /** Whether a route is served on a surface: operators' routes go to the admin one when there is one. */
@@ -142,12 +146,29 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     else parseJson(request, body as string, done);
   });
 
+  const tracing = options.tracing;
+  if (tracing !== undefined) {
+    // A span per request, its parent the balancer's (or the client's) traceparent.
+    app.addHook("onRequest", async (request) => {
+      const route = request.routeOptions.url ?? "unmatched";
+      setRequestSpan(
+        request,
+        tracing.startRequest(`${request.method} ${route}`, request.headers, {
+          "http.request.method": request.method,
+          "http.route": route,
+          "boxoffice.request_id": request.id,
+        }),
+      );
+    });
+  }
+
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-served-by", options.instanceId);
     reply.header(REQUEST_ID_HEADER, request.id);
   });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
+    requestSpanOf(request)?.end(reply.statusCode);
     // One line per request only at debug: at peak it would cost more than the sale (the balancer's
     // access log is the record of every request).
     if (request.log.level === "debug" || request.log.level === "trace")

@@ -15,6 +15,7 @@ import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
+import { startTracing, type Tracing } from "../telemetry/tracing.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
 
@@ -108,7 +109,14 @@ export async function startServer(
     sweeper.init();
     closers.push(() => sweeper.close());
 
+    let tracing: Tracing | undefined;
+    if (config.otelEndpoint !== undefined) {
+      const started = await startTracing(config.otelEndpoint, "boxoffice-instance");
+      tracing = started;
+      closers.push(() => started.close());
+    }
     const appOptions = {
+      tracing,
       store,
       lock,
       sellPath,
