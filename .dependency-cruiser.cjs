@@ -15,9 +15,21 @@ const LAYERS = {
   // The supervisor of `boxoffice up`: speaks to the balancer and the instances over HTTP and processes only.
   cluster: ["http", "config", "log", "domain"],
   // The load balancer: knows no instance's code, only HTTP; it may serve the dashboard and hold the queue.
-  balancer: ["web", "waiting-room", "http", "config", "log", "domain"],
+  balancer: ["web", "waiting-room", "http", "telemetry", "config", "log", "domain"],
   // One instance's HTTP API.
-  server: ["web", "sales", "webhooks", "waiting-room", "store", "lock", "http", "config", "log", "domain"],
+  server: [
+    "web",
+    "sales",
+    "webhooks",
+    "waiting-room",
+    "store",
+    "lock",
+    "http",
+    "telemetry",
+    "config",
+    "log",
+    "domain",
+  ],
   // The on-sale surge generator, verifier and report: drives a running system through its HTTP API only
   // (never store/, lock/ or server/: what it checks, it reads as any client would).
   rehearsal: ["config", "log", "domain"],
@@ -41,6 +53,9 @@ const LAYERS = {
   // What every HTTP surface (instance, balancer, control server) shares: one problem+json writer and one
   // constant-time admin token check. Imports nothing of boxoffice.
   http: [],
+  // Optional OpenTelemetry traces (loaded only when asked for), for the instance and the balancer.
+  // Imports nothing of boxoffice; the sell path reports its phases through an interface of its own.
+  telemetry: [],
   // The logger factory: pino only.
   log: [],
   // Types, rules, the one decider and the errors: no I/O, no import of any other folder.

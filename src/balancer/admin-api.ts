@@ -9,7 +9,12 @@ import { BoxofficeError } from "../domain/errors.js";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
 import { BackendExistsError, BackendNotFoundError, type BackendRegistry } from "./backend-registry.js";
 import type { BalancerMetrics } from "./balancer-metrics.js";
-import { sendProblem } from "./balancer-errors.js";
+import { sendProblem as writeBalancerProblem } from "./balancer-errors.js";
+
+/** The balancer's problem writer, its byte count (for the access log) not needed here. */
+function sendProblem(...args: Parameters<typeof writeBalancerProblem>): void {
+  writeBalancerProblem(...args);
+}
 
 const MAX_ADMIN_BODY_BYTES = 65_536;
 
@@ -95,9 +100,14 @@ export class AdminApi {
     };
   }
 
+  /** Whether `req` is for the balancer's own endpoints (`/_lb/...`). */
+  static isAdminPath(req: FrontRequest): boolean {
+    return (req.url ?? "/").startsWith(ADMIN_PREFIX);
+  }
+
   /** Answers `req` and returns true when it is for `/_lb/`; returns false, untouched, otherwise. */
   tryHandle(req: FrontRequest, res: FrontResponse): boolean {
-    if (!(req.url ?? "/").startsWith(ADMIN_PREFIX)) return false;
+    if (!AdminApi.isAdminPath(req)) return false;
     handleAdmin(this.#state, req, res).catch((error: unknown) => {
       this.#log.error({ err: error }, "admin call failed");
       if (!res.headersSent) sendProblem(res, 500, "invalid_request", "internal error");

@@ -28,6 +28,8 @@ interface Entry {
   /** A connection of its own for health checks, so a full pool cannot make a check time out. */
   healthClient: Client;
   checking: boolean;
+  /** Added by DNS discovery (dns-discovery.ts), which alone may drain it when its address goes. */
+  discovered: boolean;
 }
 
 export class BackendRegistry {
@@ -79,6 +81,41 @@ export class BackendRegistry {
     this.#checkAll();
   }
 
+  /**
+   * An instance whose address DNS now gives: it starts down and takes requests only once its health
+   * checks have passed `riseCount` times (then with slow start). An address already listed (by
+   * `--backend`, the admin API, or still draining after it went away) is left as it is, except that a
+   * discovered one still draining is taken back (down until its checks pass).
+   */
+  addDiscovered(url: string): void {
+    const existing = this.#list.find((backend) => backend.url === url);
+    if (existing !== undefined) {
+      const entry = this.#entries.get(existing);
+      if (entry?.discovered && existing.state === "draining") {
+        existing.state = "down";
+        existing.healthPasses = 0;
+        existing.healthFailures = 0;
+        this.#checkOne(entry);
+      }
+      return;
+    }
+    const backend = this.add({ url, weight: 1 }, true);
+    backend.state = "down";
+    const entry = this.#entries.get(backend)!;
+    entry.discovered = true;
+    this.#log.info(`${backend.id} (${url}) found by DNS; up once its health checks pass`);
+    this.#checkOne(entry);
+  }
+
+  /** An address DNS no longer gives: its instance, if discovery added it, is drained and then leaves. */
+  drainDiscovered(url: string): void {
+    const backend = this.#list.find((candidate) => candidate.url === url);
+    if (backend === undefined || !this.#entries.get(backend)?.discovered) return;
+    if (backend.state === "draining") return;
+    this.#log.info(`${backend.id} (${url}) no longer in DNS; draining`);
+    this.drain(backend.id);
+  }
+
   /** Adds an instance; `slowStart` for one added at run time (not at boot, when all start together). */
   add(spec: BackendSpec, slowStart: boolean): Backend {
     if (this.#list.some((backend) => backend.url === spec.url)) throw new BackendExistsError(spec.url);
@@ -102,6 +139,7 @@ export class BackendRegistry {
       series: this.#metrics.seriesFor(id),
       healthClient,
       checking: false,
+      discovered: false,
     });
     this.#list = [...this.#list, backend];
     this.#onCapacity();
@@ -222,13 +260,15 @@ export class BackendRegistry {
   }
 
   #checkAll(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry.checking || entry.backend.state === "draining") continue;
-      entry.checking = true;
-      void this.#check(entry).finally(() => {
-        entry.checking = false;
-      });
-    }
+    for (const entry of this.#entries.values()) this.#checkOne(entry);
+  }
+
+  #checkOne(entry: Entry): void {
+    if (entry.checking || entry.backend.state === "draining") return;
+    entry.checking = true;
+    void this.#check(entry).finally(() => {
+      entry.checking = false;
+    });
   }
 
   async #check(entry: Entry): Promise<void> {

@@ -66,13 +66,16 @@ export function refusalText(status: 400 | 408 | 431 | 501, detail: string): stri
   return problemResponseText(balancerProblem(status, code, detail));
 }
 
-/** Sends a problem+json answer unless the response has already started (then the socket is cut). */
+/**
+ * Sends a problem+json answer unless the response has already started (then the socket is cut); returns
+ * the body's bytes sent (0 when cut).
+ */
 export function sendProblem(
   res: FrontResponse,
   status: number,
   code: BalancerProblemCode,
   detail: string,
   extraHeaders?: Record<string, string>,
-): void {
-  writeProblem(res, balancerProblem(status, code, detail), extraHeaders);
+): number {
+  return writeProblem(res, balancerProblem(status, code, detail), extraHeaders);
 }

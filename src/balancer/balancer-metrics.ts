@@ -199,6 +199,21 @@ export class BalancerMetrics {
     return series;
   }
 
+  /** Counts the access log's lines written and dropped (a disk slower than the traffic). */
+  watchAccessLog(log: { readonly written: number; readonly dropped: number }): void {
+    new Counter({
+      name: "boxoffice_lb_access_log_lines_total",
+      help: "Access log lines, by outcome: written (handed to the file) or dropped (too many waiting)",
+      labelNames: ["outcome"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc({ outcome: "written" }, log.written);
+        this.inc({ outcome: "dropped" }, log.dropped);
+      },
+    });
+  }
+
   rejected(reason: RejectReason): void {
     this.#rejected.inc({ reason });
   }

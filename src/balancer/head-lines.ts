@@ -42,6 +42,11 @@ export interface RequestLines {
   hasIdempotencyKey: boolean;
   /** Its Accept asks for server-sent events. */
   wantsEvents: boolean;
+  /**
+   * The client's X-Request-Id when it is safe (http/request-id.ts); its line is then in `lines`. An
+   * unsafe one, or a second one, is not passed on: the balancer makes an id instead.
+   */
+  requestId: string | undefined;
 }
 
 /** Connection header values that name no other header to drop. */
@@ -66,6 +71,7 @@ export const enum HeaderKind {
   X_FORWARDED_PROTO,
   /** Proxy-Connection: hop-by-hop, and llhttp reads its close / keep-alive as Connection's. */
   PROXY_CONNECTION,
+  X_REQUEST_ID,
 }
 
 /** Kinds that are hop-by-hop (HOP_BY_HOP). */
@@ -159,7 +165,8 @@ export class HeadLines {
         if (this.#nameIs("connection")) return HeaderKind.CONNECTION;
         return this.#nameIs("keep-alive") ? HeaderKind.HOP : HeaderKind.OTHER;
       case 12:
-        return this.#nameIs("content-type") ? HeaderKind.CONTENT_TYPE : HeaderKind.OTHER;
+        if (this.#nameIs("content-type")) return HeaderKind.CONTENT_TYPE;
+        return this.#nameIs("x-request-id") ? HeaderKind.X_REQUEST_ID : HeaderKind.OTHER;
       case 14:
         return this.#nameIs("content-length") ? HeaderKind.CONTENT_LENGTH : HeaderKind.OTHER;
       case 15:

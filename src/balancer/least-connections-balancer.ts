@@ -8,12 +8,17 @@
 import type { AddressInfo } from "node:net";
 import type { BalancerConfig } from "../config/balancer-config.js";
 import type { Logger } from "../log/logger.js";
+import type { Tracing } from "../telemetry/tracing.js";
+import { RequestIdGenerator } from "../http/request-id.js";
+import { AccessLog } from "./access-log.js";
 import { AdminApi } from "./admin-api.js";
 import { AdmissionQueue, type QueueTicket } from "./admission-queue.js";
 import type { Backend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
 import { BalancerMetrics, type RejectReason } from "./balancer-metrics.js";
+import { sendProblem } from "./balancer-errors.js";
 import { createFront } from "./create-front.js";
+import { DnsDiscovery } from "./dns-discovery.js";
 import type { Front, FrontRequest, FrontResponse } from "./front.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
 import { listen } from "./listen.js";
@@ -23,6 +28,7 @@ import {
   type AttemptOutcome,
   type ExchangeHost,
 } from "./proxy-exchange.js";
+import type { Termination } from "./access-log.js";
 import { readBody } from "./request-body.js";
 import { RetryBudget } from "./retry-budget.js";
 
@@ -34,13 +40,22 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #queue: AdmissionQueue<ProxyExchange>;
   readonly #budget: RetryBudget;
   readonly #front: Front;
+  /** The `/_lb/` listener of its own (`--admin-port`); without it, `/_lb/` is on the public front. */
+  readonly #adminFront: Front | undefined;
   readonly #admin: AdminApi;
+  readonly accessLog: AccessLog | undefined;
+  readonly requestIds = new RequestIdGenerator();
+  readonly #discovery: DnsDiscovery | undefined;
   #serveQueueScheduled = false;
   #initialized = false;
   #closing: Promise<void> | undefined;
 
-  constructor(config: Readonly<BalancerConfig>, log: Logger) {
+  /** A span per proxied request (`--otel-endpoint`); closed with the balancer. */
+  readonly tracing: Tracing | undefined;
+
+  constructor(config: Readonly<BalancerConfig>, log: Logger, tracing?: Tracing) {
     this.#config = config;
+    this.tracing = tracing;
     this.#queue = new AdmissionQueue(config.maxQueue, config.queueTimeoutMs);
     this.#budget = new RetryBudget(config.retryBudgetRatio, config.retryBudgetMinPerSecond);
     this.metrics = new BalancerMetrics(
@@ -68,10 +83,45 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       retryAfterSeconds: config.retryAfterSeconds,
       log,
     });
-    this.#front = createFront(config, {
-      onRequest: (req, res) => this.#onRequest(req, res),
-      onClientError: (kind) => this.metrics.clientError(kind),
-    });
+    this.accessLog =
+      config.accessLog === undefined
+        ? undefined
+        : new AccessLog({
+            destination: config.accessLog,
+            sampleRatio: config.accessLogSample,
+            keepQuery: config.accessLogQuery === "keep",
+            maxBufferedBytes: config.accessLogBufferBytes,
+          });
+    if (this.accessLog !== undefined) this.metrics.watchAccessLog(this.accessLog);
+    this.#discovery =
+      config.backendsDns === undefined
+        ? undefined
+        : new DnsDiscovery(config.backendsDns, config.dnsServer, config.dnsIntervalMs, this.registry, log);
+    const onClientError = (kind: string) => this.metrics.clientError(kind);
+    if (config.adminPort === undefined) {
+      this.#adminFront = undefined;
+      this.#front = createFront(config, {
+        onRequest: (req, res) => {
+          if (!this.#admin.tryHandle(req, res)) this.#onRequest(req, res);
+        },
+        onClientError,
+      });
+    } else {
+      // `/_lb/` is answered on the admin port only; on the public one it is an unknown path.
+      this.#adminFront = createFront(config, {
+        onRequest: (req, res) => {
+          if (!this.#admin.tryHandle(req, res)) sendProblem(res, 404, "not_found", "no such endpoint");
+        },
+        onClientError,
+      });
+      this.#front = createFront(config, {
+        onRequest: (req, res) => {
+          if (AdminApi.isAdminPath(req)) sendProblem(res, 404, "not_found", "no such endpoint");
+          else this.#onRequest(req, res);
+        },
+        onClientError,
+      });
+    }
   }
 
   get maxRetries(): number {
@@ -95,10 +145,20 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     return (this.#front.server.address() as AddressInfo).port;
   }
 
+  /** The admin port listened on (after `init()`), when `--admin-port` was given. */
+  get adminPort(): number | undefined {
+    return this.#adminFront && (this.#adminFront.server.address() as AddressInfo).port;
+  }
+
   async init(): Promise<void> {
     if (this.#initialized) return;
     this.#initialized = true;
     this.registry.init();
+    // The first DNS answer before listening, so that the first requests find its instances (once their
+    // health checks pass).
+    await this.#discovery?.init();
+    if (this.#adminFront !== undefined)
+      await listen(this.#adminFront.server, this.#config.adminPort!, this.#config.adminHost, 511);
     await listen(this.#front.server, this.#config.port, this.#config.host, this.#config.listenBacklog);
   }
 
@@ -109,13 +169,27 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   }
 
   async #close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#front.server.close(() => resolve()));
-    this.#front.closeIdleConnections();
-    this.#queue.drainAll((exchange) => exchange.reject(503, "unavailable", "the balancer is shutting down"));
-    const timer = setTimeout(() => this.#front.closeAllConnections(), graceMs);
-    await closed;
+    this.#discovery?.close();
+    const fronts = this.#adminFront === undefined ? [this.#front] : [this.#front, this.#adminFront];
+    const closed = fronts.map(
+      (front) =>
+        new Promise<void>((resolve) => {
+          if (!front.server.listening) resolve();
+          else front.server.close(() => resolve());
+        }),
+    );
+    for (const front of fronts) front.closeIdleConnections();
+    this.#queue.drainAll((exchange) =>
+      exchange.reject(503, "unavailable", "the balancer is shutting down", "KQ"),
+    );
+    const timer = setTimeout(() => {
+      for (const front of fronts) front.closeAllConnections();
+    }, graceMs);
+    await Promise.all(closed);
     clearTimeout(timer);
     await this.registry.close();
+    await this.accessLog?.close();
+    await this.tracing?.close();
   }
 
   retrying(backend: Backend): void {
@@ -127,7 +201,6 @@ export class LeastConnectionsBalancer implements ExchangeHost {
   }
 
   #onRequest(req: FrontRequest, res: FrontResponse): void {
-    if (this.#admin.tryHandle(req, res)) return;
     if (refuseUnproxiable(req, res)) return;
     this.#budget.recordRequest();
     if (req.completeBody !== undefined) {
@@ -152,8 +225,8 @@ export class LeastConnectionsBalancer implements ExchangeHost {
 
   /** Sends the exchange to the least-loaded instance with room, or queues it, or answers 503. */
   place(exchange: ProxyExchange): void {
-    if (exchange.finished) return;
-    if (this.registry.upCount === 0) return this.#reject(exchange, "no_backend", "no instance is up");
+    if (exchange.finished) return exchange.leftUnplaced();
+    if (this.registry.upCount === 0) return this.#reject(exchange, "no_backend", "no instance is up", "RC");
     // Serve the queue first: a newcomer must not overtake requests that are already waiting.
     const backend =
       this.#queue.length === 0
@@ -165,10 +238,11 @@ export class LeastConnectionsBalancer implements ExchangeHost {
         timedOut,
         "queue_timeout",
         `no instance had room within ${this.#config.queueTimeoutMs} ms`,
+        "sQ",
       ),
     );
     if (ticket === undefined)
-      return this.#reject(exchange, "queue_full", "every instance is busy and the queue is full");
+      return this.#reject(exchange, "queue_full", "every instance is busy and the queue is full", "RQ");
     exchange.cancelQueued = () => this.#queue.cancel(ticket);
   }
 
@@ -205,9 +279,9 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     exchange.dispatchTo(backend);
   }
 
-  #reject(exchange: ProxyExchange, reason: RejectReason, detail: string): void {
+  #reject(exchange: ProxyExchange, reason: RejectReason, detail: string, termination: Termination): void {
     this.metrics.rejected(reason);
-    exchange.reject(503, "unavailable", detail);
+    exchange.reject(503, "unavailable", detail, termination);
   }
 
   // Deferred to a microtask: a slot frees inside the client's callbacks, and dispatching from there again

@@ -11,6 +11,9 @@ import { balancerProblem, sendProblem, type BalancerProblemCode } from "./balanc
 import { PROBLEM_CONTENT_TYPE } from "../http/problem-details.js";
 import { HOP_BY_HOP, HeadLines, PLAIN_CONNECTION } from "./head-lines.js";
 import type { ForwardedHead, UpstreamHandler, UpstreamRequest } from "./raw-upstream-pool.js";
+import type { AccessLog, Termination } from "./access-log.js";
+import type { RequestIdGenerator } from "../http/request-id.js";
+import type { RequestSpan, Tracing } from "../telemetry/tracing.js";
 
 /** What an exchange needs from the balancer. */
 export interface ExchangeHost {
@@ -20,6 +23,12 @@ export interface ExchangeHost {
   readonly clientSendTimeoutMs: number;
   readonly sseMaxAgeMs: number;
   readonly retryAfterSeconds: number;
+  /** The access log, when there is one (`--access-log`). */
+  readonly accessLog: AccessLog | undefined;
+  /** Makes the id of a request that came without a safe X-Request-Id. */
+  readonly requestIds: RequestIdGenerator;
+  /** OpenTelemetry, when on (`--otel-endpoint`): a span per request, passed on as traceparent. */
+  readonly tracing: Tracing | undefined;
   /** Places the exchange again (retry) on another instance if one has room, else queues it. */
   place(exchange: ProxyExchange): void;
   /** The attempt on `backend` is over; `outcome` says whether it counts for or against the instance. */
@@ -78,6 +87,15 @@ const UNREACHABLE_CODES = new Set([
 /** The X-Forwarded-For to send: what the client sent, if anything, then the client's own address. */
 function forwardedFor(sent: string | undefined, ip: string): string {
   return sent === undefined ? ip : `${sent}, ${ip}`;
+}
+
+/**
+ * The header lines with the client's traceparent (if any) replaced by the balancer's span's: the
+ * instance's span is then the child of the balancer's, itself the child of the client's.
+ */
+function withTraceparent(lines: string, traceparent: string): string {
+  const kept = lines.replace(/^traceparent:[^\r]*\r\n/gim, "");
+  return traceparent === "" ? kept : `${kept}traceparent: ${traceparent}\r\n`;
 }
 
 /** Header lines (each ending in CRLF) as names and values alternating. */
@@ -145,6 +163,23 @@ export class ProxyExchange implements UpstreamHandler {
   #stallTimer: NodeJS.Timeout | undefined;
   /** Set while queued, so the exchange can leave the queue when its client goes away. */
   cancelQueued: (() => void) | undefined;
+  /** The client's safe X-Request-Id, or one the balancer made: passed to the instance, logged. */
+  readonly requestId: string;
+  /** The access log when this request is logged (sampled); every field below is kept only then. */
+  readonly #log: AccessLog | undefined;
+  #arrivedAtMs = 0;
+  #firstDispatchAtMs = -1;
+  #connectedAtMs = -1;
+  #headAtMs = -1;
+  #status = -1;
+  #bytesOut = 0;
+  /** The client took none of its response for clientSendTimeoutMs and was cut off. */
+  #stalled = false;
+  #logged = false;
+  /** This request's span, when tracing is on. */
+  readonly #span: RequestSpan | undefined;
+  /** Logged or traced: its end is recorded (#recordEnd). */
+  readonly #watched: boolean;
 
   constructor(host: ExchangeHost, req: FrontRequest, res: FrontResponse, body: Buffer | Readable | null) {
     this.#host = host;
@@ -157,11 +192,26 @@ export class ProxyExchange implements UpstreamHandler {
     this.#retryableAfterSend =
       (method === "GET" || method === "HEAD" || req.forwardLines.hasIdempotencyKey) &&
       (body === null || Buffer.isBuffer(body));
+    this.requestId = req.forwardLines.requestId ?? host.requestIds.next();
+    // Off, the access log costs this one test; on, a few clock reads and one line at the end.
+    const log = host.accessLog;
+    this.#log = log !== undefined && log.sampled() ? log : undefined;
+    this.#span = host.tracing?.startRequest(`${method ?? "GET"} (proxied)`, req.headers, {
+      "http.request.method": method ?? "GET",
+      "boxoffice.request_id": this.requestId,
+    });
+    this.#watched = this.#log !== undefined || this.#span !== undefined;
+    if (this.#log !== undefined) this.#arrivedAtMs = performance.now();
     res.once("close", () => this.#onClientClose());
   }
 
   get finished(): boolean {
     return this.#finished || this.#clientGone;
+  }
+
+  /** The client left before the exchange could be placed again (between two attempts). */
+  leftUnplaced(): void {
+    if (this.#watched) this.#recordEnd(`C${this.#stage()}`);
   }
 
   /** Sends the request to `backend` (already counted as active there by the balancer). */
@@ -173,11 +223,19 @@ export class ProxyExchange implements UpstreamHandler {
     this.#requestWritten = false;
     this.#abort = undefined;
     this.#startedAtMs = performance.now();
+    if (this.#log !== undefined) {
+      if (this.#firstDispatchAtMs < 0) this.#firstDispatchAtMs = this.#startedAtMs;
+      this.#connectedAtMs = -1;
+      this.#headAtMs = -1;
+    }
     const lines = this.req.forwardLines;
     const pool = backend.pool!;
-    // The front's lines are the one normalised head for every client (one Host, one length or none).
+    // The front's lines are the one normalised head for every client (one Host, one length or none);
+    // a client's safe X-Request-Id is among them, else the one made here is added.
     this.#headLines ??= {
-      lines: `${lines.lines}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n`,
+      lines:
+        `${this.#span === undefined ? lines.lines : withTraceparent(lines.lines, this.#span.traceparent)}x-forwarded-for: ${forwardedFor(lines.forwardedFor, lines.clientIp)}\r\nx-forwarded-proto: http\r\n` +
+        (lines.requestId === undefined ? `x-request-id: ${this.requestId}\r\n` : ""),
       hasHost: lines.hasHost,
       hasLength: lines.hasLength,
     };
@@ -204,17 +262,25 @@ export class ProxyExchange implements UpstreamHandler {
       "unavailable" | "backend_failed" | "backend_timeout" | "invalid_request" | "payload_too_large"
     >,
     detail: string,
+    termination: Termination = "PQ",
   ): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#abandonBody();
     const headers: Record<string, string> =
-      status === 503 ? { "retry-after": String(this.#host.retryAfterSeconds) } : {};
-    if (!this.#clientGone) sendProblem(this.res, status, code, detail, headers);
+      status === 503
+        ? { "retry-after": String(this.#host.retryAfterSeconds), "x-request-id": this.requestId }
+        : { "x-request-id": this.requestId };
+    if (!this.#clientGone) {
+      this.#status = status;
+      this.#bytesOut += sendProblem(this.res, status, code, detail, headers);
+    }
+    if (this.#watched) this.#recordEnd(termination);
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
+    if (this.#log !== undefined) this.#connectedAtMs = performance.now();
     if (this.#clientGone) abort(new Error("client went away"));
   }
 
@@ -297,12 +363,14 @@ export class ProxyExchange implements UpstreamHandler {
   }
 
   #responseArrived(resume: () => void): void {
+    if (this.#log !== undefined) this.#headAtMs = performance.now();
     this.#sent = true;
     this.#responseStarted = true;
     this.#resume = resume;
   }
 
   #responseHeadWritten(statusCode: number, eventStream: boolean): void {
+    this.#status = statusCode;
     if (statusCode === 500 || statusCode === 502 || statusCode === 504) this.#failedResponse = true;
     this.#eventStream = eventStream;
     if (eventStream) {
@@ -317,12 +385,14 @@ export class ProxyExchange implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#clientGone) return false;
+    this.#bytesOut += chunk.length;
     return this.#written(this.res.write(chunk));
   }
 
   /** Body bytes the client reuses after the call: a front that can copies them as it writes them. */
   onBorrowedData(chunk: Buffer): boolean {
     if (this.#clientGone) return false;
+    this.#bytesOut += chunk.length;
     const res = this.res;
     return this.#written(
       res.writeBorrowed !== undefined ? res.writeBorrowed(chunk) : res.write(Buffer.from(chunk)),
@@ -351,6 +421,7 @@ export class ProxyExchange implements UpstreamHandler {
 
   readonly #onStall = (): void => {
     this.#stallTimer = undefined;
+    this.#stalled = true;
     // Its close ends the upstream request too (#onClientClose), counted against no one.
     this.res.destroy();
   };
@@ -374,6 +445,7 @@ export class ProxyExchange implements UpstreamHandler {
         ? { kind: "failed" }
         : { kind: "ok", durationMs: performance.now() - this.#startedAtMs },
     );
+    if (this.#watched) this.#recordEnd("--");
   }
 
   onError(err: Error): void {
@@ -393,18 +465,20 @@ export class ProxyExchange implements UpstreamHandler {
           ? { kind: "ok", durationMs: performance.now() - this.#startedAtMs }
           : { kind: "neutral" },
       );
+      if (this.#watched) this.#recordEnd(this.#sseExpired ? "--" : "sD");
       return;
     }
     if (this.#clientGone) {
       // The client left or stalled; the instance did nothing wrong.
       this.#finished = true;
       this.#host.attemptEnded(this, backend, { kind: "neutral" });
+      if (this.#watched) this.#recordEnd(`${this.#stalled ? "c" : "C"}${this.#stage()}`);
       return;
     }
     if (REFUSED_CODES.has(code)) {
       // Never sent: the request is one the upstream client will not write (a control byte in a header).
       this.#host.attemptEnded(this, backend, { kind: "neutral" });
-      this.reject(400, "invalid_request", `the request cannot be passed on as it is (${err.message})`);
+      this.reject(400, "invalid_request", `the request cannot be passed on as it is (${err.message})`, "PC");
       return;
     }
     const unreachable = UNREACHABLE_CODES.has(code);
@@ -420,6 +494,7 @@ export class ProxyExchange implements UpstreamHandler {
       this.#finished = true;
       this.#abandonBody();
       this.res.destroy();
+      if (this.#watched) this.#recordEnd(TIMEOUT_CODES.has(code) ? "sD" : "SD");
       return;
     }
     const replayable = this.#body === null || Buffer.isBuffer(this.#body);
@@ -433,8 +508,14 @@ export class ProxyExchange implements UpstreamHandler {
       this.#host.place(this);
       return;
     }
+    const stage = unreachable ? "C" : this.#stage();
     if (TIMEOUT_CODES.has(code)) {
-      this.reject(504, "backend_timeout", `instance ${backend.id} did not answer in time (${code})`);
+      this.reject(
+        504,
+        "backend_timeout",
+        `instance ${backend.id} did not answer in time (${code})`,
+        `s${stage}`,
+      );
     } else if (!replayable && !this.#requestWritten) {
       // RFC 9110 15.5.14: a server refusing content too large for it may close the connection, which is
       // what an instance does (a deliberate close: EPIPE means it ended its side before the reset).
@@ -444,6 +525,7 @@ export class ProxyExchange implements UpstreamHandler {
         `instance ${backend.id} closed the connection before it took the whole request body ` +
           `(${code || err.message}), as it does with a body over its size limit; its own answer, if ` +
           "it sent one, was lost with the connection",
+        "SC",
       );
     } else if (!neverActedOn && !this.#retryableAfterSend) {
       this.reject(
@@ -451,10 +533,65 @@ export class ProxyExchange implements UpstreamHandler {
         "backend_failed",
         `instance ${backend.id} failed after the request was sent (${code || err.message}); it was not ` +
           "sent again because it is not idempotent: send an Idempotency-Key header to make it safe to retry",
+        `S${stage}`,
       );
     } else {
-      this.reject(502, "backend_failed", `instance ${backend.id} failed (${code || err.message})`);
+      this.reject(
+        502,
+        "backend_failed",
+        `instance ${backend.id} failed (${code || err.message})`,
+        `S${stage}`,
+      );
     }
+  }
+
+  /** Where the exchange is: queued, connecting or sending, waiting for the head, or passing the body. */
+  #stage(): "Q" | "C" | "H" | "D" {
+    if (this.#backend === undefined) return "Q";
+    if (this.#responseStarted) return "D";
+    return this.#requestWritten ? "H" : "C";
+  }
+
+  /** Writes the request's one access log line and ends its span (called only when one of them is on). */
+  #recordEnd(termination: Termination): void {
+    if (this.#logged) return;
+    this.#logged = true;
+    this.#span?.end(this.#status, {
+      "boxoffice.termination": termination,
+      "boxoffice.attempts": this.#attempts,
+      ...(this.#backend === undefined ? {} : { "boxoffice.instance": this.#backend.url }),
+    });
+    const log = this.#log;
+    if (log === undefined) return;
+    const now = performance.now();
+    const dispatchedAt = this.#backend === undefined ? -1 : this.#startedAtMs;
+    const body = this.#body;
+    const declared = this.req.headers["content-length"];
+    log.record({
+      requestId: this.requestId,
+      client: this.req.forwardLines.clientIp,
+      method: this.req.method ?? "GET",
+      path: log.pathOf(this.req.url ?? "/"),
+      status: this.#status,
+      bytesIn:
+        body === null
+          ? 0
+          : Buffer.isBuffer(body)
+            ? body.length
+            : declared !== undefined
+              ? Number(declared)
+              : -1,
+      bytesOut: this.#bytesOut,
+      instance: this.#backend?.id ?? null,
+      instanceUrl: this.#backend?.url ?? null,
+      attempts: this.#attempts,
+      // Never sent to an instance: all its time was spent waiting for one.
+      queueMs: (this.#firstDispatchAtMs < 0 ? now : this.#firstDispatchAtMs) - this.#arrivedAtMs,
+      connectMs: this.#connectedAtMs < 0 ? -1 : this.#connectedAtMs - dispatchedAt,
+      responseMs: this.#headAtMs < 0 ? -1 : this.#headAtMs - dispatchedAt,
+      totalMs: now - this.#arrivedAtMs,
+      termination,
+    });
   }
 
   #clearSseTimer(): void {
@@ -471,6 +608,7 @@ export class ProxyExchange implements UpstreamHandler {
       this.cancelQueued();
       this.cancelQueued = undefined;
       this.#finished = true;
+      if (this.#watched) this.#recordEnd("CQ");
       return;
     }
     this.#abort?.(new Error("client went away"));

@@ -9,6 +9,7 @@
  * (test/unit/balancer/front-differential.test.ts) holds it to.
  */
 import { METHODS } from "node:http";
+import { isSafeRequestId } from "../http/request-id.js";
 import { HeadLines, HeaderKind, isNotForwarded, type RequestLines } from "./head-lines.js";
 
 /** A request the balancer refuses before it reaches any instance: 400, 431, or 501. */
@@ -181,6 +182,7 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
   let hasIdempotencyKey = false;
   let wantsEvents = false;
   let expectsContinue = false;
+  let requestId: string | undefined;
   const lines = new HeadLines(head, headersStart);
   while (lines.next()) {
     const kind = lines.kind();
@@ -246,6 +248,13 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
       case HeaderKind.EXPECT:
         if (http11 && lines.value.toLowerCase() === "100-continue") expectsContinue = true;
         break;
+      case HeaderKind.X_REQUEST_ID: {
+        // The first safe one goes on; any other is dropped and the balancer makes one instead.
+        const value = lines.value;
+        if (requestId === undefined && isSafeRequestId(value)) requestId = value;
+        else dropped = true;
+        break;
+      }
     }
     if (dropped) {
       forward += head.slice(runStart, lines.lineStart);
@@ -273,6 +282,7 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
     if (listed.includes("idempotency-key")) hasIdempotencyKey = false;
     if (listed.includes("accept")) wantsEvents = false;
     if (listed.includes("x-forwarded-for")) forwardedFor = undefined;
+    if (listed.includes("x-request-id")) requestId = undefined;
   }
   return {
     method,
@@ -291,6 +301,7 @@ export function parseRequestHead(head: string, clientIp: string): RequestHead {
       hasLength: length !== -1,
       hasIdempotencyKey,
       wantsEvents,
+      requestId,
     },
   };
 }

@@ -12,6 +12,7 @@ import type { Logger } from "../log/logger.js";
 import type { Backend } from "./backend.js";
 import { balancerProblem } from "./balancer-errors.js";
 import { BackendRegistry } from "./backend-registry.js";
+import { DnsDiscovery } from "./dns-discovery.js";
 import { listen } from "./listen.js";
 import { BalancerMetrics } from "./balancer-metrics.js";
 import { LeastConnectionsPicker } from "./least-connections-picker.js";
@@ -23,6 +24,7 @@ export class TcpBalancer {
   readonly #picker = new LeastConnectionsPicker();
   readonly #server: net.Server;
   readonly #sockets = new Set<Socket>();
+  readonly #discovery: DnsDiscovery | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(config: Readonly<BalancerConfig>, log: Logger) {
@@ -34,6 +36,10 @@ export class TcpBalancer {
     this.registry = new BackendRegistry(config, this.metrics, undefined, () => undefined, log);
     this.#server = net.createServer({ noDelay: true }, (client) => this.#onConnection(client, new Set()));
     this.#server.maxConnections = config.maxClientConnections;
+    this.#discovery =
+      config.backendsDns === undefined
+        ? undefined
+        : new DnsDiscovery(config.backendsDns, config.dnsServer, config.dnsIntervalMs, this.registry, log);
   }
 
   get port(): number {
@@ -42,11 +48,13 @@ export class TcpBalancer {
 
   async init(): Promise<void> {
     this.registry.init();
+    await this.#discovery?.init();
     await listen(this.#server, this.#config.port, this.#config.host, this.#config.listenBacklog);
   }
 
   close(graceMs = 5000): Promise<void> {
     this.#closing ??= (async () => {
+      this.#discovery?.close();
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       const timer = setTimeout(() => {
         for (const socket of this.#sockets) socket.destroy();

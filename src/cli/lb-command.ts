@@ -18,15 +18,19 @@ export function registerLbCommand(program: Command): Command {
   );
   command.action(async (flags: FlagValues) => {
     const config = loadBalancerConfig(flags);
-    // At info: the balancer logs only rare events (an instance down or up, a failed admin call), never
-    // a line per request, so it needs no level of its own.
-    const log = createLogger("info", { component: "balancer" });
+    // The balancer's own events (an instance down or up, DNS changes, a failed admin call), never a line
+    // per request: that is the access log's (--access-log).
+    const log = createLogger(config.logLevel, { component: "balancer" });
     // Loaded here, not at the top, so that the other commands do not load the balancer.
     const { startBalancer } = await import("../balancer/start-balancer.js");
     const balancer = await startBalancer(config, log);
     log.info(
       `balancer (${config.mode}) listening on http://${config.host}:${balancer.port} over ` +
-        `${config.backends.length} instance(s)`,
+        `${config.backends.length} instance(s)` +
+        (config.backendsDns ? ` and those of ${config.backendsDns.name} (DNS)` : "") +
+        (balancer.adminPort === undefined
+          ? ""
+          : `; /_lb/ on http://${config.adminHost}:${balancer.adminPort} only`),
     );
     if (config.adminToken === undefined && config.mode === "http")
       log.warn("no admin token (BOXOFFICE_ADMIN_TOKEN): /_lb/backends answers 401");

@@ -25,7 +25,7 @@ const CLI_PATH = fileURLToPath(new URL("./main.js", import.meta.url));
 const CLUSTER_FILE = "cluster.json";
 
 /** Server flags that `up` decides per instance instead of forwarding. */
-const PER_INSTANCE = new Set(["port", "host", "instance-id"]);
+const PER_INSTANCE = new Set(["port", "host", "instance-id", "admin-port", "admin-host"]);
 
 interface ClusterFile {
   pid: number;
@@ -57,9 +57,9 @@ export function registerUpCommand(program: Command): void {
     // The banner: plain lines for the person who typed `boxoffice up` (see the header).
     const say = (message: string) =>
       console.log(`${new Date().toISOString().slice(11, 19)} boxoffice: ${message}`);
-    // --log-level is the instances' (forwarded to each). The supervisor's own events are few (an instance
-    // started, died or scaled) and are what an operator of `up` watches, so they stay at info.
-    const log = createLogger("info", { component: "supervisor" });
+    // --log-level is the instances' (forwarded to each); the supervisor and the balancer have
+    // --cluster-log-level (info: their events are few and are what an operator of `up` watches).
+    const log = createLogger(cluster.logLevel, { component: "supervisor" });
     // Loaded here, not at the top, so that `status` and `restart` do not load the supervisor.
     const { Supervisor } = await import("../cluster/supervisor.js");
     const { startControlServer } = await import("../cluster/control-server.js");
@@ -71,7 +71,7 @@ export function registerUpCommand(program: Command): void {
       instances: cluster.instances,
       autoscale: cluster.autoscale,
       serverArgs,
-      balancerArgs: [],
+      balancerArgs: ["--log-level", cluster.logLevel],
       env,
       adminToken: token,
       logDir: join(server.dataDir, "logs"),
@@ -95,7 +95,7 @@ export function registerUpCommand(program: Command): void {
 
     try {
       await supervisor.start();
-      control = await startControlServer(supervisor, token, log);
+      control = await startControlServer(supervisor, token, log, cluster.metricsHost, cluster.metricsPort);
     } catch (error) {
       log.error({ err: error }, `could not start: ${(error as Error).message}`);
       await supervisor.close();

@@ -1,7 +1,8 @@
 /**
- * The supervisor's control endpoint, on loopback only: `GET /status` (JSON, read by `boxoffice status`),
- * `GET /metrics` (Prometheus) and `POST /restart` (rolling restart, as `boxoffice restart` or SIGHUP).
- * Its address is written to <data dir>/cluster.json so the CLI can find it.
+ * The supervisor's control endpoint, on loopback unless `--metrics-host` says otherwise, on a known port
+ * (`--metrics-port`, default 9180): `GET /status` (JSON, read by `boxoffice status`), `GET /metrics`
+ * (Prometheus) and `POST /restart` (rolling restart, as `boxoffice restart` or SIGHUP). Its address is
+ * written to <data dir>/cluster.json so the CLI can find it.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
@@ -14,6 +15,7 @@ export async function startControlServer(
   adminToken: string,
   log: Logger,
   host = "127.0.0.1",
+  port = 0,
 ): Promise<{ url: string; close(): Promise<void> }> {
   // The supervisor's logger from warn up: a failing handler is logged; the requests themselves
   // (`boxoffice status` polls) are not.
@@ -33,6 +35,6 @@ export async function startControlServer(
     void supervisor.rollingRestart();
     return reply.code(202).send({ status: "restarting" });
   });
-  const url = await app.listen({ host, port: 0 });
+  const url = await app.listen({ host, port });
   return { url, close: () => app.close() };
 }

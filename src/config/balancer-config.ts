@@ -4,9 +4,11 @@
  * BalancerConfig are built from it. Variables: BOXOFFICE_PORT, BOXOFFICE_HOST, BOXOFFICE_BACKENDS,
  * BOXOFFICE_ADMIN_TOKEN, and `BOXOFFICE_LB_<NAME_IN_SNAKE_CASE>` for every other option.
  */
+import { isIP } from "node:net";
 import { ConfigError } from "../domain/errors.js";
+import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import type { FlagValues, Setting, SettingsOf } from "./settings.js";
-import { listenPort, numberFrom, oneOf, readSettings, text } from "./settings.js";
+import { listenPort, numberFrom, oneOf, otelEndpoint, readSettings, text, wholeNumber } from "./settings.js";
 
 /** One instance behind the balancer. */
 export interface BackendSpec {
@@ -68,6 +70,61 @@ function backendList(value: string): readonly BackendSpec[] {
   return Object.freeze(backends);
 }
 
+/** A name to resolve and the port its instances listen on (`--backends-dns`). */
+export interface DnsBackendsSpec {
+  /** The DNS name whose A and AAAA records are the instances, e.g. a Kubernetes headless Service. */
+  name: string;
+  port: number;
+}
+
+/** A DNS server to ask instead of the system's (`--dns-server`). */
+export interface DnsServerSpec {
+  host: string;
+  port: number;
+}
+
+/** A DNS name as RFC 1123 allows it (letters, digits, hyphens, dots; labels of 1 to 63, 253 in all). */
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$/;
+
+const portNumber = wholeNumber(1, 65535);
+
+/** `name:port`: the instances are every address the name resolves to, on that port. */
+function dnsBackends(value: string, name: string): DnsBackendsSpec | undefined {
+  if (value === "") return undefined;
+  const match = /^(.+):(\d+)$/.exec(value.trim());
+  if (!match || !DNS_NAME.test(match[1]!))
+    throw new ConfigError(
+      `${name} must be name:port (e.g. boxoffice.default.svc.cluster.local:8080), not "${value}"`,
+    );
+  return { name: match[1]!, port: portNumber(match[2]!, name) };
+}
+
+/** `host`, `host:port`, `[v6]:port` or a bare IPv6 address; port 53 when not given. */
+function dnsServer(value: string, name: string): DnsServerSpec | undefined {
+  if (value === "") return undefined;
+  const text = value.trim();
+  if (isIP(text) !== 0) return { host: text, port: 53 };
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  if (match === null || host === undefined || isIP(host) === 0)
+    throw new ConfigError(`${name} must be an IP address, optionally with :port, not "${value}"`);
+  return { host, port: portNumber(match[3]!, name) };
+}
+
+/** An optional port: empty for none. */
+function optionalPort(value: string, name: string): number | undefined {
+  return value === "" ? undefined : listenPort(value, name);
+}
+
+/** A share from 0 to 1. */
+function share(value: string, name: string): number {
+  const number = value.trim() === "" ? Number.NaN : Number(value.trim());
+  if (!Number.isFinite(number) || number < 0 || number > 1)
+    throw new ConfigError(`${name} must be a number from 0 to 1, not "${value}"`);
+  return number;
+}
+
 /** A numeric option: `--<flag> <n>`, variable `BOXOFFICE_LB_<FLAG IN SNAKE CASE>`, any number >= `min`. */
 function numeric(flag: string, defaultText: string, min: number, description: string): Setting<number> {
   return {
@@ -110,6 +167,30 @@ export const BALANCER_SETTINGS = {
     parse: backendList,
   },
   /**
+   * Instances found by DNS, like HAProxy's server-template: every A and AAAA address of the name, on the
+   * port, re-resolved every `dnsIntervalMs`; new addresses are health-checked before they take requests,
+   * gone ones are drained (their in-flight requests finish). Works beside `--backend`.
+   */
+  backendsDns: {
+    flag: "backends-dns",
+    env: "BOXOFFICE_LB_BACKENDS_DNS",
+    description:
+      "instances by DNS, name:port: every A/AAAA address of the name, followed as it changes (e.g. a Kubernetes headless Service)",
+    defaultText: "",
+    valueName: "name:port",
+    parse: dnsBackends,
+  },
+  dnsIntervalMs: numeric("dns-interval-ms", "5000", 100, "time between two resolutions of --backends-dns"),
+  /** For a test's own DNS server, or a resolver other than the system's (/etc/resolv.conf). */
+  dnsServer: {
+    flag: "dns-server",
+    env: "BOXOFFICE_LB_DNS_SERVER",
+    description: "DNS server to ask for --backends-dns, ip[:port] (default: the system's resolvers)",
+    defaultText: "",
+    valueName: "ip:port",
+    parse: dnsServer,
+  },
+  /**
    * Bearer token for `/_lb/` admin calls; unset, they answer 401. The flag is kept only so that existing
    * command lines go on working: a command line shows in `ps`, so the variable is the way to pass it.
    */
@@ -122,6 +203,76 @@ export const BALANCER_SETTINGS = {
     defaultText: "",
     valueName: "token",
     parse: (value: string): string | undefined => (value === "" ? undefined : value),
+  },
+  /**
+   * With it, `/_lb/` (health, metrics and the admin calls) is served on this port only, and the public
+   * port passes `/_lb/...` on to the instances like any other path (which answer 404).
+   */
+  adminPort: {
+    flag: "admin-port",
+    env: "BOXOFFICE_LB_ADMIN_PORT",
+    description: "serve /_lb/ (admin calls, health, metrics) on this port only, not on the public one",
+    defaultText: "",
+    valueName: "port",
+    parse: optionalPort,
+  },
+  adminHost: {
+    flag: "admin-host",
+    env: "BOXOFFICE_LB_ADMIN_HOST",
+    description: "address the --admin-port listens on",
+    defaultText: "127.0.0.1",
+    valueName: "host",
+    parse: text(),
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "BOXOFFICE_LB_LOG_LEVEL",
+    description: "pino log level of the balancer's own events",
+    defaultText: "info",
+    valueName: "level",
+    parse: oneOf<LogLevel>(...LOG_LEVELS),
+  },
+  /** One JSON line per proxied request (docs/operations.md); off when empty. */
+  accessLog: {
+    flag: "access-log",
+    env: "BOXOFFICE_LB_ACCESS_LOG",
+    description: "access log: a file path, or stdout; one JSON line per request (off when unset)",
+    defaultText: "",
+    valueName: "path|stdout",
+    parse: (value: string): string | undefined => (value === "" ? undefined : value),
+  },
+  accessLogSample: {
+    flag: "access-log-sample",
+    env: "BOXOFFICE_LB_ACCESS_LOG_SAMPLE",
+    description: "share of requests written to the access log, 0 to 1",
+    defaultText: "1",
+    valueName: "share",
+    parse: share,
+  },
+  /** Query strings may carry what should not be kept (a token, an email); kept only when asked. */
+  accessLogQuery: {
+    flag: "access-log-query",
+    env: "BOXOFFICE_LB_ACCESS_LOG_QUERY",
+    description: "drop (the default) or keep the query string in the access log's path",
+    defaultText: "drop",
+    valueName: "drop|keep",
+    parse: oneOf<"drop" | "keep">("drop", "keep"),
+  },
+  /** When the disk is slower than the traffic, lines past this are dropped and counted, never waited for. */
+  accessLogBufferBytes: numeric(
+    "access-log-buffer-bytes",
+    "4194304",
+    1024,
+    "access log lines waiting to be written, at most; past it lines are dropped and counted",
+  ),
+  /** A span per proxied request, the parent of the instance's (its traceparent is passed on). */
+  otelEndpoint: {
+    flag: "otel-endpoint",
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description: "OpenTelemetry: send a span per request over OTLP/HTTP to this URL; off when unset",
+    defaultText: "",
+    valueName: "url",
+    parse: otelEndpoint,
   },
   mode: {
     flag: "mode",

@@ -3,8 +3,12 @@
  * listens, and the autoscaling policy. Flags win over BOXOFFICE_* variables, which win over defaults.
  */
 import { ConfigError } from "../domain/errors.js";
+import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import type { FlagValues, Setting } from "./settings.js";
-import { readSetting, wholeNumber } from "./settings.js";
+import { listenPort, oneOf, readSetting, text, wholeNumber } from "./settings.js";
+
+/** The supervisor's metrics (and `boxoffice status`'s control calls) are here unless told otherwise. */
+export const DEFAULT_METRICS_PORT = 9180;
 
 /**
  * When the supervisor adds or removes an instance (cluster/autoscaler.ts applies it). It is declared
@@ -81,11 +85,40 @@ export const CLUSTER_SETTINGS = {
     defaultText: "9101",
     parse: wholeNumber(1, 65000),
   },
+  /**
+   * The supervisor's control listener: /metrics for Prometheus, /status and /restart for the CLI. A known
+   * port, so that a scrape configuration can name it; 0 picks a free one (written to cluster.json).
+   */
+  metricsPort: {
+    flag: "metrics-port",
+    env: "BOXOFFICE_METRICS_PORT",
+    description: "port of the supervisor's /metrics (and the CLI's /status, /restart); 0 picks a free one",
+    defaultText: String(DEFAULT_METRICS_PORT),
+    parse: listenPort,
+  },
+  metricsHost: {
+    flag: "metrics-host",
+    env: "BOXOFFICE_METRICS_HOST",
+    description: "address the supervisor's metrics port listens on",
+    defaultText: "127.0.0.1",
+    parse: text(),
+  },
+  /** --log-level is the instances'; the supervisor and its balancer have this one. */
+  clusterLogLevel: {
+    flag: "cluster-log-level",
+    env: "BOXOFFICE_CLUSTER_LOG_LEVEL",
+    description: "log level of the supervisor and the balancer it starts (--log-level is the instances')",
+    defaultText: "info",
+    parse: oneOf<LogLevel>(...LOG_LEVELS),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 export interface ClusterConfig {
   readonly instances: number;
   readonly instancePortBase: number;
+  readonly metricsPort: number;
+  readonly metricsHost: string;
+  readonly logLevel: LogLevel;
   /** Null when --min/--max are not both set: a fixed number of instances. */
   readonly autoscale: AutoscalePolicy | null;
 }
@@ -109,5 +142,12 @@ export function loadClusterConfig(flags: FlagValues, env: NodeJS.ProcessEnv = pr
       downCooldownMs: read(CLUSTER_SETTINGS.scaleDownCooldownMs),
     };
   }
-  return Object.freeze({ instances, instancePortBase: read(CLUSTER_SETTINGS.instancePortBase), autoscale });
+  return Object.freeze({
+    instances,
+    instancePortBase: read(CLUSTER_SETTINGS.instancePortBase),
+    metricsPort: read(CLUSTER_SETTINGS.metricsPort),
+    metricsHost: read(CLUSTER_SETTINGS.metricsHost),
+    logLevel: read(CLUSTER_SETTINGS.clusterLogLevel),
+    autoscale,
+  });
 }

@@ -11,7 +11,7 @@ import type { LockScope } from "../lock/lock-provider.js";
 import { BoxofficeError, ConfigError } from "../domain/errors.js";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import type { FlagValues, Setting, SettingsOf } from "./settings.js";
-import { listenPort, oneOf, readSettings, text, wholeNumber } from "./settings.js";
+import { listenPort, oneOf, otelEndpoint, readSettings, text, wholeNumber } from "./settings.js";
 
 export type StoreLayout = "single" | "per-event";
 export type Durability = "full" | "normal";
@@ -45,6 +45,34 @@ export const SERVER_SETTINGS = {
     description: "address to listen on",
     defaultText: "127.0.0.1",
     parse: text(),
+  },
+  /**
+   * With it, the admin calls (event creation) and /metrics are served on this port only, and the public
+   * port answers 404 for them; /health and /ready are on both. Unset: everything on the public port.
+   */
+  adminPort: {
+    flag: "admin-port",
+    env: "BOXOFFICE_ADMIN_PORT",
+    description: "serve the admin calls and /metrics on this port only, not on the public one",
+    defaultText: "",
+    parse: (value: string, name: string): number | undefined =>
+      value === "" ? undefined : listenPort(value, name),
+  },
+  adminHost: {
+    flag: "admin-host",
+    env: "BOXOFFICE_ADMIN_HOST",
+    description: "address the --admin-port listens on",
+    defaultText: "127.0.0.1",
+    parse: text(),
+  },
+  /** Off unless set; the variable is OpenTelemetry's standard one. */
+  otelEndpoint: {
+    flag: "otel-endpoint",
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description:
+      "OpenTelemetry: send traces over OTLP/HTTP to this URL (spans go to <url>/v1/traces); off when unset",
+    defaultText: "",
+    parse: otelEndpoint,
   },
   /** Where the embedded store keeps its files and where the admin token lives. */
   dataDir: {

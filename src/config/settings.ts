@@ -94,6 +94,20 @@ export function numberFrom(min: number): (value: string, name: string) => number
   };
 }
 
+/** An OTLP/HTTP endpoint, http(s)://host:port[/path]; empty for none (tracing off). */
+export function otelEndpoint(value: string, name: string): string | undefined {
+  if (value === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an http:// or https:// URL, not "${value}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError(`${name} must be an http:// or https:// URL, not "${value}"`);
+  return value;
+}
+
 /** A TCP port to listen on; 0 picks a free one. The same for every command. */
 export const listenPort = wholeNumber(0, 65535);
 

@@ -55,18 +55,20 @@ export function writeProblem(
   res: ProblemResponse,
   problem: ProblemDetails,
   extraHeaders: OutgoingHttpHeaders = {},
-): void {
+): number {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return 0;
   }
   const body = JSON.stringify(problem);
+  const bytes = Buffer.byteLength(body);
   res.writeHead(problem.status, {
     "content-type": PROBLEM_CONTENT_TYPE,
-    "content-length": Buffer.byteLength(body),
+    "content-length": bytes,
     ...extraHeaders,
   });
   res.end(body);
+  return bytes;
 }
 
 /**

@@ -19,8 +19,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * A logger at `level` whose every line carries `fields` (e.g. `{ instance: "i-1" }` or
- * `{ component: "balancer" }`) in place of pino's default pid and hostname.
+ * `{ component: "balancer" }`) in place of pino's default pid and hostname, and the full date and time
+ * (`"time":"2026-11-30T15:48:16.123Z"`, ISO 8601 in UTC) instead of pino's epoch milliseconds, so that the
+ * lines of every process can be read and merged by a person as well as by a log shipper.
  */
 export function createLogger(level: LogLevel, fields: Readonly<Record<string, string | number>>): Logger {
-  return pino({ level, base: { ...fields } });
+  return pino({ level, base: { ...fields }, timestamp: pino.stdTimeFunctions.isoTime });
 }

@@ -48,6 +48,27 @@ export interface SellPathObserver {
   queueDepthChanged?(depth: number): void;
 }
 
+/**
+ * What the sell path tells a traced request about the batch that served it, so that the server can record
+ * it as spans (telemetry/); times are `performance.now()` values. The store's batch includes its commit
+ * (one transaction), so the two are one phase here.
+ */
+export interface SellTrace {
+  batchRan(phases: BatchPhases): void;
+}
+
+export interface BatchPhases {
+  /** When the request joined the queue, its batch asked for the lock, got it, and the store was done. */
+  queuedAtMs: number;
+  lockAskedAtMs: number;
+  /** -1 when the lock was never granted. */
+  lockGrantedAtMs: number;
+  storeDoneAtMs: number;
+  batchSize: number;
+  /** The batch failed (lock or store unavailable): nothing of it was committed. */
+  failed: boolean;
+}
+
 export interface SellPathOptions {
   store: Store;
   lock: LockProvider;
@@ -69,6 +90,9 @@ export interface SellPathOptions {
 
 interface Pending {
   command: Command;
+  /** Only for a traced request. */
+  trace: SellTrace | undefined;
+  queuedAtMs: number;
   resolve: (outcome: Outcome) => void;
   reject: (error: unknown) => void;
 }
@@ -113,13 +137,13 @@ export class SellPath {
    * retryable BoxofficeError when nothing was committed (overloaded, lock or store unavailable), or with
    * whatever unexpected error the batch threw.
    */
-  submit(eventId: string, command: Command): Promise<Outcome> {
+  submit(eventId: string, command: Command, trace?: SellTrace): Promise<Outcome> {
     if (this.#closed) return Promise.reject(new SellPathClosedError());
     if (!isEventId(eventId)) return Promise.resolve(eventNotFound(eventId));
     // Known events go straight in (synchronously: what arrives together is batched together).
-    if (this.#knownEvents.has(eventId)) return this.#enqueue(eventId, command);
+    if (this.#knownEvents.has(eventId)) return this.#enqueue(eventId, command, trace);
     return this.#exists(eventId).then((exists) =>
-      exists ? this.#enqueue(eventId, command) : eventNotFound(eventId),
+      exists ? this.#enqueue(eventId, command, trace) : eventNotFound(eventId),
     );
   }
 
@@ -143,7 +167,7 @@ export class SellPath {
     return lookup;
   }
 
-  #enqueue(eventId: string, command: Command): Promise<Outcome> {
+  #enqueue(eventId: string, command: Command, trace: SellTrace | undefined): Promise<Outcome> {
     if (this.#closed) return Promise.reject(new SellPathClosedError());
     let queue = this.#queues.get(eventId);
     if (this.#queued >= this.#options.maxQueueTotal) {
@@ -159,7 +183,13 @@ export class SellPath {
       this.#queues.set(eventId, queue);
     }
     const promise = new Promise<Outcome>((resolve, reject) => {
-      queue.pending.push({ command, resolve, reject });
+      queue.pending.push({
+        command,
+        trace,
+        queuedAtMs: trace === undefined ? 0 : performance.now(),
+        resolve,
+        reject,
+      });
     });
     this.#setQueued(this.#queued + 1);
     // Start after the event loop's current I/O phase (setImmediate), not at once: every request whose
@@ -199,16 +229,31 @@ export class SellPath {
     const commands = batch.map((entry) => entry.command);
     const lockKey = lockKeyFor(lockScope, eventId);
     const askedAt = performance.now();
+    let grantedAt = -1;
     let waited = false;
     const noteWait = () => {
       if (waited) return;
       waited = true;
       observer?.lockWaited?.(performance.now() - askedAt);
     };
+    const traced = batch.some((entry) => entry.trace !== undefined);
+    const tell = (failed: boolean) => {
+      const storeDoneAtMs = performance.now();
+      for (const entry of batch)
+        entry.trace?.batchRan({
+          queuedAtMs: entry.queuedAtMs,
+          lockAskedAtMs: askedAt,
+          lockGrantedAtMs: grantedAt,
+          storeDoneAtMs,
+          batchSize: batch.length,
+          failed,
+        });
+    };
     try {
       const outcomes = await this.#oneAtATime(lockKey, () =>
         lock.withLock(lockKey, { leaseMs: lockLeaseMs, waitMs: lockWaitMs }, (guard) => {
           noteWait();
+          if (traced) grantedAt = performance.now();
           return store.execute(eventId, commands, guard, this.#now());
         }),
       );
@@ -218,9 +263,11 @@ export class SellPath {
           `store answered ${outcomes.length} outcomes for ${batch.length} commands`,
         );
       }
+      if (traced) tell(false);
       batch.forEach((entry, i) => entry.resolve(outcomes[i] as Outcome));
     } catch (error) {
       noteWait();
+      if (traced) tell(true);
       for (const entry of batch) entry.reject(error);
     }
   }

@@ -6,6 +6,7 @@ import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BoxofficeError, DomainError } from "../domain/errors.js";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
+import { REQUEST_ID_HEADER, RequestIdGenerator, isSafeRequestId } from "../http/request-id.js";
 import { problemDetails, problemResponseText } from "../http/problem-details.js";
 import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
@@ -14,6 +15,9 @@ import type { Store } from "../store/store.js";
 import { apiRoutes } from "./api-routes.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import type { Problem } from "./problem.js";
+import type { RouteSpec } from "./route-spec.js";
+import { requestSpanOf, setRequestSpan } from "./request-trace.js";
+import type { Tracing } from "../telemetry/tracing.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -36,6 +40,21 @@ export interface AppOptions {
   /** The version shown in /openapi.json. */
   version?: string;
   readyTimeoutMs?: number;
+  /**
+   * Which routes this app serves: "all" (the default, one port for everything), "public" (not the admin
+   * calls nor /metrics) or "admin" (those, with /health and /ready), for `--admin-port`.
+   */
+  surface?: "all" | "public" | "admin";
+  /** OpenTelemetry traces (`--otel-endpoint`); none when absent. */
+  tracing?: Tracing;
+}
+
+/** Whether a route is served on a surface: operators' routes go to the admin one when there is one. */
+function servedOn(surface: "all" | "public" | "admin", route: RouteSpec): boolean {
+  if (surface === "all") return true;
+  const forOperators = route.admin === true || route.operatorOnly === true;
+  if (surface === "public") return !forOperators;
+  return forOperators || route.url === "/health" || route.url === "/ready";
 }
 
 /** Turns anything thrown on the way to an answer into a problem. */
@@ -78,10 +97,18 @@ function problemOfError(error: FastifyError | Error, routeUrl: string | undefine
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const adminCheck = new AdminTokenCheck(options.adminToken);
+  const requestIds = new RequestIdGenerator();
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    // The balancer's X-Request-Id (or a client's, when safe: bounded, no control byte), else one made
+    // here; every line logged for the request carries it as `requestId`, and the answer echoes it.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const sent = request.headers[REQUEST_ID_HEADER];
+      return typeof sent === "string" && isSafeRequestId(sent) ? sent : requestIds.next();
+    },
     // One log line per request would cost more than the sale at peak; errors are logged below.
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "requestId" }),
     bodyLimit: BODY_LIMIT_BYTES,
     // A client that trickles its request in (slowloris) is cut off instead of holding a socket forever.
     requestTimeout: 30_000,
@@ -121,11 +148,36 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     else parseJson(request, body as string, done);
   });
 
-  app.addHook("onSend", async (_request, reply) => {
+  const tracing = options.tracing;
+  if (tracing !== undefined) {
+    // A span per request, its parent the balancer's (or the client's) traceparent.
+    app.addHook("onRequest", async (request) => {
+      const route = request.routeOptions.url ?? "unmatched";
+      setRequestSpan(
+        request,
+        tracing.startRequest(`${request.method} ${route}`, request.headers, {
+          "http.request.method": request.method,
+          "http.route": route,
+          "boxoffice.request_id": request.id,
+        }),
+      );
+    });
+  }
+
+  app.addHook("onSend", async (request, reply) => {
     reply.header("x-served-by", options.instanceId);
+    reply.header(REQUEST_ID_HEADER, request.id);
   });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
+    requestSpanOf(request)?.end(reply.statusCode);
+    // One line per request only at debug: at peak it would cost more than the sale (the balancer's
+    // access log is the record of every request).
+    if (request.log.level === "debug" || request.log.level === "trace")
+      request.log.debug(
+        { method: request.method, route, status: reply.statusCode, ms: reply.elapsedTime },
+        "request completed",
+      );
     options.metrics.httpRequests.inc({ method: request.method, route, status: reply.statusCode });
     options.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
@@ -157,7 +209,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");
 
+  const surface = options.surface ?? "all";
   for (const route of routes) {
+    if (!servedOn(surface, route)) continue;
     const response: Record<number, unknown> = {};
     for (const [status, spec] of Object.entries(route.responses)) {
       if (Number(status) < 300 && spec.schema) response[Number(status)] = spec.schema;
@@ -179,7 +233,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       handler: route.handler,
     });
   }
-  app.get("/openapi.json", async () => openApi);
+  if (surface !== "admin") app.get("/openapi.json", async () => openApi);
 
   return app;
 }

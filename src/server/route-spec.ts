@@ -22,6 +22,11 @@ export interface RouteSpec {
   tag: string;
   /** Needs `Authorization: Bearer <admin token>`. */
   admin?: boolean;
+  /**
+   * For operators, not buyers (metrics): with `--admin-port` it is served there and not on the public
+   * port, like every `admin` route.
+   */
+  operatorOnly?: boolean;
   /** Accepts an `Idempotency-Key` header. */
   idempotent?: boolean;
   schema: {

@@ -7,6 +7,7 @@ import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../d
 import type { SellPath } from "../sales/sell-path.js";
 import { InFlightKeys, idempotencyOf } from "./idempotency.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
+import { sellTraceOf } from "./request-trace.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
 /** The body of an order or a hold: a quantity or named seats (the schema allows exactly one). */
@@ -53,7 +54,7 @@ export class SellGate {
       return null;
     }
     try {
-      const outcome = await this.#sellPath.submit(eventId, command);
+      const outcome = await this.#sellPath.submit(eventId, command, sellTraceOf(reply.request));
       if (
         !outcome.ok &&
         (outcome.refusal.code === "sold_out" || outcome.refusal.code === "seats_unavailable")

@@ -15,6 +15,7 @@ import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
+import { startTracing, type Tracing } from "../telemetry/tracing.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
 
@@ -28,6 +29,8 @@ export interface RunningServer {
   /** "http://host:port", with the port actually bound. */
   url: string;
   app: FastifyInstance;
+  /** With `--admin-port`: the admin listener's "http://host:port" (admin calls, /metrics). */
+  adminUrl: string | undefined;
   /** Stops accepting, finishes in-flight requests, closes everything. Idempotent. */
   close(): Promise<void>;
 }
@@ -113,7 +116,14 @@ export async function startServer(
     sweeper.init();
     closers.push(() => sweeper.close());
 
-    const app = await buildApp({
+    let tracing: Tracing | undefined;
+    if (config.otelEndpoint !== undefined) {
+      const started = await startTracing(config.otelEndpoint, "boxoffice-instance");
+      tracing = started;
+      closers.push(() => started.close());
+    }
+    const appOptions = {
+      tracing,
       store,
       lock,
       sellPath,
@@ -122,15 +132,25 @@ export async function startServer(
       adminToken: secrets.adminToken,
       signingSecret: secrets.signingSecret,
       logger: log,
+    };
+    let adminUrl: string | undefined;
+    if (config.adminPort !== undefined) {
+      const adminApp = await buildApp({ ...appOptions, surface: "admin" });
+      closers.push(() => closeApp(adminApp, config.shutdownTimeoutMs));
+      await adminApp.listen({ port: config.adminPort, host: config.adminHost });
+      adminUrl = urlOf(adminApp);
+    }
+    const app = await buildApp({
+      ...appOptions,
+      surface: config.adminPort === undefined ? "all" : "public",
     });
     closers.push(() => closeApp(app, config.shutdownTimeoutMs));
     await app.listen({ port: config.port, host: config.host });
-    const address = app.server.address() as AddressInfo;
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    const url = `http://${host}:${address.port}`;
+    const url = urlOf(app);
     log.info(
       {
         url,
+        ...(adminUrl === undefined ? {} : { adminUrl }),
         store: config.store === "sqlite" ? "sqlite" : redactPostgresUrl(config.store),
         layout: config.layout,
         lock: lock.kind,
@@ -142,12 +162,20 @@ export async function startServer(
     return {
       url,
       app,
+      adminUrl,
       close: () => (closing ??= closeAll(closers, log)),
     };
   } catch (error) {
     await closeAll(closers, log);
     throw error;
   }
+}
+
+/** "http://host:port" of a listening app. */
+function urlOf(app: FastifyInstance): string {
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
 }
 
 /** app.close() waits for in-flight requests; past the deadline, open connections are cut. */

@@ -25,6 +25,8 @@ export interface BackendOptions {
   /** Purchase-path stand-in: each POST to `/work` appends a record to this file and fsyncs it. */
   dataFile?: string;
   port?: number;
+  /** The loopback address to listen on (127.0.0.1 unless given: DNS tests give each its own). */
+  host?: string;
 }
 
 export interface RunningBackend {
@@ -100,12 +102,13 @@ function handler(options: BackendOptions): http.RequestListener {
 /** Starts a test server in this process. */
 export async function startBackend(options: BackendOptions): Promise<RunningBackend> {
   const server = http.createServer(handler(options));
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     id: options.id,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -142,7 +145,8 @@ export function spawnBackend(options: BackendOptions): Promise<SpawnedBackend> {
       if (!output.includes("\n") || line === undefined) return;
       clearTimeout(timer);
       const { port } = JSON.parse(line) as { port: number };
-      resolve({ id: options.id, port, url: `http://127.0.0.1:${port}`, child, kill, close: kill });
+      const url = `http://${options.host ?? "127.0.0.1"}:${port}`;
+      resolve({ id: options.id, port, url, child, kill, close: kill });
     });
     child.once("exit", (code) => {
       clearTimeout(timer);

@@ -30,7 +30,20 @@ export class ClusterProcess {
   static async start(dataDir: string, port: number, flags: string[]): Promise<ClusterProcess> {
     const child = spawn(
       process.execPath,
-      [CLI_PATH, "up", "--data", dataDir, "--port", String(port), "--log-level", "warn", ...flags],
+      [
+        CLI_PATH,
+        "up",
+        "--data",
+        dataDir,
+        "--port",
+        String(port),
+        // Several clusters may run at once: the supervisor's metrics port is any free one.
+        "--metrics-port",
+        "0",
+        "--log-level",
+        "warn",
+        ...flags,
+      ],
       { env: { ...process.env, BOXOFFICE_ADMIN_TOKEN: E2E_ADMIN_TOKEN }, stdio: ["ignore", "pipe", "pipe"] },
     );
     const cluster = new ClusterProcess(child, port, dataDir);

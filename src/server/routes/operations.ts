@@ -59,6 +59,7 @@ export function operationRoutes(deps: {
       operationId: "metrics",
       summary: "Prometheus metrics of this instance",
       tag: "operations",
+      operatorOnly: true,
       schema: {},
       responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
       handler: async (_request, reply) => {

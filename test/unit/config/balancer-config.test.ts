@@ -55,6 +55,41 @@ describe("loadBalancerConfig", () => {
     assert.equal(flagged.healthIntervalMs, 250);
   });
 
+  it("reads DNS discovery, the admin port, the log level and the access log", () => {
+    const config = loadBalancerConfig(
+      { backendsDns: "boxoffice.default.svc.cluster.local:8080", dnsServer: "[::1]:5353" },
+      {
+        BOXOFFICE_LB_ADMIN_PORT: "9901",
+        BOXOFFICE_LB_LOG_LEVEL: "warn",
+        BOXOFFICE_LB_ACCESS_LOG: "stdout",
+        BOXOFFICE_LB_ACCESS_LOG_SAMPLE: "0.25",
+      },
+    );
+    assert.deepEqual(config.backendsDns, { name: "boxoffice.default.svc.cluster.local", port: 8080 });
+    assert.deepEqual(config.dnsServer, { host: "::1", port: 5353 });
+    assert.equal(config.adminPort, 9901);
+    assert.equal(config.logLevel, "warn");
+    assert.equal(config.accessLog, "stdout");
+    assert.equal(config.accessLogSample, 0.25);
+    assert.deepEqual(loadBalancerConfig({ dnsServer: "10.0.0.10" }, {}).dnsServer, {
+      host: "10.0.0.10",
+      port: 53,
+    });
+    const none = loadBalancerConfig({}, {});
+    assert.equal(none.backendsDns, undefined);
+    assert.equal(none.adminPort, undefined);
+    assert.equal(none.accessLog, undefined);
+    assert.equal(none.logLevel, "info");
+    for (const bad of ["no-port", "a b:80", "host:0", "host:65536", "-bad-.example:80", ":80"])
+      assert.throws(() => loadBalancerConfig({ backendsDns: bad }, {}), ConfigError, bad);
+    for (const bad of ["dns.example:53", "1.2.3.4:x", "[nope]:53"])
+      assert.throws(() => loadBalancerConfig({ dnsServer: bad }, {}), ConfigError, bad);
+    for (const bad of ["-0.1", "1.5", "half"])
+      assert.throws(() => loadBalancerConfig({ accessLogSample: bad }, {}), ConfigError, bad);
+    assert.throws(() => loadBalancerConfig({ logLevel: "loud" }, {}), ConfigError);
+    assert.throws(() => loadBalancerConfig({ accessLogQuery: "maybe" }, {}), ConfigError);
+  });
+
   it("names every numeric option --<kebab-case> and BOXOFFICE_LB_<SNAKE_CASE>", () => {
     const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     let numeric = 0;
@@ -64,7 +99,7 @@ describe("loadBalancerConfig", () => {
       assert.equal(setting.flag, kebab(key), key);
       assert.equal(setting.env, `BOXOFFICE_LB_${kebab(key).replace(/-/g, "_").toUpperCase()}`, key);
     }
-    assert.equal(numeric, 26);
+    assert.equal(numeric, 28);
     assert.equal(BALANCER_SETTINGS.queueTimeoutMs.env, "BOXOFFICE_LB_QUEUE_TIMEOUT_MS");
   });
 

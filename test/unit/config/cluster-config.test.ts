@@ -7,8 +7,27 @@ import { ConfigError } from "../../../src/domain/errors.js";
 describe("cluster config", () => {
   it("starts 3 instances, no autoscaling, with nothing set", () => {
     const config = loadClusterConfig({}, {});
-    assert.deepEqual(config, { instances: 3, instancePortBase: 9101, autoscale: null });
+    assert.deepEqual(config, {
+      instances: 3,
+      instancePortBase: 9101,
+      metricsPort: 9180,
+      metricsHost: "127.0.0.1",
+      logLevel: "info",
+      autoscale: null,
+    });
     assert.ok(Object.isFrozen(config));
+  });
+
+  it("puts the supervisor's metrics on a known port, and takes its log level", () => {
+    const config = loadClusterConfig(
+      { metricsPort: "0", clusterLogLevel: "warn" },
+      { BOXOFFICE_METRICS_HOST: "0.0.0.0" },
+    );
+    assert.equal(config.metricsPort, 0);
+    assert.equal(config.metricsHost, "0.0.0.0");
+    assert.equal(config.logLevel, "warn");
+    assert.throws(() => loadClusterConfig({ metricsPort: "70000" }, {}), ConfigError);
+    assert.throws(() => loadClusterConfig({ clusterLogLevel: "loud" }, {}), ConfigError);
   });
 
   it("builds the autoscaling policy from --min/--max, the start count kept within them", () => {
