@@ -8,7 +8,13 @@
  * never a price.
  */
 import type { DomainRefusal } from "./errors.js";
-import type { EventKind, Section } from "./event.js";
+
+/** What pricing needs of an event's seating (event.ts's Section; not imported, event.ts imports this). */
+interface SeatingSection {
+  name: string;
+  rows: number;
+  seatsPerRow: number;
+}
 
 /** ISO 4217 alphabetic code shape: three capital letters. */
 export const CURRENCY_PATTERN = "^[A-Z]{3}$";
@@ -102,10 +108,10 @@ export function planCurrency(currency: unknown): string | DomainRefusal {
  * seats no zone covers get the default zone at `defaultPrice`). Without any, one default tier.
  */
 export function planTiers(request: {
-  kind: EventKind;
+  kind: "general" | "seated";
   capacity: number;
   maxPerOrder: number;
-  sections: readonly Section[] | null;
+  sections: readonly SeatingSection[] | null;
   price?: number;
   ticketTypes?: TicketTypeRequest[];
   priceZones?: PriceZoneRequest[];
