@@ -12,14 +12,34 @@
 import type { EventPlan } from "./event.js";
 import { parseSeatId } from "./event.js";
 import type { DomainRefusal } from "./errors.js";
+import type { Line, PriceTier } from "./pricing.js";
+import { lineOf, totalOf, zoneOfSeat } from "./pricing.js";
 import { refusals } from "./refusals.js";
+import { refuseCheckout, refuseOutsideSale } from "./sale-window.js";
 import type { Command, FirstAnswer, Hold, IdempotencyRecord, Order, Outcome, Selection } from "./sale.js";
 import { checkSelection } from "./sale.js";
 
-/** The rules of an event that a sale is decided on: fixed when the event is created. */
+/**
+ * The rules of an event that a sale is decided on: what was fixed when it was created (kind, seats,
+ * currency, ticket types or price zones) and its settings as read in the selling transaction (capacity,
+ * limits, status and sale window), so that an admin's edit or pause is seen by the next batch of every
+ * instance.
+ */
 export type SaleRules = Pick<
   EventPlan,
-  "id" | "kind" | "capacity" | "sections" | "maxPerOrder" | "maxPerCustomer"
+  | "id"
+  | "kind"
+  | "capacity"
+  | "sections"
+  | "maxPerOrder"
+  | "maxPerCustomer"
+  | "currency"
+  | "tiers"
+  | "status"
+  | "salesStartAt"
+  | "salesEndAt"
+  | "confirmHoldsWhilePaused"
+  | "maxHoldLifetimeSeconds"
 >;
 
 /**
@@ -31,6 +51,13 @@ export interface SaleView {
   readonly rules: SaleRules;
   /** Tickets in confirmed orders and in active holds. */
   counters(): { sold: number; held: number };
+  /** Tickets of one ticket type or price zone in confirmed orders and in active holds. */
+  tierCounters(tierId: string): { sold: number; held: number };
+  /**
+   * The DATABASE's clock (ms since the epoch), read inside the transaction: the sale window is judged by
+   * it, never by an instance's clock, so every instance opens and closes the sale at the same instant.
+   */
+  clockMs(): number;
   /** Tickets of the customer's confirmed orders and active holds. */
   ticketsOf(customerId: string): number;
   /** The hold or order that has the seat; undefined when it is free. */
@@ -57,7 +84,9 @@ export type Change =
   /** An active hold ends ("released" or "expired") and gives its tickets back. */
   | { type: "end-hold"; hold: Hold & { status: "released" | "expired" } }
   /** A confirmed order is cancelled and gives its tickets back. */
-  | { type: "cancel"; order: Order };
+  | { type: "cancel"; order: Order }
+  /** An active hold gets a later expiry. */
+  | { type: "extend-hold"; hold: Hold };
 
 export interface Decision {
   /** The answer to the command, as its caller gets it. */
@@ -119,8 +148,8 @@ function decideAfresh(
 ): { answer: FirstAnswer; change: Change | null } {
   switch (command.type) {
     case "purchase": {
-      const refusal = refuseSelection(view, command.customerId, command.selection);
-      if (refusal) return refused(refusal);
+      const taken = takeable(view, command.customerId, command.selection);
+      if ("code" in taken) return refused(taken);
       const order: Order = {
         id: ids.order(),
         eventId: view.rules.id,
@@ -130,12 +159,16 @@ function decideAfresh(
         status: "confirmed",
         createdAt: now.toISOString(),
         cancelledAt: null,
+        lines: taken.lines,
+        total: totalOf(taken.lines),
+        currency: view.rules.currency,
+        paymentReference: null,
       };
       return { answer: { ok: true, value: order }, change: { type: "sell", order } };
     }
     case "hold": {
-      const refusal = refuseSelection(view, command.customerId, command.selection);
-      if (refusal) return refused(refusal);
+      const taken = takeable(view, command.customerId, command.selection);
+      if ("code" in taken) return refused(taken);
       const hold: Hold = {
         id: ids.hold(),
         eventId: view.rules.id,
@@ -144,10 +177,15 @@ function decideAfresh(
         seats: command.selection.seats,
         status: "active",
         expiresAt: new Date(now.getTime() + command.ttlSeconds * 1000).toISOString(),
+        createdAt: now.toISOString(),
+        lines: taken.lines,
+        total: totalOf(taken.lines),
+        currency: view.rules.currency,
       };
       return { answer: { ok: true, value: hold }, change: { type: "hold", hold } };
     }
-    case "confirm-hold": {
+    case "confirm-hold":
+    case "extend-hold": {
       const hold = view.hold(command.holdId);
       if (!hold) return refused(refusals.holdNotFound());
       if (hold.status === "active" && isOverdue(hold, now)) {
@@ -159,6 +197,17 @@ function decideAfresh(
       }
       if (hold.status === "expired") return refused(refusals.holdExpired());
       if (hold.status !== "active") return refused(refusals.holdNotActive(hold.status));
+      const closed = refuseCheckout(view.rules);
+      if (closed) return refused(closed);
+      if (command.type === "extend-hold") {
+        const latestMs = Date.parse(hold.createdAt) + view.rules.maxHoldLifetimeSeconds * 1000;
+        const expiresAtMs = Math.min(now.getTime() + command.ttlSeconds * 1000, latestMs);
+        if (expiresAtMs <= Date.parse(hold.expiresAt)) {
+          return refused(refusals.holdExtensionLimit(new Date(latestMs).toISOString()));
+        }
+        const extended: Hold = { ...hold, expiresAt: new Date(expiresAtMs).toISOString() };
+        return { answer: { ok: true, value: extended }, change: { type: "extend-hold", hold: extended } };
+      }
       const order: Order = {
         id: ids.order(),
         eventId: view.rules.id,
@@ -168,6 +217,10 @@ function decideAfresh(
         status: "confirmed",
         createdAt: now.toISOString(),
         cancelledAt: null,
+        lines: hold.lines,
+        total: hold.total,
+        currency: hold.currency,
+        paymentReference: command.paymentReference ?? null,
       };
       return {
         answer: { ok: true, value: order },
@@ -203,25 +256,68 @@ function refused(refusal: DomainRefusal): { answer: FirstAnswer; change: null } 
 }
 
 /**
- * Why a purchase or a new hold of `selection` cannot be taken now, or null: the selection against the
- * event's kind and limits, the seats (each must exist and be free) or the tickets left, then the
- * customer's limit.
+ * The lines of a purchase or a new hold of `selection`, or why it cannot be taken now: the selection
+ * against the event's kind and limits, the sale's state by the database's clock, the seats (each must
+ * exist and be free) or the ticket types (each known, within its own max per order and quota) and the
+ * tickets left, then the customer's limit. Prices come from the event's tiers only.
  */
-function refuseSelection(view: SaleView, customerId: string, selection: Selection): DomainRefusal | null {
+function takeable(
+  view: SaleView,
+  customerId: string,
+  selection: Selection,
+): { lines: Line[] } | DomainRefusal {
   const rules = view.rules;
   const shape = checkSelection(selection, rules);
   if (shape) return shape;
+  const outside = refuseOutsideSale(rules, view.clockMs());
+  if (outside) return outside;
+  let lines: Line[];
   if (selection.seats !== null) {
-    const unknown = selection.seats.filter((id) => parseSeatId(id, rules.sections ?? []) === null);
+    const bySeat = selection.seats.map((id) => ({ id, seat: parseSeatId(id, rules.sections ?? []) }));
+    const unknown = bySeat.filter((s) => s.seat === null).map((s) => s.id);
     if (unknown.length > 0) return refusals.noSuchSeats(unknown);
     const taken = selection.seats.filter((id) => view.seatOwner(id) !== undefined);
     if (taken.length > 0) return refusals.seatsUnavailable(taken);
+    const perZone = new Map<PriceTier, number>();
+    for (const { seat } of bySeat) {
+      const zone = seat && zoneOfSeat(rules.tiers, seat.section, seat.row);
+      if (!zone) return refusals.noSuchSeats([]);
+      perZone.set(zone, (perZone.get(zone) ?? 0) + 1);
+    }
+    lines = rules.tiers.flatMap((t) => {
+      const quantity = perZone.get(t);
+      return quantity === undefined ? [] : [lineOf("price_zone", t, quantity)];
+    });
   } else {
+    const items = selection.items ?? null;
+    let wanted: { tier: PriceTier; quantity: number }[];
+    if (items === null) {
+      const [only, ...others] = rules.tiers;
+      if (!only || others.length > 0) return refusals.sendItems();
+      wanted = [{ tier: only, quantity: selection.quantity }];
+    } else {
+      wanted = [];
+      for (const item of items) {
+        const tier = rules.tiers.find((t) => t.id === item.ticketTypeId);
+        if (!tier) return refusals.unknownTicketType(item.ticketTypeId);
+        wanted.push({ tier, quantity: item.quantity });
+      }
+    }
+    for (const { tier, quantity } of wanted) {
+      if (tier.maxPerOrder !== null && quantity > tier.maxPerOrder) {
+        return refusals.ticketTypeOrderLimit(tier.name, tier.maxPerOrder);
+      }
+      if (tier.quota !== null) {
+        const { sold, held } = view.tierCounters(tier.id);
+        if (quantity > tier.quota - sold - held) return refusals.ticketTypeSoldOut(tier.name, quantity);
+      }
+    }
     const { sold, held } = view.counters();
     if (selection.quantity > rules.capacity - sold - held) return refusals.soldOut(selection.quantity);
+    lines = wanted.map(({ tier, quantity }) => lineOf("ticket_type", tier, quantity));
   }
   if (view.ticketsOf(customerId) + selection.quantity > rules.maxPerCustomer) {
     return refusals.customerLimitReached(rules.maxPerCustomer);
   }
-  return null;
+  return { lines };
 }

@@ -32,7 +32,13 @@ export type DomainErrorCode =
   | "idempotency_key_reused"
   | "invalid_request"
   | "hold_expired"
-  | "hold_not_active";
+  | "hold_not_active"
+  | "hold_extension_limit"
+  | "sale_not_open"
+  | "sale_paused"
+  | "sale_closed"
+  | "invalid_transition"
+  | "capacity_below_taken";
 
 /** A rule said no. Carried as data in an Outcome (so it can be stored and replayed for an idempotency key). */
 export interface DomainRefusal {
@@ -40,6 +46,8 @@ export interface DomainRefusal {
   detail: string;
   /** For `seats_unavailable`: the seats that are held or sold. */
   seats?: string[];
+  /** For `sale_not_open` of a scheduled event: when the sale opens (RFC 3339). */
+  opensAt?: string;
 }
 
 /** A request broke a domain rule; thrown where a single answer is wanted (event creation, validation). */

@@ -49,6 +49,30 @@ export const refusals = {
       ? { code: "seats_unavailable", detail: "a seat was taken", seats: [] }
       : { code: "sold_out", detail: "the tickets were taken" };
   },
+  ticketTypeSoldOut(name: string, quantity: number): DomainRefusal {
+    return { code: "sold_out", detail: `fewer than ${quantity} tickets of ${name} left` };
+  },
+  unknownTicketType(id: string): DomainRefusal {
+    return { code: "invalid_request", detail: `no ticket type ${id}` };
+  },
+  sendItems(): DomainRefusal {
+    return { code: "invalid_request", detail: "this event has several ticket types: send items" };
+  },
+  ticketTypeOrderLimit(name: string, maxPerOrder: number): DomainRefusal {
+    return { code: "invalid_request", detail: `at most ${maxPerOrder} tickets of ${name} per order` };
+  },
+  holdExtensionLimit(latest: string): DomainRefusal {
+    return {
+      code: "hold_extension_limit",
+      detail: `the hold cannot live past ${latest} (the event's maxHoldLifetimeSeconds)`,
+    };
+  },
+  capacityBelowTaken(taken: number): DomainRefusal {
+    return {
+      code: "capacity_below_taken",
+      detail: `capacity cannot go below the ${taken} tickets sold or held`,
+    };
+  },
   /** The database refused the command's data (text it cannot store, a value out of its range). */
   cannotTake(): DomainRefusal {
     return { code: "invalid_request", detail: "the store cannot take this request as it is" };

@@ -11,6 +11,13 @@
 import type { Change, SaleRules, SaleView } from "./decide.js";
 import type { Hold, IdempotencyRecord, Order } from "./sale.js";
 
+/** Sold and held tickets, in all and per tier (ticket type or price zone; a tier not listed has none). */
+export interface TallyCounters {
+  sold: number;
+  held: number;
+  tiers: ReadonlyMap<string, { sold: number; held: number }>;
+}
+
 export interface SaleLookups {
   /** The hold, when it belongs to this event (see SaleView.hold). */
   hold(holdId: string): Hold | undefined;
@@ -22,16 +29,20 @@ export interface SaleLookups {
   ticketsOf?(customerId: string): number;
   /** Reads a seat's owner that was not given up front; without it, such a seat is free. */
   seatOwner?(seatId: string): string | undefined;
+  /** The database's clock, as read inside the transaction (see SaleView.clockMs). */
+  clockMs(): number;
 }
 
 export class SaleTally implements SaleView {
-  readonly rules: SaleRules;
+  /** The event's rules; the reference model replaces them when an admin edits the event. */
+  rules: SaleRules;
   /** The counters as read, on first use (a seated event's decisions never ask for them). */
-  readonly #readCounters: () => { sold: number; held: number };
-  #read: { sold: number; held: number } | null = null;
-  /** How far the changes applied so far moved the counters. */
+  readonly #readCounters: () => TallyCounters;
+  #read: TallyCounters | null = null;
+  /** How far the changes applied so far moved the counters, in all and per tier. */
   #soldMoved = 0;
   #heldMoved = 0;
+  readonly #tierMoved = new Map<string, { sold: number; held: number }>();
   /** Tickets per customer that was read (or took tickets). */
   readonly #tickets: Map<string, number>;
   /** seat id -> the hold or order that has it, or null when known to be free; absent when not read. */
@@ -40,7 +51,7 @@ export class SaleTally implements SaleView {
 
   constructor(
     rules: SaleRules,
-    counters: () => { sold: number; held: number },
+    counters: () => TallyCounters,
     tickets: Iterable<readonly [string, number]>,
     /** seat id -> its hold or order, or null for a seat read and found free. */
     seatOwners: Iterable<readonly [string, string | null]>,
@@ -58,9 +69,25 @@ export class SaleTally implements SaleView {
     return { sold: this.#read.sold + this.#soldMoved, held: this.#read.held + this.#heldMoved };
   }
 
+  tierCounters(tierId: string): { sold: number; held: number } {
+    this.#read ??= this.#readCounters();
+    const read = this.#read.tiers.get(tierId) ?? { sold: 0, held: 0 };
+    const moved = this.#tierMoved.get(tierId) ?? { sold: 0, held: 0 };
+    return { sold: read.sold + moved.sold, held: read.held + moved.held };
+  }
+
+  clockMs(): number {
+    return this.#lookups.clockMs();
+  }
+
   /** How far the changes applied so far moved the counters (what a store adds to its row). */
   moved(): { sold: number; held: number } {
     return { sold: this.#soldMoved, held: this.#heldMoved };
+  }
+
+  /** How far the changes applied so far moved each tier's counters (tiers not moved are absent). */
+  movedTiers(): ReadonlyMap<string, { sold: number; held: number }> {
+    return this.#tierMoved;
   }
 
   ticketsOf(customerId: string): number {
@@ -98,27 +125,45 @@ export class SaleTally implements SaleView {
     switch (change.type) {
       case "sell":
         this.#soldMoved += change.order.quantity;
+        this.#moveTiers(change.order, 1, 0);
         this.#take(change.order);
         return;
       case "hold":
         this.#heldMoved += change.hold.quantity;
+        this.#moveTiers(change.hold, 0, 1);
         this.#take(change.hold);
+        return;
+      case "extend-hold":
         return;
       case "confirm":
         this.#heldMoved -= change.hold.quantity;
         this.#soldMoved += change.hold.quantity;
+        this.#moveTiers(change.hold, 1, -1);
         for (const seat of change.hold.seats ?? []) {
           if (this.#seatOwners.get(seat) === change.hold.id) this.#seatOwners.set(seat, change.order.id);
         }
         return;
       case "end-hold":
         this.#heldMoved -= change.hold.quantity;
+        this.#moveTiers(change.hold, 0, -1);
         this.#giveBack(change.hold);
         return;
       case "cancel":
         this.#soldMoved -= change.order.quantity;
+        this.#moveTiers(change.order, -1, 0);
         this.#giveBack(change.order);
         return;
+    }
+  }
+
+  /** Moves each line's quantity times `sold` and `held` on its tier. */
+  #moveTiers(owner: Order | Hold, sold: number, held: number): void {
+    for (const line of owner.lines) {
+      const moved = this.#tierMoved.get(line.id) ?? { sold: 0, held: 0 };
+      this.#tierMoved.set(line.id, {
+        sold: moved.sold + sold * line.quantity,
+        held: moved.held + held * line.quantity,
+      });
     }
   }
 

@@ -8,6 +8,8 @@ import type { EventKind } from "./event.js";
 import { isSeatId, PRINTABLE_TEXT_PATTERN } from "./event.js";
 import { eventIdOfHold, eventIdOfOrder } from "./ids.js";
 import { refusals } from "./refusals.js";
+import type { ItemRequest, Line } from "./pricing.js";
+import { TIER_ID_PATTERN } from "./pricing.js";
 
 export interface Order {
   id: string;
@@ -18,6 +20,13 @@ export interface Order {
   status: "confirmed" | "cancelled";
   createdAt: string;
   cancelledAt: string | null;
+  /** What was bought, at the server's prices. */
+  lines: Line[];
+  /** The sum of the lines' subtotals, in minor units of `currency`. */
+  total: number;
+  currency: string;
+  /** The payment provider's reference given when its hold was confirmed; null otherwise. */
+  paymentReference: string | null;
 }
 
 export interface Hold {
@@ -28,6 +37,11 @@ export interface Hold {
   seats: string[] | null;
   status: "active" | "confirmed" | "released" | "expired";
   expiresAt: string;
+  /** When it was taken: an extension never takes it past createdAt + the event's maxHoldLifetimeSeconds. */
+  createdAt: string;
+  lines: Line[];
+  total: number;
+  currency: string;
 }
 
 export const HOLD_TTL_SECONDS = { min: 30, max: 1800, default: 600 } as const;
@@ -55,8 +69,18 @@ const IDEMPOTENCY_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 /** A request fingerprint: the HTTP layer's is 64 hex digits; any printable ASCII up to 200 is taken. */
 const FINGERPRINT = /^[\x21-\x7E]{1,200}$/;
 
-/** What a buyer asks for: a number of general-admission tickets, or named seats. */
-export type Selection = { quantity: number; seats: null } | { quantity: number; seats: string[] };
+/**
+ * What a buyer asks for: general-admission tickets (`items` by ticket type, or null: `quantity` of the
+ * event's only ticket type), or named seats. `quantity` is the number of tickets in all.
+ */
+export type Selection =
+  | { quantity: number; seats: null; items?: ItemRequest[] | null }
+  | { quantity: number; seats: string[]; items?: null };
+
+/** A payment reference: 1 to 200 printable ASCII characters. */
+export const PAYMENT_REFERENCE_PATTERN = "^[\\x21-\\x7E](?:[\\x20-\\x7E]{0,198}[\\x21-\\x7E])?$";
+const PAYMENT_REFERENCE = new RegExp(PAYMENT_REFERENCE_PATTERN);
+const TIER_ID = new RegExp(TIER_ID_PATTERN);
 
 export type Command =
   | { type: "purchase"; customerId: string; selection: Selection; idempotency: Idempotency | null }
@@ -67,7 +91,15 @@ export type Command =
       ttlSeconds: number;
       idempotency: Idempotency | null;
     }
-  | { type: "confirm-hold"; holdId: string; idempotency: Idempotency | null }
+  | {
+      type: "confirm-hold";
+      holdId: string;
+      /** Kept on the order: where the operator's payment provider ties its payment to the sale. */
+      paymentReference?: string | null;
+      idempotency: Idempotency | null;
+    }
+  /** Moves an active hold's expiry to now + ttlSeconds, never past its lifetime's end. */
+  | { type: "extend-hold"; holdId: string; ttlSeconds: number }
   | { type: "release-hold"; holdId: string }
   | { type: "cancel-order"; orderId: string };
 
@@ -160,6 +192,29 @@ export function checkCommand(command: Command): DomainRefusal | null {
       return null;
     }
     case "confirm-hold":
+      if (
+        command.paymentReference !== undefined &&
+        command.paymentReference !== null &&
+        (typeof command.paymentReference !== "string" || !PAYMENT_REFERENCE.test(command.paymentReference))
+      ) {
+        return invalid("paymentReference is 1 to 200 printable ASCII characters");
+      }
+      return typeof command.holdId === "string" && eventIdOfHold(command.holdId) !== null
+        ? null
+        : refusals.holdNotFound();
+    case "extend-hold":
+      if (!(
+        Number.isSafeInteger(command.ttlSeconds) &&
+        command.ttlSeconds >= HOLD_TTL_SECONDS.min &&
+        command.ttlSeconds <= HOLD_TTL_SECONDS.max
+      )) {
+        return invalid(
+          `ttlSeconds must be a whole number from ${HOLD_TTL_SECONDS.min} to ${HOLD_TTL_SECONDS.max}`,
+        );
+      }
+      return typeof command.holdId === "string" && eventIdOfHold(command.holdId) !== null
+        ? null
+        : refusals.holdNotFound();
     case "release-hold":
       // Not an id this store could have made: no such hold, as for any unknown id.
       return typeof command.holdId === "string" && eventIdOfHold(command.holdId) !== null
@@ -181,7 +236,27 @@ function checkSelectionShape(selection: Selection): string | null {
   if (!Number.isSafeInteger(quantity) || quantity < 1 || quantity > MAX_TICKETS_PER_REQUEST) {
     return `quantity must be a whole number from 1 to ${MAX_TICKETS_PER_REQUEST}`;
   }
-  if (seats === null) return null;
+  if (seats === null) {
+    const items = selection.items;
+    if (items === undefined || items === null) return null;
+    if (!Array.isArray(items) || items.length === 0 || items.length > 50)
+      return "items must list 1 to 50 items";
+    let sum = 0;
+    const ids = new Set<string>();
+    for (const item of items) {
+      if (typeof item !== "object" || item === null) return "an item is { ticketTypeId, quantity }";
+      if (typeof item.ticketTypeId !== "string" || !TIER_ID.test(item.ticketTypeId)) {
+        return 'ticketTypeId is 1 to 32 lower-case letters, digits, "_" or "-"';
+      }
+      if (ids.has(item.ticketTypeId)) return `ticket type ${item.ticketTypeId} is listed twice`;
+      ids.add(item.ticketTypeId);
+      if (!Number.isSafeInteger(item.quantity) || item.quantity < 1)
+        return "an item's quantity is at least 1";
+      sum += item.quantity;
+    }
+    return sum === quantity ? null : "quantity must be the sum of the items' quantities";
+  }
+  if (selection.items !== undefined && selection.items !== null) return "send items or seats, not both";
   if (!Array.isArray(seats) || seats.length === 0 || seats.length > MAX_TICKETS_PER_REQUEST) {
     return `seats must list 1 to ${MAX_TICKETS_PER_REQUEST} seats`;
   }

@@ -45,5 +45,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
     operations.health,
     operations.ready,
     operations.metrics,
+    events.publishEvent,
+    events.pauseEvent,
+    events.resumeEvent,
+    events.closeEvent,
+    events.updateEvent,
+    events.getReport,
+    holds.extendHold,
   ];
 }

@@ -183,7 +183,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   // Confirm and cancel take no body; an absent one is the empty object their schema expects.
   app.addHook("preValidation", async (request) => {
-    if (request.body === undefined && (request.method === "POST" || request.method === "PUT")) {
+    if (
+      request.body === undefined &&
+      (request.method === "POST" || request.method === "PUT" || request.method === "PATCH")
+    ) {
       request.body = {};
     }
   });

@@ -16,7 +16,7 @@ export const unavailable = problem(
 export const sellRefusals: Record<number, ResponseSpec> = {
   404: problem("event_not_found"),
   409: problem(
-    "sold_out, seats_unavailable (with `seats`), customer_limit_reached, or idempotency_key_in_use",
+    "sold_out, seats_unavailable (with `seats`), customer_limit_reached, sale_not_open (with `opensAt` when scheduled), sale_paused, sale_closed, or idempotency_key_in_use",
   ),
   413: tooLarge,
   415: problem("unsupported_media_type: the body is not application/json"),

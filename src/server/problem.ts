@@ -28,6 +28,12 @@ const STATUS_OF: Record<ProblemCode, number> = {
   idempotency_key_in_use: 409,
   hold_not_active: 409,
   hold_expired: 410,
+  hold_extension_limit: 409,
+  sale_not_open: 409,
+  sale_paused: 409,
+  sale_closed: 409,
+  invalid_transition: 409,
+  capacity_below_taken: 409,
   idempotency_key_reused: 422,
   invalid_request: 422,
   unauthorized: 401,
@@ -49,6 +55,12 @@ const TITLE_OF: Record<ProblemCode, string> = {
   idempotency_key_in_use: "Idempotency key in use",
   hold_not_active: "Hold not active",
   hold_expired: "Hold expired",
+  hold_extension_limit: "Hold extension limit reached",
+  sale_not_open: "Sale not open",
+  sale_paused: "Sale paused",
+  sale_closed: "Sale closed",
+  invalid_transition: "Invalid transition",
+  capacity_below_taken: "Capacity below sold and held",
   idempotency_key_reused: "Idempotency key reused",
   invalid_request: "Invalid request",
   unauthorized: "Unauthorized",
@@ -65,6 +77,8 @@ export const RETRY_AFTER_SECONDS = 1;
 export interface Problem extends ProblemDetails<ProblemCode> {
   /** Only for `seats_unavailable`. */
   seats?: string[];
+  /** Only for `sale_not_open` of a scheduled event: when the sale opens. */
+  opensAt?: string;
 }
 
 export function statusOf(code: ProblemCode): number {
@@ -78,11 +92,13 @@ export function problemOf(code: ProblemCode, detail: string, seats?: string[]): 
 }
 
 export function problemOfRefusal(refusal: DomainRefusal): Problem {
-  return problemOf(
+  const problem = problemOf(
     refusal.code,
     refusal.detail,
     refusal.code === "seats_unavailable" ? refusal.seats : undefined,
   );
+  if (refusal.opensAt !== undefined) problem.opensAt = refusal.opensAt;
+  return problem;
 }
 
 /**

@@ -14,7 +14,7 @@ export interface ResponseSpec {
 }
 
 export interface RouteSpec {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   /** Fastify's pattern, e.g. "/v1/events/:eventId". */
   url: string;
   operationId: string;

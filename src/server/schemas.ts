@@ -7,9 +7,12 @@ import {
   HOLD_TTL_SECONDS,
   IDEMPOTENCY_KEY_PATTERN,
   MAX_TICKETS_PER_REQUEST,
+  PAYMENT_REFERENCE_PATTERN,
 } from "../domain/sale.js";
+import { CURRENCY_PATTERN, MAX_TIERS, MAX_UNIT_PRICE, TIER_ID_PATTERN } from "../domain/pricing.js";
 import {
   MAX_CAPACITY,
+  MAX_HOLD_LIFETIME_SECONDS,
   MAX_ROWS,
   MAX_SEATS_PER_ROW,
   PRINTABLE_TEXT_PATTERN,
@@ -44,6 +47,7 @@ export const problemSchema: JsonSchema = {
     detail: { type: "string" },
     code: { type: "string" },
     seats: { type: "array", items: { type: "string" }, description: "For seats_unavailable only" },
+    opensAt: { ...time, description: "For sale_not_open of a scheduled event: when the sale opens" },
   },
   required: ["type", "title", "status", "detail", "code"],
 };
@@ -62,6 +66,51 @@ export const eventSchema: JsonSchema = {
     maxPerCustomer: { type: "integer" },
     startsAt: { ...nullableString, format: "date-time" },
     createdAt: time,
+    description: nullableString,
+    state: {
+      type: "string",
+      enum: ["draft", "scheduled", "on_sale", "paused", "closed"],
+      description: "The sale's state now, by the database's clock: the admin status and the sale window",
+    },
+    salesStartAt: { ...nullableString, format: "date-time" },
+    salesEndAt: { ...nullableString, format: "date-time" },
+    confirmHoldsWhilePaused: { type: "boolean" },
+    maxHoldLifetimeSeconds: { type: "integer" },
+    currency: { type: "string", description: "ISO 4217; every price is in its minor units" },
+    ticketTypes: {
+      type: "array",
+      description: "General admission: what `items` name (empty for seated events)",
+      items: {
+        type: "object",
+        properties: {
+          id: { type: "string" },
+          name: { type: "string" },
+          price: { type: "integer", description: "minor units" },
+          quota: { type: ["integer", "null"] },
+          maxPerOrder: { type: ["integer", "null"] },
+        },
+        required: ["id", "name", "price", "quota", "maxPerOrder"],
+      },
+    },
+    priceZones: {
+      type: "array",
+      description: "Seated: how seats are priced (empty for general admission)",
+      items: {
+        type: "object",
+        properties: {
+          id: { type: "string" },
+          name: { type: "string" },
+          price: { type: "integer", description: "minor units" },
+          section: nullableString,
+          rows: {
+            type: ["object", "null"],
+            properties: { from: { type: "integer" }, to: { type: "integer" } },
+            required: ["from", "to"],
+          },
+        },
+        required: ["id", "name", "price", "section", "rows"],
+      },
+    },
   },
   required: [
     "id",
@@ -75,6 +124,59 @@ export const eventSchema: JsonSchema = {
     "maxPerCustomer",
     "startsAt",
     "createdAt",
+    "description",
+    "state",
+    "salesStartAt",
+    "salesEndAt",
+    "confirmHoldsWhilePaused",
+    "maxHoldLifetimeSeconds",
+    "currency",
+    "ticketTypes",
+    "priceZones",
+  ],
+};
+
+const tierReportSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    item: { type: "string", enum: ["ticket_type", "price_zone"] },
+    id: { type: "string" },
+    name: { type: "string" },
+    unitPrice: { type: "integer" },
+    quota: { type: ["integer", "null"], description: "price zones: the seats it prices" },
+    sold: { type: "integer" },
+    held: { type: "integer" },
+    available: { type: "integer" },
+    revenue: { type: "integer", description: "sold × unitPrice, minor units" },
+  },
+  required: ["item", "id", "name", "unitPrice", "quota", "sold", "held", "available", "revenue"],
+};
+
+export const reportSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    eventId: { type: "string" },
+    name: { type: "string" },
+    state: { type: "string" },
+    currency: { type: "string" },
+    capacity: { type: "integer" },
+    sold: { type: "integer" },
+    held: { type: "integer" },
+    available: { type: "integer" },
+    revenue: { type: "integer", description: "minor units of currency" },
+    tiers: { type: "array", items: tierReportSchema },
+  },
+  required: [
+    "eventId",
+    "name",
+    "state",
+    "currency",
+    "capacity",
+    "sold",
+    "held",
+    "available",
+    "revenue",
+    "tiers",
   ],
 };
 
@@ -132,7 +234,24 @@ const ticketsProperties = {
   quantity: { type: "integer" },
   seats: seatList,
 } as const;
-const ticketsRequired = ["id", "eventId", "customerId", "quantity", "seats"];
+const lineSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    item: { type: "string", enum: ["ticket_type", "price_zone"] },
+    id: { type: "string", description: "the ticket type's or price zone's id" },
+    name: { type: "string" },
+    quantity: { type: "integer" },
+    unitPrice: { type: "integer", description: "minor units, the event's price (never the buyer's)" },
+    subtotal: { type: "integer", description: "quantity × unitPrice" },
+  },
+  required: ["item", "id", "name", "quantity", "unitPrice", "subtotal"],
+};
+const pricedProperties = {
+  lines: { type: "array", items: lineSchema },
+  total: { type: "integer", description: "the sum of the lines' subtotals, minor units" },
+  currency: { type: "string" },
+} as const;
+const ticketsRequired = ["id", "eventId", "customerId", "quantity", "seats", "lines", "total", "currency"];
 
 export const orderSchema: JsonSchema = {
   type: "object",
@@ -141,8 +260,10 @@ export const orderSchema: JsonSchema = {
     status: { type: "string", enum: ["confirmed", "cancelled"] },
     createdAt: time,
     cancelledAt: { ...nullableString, format: "date-time" },
+    ...pricedProperties,
+    paymentReference: { ...nullableString, description: "as given when its hold was confirmed" },
   },
-  required: [...ticketsRequired, "status", "createdAt", "cancelledAt"],
+  required: [...ticketsRequired, "status", "createdAt", "cancelledAt", "paymentReference"],
 };
 
 export const holdSchema: JsonSchema = {
@@ -151,8 +272,10 @@ export const holdSchema: JsonSchema = {
     ...ticketsProperties,
     status: { type: "string", enum: ["active", "confirmed", "released", "expired"] },
     expiresAt: time,
+    createdAt: time,
+    ...pricedProperties,
   },
-  required: [...ticketsRequired, "status", "expiresAt"],
+  required: [...ticketsRequired, "status", "expiresAt", "createdAt"],
 };
 
 export const healthSchema: JsonSchema = {
@@ -172,6 +295,22 @@ export const readySchema: JsonSchema = {
 };
 
 const wholeNumber = (minimum: number, maximum: number) => ({ type: "integer", minimum, maximum }) as const;
+const tierId = { type: "string", pattern: TIER_ID_PATTERN } as const;
+
+/** What both creating and editing an event may set. */
+const settingsProperties = {
+  description: { type: ["string", "null"], maxLength: 5000 },
+  salesStartAt: { ...nullableString, maxLength: 64, description: "RFC 3339; the sale opens then" },
+  salesEndAt: { ...nullableString, maxLength: 64, description: "RFC 3339; the sale closes then" },
+  confirmHoldsWhilePaused: {
+    type: "boolean",
+    description: "whether holds may be confirmed and extended while the sale is paused; default true",
+  },
+  maxHoldLifetimeSeconds: {
+    ...wholeNumber(MAX_HOLD_LIFETIME_SECONDS.min, MAX_HOLD_LIFETIME_SECONDS.max),
+    description: `the longest a hold lives from its creation, extensions included; default ${MAX_HOLD_LIFETIME_SECONDS.default}`,
+  },
+} as const;
 
 const sectionSchema: JsonSchema = {
   type: "object",
@@ -200,9 +339,69 @@ export const newEventBodySchema: JsonSchema = {
     startsAt: { ...nullableString, maxLength: 64 },
     maxPerOrder: wholeNumber(1, 1000),
     maxPerCustomer: wholeNumber(1, MAX_CAPACITY),
+    ...settingsProperties,
+    state: { type: "string", enum: ["draft", "published"], description: "default published" },
+    currency: { type: "string", pattern: CURRENCY_PATTERN, description: `ISO 4217, default "EUR"` },
+    price: {
+      ...wholeNumber(0, MAX_UNIT_PRICE),
+      description:
+        "minor units per ticket of an event without ticket types (seats no zone covers); default 0",
+    },
+    ticketTypes: {
+      type: "array",
+      minItems: 1,
+      maxItems: MAX_TIERS,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          id: tierId,
+          name: { type: "string", minLength: 1, maxLength: 100, pattern: PRINTABLE_TEXT_PATTERN },
+          price: wholeNumber(0, MAX_UNIT_PRICE),
+          quota: { ...wholeNumber(0, MAX_CAPACITY), description: "at most this many sold + held" },
+          maxPerOrder: wholeNumber(1, 1000),
+        },
+        required: ["name", "price"],
+      },
+    },
+    priceZones: {
+      type: "array",
+      maxItems: MAX_TIERS,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          id: tierId,
+          name: { type: "string", minLength: 1, maxLength: 100, pattern: PRINTABLE_TEXT_PATTERN },
+          price: wholeNumber(0, MAX_UNIT_PRICE),
+          section: { type: "string", pattern: SECTION_NAME_PATTERN },
+          rows: {
+            type: "object",
+            additionalProperties: false,
+            properties: { from: wholeNumber(1, MAX_ROWS), to: wholeNumber(1, MAX_ROWS) },
+            required: ["from", "to"],
+          },
+        },
+        required: ["name", "price", "section"],
+      },
+    },
   },
   required: ["name"],
   oneOf: [{ required: ["capacity"] }, { required: ["seating"] }],
+};
+
+/** PATCH /v1/events/{eventId}: any of these; the rest stays as it is. */
+export const eventUpdateBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 200, pattern: PRINTABLE_TEXT_PATTERN },
+    capacity: wholeNumber(1, MAX_CAPACITY),
+    maxPerOrder: wholeNumber(1, 1000),
+    maxPerCustomer: wholeNumber(1, MAX_CAPACITY),
+    ...settingsProperties,
+  },
 };
 
 const selectionProperties = {
@@ -221,6 +420,18 @@ const selectionProperties = {
       description: '"<section>-<row>-<seat>", rows and seats numbered from 1, e.g. "A-1-1"',
     },
   },
+  items: {
+    type: "array",
+    minItems: 1,
+    maxItems: MAX_TIERS,
+    description: "general admission: tickets by type (never a price: the server prices them)",
+    items: {
+      type: "object",
+      additionalProperties: false,
+      properties: { ticketTypeId: tierId, quantity: wholeNumber(1, MAX_TICKETS_PER_REQUEST) },
+      required: ["ticketTypeId", "quantity"],
+    },
+  },
 } as const;
 
 /** POST /v1/events/{eventId}/orders: `quantity` for general admission, `seats` for reserved seating. */
@@ -229,7 +440,7 @@ export const orderBodySchema: JsonSchema = {
   additionalProperties: false,
   properties: selectionProperties,
   required: ["customerId"],
-  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }],
+  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }, { required: ["items"] }],
 };
 
 /** POST /v1/events/{eventId}/holds: as an order, plus how long the hold lasts. */
@@ -241,10 +452,32 @@ export const holdBodySchema: JsonSchema = {
     ttlSeconds: wholeNumber(HOLD_TTL_SECONDS.min, HOLD_TTL_SECONDS.max),
   },
   required: ["customerId"],
-  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }],
+  oneOf: [{ required: ["quantity"] }, { required: ["seats"] }, { required: ["items"] }],
 };
 
-/** Confirm and cancel take no body; an empty object is accepted too. */
+/** POST /v1/holds/{holdId}/confirm: optionally, the payment provider's reference, kept on the order. */
+export const confirmBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    paymentReference: {
+      type: "string",
+      minLength: 1,
+      maxLength: 200,
+      pattern: PAYMENT_REFERENCE_PATTERN,
+      description: "printable ASCII, kept on the order",
+    },
+  },
+};
+
+/** POST /v1/holds/{holdId}/extend: the new lifetime from now (capped by maxHoldLifetimeSeconds). */
+export const extendBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: { ttlSeconds: wholeNumber(HOLD_TTL_SECONDS.min, HOLD_TTL_SECONDS.max) },
+};
+
+/** Cancel takes no body; an empty object is accepted too. */
 export const emptyBodySchema: JsonSchema = { type: "object", additionalProperties: false, properties: {} };
 
 export const idempotencyHeadersSchema: JsonSchema = {

@@ -3,6 +3,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { isEventId } from "../domain/ids.js";
+import type { ItemRequest } from "../domain/pricing.js";
 import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../domain/sale.js";
 import type { SellPath } from "../sales/sell-path.js";
 import { InFlightKeys, idempotencyOf } from "./idempotency.js";
@@ -10,18 +11,25 @@ import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import { sellTraceOf } from "./request-trace.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
-/** The body of an order or a hold: a quantity or named seats (the schema allows exactly one). */
+/**
+ * The body of an order or a hold: a quantity (of the event's only ticket type), items by ticket type,
+ * or named seats (the schema allows exactly one). Never a price: the schema refuses any other field.
+ */
 export interface SelectionBody {
   customerId: string;
   quantity?: number;
+  items?: ItemRequest[];
   seats?: string[];
   ttlSeconds?: number;
 }
 
 export function selectionOf(body: SelectionBody): Selection {
-  return body.seats !== undefined
-    ? { quantity: body.seats.length, seats: body.seats }
-    : { quantity: body.quantity ?? 0, seats: null };
+  if (body.seats !== undefined) return { quantity: body.seats.length, seats: body.seats };
+  if (body.items !== undefined) {
+    const items = body.items.map((item) => ({ ticketTypeId: item.ticketTypeId, quantity: item.quantity }));
+    return { quantity: items.reduce((sum, item) => sum + item.quantity, 0), seats: null, items };
+  }
+  return { quantity: body.quantity ?? 0, seats: null, items: null };
 }
 
 /**

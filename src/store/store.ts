@@ -8,7 +8,10 @@
  * overselling: every backend also enforces the inventory rules with guarded writes and constraints, so
  * that a holder that lost its lock still cannot oversell.
  */
-import type { Event, EventPlan, SeatMap } from "../domain/event.js";
+import type { DomainRefusal } from "../domain/errors.js";
+import type { Event, EventPlan, EventUpdate, SeatMap } from "../domain/event.js";
+import type { EventReport } from "../domain/report.js";
+import type { EventAction } from "../domain/sale-window.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
 import type { WriteGuard } from "../domain/write-guard.js";
 
@@ -17,6 +20,9 @@ export interface EventPage {
   events: Event[];
   nextCursor: string | null;
 }
+
+/** What an admin's change of an event came to: the event after it, or the rule that refused it. */
+export type AdminOutcome = { ok: true; event: Event } | { ok: false; refusal: DomainRefusal };
 
 export interface Store {
   /** Opens files or pools and applies pending migrations. Call once before anything else. */
@@ -32,6 +38,23 @@ export interface Store {
   getEvent(eventId: string): Promise<Event | null>;
   /** Events in creation order, `limit` at a time; `cursor` is the previous page's `nextCursor`. */
   listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage>;
+  /**
+   * An admin action (publish, pause, resume, close: `nextStatus` in src/domain/sale-window.ts), decided
+   * and written in one transaction on the event's sales row, which every selling batch reads in its own
+   * transaction: a pause stops every instance's next batch. This is the one place a status changes
+   * (hook point: the webhooks outbox records `event.state_changed` here, in the same transaction).
+   * Null when there is no such event.
+   */
+  changeEventStatus(eventId: string, action: EventAction): Promise<AdminOutcome | null>;
+  /**
+   * An admin's edit (name, description, window, limits, capacity: `planEventUpdate` in
+   * src/domain/event.ts), checked against sold + held read in the same transaction that writes it (the
+   * database's capacity CHECK refuses it too). A window change may change the sale's state (hook point
+   * for `event.state_changed`, as above). Null when there is no such event.
+   */
+  updateEvent(eventId: string, update: EventUpdate): Promise<AdminOutcome | null>;
+  /** Sold, held, available and revenue, in all and per ticket type or price zone; null when no event. */
+  getReport(eventId: string): Promise<EventReport | null>;
   /** The seat map of a seated event, or null when there is no such event. Empty sections for general. */
   getSeatMap(eventId: string): Promise<SeatMap | null>;
   getOrder(orderId: string): Promise<Order | null>;

@@ -144,6 +144,18 @@ export function describeStoreContract(
           maxPerCustomer: 8,
           startsAt: "2030-06-01T20:00:00.000Z",
           createdAt: T0.toISOString(),
+          // Created without a window or a state: published, on sale at once, as before.
+          description: null,
+          state: "on_sale",
+          salesStartAt: null,
+          salesEndAt: null,
+          confirmHoldsWhilePaused: true,
+          maxHoldLifetimeSeconds: 3600,
+          currency: "EUR",
+          ticketTypes: [
+            { id: "default", name: "General admission", price: 0, quota: null, maxPerOrder: null },
+          ],
+          priceZones: [],
         });
       });
 
@@ -497,12 +509,304 @@ export function describeStoreContract(
       });
     });
 
+    describe("the sale lifecycle, judged in the store's transaction by the database's clock", () => {
+      // The window is judged by the database's clock, which the test cannot move: the times are set
+      // far from the real now, on either side.
+      const hourAgo = () => new Date(Date.now() - 3600_000).toISOString();
+      const inAnHour = () => new Date(Date.now() + 3600_000).toISOString();
+
+      it("refuses a draft event's sales with sale_not_open until it is published", async () => {
+        const plan = await createEvent({ state: "draft" });
+        assert.equal((await store.getEvent(plan.id))?.state, "draft");
+        assert.equal(refusal(await one(plan.id, purchase("c", general(1)))), "sale_not_open");
+        assert.equal(refusal(await one(plan.id, hold("c", general(1)))), "sale_not_open");
+        assert.deepEqual(await counters(plan.id), { sold: 0, held: 0, available: 10 });
+        const published = await store.changeEventStatus(plan.id, "publish");
+        assert.equal(published?.ok && published.event.state, "on_sale");
+        value(await one(plan.id, purchase("c", general(1))));
+      });
+
+      it("opens at salesStartAt and closes at salesEndAt, by the database's clock", async () => {
+        const opensAt = inAnHour();
+        const plan = await createEvent({ salesStartAt: opensAt });
+        assert.equal((await store.getEvent(plan.id))?.state, "scheduled");
+        // The instance's `now` is far past the start: it does not count.
+        const early = await one(plan.id, purchase("c", general(1)), new Date(Date.now() + 7200_000));
+        assert.deepEqual(!early.ok && early.refusal, {
+          code: "sale_not_open",
+          detail: `the sale opens at ${new Date(opensAt).toISOString()}`,
+          opensAt: new Date(opensAt).toISOString(),
+        });
+        const moved = await store.updateEvent(plan.id, { salesStartAt: hourAgo(), salesEndAt: inAnHour() });
+        assert.equal(moved?.ok && moved.event.state, "on_sale");
+        value(await one(plan.id, purchase("c", general(2))));
+        const ended = await store.updateEvent(plan.id, {
+          salesEndAt: new Date(Date.now() - 1000).toISOString(),
+        });
+        assert.equal(ended?.ok && ended.event.state, "closed");
+        // The instance's `now` is before the end: it does not count either.
+        assert.equal(
+          refusal(await one(plan.id, hold("c", general(1)), new Date(Date.now() - 7200_000))),
+          "sale_closed",
+        );
+        assert.deepEqual(await counters(plan.id), { sold: 2, held: 0, available: 8 });
+      });
+
+      it("a pause stops the next batch of every handle; resume sells again", async () => {
+        const plan = await createEvent();
+        const other = await fixture.openAnother();
+        try {
+          value(await one(plan.id, purchase("c", general(1))));
+          const [warm] = await other.execute(plan.id, [purchase("d", general(1))], null, T0);
+          assert.ok(warm?.ok, "the other handle has read the event before the pause");
+          const paused = await store.changeEventStatus(plan.id, "pause");
+          assert.equal(paused?.ok && paused.event.state, "paused");
+          const outcomes = await other.execute(
+            plan.id,
+            [purchase("d", general(1)), hold("e", general(1))],
+            null,
+            T0,
+          );
+          assert.deepEqual(
+            outcomes.map((o) => !o.ok && o.refusal.code),
+            ["sale_paused", "sale_paused"],
+          );
+          const resumed = await other.changeEventStatus(plan.id, "resume");
+          assert.equal(resumed?.ok && resumed.event.state, "on_sale");
+          value(await one(plan.id, purchase("c", general(1))));
+          assert.deepEqual(await counters(plan.id), { sold: 3, held: 0, available: 7 });
+        } finally {
+          await other.close();
+        }
+      });
+
+      it("confirms a hold while paused as the event says; never after close; close is final", async () => {
+        const lenient = await createEvent();
+        const strict = await createEvent({ confirmHoldsWhilePaused: false });
+        const h1 = value<Hold>(await one(lenient.id, hold("c", general(2))));
+        const h2 = value<Hold>(await one(strict.id, hold("c", general(2))));
+        await store.changeEventStatus(lenient.id, "pause");
+        await store.changeEventStatus(strict.id, "pause");
+        const confirm = (holdId: string): Command => ({ type: "confirm-hold", holdId, idempotency: null });
+        value(await one(lenient.id, confirm(h1.id)));
+        assert.equal(refusal(await one(strict.id, confirm(h2.id))), "sale_paused");
+        const closed = await store.changeEventStatus(strict.id, "close");
+        assert.equal(closed?.ok && closed.event.state, "closed");
+        assert.equal(refusal(await one(strict.id, confirm(h2.id))), "sale_closed");
+        const again = await store.changeEventStatus(strict.id, "resume");
+        assert.equal(again && !again.ok && again.refusal.code, "invalid_transition");
+        assert.equal(await store.changeEventStatus(newEventId(), "pause"), null);
+        assert.deepEqual(await counters(lenient.id), { sold: 2, held: 0, available: 8 });
+      });
+
+      it("never takes the capacity below sold + held; an edited limit holds from the next batch", async () => {
+        const plan = await createEvent({ capacity: 10 });
+        value(await one(plan.id, purchase("a", general(3))));
+        value(await one(plan.id, hold("b", general(2))));
+        const below = await store.updateEvent(plan.id, { capacity: 4 });
+        assert.equal(below && !below.ok && below.refusal.code, "capacity_below_taken");
+        assert.equal((await store.getEvent(plan.id))?.capacity, 10, "a refused edit changes nothing");
+        const exact = await store.updateEvent(plan.id, { capacity: 5, maxPerOrder: 2, name: "Renamed" });
+        assert.ok(exact?.ok);
+        assert.deepEqual(
+          [exact.event.capacity, exact.event.available, exact.event.maxPerOrder, exact.event.name],
+          [5, 0, 2, "Renamed"],
+        );
+        assert.equal(refusal(await one(plan.id, purchase("c", general(1)))), "sold_out");
+        await store.updateEvent(plan.id, { capacity: 20 });
+        assert.equal(refusal(await one(plan.id, purchase("c", general(3)))), "invalid_request");
+        value(await one(plan.id, purchase("c", general(2))));
+        assert.equal(await store.updateEvent(newEventId(), { capacity: 5 }), null);
+      });
+    });
+
+    describe("prices, lines and the report", () => {
+      const items = (...pairs: [string, number][]): Selection => ({
+        quantity: pairs.reduce((sum, [, n]) => sum + n, 0),
+        seats: null,
+        items: pairs.map(([ticketTypeId, quantity]) => ({ ticketTypeId, quantity })),
+      });
+      const typed: Partial<NewEventRequest> = {
+        capacity: 10,
+        currency: "USD",
+        ticketTypes: [
+          { id: "vip", name: "VIP", price: 12_000, quota: 3, maxPerOrder: 2 },
+          { id: "ga", name: "Standing", price: 4_500 },
+        ],
+      };
+
+      it("prices orders and holds from the event's ticket types; totals are the sum of the lines", async () => {
+        const plan = await createEvent(typed);
+        const order = value<Order>(await one(plan.id, purchase("a", items(["vip", 2], ["ga", 1]))));
+        assert.deepEqual(order.lines, [
+          { item: "ticket_type", id: "vip", name: "VIP", quantity: 2, unitPrice: 12_000, subtotal: 24_000 },
+          { item: "ticket_type", id: "ga", name: "Standing", quantity: 1, unitPrice: 4_500, subtotal: 4_500 },
+        ]);
+        assert.equal(order.total, 28_500);
+        assert.equal(order.currency, "USD");
+        assert.deepEqual(await store.getOrder(order.id), order);
+        const held = value<Hold>(await one(plan.id, hold("b", items(["ga", 3]))));
+        assert.equal(held.total, 13_500);
+        assert.deepEqual(await store.getHold(held.id), held);
+        // Several types and a plain quantity: the buyer must say which.
+        assert.equal(refusal(await one(plan.id, purchase("c", general(1)))), "invalid_request");
+      });
+
+      it("keeps each ticket type inside its quota and the event inside its capacity", async () => {
+        const plan = await createEvent(typed);
+        value(await one(plan.id, purchase("a", items(["vip", 2]))));
+        value(await one(plan.id, hold("b", items(["vip", 1]))));
+        assert.equal(refusal(await one(plan.id, purchase("c", items(["vip", 1])))), "sold_out");
+        assert.equal(refusal(await one(plan.id, purchase("c", items(["vip", 3])))), "invalid_request");
+        value(await one(plan.id, purchase("c", items(["ga", 5]))));
+        assert.equal(refusal(await one(plan.id, purchase("d", items(["ga", 3])))), "sold_out");
+        value(await one(plan.id, purchase("d", items(["ga", 2]))));
+        assert.deepEqual(await counters(plan.id), { sold: 9, held: 1, available: 0 });
+      });
+
+      it("confirms a hold with its payment reference and its lines; extends it within its lifetime", async () => {
+        const plan = await createEvent({ ...typed, maxHoldLifetimeSeconds: 1800 });
+        const held = value<Hold>(await one(plan.id, hold("a", items(["vip", 1], ["ga", 1]), 600)));
+        const extend = (ttlSeconds: number): Command => ({
+          type: "extend-hold",
+          holdId: held.id,
+          ttlSeconds,
+        });
+        const later = value<Hold>(await one(plan.id, extend(900), at(300)));
+        assert.equal(later.expiresAt, at(1200).toISOString());
+        const capped = value<Hold>(await one(plan.id, extend(1800), at(600)));
+        assert.equal(capped.expiresAt, at(1800).toISOString(), "never past creation + 1800 s");
+        assert.equal(refusal(await one(plan.id, extend(60), at(700))), "hold_extension_limit");
+        const order = value<Order>(
+          await one(
+            plan.id,
+            { type: "confirm-hold", holdId: held.id, paymentReference: "pi_3Nx9", idempotency: null },
+            at(900),
+          ),
+        );
+        assert.equal(order.paymentReference, "pi_3Nx9");
+        assert.deepEqual(order.lines, held.lines);
+        assert.equal(order.total, 16_500);
+        assert.equal((await store.getOrder(order.id))?.paymentReference, "pi_3Nx9");
+      });
+
+      it("refuses a confirm or an extension after expiry with hold_expired, and gives the tickets back", async () => {
+        const plan = await createEvent(typed);
+        const held = value<Hold>(await one(plan.id, hold("a", items(["vip", 2]), 60)));
+        const confirm: Command = {
+          type: "confirm-hold",
+          holdId: held.id,
+          paymentReference: "pi_late",
+          idempotency: null,
+        };
+        assert.equal(refusal(await one(plan.id, confirm, at(61))), "hold_expired");
+        assert.equal(
+          refusal(await one(plan.id, { type: "extend-hold", holdId: held.id, ttlSeconds: 60 }, at(62))),
+          "hold_expired",
+        );
+        assert.deepEqual(await counters(plan.id), { sold: 0, held: 0, available: 10 });
+        const report = await store.getReport(plan.id);
+        assert.deepEqual(
+          report?.tiers.map((t) => [t.id, t.sold, t.held]),
+          [
+            ["vip", 0, 0],
+            ["ga", 0, 0],
+          ],
+        );
+      });
+
+      it("reports sold, held, available and revenue by ticket type", async () => {
+        const plan = await createEvent(typed);
+        const a = value<Order>(await one(plan.id, purchase("a", items(["vip", 2], ["ga", 1]))));
+        value(await one(plan.id, purchase("b", items(["ga", 3]))));
+        value(await one(plan.id, hold("c", items(["vip", 1]))));
+        value(await one(plan.id, { type: "cancel-order", orderId: a.id }));
+        const report = await store.getReport(plan.id);
+        assert.deepEqual(report, {
+          eventId: plan.id,
+          name: "Night 1",
+          state: "on_sale",
+          currency: "USD",
+          capacity: 10,
+          sold: 3,
+          held: 1,
+          available: 6,
+          revenue: 13_500,
+          tiers: [
+            {
+              item: "ticket_type",
+              id: "vip",
+              name: "VIP",
+              unitPrice: 12_000,
+              quota: 3,
+              sold: 0,
+              held: 1,
+              available: 2,
+              revenue: 0,
+            },
+            {
+              item: "ticket_type",
+              id: "ga",
+              name: "Standing",
+              unitPrice: 4_500,
+              quota: null,
+              sold: 3,
+              held: 0,
+              available: 6,
+              revenue: 13_500,
+            },
+          ],
+        });
+        assert.equal(await store.getReport(newEventId()), null);
+      });
+
+      it("prices seats by zone and reports each zone", async () => {
+        const plan = await createEvent({
+          capacity: undefined,
+          seating: {
+            sections: [
+              { name: "A", rows: 3, seatsPerRow: 2 },
+              { name: "B", rows: 1, seatsPerRow: 2 },
+            ],
+          },
+          price: 1_000,
+          priceZones: [
+            { id: "front", name: "Front rows", price: 8_000, section: "A", rows: { from: 1, to: 1 } },
+            { id: "balcony", name: "Balcony", price: 3_000, section: "B" },
+          ],
+        });
+        const order = value<Order>(await one(plan.id, purchase("a", seated("A-1-1", "A-3-2", "B-1-1"))));
+        assert.deepEqual(
+          order.lines.map((l) => [l.item, l.id, l.quantity, l.unitPrice, l.subtotal]),
+          [
+            ["price_zone", "front", 1, 8_000, 8_000],
+            ["price_zone", "balcony", 1, 3_000, 3_000],
+            ["price_zone", "default", 1, 1_000, 1_000],
+          ],
+        );
+        assert.equal(order.total, 12_000);
+        const report = await store.getReport(plan.id);
+        assert.deepEqual(
+          report?.tiers.map((t) => [t.id, t.quota, t.sold, t.available, t.revenue]),
+          [
+            ["front", 2, 1, 1, 8_000],
+            ["balcony", 2, 1, 1, 3_000],
+            ["default", 4, 1, 3, 1_000],
+          ],
+        );
+        assert.equal(report?.revenue, 12_000);
+      });
+    });
+
     describe("against the reference model (property)", () => {
       type Op =
-        | { op: "purchase"; customer: number; n: number; seats: number[] }
-        | { op: "hold"; customer: number; n: number; seats: number[]; ttl: number }
+        | { op: "purchase"; customer: number; n: number; seats: number[]; split: number }
+        | { op: "hold"; customer: number; n: number; seats: number[]; split: number; ttl: number }
         | { op: "confirm" | "release" | "cancel"; target: number }
-        | { op: "tick"; seconds: number };
+        | { op: "tick"; seconds: number }
+        | { op: "pause" }
+        | { op: "resume" }
+        | { op: "capacity"; capacity: number };
       const ops: fc.Arbitrary<Op[]> = fc.array(
         fc.oneof(
           fc.record({
@@ -510,12 +814,14 @@ export function describeStoreContract(
             customer: fc.nat(3),
             n: fc.integer({ min: 1, max: 4 }),
             seats: fc.array(fc.nat(7), { minLength: 1, maxLength: 3 }),
+            split: fc.nat(4),
           }),
           fc.record({
             op: fc.constant("hold" as const),
             customer: fc.nat(3),
             n: fc.integer({ min: 1, max: 4 }),
             seats: fc.array(fc.nat(7), { minLength: 1, maxLength: 3 }),
+            split: fc.nat(4),
             ttl: fc.integer({ min: 30, max: 90 }),
           }),
           fc.record({
@@ -523,6 +829,9 @@ export function describeStoreContract(
             target: fc.nat(20),
           }),
           fc.record({ op: fc.constant("tick" as const), seconds: fc.integer({ min: 1, max: 60 }) }),
+          // An admin's action or edit, between the buyers' commands.
+          fc.record({ op: fc.constantFrom("pause" as const, "resume" as const) }),
+          fc.record({ op: fc.constant("capacity" as const), capacity: fc.integer({ min: 1, max: 12 }) }),
         ),
         { maxLength: 25 },
       );
@@ -531,14 +840,28 @@ export function describeStoreContract(
         it(`answers like the model for random ${kind} sequences`, async () => {
           await fc.assert(
             fc.asyncProperty(ops, async (sequence) => {
+              // Two ticket types (one with a quota, one with its own max per order) or two price zones.
               const request: NewEventRequest =
                 kind === "general"
-                  ? { name: "prop", capacity: 8, maxPerOrder: 4, maxPerCustomer: 5 }
+                  ? {
+                      name: "prop",
+                      capacity: 8,
+                      maxPerOrder: 4,
+                      maxPerCustomer: 5,
+                      ticketTypes: [
+                        { id: "a", name: "A", price: 1500, quota: 5 },
+                        { id: "b", name: "B", price: 700, maxPerOrder: 3 },
+                      ],
+                    }
                   : {
                       name: "prop",
                       seating: { sections: [{ name: "A", rows: 2, seatsPerRow: 4 }] },
                       maxPerOrder: 4,
                       maxPerCustomer: 5,
+                      price: 900,
+                      priceZones: [
+                        { id: "front", name: "Front", price: 2500, section: "A", rows: { from: 1, to: 1 } },
+                      ],
                     };
               const plan = planEvent(request, newEventId(), T0);
               await store.createEvent(plan);
@@ -550,26 +873,49 @@ export function describeStoreContract(
               let modelIds = 0;
               for (const op of sequence) {
                 const when = new Date(now);
-                const selection = (n: number, seats: number[]): Selection =>
-                  kind === "general"
-                    ? general(n)
-                    : seated(...new Set(seats.map((i) => seatIds[i] as string)));
+                const selection = (n: number, seats: number[], split: number): Selection => {
+                  if (kind === "seated") return seated(...new Set(seats.map((i) => seatIds[i] as string)));
+                  const a = Math.min(split, n);
+                  const items = [
+                    { ticketTypeId: "a", quantity: a },
+                    { ticketTypeId: "b", quantity: n - a },
+                  ].filter((item) => item.quantity > 0);
+                  return { quantity: n, seats: null, items };
+                };
                 let got: Outcome | undefined;
                 let want: { ok: boolean; code?: string };
+                let wantValue: Order | Hold | null = null;
                 if (op.op === "tick") {
                   now += op.seconds * 1000;
                   model.expireHolds(new Date(now));
                   await store.expireHolds(new Date(now), 1000);
                   continue;
                 }
+                if (op.op === "pause" || op.op === "resume" || op.op === "capacity") {
+                  const modelRefusal =
+                    op.op === "capacity" ? model.update({ capacity: op.capacity }) : model.act(op.op);
+                  const changed =
+                    op.op === "capacity"
+                      ? await store.updateEvent(plan.id, { capacity: op.capacity })
+                      : await store.changeEventStatus(plan.id, op.op);
+                  assert.ok(changed);
+                  assert.deepEqual(
+                    changed.ok ? null : changed.refusal.code,
+                    modelRefusal?.code ?? null,
+                    `after ${JSON.stringify(op)}`,
+                  );
+                  assert.equal(changed.ok && changed.event.capacity, changed.ok && model.plan.capacity);
+                  continue;
+                }
                 if (op.op === "purchase" || op.op === "hold") {
-                  const sel = selection(op.n, op.seats);
+                  const sel = selection(op.n, op.seats, op.split);
                   const modelId = `m${modelIds++}`;
                   const r =
                     op.op === "purchase"
                       ? model.purchase(modelId, `c${op.customer}`, sel, when)
                       : model.hold(modelId, `c${op.customer}`, sel, op.ttl, when);
                   want = r.ok ? { ok: true } : { ok: false, code: r.refusal.code };
+                  wantValue = r.ok ? r.value : null;
                   got = await one(
                     plan.id,
                     op.op === "purchase"
@@ -609,10 +955,28 @@ export function describeStoreContract(
                   want,
                   `after ${JSON.stringify(op)}`,
                 );
+                if (got.ok && wantValue) {
+                  // The same lines and total as the model: the event's prices, summed.
+                  const taken = got.value as Order | Hold;
+                  assert.deepEqual([taken.lines, taken.total], [wantValue.lines, wantValue.total]);
+                  assert.equal(
+                    taken.total,
+                    taken.lines.reduce((sum, line) => sum + line.subtotal, 0),
+                  );
+                }
                 const event = await store.getEvent(plan.id);
                 assert.deepEqual(
                   { sold: event?.sold, held: event?.held },
                   { sold: model.sold, held: model.held },
+                );
+                const report = await store.getReport(plan.id);
+                assert.deepEqual(
+                  report?.tiers.map((t) => [t.id, t.sold, t.held]),
+                  model.plan.tiers.map((t) => [
+                    t.id,
+                    model.tierCounters(t.id).sold,
+                    model.tierCounters(t.id).held,
+                  ]),
                 );
               }
             }),

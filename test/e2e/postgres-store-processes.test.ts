@@ -9,7 +9,12 @@ import { newEventId } from "../../src/domain/ids.js";
 import { createTestPostgresStore, type TestPostgresStore } from "../support/postgres-test-store.js";
 import { postgresSkip } from "../support/services.js";
 import { runBuyers } from "../support/postgres-buyers.js";
-import { assertExactSellout, assertSeatsSoldOnce } from "../support/sales-checks.js";
+import {
+  assertExactSellout,
+  assertQuotasHold,
+  assertSeatsSoldOnce,
+  TYPED_EVENT,
+} from "../support/sales-checks.js";
 
 describe("postgres across processes, no lock", { skip: await postgresSkip() }, () => {
   let fixture: TestPostgresStore;
@@ -36,6 +41,28 @@ describe("postgres across processes, no lock", { skip: await postgresSkip() }, (
       [{}, {}, {}, {}],
     );
     await assertExactSellout(store, plan.id, 500, {
+      sold: reports.reduce((n, r) => n + r.sold, 0),
+      orderIds: reports.flatMap((r) => r.orders),
+      refusedCodes: reports.flatMap((r) => Object.keys(r.refused)),
+    });
+  });
+
+  it("4 processes buying three ticket types at once: no quota and not the capacity passed", async () => {
+    const { store } = fixture;
+    const plan = planEvent(TYPED_EVENT, newEventId(), new Date());
+    await store.createEvent(plan);
+    const reports = await runBuyers(fixture.url, fixture.schema, plan.id, {
+      processes: 4,
+      buyers: 120,
+      concurrency: 4,
+      kind: "typed",
+      seats: 0,
+    });
+    assert.deepEqual(
+      reports.map((r) => r.errors),
+      [{}, {}, {}, {}],
+    );
+    await assertQuotasHold(store, plan.id, {
       sold: reports.reduce((n, r) => n + r.sold, 0),
       orderIds: reports.flatMap((r) => r.orders),
       refusedCodes: reports.flatMap((r) => Object.keys(r.refused)),

@@ -14,7 +14,12 @@ import { promisify } from "node:util";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { planEvent } from "../../src/domain/event.js";
 import { newEventId } from "../../src/domain/ids.js";
-import { assertExactSellout, assertSeatsSoldOnce } from "../support/sales-checks.js";
+import {
+  assertExactSellout,
+  assertQuotasHold,
+  assertSeatsSoldOnce,
+  TYPED_EVENT,
+} from "../support/sales-checks.js";
 
 const run = promisify(execFile);
 const BUYER = fileURLToPath(new URL("../support/store-buyer.js", import.meta.url));
@@ -56,6 +61,26 @@ for (const layout of ["single", "per-event"] as const) {
         (r) => JSON.parse(r.stdout) as { sold: number; refused: Record<string, number>; orders: string[] },
       );
       await assertExactSellout(store, plan.id, 500, {
+        sold: parsed.reduce((n, p) => n + p.sold, 0),
+        orderIds: parsed.flatMap((p) => p.orders),
+        refusedCodes: parsed.flatMap((p) => Object.keys(p.refused)),
+      });
+      await store.close();
+    });
+
+    it("4 processes buying three ticket types at once: no quota and not the capacity passed", async () => {
+      const dir = tempDir(`typed-${layout}`);
+      const store = new SqliteStore({ kind: "sqlite", dir, layout, durability: "full", maxOpenEvents: 8 });
+      await store.init();
+      const plan = planEvent(TYPED_EVENT, newEventId(), new Date());
+      await store.createEvent(plan);
+      const results = await Promise.all(
+        [0, 1, 2, 3].map(() => run(process.execPath, [BUYER, dir, layout, plan.id, "15", "8", "typed", "0"])),
+      );
+      const parsed = results.map(
+        (r) => JSON.parse(r.stdout) as { sold: number; refused: Record<string, number>; orders: string[] },
+      );
+      await assertQuotasHold(store, plan.id, {
         sold: parsed.reduce((n, p) => n + p.sold, 0),
         orderIds: parsed.flatMap((p) => p.orders),
         refusedCodes: parsed.flatMap((p) => Object.keys(p.refused)),

@@ -23,7 +23,7 @@ export async function runBuyers(
     processes: number;
     buyers: number;
     concurrency: number;
-    kind: "general" | "seated";
+    kind: "general" | "seated" | "typed";
     seats: number;
   },
 ): Promise<BuyerReport[]> {

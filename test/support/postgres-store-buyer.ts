@@ -5,7 +5,7 @@
  * that fails with a retryable error (server restarting, pool busy) is counted under its code, not retried.
  * Prints one JSON line: { sold, refused: {code: n}, errors: {code: n}, orders: [ids] }.
  *
- * argv: <url> <schema> <eventId> <buyers> <concurrency> <general|seated> <seatCount>
+ * argv: <url> <schema> <eventId> <buyers> <concurrency> <general|seated|typed> <seatCount>
  */
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { BoxofficeError } from "../../src/domain/errors.js";
@@ -18,8 +18,23 @@ const store = new PostgresStore({ url, schema, poolSize: concurrency, statementT
 await store.init();
 
 const seatCount = Number(seatCountText ?? 0);
+/** "typed": items of the ticket types TYPED_TICKET_TYPES (sales-checks.ts), 1-2 of one to three of them. */
+const TYPE_IDS = ["vip", "std", "kid"];
 function randomCommand(i: number): Command {
   const quantity = 1 + Math.floor(Math.random() * 4);
+  if (kind === "typed") {
+    const items = TYPE_IDS.filter((_, k) => Math.random() < 0.5 || k === i % 3).map((ticketTypeId) => ({
+      ticketTypeId,
+      quantity: 1 + Math.floor(Math.random() * 2),
+    }));
+    const total = items.reduce((sum, item) => sum + item.quantity, 0);
+    return {
+      type: "purchase",
+      customerId: `p${process.pid}-${i}`,
+      selection: { quantity: total, seats: null, items },
+      idempotency: null,
+    };
+  }
   const customerId = `p${process.pid}-${i}`;
   if (kind === "seated") {
     // Overlapping requests: a run of adjacent seats starting anywhere in row 1.

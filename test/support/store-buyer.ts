@@ -4,7 +4,7 @@
  * that only the store's own guarded writes stand between the processes and overselling.
  * Prints one JSON line: { sold: number (tickets in confirmed outcomes), refused: {code: count}, orders: [ids] }.
  *
- * argv: <dir> <layout> <eventId> <rounds> <batch> <kind general|seated> <seatCount>
+ * argv: <dir> <layout> <eventId> <rounds> <batch> <kind general|seated|typed> <seatCount>
  */
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import type { Command, Order } from "../../src/domain/sale.js";
@@ -15,8 +15,23 @@ const store = new SqliteStore({ kind: "sqlite", dir, layout, durability: "full",
 await store.init();
 
 const seatCount = Number(seatCountText ?? 0);
+/** "typed": items of the ticket types TYPED_TICKET_TYPES (sales-checks.ts), 1-2 of one to three of them. */
+const TYPE_IDS = ["vip", "std", "kid"];
 function randomCommand(i: number): Command {
   const quantity = 1 + Math.floor(Math.random() * 4);
+  if (kind === "typed") {
+    const items = TYPE_IDS.filter((_, k) => Math.random() < 0.5 || k === i % 3).map((ticketTypeId) => ({
+      ticketTypeId,
+      quantity: 1 + Math.floor(Math.random() * 2),
+    }));
+    const total = items.reduce((sum, item) => sum + item.quantity, 0);
+    return {
+      type: "purchase",
+      customerId: `p${process.pid}-${i}`,
+      selection: { quantity: total, seats: null, items },
+      idempotency: null,
+    };
+  }
   if (kind === "seated") {
     // Overlapping requests: a run of adjacent seats starting anywhere in row 1.
     const start = 1 + Math.floor(Math.random() * Math.max(1, seatCount - quantity + 1));

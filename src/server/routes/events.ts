@@ -1,18 +1,24 @@
 /**
  * Events: create one (admin), list them, read one with its counters, read its seat map.
  */
-import { planEvent, type NewEventRequest } from "../../domain/event.js";
+import { planEvent, type EventUpdate, type NewEventRequest } from "../../domain/event.js";
 import { isEventId, newEventId } from "../../domain/ids.js";
-import type { Store } from "../../store/store.js";
+import type { EventAction } from "../../domain/sale-window.js";
+import type { AdminOutcome, Store } from "../../store/store.js";
+import type { FastifyReply } from "fastify";
+import { problemOf, problemOfRefusal, sendProblem } from "../problem.js";
 import { invalid, problem, tooLarge, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
 import {
+  emptyBodySchema,
   eventPageSchema,
   eventSchema,
+  eventUpdateBodySchema,
   idParams,
   listEventsQuerySchema,
   newEventBodySchema,
+  reportSchema,
   seatMapSchema,
 } from "../schemas.js";
 
@@ -23,6 +29,50 @@ export interface EventRoutes {
   listEvents: RouteSpec;
   getEvent: RouteSpec;
   getSeatMap: RouteSpec;
+  publishEvent: RouteSpec;
+  pauseEvent: RouteSpec;
+  resumeEvent: RouteSpec;
+  closeEvent: RouteSpec;
+  updateEvent: RouteSpec;
+  getReport: RouteSpec;
+}
+
+const ACTION_SUMMARY: Record<EventAction, string> = {
+  publish: "Publish a draft event: on sale at once, or scheduled until its salesStartAt",
+  pause: "Pause the sale: every instance's next batch refuses purchases and holds (sale_paused)",
+  resume: "Resume a paused sale",
+  close: "Close the sale for good (sale_closed); holds can no longer be confirmed",
+};
+
+/** The answer to an admin change: the event after it, its refusal, or event_not_found. */
+function sendAdminOutcome(reply: FastifyReply, outcome: AdminOutcome | null): FastifyReply {
+  if (!outcome) return sendProblem(reply, problemOf("event_not_found", "no such event"));
+  if (!outcome.ok) return sendProblem(reply, problemOfRefusal(outcome.refusal));
+  return reply.code(200).send(outcome.event);
+}
+
+function actionRoute(store: Store, action: EventAction): RouteSpec {
+  return {
+    method: "POST",
+    url: `/v1/events/:eventId/${action}`,
+    operationId: `${action}Event`,
+    summary: ACTION_SUMMARY[action],
+    tag: "events",
+    admin: true,
+    schema: { params: idParams("eventId"), body: emptyBodySchema },
+    responses: {
+      200: { description: "The event after the change (a repeat changes nothing)", schema: eventSchema },
+      401: problem("unauthorized"),
+      404: problem("event_not_found"),
+      409: problem("invalid_transition: the action does not apply in the event's status"),
+      503: unavailable,
+    },
+    handler: async (request, reply) => {
+      const { eventId } = request.params as { eventId: string };
+      const outcome = isEventId(eventId) ? await store.changeEventStatus(eventId, action) : null;
+      return sendAdminOutcome(reply, outcome);
+    },
+  };
 }
 
 export function eventRoutes(store: Store): EventRoutes {
@@ -84,6 +134,50 @@ export function eventRoutes(store: Store): EventRoutes {
         404: problem("event_not_found"),
       },
       handler: readById("eventId", isEventId, (id) => store.getSeatMap(id), "event_not_found"),
+    },
+    publishEvent: actionRoute(store, "publish"),
+    pauseEvent: actionRoute(store, "pause"),
+    resumeEvent: actionRoute(store, "resume"),
+    closeEvent: actionRoute(store, "close"),
+    updateEvent: {
+      method: "PATCH",
+      url: "/v1/events/:eventId",
+      operationId: "updateEvent",
+      summary: "Edit an event: name, description, sale window, limits, capacity (never below sold + held)",
+      tag: "events",
+      admin: true,
+      schema: { params: idParams("eventId"), body: eventUpdateBodySchema },
+      responses: {
+        200: { description: "The event after the edit", schema: eventSchema },
+        401: problem("unauthorized"),
+        404: problem("event_not_found"),
+        409: problem("capacity_below_taken: the capacity asked is below the tickets sold or held now"),
+        413: tooLarge,
+        422: invalid,
+        503: unavailable,
+      },
+      handler: async (request, reply) => {
+        const { eventId } = request.params as { eventId: string };
+        const outcome = isEventId(eventId)
+          ? await store.updateEvent(eventId, request.body as EventUpdate)
+          : null;
+        return sendAdminOutcome(reply, outcome);
+      },
+    },
+    getReport: {
+      method: "GET",
+      url: "/v1/events/:eventId/report",
+      operationId: "getEventReport",
+      summary: "Sold, held, available and revenue, in all and by ticket type or price zone",
+      tag: "events",
+      admin: true,
+      schema: { params: idParams("eventId") },
+      responses: {
+        200: { description: "The report, read at one instant", schema: reportSchema },
+        401: problem("unauthorized"),
+        404: problem("event_not_found"),
+      },
+      handler: readById("eventId", isEventId, (id) => store.getReport(id), "event_not_found"),
     },
   };
 }

@@ -7,11 +7,12 @@ import type { Order } from "../../domain/sale.js";
 import type { Store } from "../../store/store.js";
 import { idempotencyOf } from "../idempotency.js";
 import { problemOf, problemOfRefusalFor, sendProblem } from "../problem.js";
-import { problem, sellRefusals, unavailable } from "../problem-responses.js";
+import { invalid, problem, sellRefusals, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
 import {
-  emptyBodySchema,
+  confirmBodySchema,
+  extendBodySchema,
   holdBodySchema,
   holdSchema,
   idParams,
@@ -25,6 +26,7 @@ export interface HoldRoutes {
   getHold: RouteSpec;
   confirmHold: RouteSpec;
   releaseHold: RouteSpec;
+  extendHold: RouteSpec;
 }
 
 export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
@@ -74,15 +76,18 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       method: "POST",
       url: "/v1/holds/:holdId/confirm",
       operationId: "confirmHold",
-      summary: "Turn an active hold into a confirmed order",
+      summary:
+        "Turn an active hold into a confirmed order (the payment step: pass the provider's paymentReference)",
       tag: "holds",
       idempotent: true,
-      schema: { params: idParams("holdId"), body: emptyBodySchema, headers: idempotencyHeadersSchema },
+      schema: { params: idParams("holdId"), body: confirmBodySchema, headers: idempotencyHeadersSchema },
       responses: {
         201: { description: "The confirmed order; Location names it", schema: orderSchema },
         404: problem("hold_not_found"),
-        409: problem("hold_not_active (already confirmed or released), or idempotency_key_in_use"),
-        410: problem("hold_expired"),
+        409: problem(
+          "hold_not_active (already confirmed or released), sale_paused (when the event does not confirm holds while paused), sale_closed (closed by an admin), or idempotency_key_in_use",
+        ),
+        410: problem("hold_expired: the tickets went back on sale; a payment taken for it must be refunded"),
         422: problem("invalid_request or idempotency_key_reused"),
         503: unavailable,
       },
@@ -92,12 +97,53 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
         if (!eventId) return sendProblem(reply, problemOf("hold_not_found", "no such hold"));
         const key = request.headers["idempotency-key"] as string | undefined;
         const idempotency = idempotencyOf(key, "POST", request.routeOptions.url ?? "", holdId, request.body);
-        const outcome = await gate.submit(reply, eventId, { type: "confirm-hold", holdId, idempotency }, key);
+        const { paymentReference } = request.body as { paymentReference?: string };
+        const command = {
+          type: "confirm-hold" as const,
+          holdId,
+          paymentReference: paymentReference ?? null,
+          idempotency,
+        };
+        const outcome = await gate.submit(reply, eventId, command, key);
         if (!outcome) return reply;
         if (!outcome.ok) return sendProblem(reply, problemOfRefusalFor(outcome.refusal, "hold_not_found"));
         gate.countSale(outcome);
         const order = outcome.value as Order;
         return reply.code(201).header("location", `/v1/orders/${order.id}`).send(order);
+      },
+    },
+    extendHold: {
+      method: "POST",
+      url: "/v1/holds/:holdId/extend",
+      operationId: "extendHold",
+      summary:
+        "Give an active hold more time: expiry = now + ttlSeconds, never past its creation + the event's maxHoldLifetimeSeconds",
+      tag: "holds",
+      schema: { params: idParams("holdId"), body: extendBodySchema },
+      responses: {
+        200: { description: "The hold with its new expiry", schema: holdSchema },
+        404: problem("hold_not_found"),
+        409: problem(
+          "hold_extension_limit (already at its longest lifetime), hold_not_active, sale_paused or sale_closed",
+        ),
+        410: problem("hold_expired"),
+        422: invalid,
+        503: unavailable,
+      },
+      handler: async (request, reply) => {
+        const { holdId } = request.params as { holdId: string };
+        const eventId = eventIdOfHold(holdId);
+        if (!eventId) return sendProblem(reply, problemOf("hold_not_found", "no such hold"));
+        const { ttlSeconds } = request.body as { ttlSeconds?: number };
+        const command = {
+          type: "extend-hold" as const,
+          holdId,
+          ttlSeconds: ttlSeconds ?? HOLD_TTL_SECONDS.default,
+        };
+        const outcome = await gate.submit(reply, eventId, command, undefined);
+        if (!outcome) return reply;
+        if (!outcome.ok) return sendProblem(reply, problemOfRefusalFor(outcome.refusal, "hold_not_found"));
+        return reply.code(200).send(outcome.value);
       },
     },
     releaseHold: {

@@ -21,8 +21,9 @@ import type {
   IdempotencyRow,
   OrderRow,
   SeatOwnerRow,
+  TierRow,
 } from "./postgres-mappers.js";
-import { toHold, toIdempotencyRecord, toOrder, toSaleRules } from "./postgres-mappers.js";
+import { tierCountsOf, toHold, toIdempotencyRecord, toOrder, toSaleRules } from "./postgres-mappers.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
 import type { CloseBatchParams, Statements } from "./postgres-statements.js";
 import { bindNamed } from "./postgres-statements.js";
@@ -35,6 +36,8 @@ interface NewSale {
   kind: "order" | "hold";
   /** The order's creation, or the hold's expiry. */
   at: Date;
+  lines: string;
+  total: number;
 }
 
 export class PostgresBatch {
@@ -51,21 +54,31 @@ export class PostgresBatch {
   /** Tickets each customer takes in this batch. */
   readonly #taken = new Map<string, number>();
 
-  /** `row` is the locked event; `deciding` the rows of the customers' and the seats' reads. */
+  /**
+   * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
+   * clock's reads (PostgresStore.#decidingReads), all made after the lock.
+   */
   constructor(sql: Statements, row: EventRow, answerRows: IdempotencyRow[], deciding: OpeningRows) {
-    const [customerRows, seatRows] = deciding as [CustomerRow[] | undefined, SeatOwnerRow[] | undefined];
+    const [customerRows, seatRows, tierRows, clockRows] = deciding as [
+      CustomerRow[] | undefined,
+      SeatOwnerRow[] | undefined,
+      TierRow[] | undefined,
+      { clock_ms: number }[] | undefined,
+    ];
+    const clockMs = Number(clockRows?.[0]?.clock_ms ?? row.clock_ms);
     this.#sql = sql;
     this.#row = row;
     this.#answers = new Map(answerRows.map((answer) => [answer.key, toIdempotencyRecord(answer)]));
     this.#tally = new SaleTally(
       toSaleRules(row),
-      () => ({ sold: row.sold, held: row.held }),
+      () => ({ sold: row.sold, held: row.held, tiers: tierCountsOf(tierRows ?? []) }),
       (customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets] as const),
       (seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id] as const),
       {
         hold: (holdId) => (this.#named.hold?.id === holdId ? this.#named.hold : undefined),
         order: (orderId) => (this.#named.order?.id === orderId ? this.#named.order : undefined),
         firstAnswer: (key) => this.#answers.get(key),
+        clockMs: () => clockMs,
       },
     );
   }
@@ -81,7 +94,11 @@ export class PostgresBatch {
     const eventId = this.#row.id;
     this.#named.hold = undefined;
     this.#named.order = undefined;
-    if (command.type === "confirm-hold" || command.type === "release-hold") {
+    if (
+      command.type === "confirm-hold" ||
+      command.type === "release-hold" ||
+      command.type === "extend-hold"
+    ) {
       const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [command.holdId, eventId]);
       this.#named.hold = hold ? toHold(hold) : undefined;
     } else if (command.type === "cancel-order") {
@@ -104,8 +121,13 @@ export class PostgresBatch {
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
+    const tiers = [...this.#tally.movedTiers()].filter(([, moved]) => moved.sold !== 0 || moved.held !== 0);
     const nothing =
-      this.#sales.length === 0 && this.#newAnswers.length === 0 && soldDelta === 0 && heldDelta === 0;
+      this.#sales.length === 0 &&
+      this.#newAnswers.length === 0 &&
+      soldDelta === 0 &&
+      heldDelta === 0 &&
+      tiers.length === 0;
     if (nothing) return;
     const params: CloseBatchParams = {
       eventId: this.#row.id,
@@ -116,12 +138,18 @@ export class PostgresBatch {
       saleSeats: this.#sales.map((sale) => (sale.seats === null ? null : JSON.stringify(sale.seats))),
       saleKinds: this.#sales.map((sale) => sale.kind),
       saleAts: this.#sales.map((sale) => sale.at),
+      saleLines: this.#sales.map((sale) => sale.lines),
+      saleTotals: this.#sales.map((sale) => sale.total),
+      currency: this.#row.currency,
+      tierIds: tiers.map(([id]) => id),
+      tierSoldDeltas: tiers.map(([, moved]) => moved.sold),
+      tierHeldDeltas: tiers.map(([, moved]) => moved.held),
       claimSeatIds: this.#claims.map((claim) => claim.seatId),
       claimOwnerIds: this.#claims.map((claim) => claim.ownerId),
       claimSold: this.#claims.map((claim) => claim.sold),
       takenCustomerIds: [...this.#taken.keys()],
       takenTickets: [...this.#taken.values()],
-      maxPerCustomer: this.#row.max_per_customer,
+      maxPerCustomer: this.#tally.rules.maxPerCustomer,
       answerKeys: this.#newAnswers.map((answer) => answer.key),
       answerFingerprints: this.#newAnswers.map((answer) => answer.fingerprint),
       answerOutcomes: this.#newAnswers.map((answer) => JSON.stringify(answer.answer)),
@@ -129,7 +157,7 @@ export class PostgresBatch {
       heldDelta,
     };
     const closeBatch = this.#sql.closeBatch;
-    const [written] = await tx.rows<{ customers: number; events: number }>(
+    const [written] = await tx.rows<{ customers: number; events: number; tiers: number }>(
       closeBatch.text,
       bindNamed(closeBatch, params),
     );
@@ -139,6 +167,9 @@ export class PostgresBatch {
     }
     if (written.events !== 1)
       throw new StoreConflictError("23514", "the event's counters would pass capacity");
+    if (written.tiers !== tiers.length) {
+      throw new StoreConflictError("23514", "a ticket type's counters would pass its quota");
+    }
   }
 
   /**
@@ -165,13 +196,28 @@ export class PostgresBatch {
           seats: owner.seats,
           kind,
           at,
+          lines: JSON.stringify(owner.lines),
+          total: owner.total,
         });
         break;
       }
       case "confirm": {
         const { hold, order } = change;
-        const confirmed = await tx.rows(this.#sql.confirmHold, [hold.id, eventId, order.id, now]);
+        const confirmed = await tx.rows(this.#sql.confirmHold, [
+          hold.id,
+          eventId,
+          order.id,
+          now,
+          order.paymentReference,
+        ]);
         if (confirmed.length === 0)
+          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        break;
+      }
+      case "extend-hold": {
+        const { hold } = change;
+        const extended = await tx.rows(this.#sql.extendHold, [hold.id, eventId, new Date(hold.expiresAt)]);
+        if (extended.length === 0)
           throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
         break;
       }

@@ -10,18 +10,46 @@
  * and constraints beside each write, which hold even for a writer that skipped the lock.
  */
 
+// clock_ms: the database's clock, read by the statement (the sale window is judged by it, never by an
+// instance's clock). A write reads it again after its lock (`clock`), in a statement of its own.
 const EVENT_COLUMNS =
-  "id, name, kind, capacity, sold, held, sections, max_per_order, max_per_customer, starts_at, created_at";
-const HOLD_COLUMNS = "id, event_id, customer_id, quantity, seats, status, expires_at";
-const ORDER_COLUMNS = "id, event_id, customer_id, quantity, seats, status, created_at, cancelled_at";
+  "id, name, kind, capacity, sold, held, sections, max_per_order, max_per_customer, starts_at, created_at, " +
+  "description, status, sales_start_at, sales_end_at, confirm_holds_while_paused, max_hold_lifetime_seconds, " +
+  "currency, tiers, (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS clock_ms";
+const HOLD_COLUMNS =
+  "id, event_id, customer_id, quantity, seats, status, expires_at, created_at, lines, total, currency";
+const ORDER_COLUMNS =
+  "id, event_id, customer_id, quantity, seats, status, created_at, cancelled_at, lines, total, currency, payment_reference";
 
 /** Every statement of the store, for one schema (`s` is the schema name quoted as an identifier). */
 export function buildStatements(s: string) {
   return {
     insertEvent: `
       INSERT INTO ${s}.events (id, name, kind, capacity, sections, max_per_order, max_per_customer,
-                               starts_at, created_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+                               starts_at, created_at, description, status, sales_start_at, sales_end_at,
+                               confirm_holds_while_paused, max_hold_lifetime_seconds, currency, tiers)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+    // Params: $1 event id, $2 tier ids, $3 their quotas (null: only the capacity bounds it).
+    insertTiers: `
+      INSERT INTO ${s}.price_tiers (event_id, tier_id, quota)
+      SELECT $1, tier_id, quota FROM unnest($2::text[], $3::integer[]) AS t (tier_id, quota)`,
+    // Sold and held per tier, read after the event row is locked (a statement of its own, so it sees
+    // every commit before the lock was granted).
+    selectTiers: `SELECT tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = $1`,
+    clock: `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS clock_ms`,
+    lockEventRow: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1 FOR NO KEY UPDATE`,
+    setStatus: `UPDATE ${s}.events SET status = $2 WHERE id = $1`,
+    // Params: $1 id, $2 name, $3 description, $4 capacity, $5 max per order, $6 max per customer,
+    // $7 sales start, $8 sales end, $9 confirm holds while paused, $10 max hold lifetime (s).
+    // sold + held <= capacity: an edit never takes the capacity below what is taken (the CHECK agrees).
+    setSettings: `
+      UPDATE ${s}.events SET name = $2, description = $3, capacity = $4, max_per_order = $5,
+        max_per_customer = $6, sales_start_at = $7, sales_end_at = $8, confirm_holds_while_paused = $9,
+        max_hold_lifetime_seconds = $10
+      WHERE id = $1 AND sold + held <= $4
+      RETURNING id`,
+    extendHold: `
+      UPDATE ${s}.holds SET expires_at = $3 WHERE id = $1 AND event_id = $2 AND status = 'active' RETURNING id`,
 
     selectEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1`,
 
@@ -93,7 +121,18 @@ export function buildStatements(s: string) {
       ), expired AS (
         UPDATE ${s}.holds h SET status = 'expired'
         FROM due WHERE h.id = due.id AND h.status = 'active'
-        RETURNING h.id, h.event_id, h.customer_id, h.quantity
+        RETURNING h.id, h.event_id, h.customer_id, h.quantity, h.lines, h.seats
+      ), tiers AS (
+        -- held >= 0 per tier is a CHECK too; a hold made before prices is all in the default tier
+        UPDATE ${s}.price_tiers t SET held = t.held - x.quantity
+        FROM (SELECT event_id, tier_id, sum(quantity)::int AS quantity
+              FROM (SELECT expired.event_id,
+                           coalesce(line->>'id', 'default') AS tier_id,
+                           coalesce((line->>'quantity')::int, expired.quantity) AS quantity
+                    FROM expired
+                    LEFT JOIN LATERAL jsonb_array_elements(expired.lines) AS line ON true) l
+              GROUP BY event_id, tier_id) x
+        WHERE t.event_id = x.event_id AND t.tier_id = x.tier_id
       ), customers AS (
         UPDATE ${s}.customer_tickets c SET tickets = c.tickets - x.quantity
         FROM (SELECT event_id, customer_id, sum(quantity)::int AS quantity
@@ -134,13 +173,14 @@ export function buildStatements(s: string) {
       WITH hold AS (
         UPDATE ${s}.holds SET status = 'confirmed'
         WHERE id = $1 AND event_id = $2 AND status = 'active'
-        RETURNING id, customer_id, quantity, seats
+        RETURNING id, customer_id, quantity, seats, lines, total, currency
       ), seats AS (
         UPDATE ${s}.seat_claims SET owner_id = $3, sold = true
         WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
       )
-      INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
-      SELECT $3, $2, customer_id, quantity, seats, 'confirmed', $4 FROM hold
+      INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
+                               currency, payment_reference)
+      SELECT $3, $2, customer_id, quantity, seats, 'confirmed', $4, lines, total, currency, $5 FROM hold
       RETURNING id`,
 
     // Ends an active hold ($3 = 'released' or 'expired') and gives its tickets back. Every give-back hangs
@@ -185,20 +225,32 @@ export function buildStatements(s: string) {
     closeBatch: named<CloseBatchParams>(`
       WITH sale AS (
         SELECT * FROM unnest($saleIds::text[], $saleCustomerIds::text[], $saleQuantities::integer[],
-                             $saleSeats::text[], $saleKinds::text[], $saleAts::timestamptz[])
-          AS sale (id, customer_id, quantity, seats, kind, at)
+                             $saleSeats::text[], $saleKinds::text[], $saleAts::timestamptz[],
+                             $saleLines::text[], $saleTotals::bigint[])
+          AS sale (id, customer_id, quantity, seats, kind, at, lines, total)
       ), new_orders AS (
-        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at)
+        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
+                                 currency)
         SELECT id, $eventId, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'confirmed', at
+               'confirmed', at, lines::jsonb, total, $currency
         FROM sale WHERE kind = 'order'
       ), new_holds AS (
-        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at)
+        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at, created_at,
+                                lines, total, currency)
         SELECT id, $eventId, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'active', at
+               'active', at, $now, lines::jsonb, total, $currency
         FROM sale WHERE kind = 'hold'
+      ), tiers AS (
+        -- sold + held <= quota per ticket type, in the WHERE (and in a CHECK)
+        UPDATE ${s}.price_tiers t SET sold = t.sold + d.sold, held = t.held + d.held
+        FROM unnest($tierIds::text[], $tierSoldDeltas::integer[], $tierHeldDeltas::integer[])
+          AS d (tier_id, sold, held)
+        WHERE t.event_id = $eventId AND t.tier_id = d.tier_id
+          AND (t.quota IS NULL OR t.sold + d.sold + t.held + d.held <= t.quota)
+          AND t.sold + d.sold >= 0 AND t.held + d.held >= 0
+        RETURNING 1
       ), claims AS (
         INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
         SELECT $eventId, seat_id, owner_id, sold
@@ -223,7 +275,8 @@ export function buildStatements(s: string) {
           AND sold + $soldDelta >= 0 AND held + $heldDelta >= 0
         RETURNING 1
       )
-      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events`),
+      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events,
+             (SELECT count(*) FROM tiers)::int AS tiers`),
   } as const;
 }
 
@@ -245,6 +298,14 @@ export interface CloseBatchParams {
   saleSeats: (string | null)[];
   saleKinds: ("order" | "hold")[];
   saleAts: Date[];
+  /** JSON [Line] of each new order or hold, and its total (minor units). */
+  saleLines: string[];
+  saleTotals: number[];
+  currency: string;
+  /** How far each tier's sold and held move (checked against its quota). */
+  tierIds: string[];
+  tierSoldDeltas: number[];
+  tierHeldDeltas: number[];
   claimSeatIds: string[];
   claimOwnerIds: string[];
   claimSold: boolean[];

@@ -19,19 +19,30 @@
  * each, so that only that command fails.
  */
 import pg from "pg";
-import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
-import { seatsOf } from "../../domain/event.js";
+import type { Event, EventPlan, EventUpdate, SeatMap } from "../../domain/event.js";
+import { planEventUpdate, seatsOf } from "../../domain/event.js";
+import type { EventReport } from "../../domain/report.js";
+import { reportOf } from "../../domain/report.js";
+import type { EventAction } from "../../domain/sale-window.js";
+import { nextStatus, saleStateOf } from "../../domain/sale-window.js";
 import { isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { EventPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, Store } from "../store.js";
 import { FencedOutError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
 import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
-import type { EventRow, HoldRow, IdempotencyRow, LockedEventRow, OrderRow } from "./postgres-mappers.js";
-import { toEvent, toHold, toOrder } from "./postgres-mappers.js";
+import type {
+  EventRow,
+  HoldRow,
+  IdempotencyRow,
+  LockedEventRow,
+  OrderRow,
+  TierRow,
+} from "./postgres-mappers.js";
+import { tierCountsOf, toEvent, toHold, toOrder, toPlan } from "./postgres-mappers.js";
 import { migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
@@ -95,8 +106,8 @@ export class PostgresStore implements Store {
   }
 
   async createEvent(plan: EventPlan): Promise<Event> {
-    await this.#pool.transaction(null, (tx) =>
-      tx.rows(this.#sql.insertEvent, [
+    const row = await this.#pool.transaction(null, async (tx) => {
+      await tx.rows(this.#sql.insertEvent, [
         plan.id,
         plan.name,
         plan.kind,
@@ -106,9 +117,79 @@ export class PostgresStore implements Store {
         plan.maxPerCustomer,
         plan.startsAt,
         plan.createdAt,
-      ]),
-    );
-    return { ...plan, sold: 0, held: 0, available: plan.capacity };
+        plan.description,
+        plan.status,
+        plan.salesStartAt,
+        plan.salesEndAt,
+        plan.confirmHoldsWhilePaused,
+        plan.maxHoldLifetimeSeconds,
+        plan.currency,
+        JSON.stringify(plan.tiers),
+      ]);
+      await tx.rows(this.#sql.insertTiers, [
+        plan.id,
+        plan.tiers.map((tier) => tier.id),
+        plan.tiers.map((tier) => tier.quota),
+      ]);
+      const [created] = await tx.rows<EventRow>(this.#sql.selectEvent, [plan.id]);
+      return created;
+    });
+    if (!row) throw new StoreConflictError("40001", `event ${plan.id} vanished after its creation`);
+    return toEvent(row);
+  }
+
+  async changeEventStatus(eventId: string, action: EventAction): Promise<AdminOutcome | null> {
+    if (!isEventId(eventId)) return null;
+    return this.#pool.transaction(null, async (tx) => {
+      const [row] = await tx.rows<EventRow>(this.#sql.lockEventRow, [eventId]);
+      if (!row) return null;
+      const status = nextStatus(row.status, action);
+      if (typeof status !== "string") return { ok: false, refusal: status };
+      if (status !== row.status) await tx.rows(this.#sql.setStatus, [eventId, status]);
+      // Hook point: the webhooks outbox records event.state_changed here, in this transaction.
+      const [after] = await tx.rows<EventRow>(this.#sql.selectEvent, [eventId]);
+      return after ? { ok: true, event: toEvent(after) } : null;
+    });
+  }
+
+  async updateEvent(eventId: string, update: EventUpdate): Promise<AdminOutcome | null> {
+    if (!isEventId(eventId)) return null;
+    return this.#pool.transaction(null, async (tx) => {
+      const [row] = await tx.rows<EventRow>(this.#sql.lockEventRow, [eventId]);
+      if (!row) return null;
+      const plan = toPlan(row);
+      const next = planEventUpdate(plan, plan, update, row.sold + row.held);
+      if ("code" in next) return { ok: false, refusal: next };
+      const written = await tx.rows(this.#sql.setSettings, [
+        eventId,
+        next.name,
+        next.description,
+        next.capacity,
+        next.maxPerOrder,
+        next.maxPerCustomer,
+        next.salesStartAt,
+        next.salesEndAt,
+        next.confirmHoldsWhilePaused,
+        next.maxHoldLifetimeSeconds,
+      ]);
+      if (written.length !== 1) {
+        return { ok: false, refusal: refusals.capacityBelowTaken(row.sold + row.held) };
+      }
+      // Hook point: event.state_changed when the window moved the state (saleStateOf before / after).
+      const [after] = await tx.rows<EventRow>(this.#sql.selectEvent, [eventId]);
+      return after ? { ok: true, event: toEvent(after) } : null;
+    });
+  }
+
+  async getReport(eventId: string): Promise<EventReport | null> {
+    if (!isEventId(eventId)) return null;
+    const [[row], tiers] = await this.#pool.read<[EventRow, TierRow]>([
+      { text: this.#sql.selectEvent, values: [eventId] },
+      { text: this.#sql.selectTiers, values: [eventId] },
+    ]);
+    if (!row) return null;
+    const plan = toPlan(row);
+    return reportOf(plan, plan, row, tierCountsOf(tiers), saleStateOf(plan, Number(row.clock_ms)));
   }
 
   async getEvent(eventId: string): Promise<Event | null> {
@@ -335,6 +416,8 @@ export class PostgresStore implements Store {
     return [
       { text: this.#sql.selectCustomers, values: [eventId, [...customers]] },
       { text: this.#sql.selectSeatOwners, values: [eventId, [...seats]] },
+      { text: this.#sql.selectTiers, values: [eventId] },
+      { text: this.#sql.clock, values: [] },
     ];
   }
 

@@ -7,11 +7,16 @@
  * correctness never rests on the lock or on the decision made before it: a write the guard refuses is
  * rolled back to its savepoint and refuses its command alone.
  */
-import type { Change, NewIds } from "../../domain/decide.js";
+import type { Change, NewIds, SaleRules } from "../../domain/decide.js";
 import { decide } from "../../domain/decide.js";
 import type { DomainRefusal } from "../../domain/errors.js";
-import type { EventPlan, SeatMap, SeatStatus } from "../../domain/event.js";
-import { seatsOf } from "../../domain/event.js";
+import type { EventPlan, EventSettings, EventUpdate, SeatMap, SeatStatus } from "../../domain/event.js";
+import { planEventUpdate, seatsOf, settingsOf } from "../../domain/event.js";
+import type { Line } from "../../domain/pricing.js";
+import { legacyLines } from "../../domain/pricing.js";
+import type { EventAction, SaleState } from "../../domain/sale-window.js";
+import { nextStatus, saleStateOf } from "../../domain/sale-window.js";
+import type { TallyCounters } from "../../domain/sale-tally.js";
 import { newOrderId, newHoldId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, FirstAnswer, Hold, IdempotencyRecord, Order, Outcome } from "../../domain/sale.js";
@@ -28,6 +33,43 @@ export interface Counters {
   held: number;
 }
 
+/** What a sale reads of its event in its transaction: settings, counters, and SQLite's clock. */
+export interface SaleSnapshot {
+  settings: EventSettings;
+  counters: TallyCounters;
+  /** SQLite's clock (the host's, not the process's JS Date), ms since the epoch. */
+  clockMs: number;
+  state: SaleState;
+}
+
+interface SaleRow {
+  capacity: number;
+  sold: number;
+  held: number;
+  status: EventSettings["status"];
+  sales_start_ms: number | null;
+  sales_end_ms: number | null;
+  name: string | null;
+  description: string | null;
+  max_per_order: number | null;
+  max_per_customer: number | null;
+  confirm_holds_while_paused: number;
+  max_hold_lifetime_seconds: number;
+  clock_ms: number;
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function msOrNull(iso: string | null): number | null {
+  return iso === null ? null : Date.parse(iso);
+}
+
+function linesOf(json: string | null, quantity: number, seats: string | null): Line[] {
+  return json === null ? legacyLines(quantity, seats !== null) : (JSON.parse(json) as Line[]);
+}
+
 interface OrderRow {
   id: string;
   event_id: string;
@@ -37,6 +79,10 @@ interface OrderRow {
   status: "confirmed" | "cancelled";
   created_at: string;
   cancelled_at: string | null;
+  lines: string | null;
+  total: number;
+  currency: string;
+  payment_reference: string | null;
 }
 
 interface HoldRow {
@@ -47,6 +93,26 @@ interface HoldRow {
   seats: string | null;
   status: Hold["status"];
   expires_at_ms: number;
+  created_at_ms: number | null;
+  lines: string | null;
+  total: number;
+  currency: string;
+}
+
+/** The settings as the inventory row's columns take them (named parameters). */
+function settingsParams(settings: EventSettings): Record<string, string | number | null> {
+  return {
+    capacity: settings.capacity,
+    status: settings.status,
+    salesStartMs: msOrNull(settings.salesStartAt),
+    salesEndMs: msOrNull(settings.salesEndAt),
+    name: settings.name,
+    description: settings.description,
+    maxPerOrder: settings.maxPerOrder,
+    maxPerCustomer: settings.maxPerCustomer,
+    confirmHoldsWhilePaused: settings.confirmHoldsWhilePaused ? 1 : 0,
+    maxHoldLifetimeSeconds: settings.maxHoldLifetimeSeconds,
+  };
 }
 
 /** A guarded write changed nothing: thrown inside a command's savepoint to roll back just that command. */
@@ -62,6 +128,10 @@ function toOrder(row: OrderRow): Order {
     status: row.status,
     createdAt: row.created_at,
     cancelledAt: row.cancelled_at,
+    lines: linesOf(row.lines, row.quantity, row.seats),
+    total: row.total,
+    currency: row.currency,
+    paymentReference: row.payment_reference,
   };
 }
 
@@ -74,6 +144,10 @@ function toHold(row: HoldRow): Hold {
     seats: row.seats === null ? null : (JSON.parse(row.seats) as string[]),
     status: row.status,
     expiresAt: new Date(row.expires_at_ms).toISOString(),
+    createdAt: new Date(row.created_at_ms ?? row.expires_at_ms).toISOString(),
+    lines: linesOf(row.lines, row.quantity, row.seats),
+    total: row.total,
+    currency: row.currency,
   };
 }
 
@@ -82,15 +156,61 @@ export class SqliteSales {
   readonly #db: SqliteDatabase;
   readonly #statements;
   /** Inside the batch's transaction, a savepoint: made once, as wrapping a function costs a few µs. */
-  readonly #writeInSavepoint: (plan: EventPlan, change: Change) => void;
+  readonly #writeInSavepoint: (rules: SaleRules, change: Change) => void;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
-    this.#writeInSavepoint = db.transaction((plan: EventPlan, change: Change) => this.#write(plan, change));
+    this.#writeInSavepoint = db.transaction((rules: SaleRules, change: Change) => this.#write(rules, change));
     const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
     this.#statements = {
-      insertInventory: p("INSERT INTO inventory (event_id, capacity) VALUES (?, ?)"),
+      insertInventory: p(
+        `INSERT INTO inventory (event_id, capacity, status, sales_start_ms, sales_end_ms, name, description,
+                                max_per_order, max_per_customer, confirm_holds_while_paused,
+                                max_hold_lifetime_seconds)
+         VALUES (@eventId, @capacity, @status, @salesStartMs, @salesEndMs, @name, @description,
+                 @maxPerOrder, @maxPerCustomer, @confirmHoldsWhilePaused, @maxHoldLifetimeSeconds)`,
+      ),
       counters: p<Counters>("SELECT sold, held FROM inventory WHERE event_id = ?"),
+      // The clock is SQLite's (the host's), read inside the transaction: never a process's JS Date.
+      saleRow: p<SaleRow>(
+        `SELECT capacity, sold, held, status, sales_start_ms, sales_end_ms, name, description, max_per_order,
+                max_per_customer, confirm_holds_while_paused, max_hold_lifetime_seconds,
+                CAST(round(unixepoch('subsec') * 1000) AS INTEGER) AS clock_ms
+         FROM inventory WHERE event_id = ?`,
+      ),
+      tierRows: p<{ tier_id: string; sold: number; held: number }>(
+        "SELECT tier_id, sold, held FROM price_tiers WHERE event_id = ?",
+      ),
+      insertTier: p("INSERT INTO price_tiers (event_id, tier_id, quota) VALUES (?, ?, ?)"),
+      // sold + held + n <= quota: the database keeps each ticket type inside its quota.
+      takeTierSold: p(
+        `UPDATE price_tiers SET sold = sold + @n WHERE event_id = @eventId AND tier_id = @tierId
+           AND (quota IS NULL OR sold + held + @n <= quota)`,
+      ),
+      takeTierHeld: p(
+        `UPDATE price_tiers SET held = held + @n WHERE event_id = @eventId AND tier_id = @tierId
+           AND (quota IS NULL OR sold + held + @n <= quota)`,
+      ),
+      giveBackTierSold: p(
+        "UPDATE price_tiers SET sold = sold - @n WHERE event_id = @eventId AND tier_id = @tierId AND sold >= @n",
+      ),
+      giveBackTierHeld: p(
+        "UPDATE price_tiers SET held = held - @n WHERE event_id = @eventId AND tier_id = @tierId AND held >= @n",
+      ),
+      tierHeldToSold: p(
+        `UPDATE price_tiers SET held = held - @n, sold = sold + @n
+         WHERE event_id = @eventId AND tier_id = @tierId AND held >= @n`,
+      ),
+      setStatus: p("UPDATE inventory SET status = ? WHERE event_id = ?"),
+      // sold + held <= capacity: an edit never takes the capacity below what is taken (the CHECK agrees).
+      setSettings: p(
+        `UPDATE inventory SET capacity = @capacity, sales_start_ms = @salesStartMs, sales_end_ms = @salesEndMs,
+           name = @name, description = @description, max_per_order = @maxPerOrder,
+           max_per_customer = @maxPerCustomer, confirm_holds_while_paused = @confirmHoldsWhilePaused,
+           max_hold_lifetime_seconds = @maxHoldLifetimeSeconds
+         WHERE event_id = @eventId AND sold + held <= @capacity`,
+      ),
+      extendHold: p("UPDATE holds SET expires_at_ms = ? WHERE id = ? AND status = 'active'"),
       // sold + held + n <= capacity: the guard that makes overselling impossible whatever came before.
       takeSold: p(
         "UPDATE inventory SET sold = sold + @n WHERE event_id = @eventId AND sold + held + @n <= capacity",
@@ -136,16 +256,18 @@ export class SqliteSales {
         "SELECT seat_id, owner_kind FROM seat_claims WHERE event_id = ?",
       ),
       insertOrder: p(
-        `INSERT INTO orders (id, event_id, customer_id, quantity, seats, status, created_at, hold_id)
-         VALUES (?, ?, ?, ?, ?, 'confirmed', ?, ?)`,
+        `INSERT INTO orders (id, event_id, customer_id, quantity, seats, status, created_at, hold_id, lines,
+                             total, currency, payment_reference)
+         VALUES (?, ?, ?, ?, ?, 'confirmed', ?, ?, ?, ?, ?, ?)`,
       ),
       order: p<OrderRow>("SELECT * FROM orders WHERE id = ?"),
       cancelOrder: p(
         "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ? AND status = 'confirmed'",
       ),
       insertHold: p(
-        `INSERT INTO holds (id, event_id, customer_id, quantity, seats, status, expires_at_ms)
-         VALUES (?, ?, ?, ?, ?, 'active', ?)`,
+        `INSERT INTO holds (id, event_id, customer_id, quantity, seats, status, expires_at_ms, created_at_ms,
+                            lines, total, currency)
+         VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)`,
       ),
       hold: p<HoldRow>("SELECT * FROM holds WHERE id = ?"),
       // Only an active hold changes state: that guard is what makes release and expiry happen once.
@@ -179,9 +301,91 @@ export class SqliteSales {
     };
   }
 
-  /** Adds an event's inventory row (sold = held = 0). Call inside the creating transaction. */
-  addInventory(eventId: string, capacity: number): void {
-    this.#statements.insertInventory.run(eventId, capacity);
+  /** Adds an event's inventory row (sold = held = 0) and its tiers. Call inside the creating transaction. */
+  addInventory(plan: EventPlan): void {
+    this.#statements.insertInventory.run({ eventId: plan.id, ...settingsParams(settingsOf(plan)) });
+    for (const tier of plan.tiers) this.#statements.insertTier.run(plan.id, tier.id, tier.quota);
+  }
+
+  /** The event's settings, counters and state as of now, by SQLite's clock; null when it has no row. */
+  snapshot(plan: EventPlan): SaleSnapshot | null {
+    const row = this.#statements.saleRow.get(plan.id) as SaleRow | undefined;
+    if (!row) return null;
+    const settings: EventSettings = {
+      name: row.name ?? plan.name,
+      description: row.description,
+      capacity: row.capacity,
+      maxPerOrder: row.max_per_order ?? plan.maxPerOrder,
+      maxPerCustomer: row.max_per_customer ?? plan.maxPerCustomer,
+      status: row.status,
+      salesStartAt: isoOrNull(row.sales_start_ms),
+      salesEndAt: isoOrNull(row.sales_end_ms),
+      confirmHoldsWhilePaused: row.confirm_holds_while_paused === 1,
+      maxHoldLifetimeSeconds: row.max_hold_lifetime_seconds,
+    };
+    const tiers = new Map<string, { sold: number; held: number }>();
+    for (const tier of this.#statements.tierRows.all(plan.id) as {
+      tier_id: string;
+      sold: number;
+      held: number;
+    }[]) {
+      tiers.set(tier.tier_id, { sold: tier.sold, held: tier.held });
+    }
+    return {
+      settings,
+      counters: { sold: row.sold, held: row.held, tiers },
+      clockMs: row.clock_ms,
+      state: saleStateOf(settings, row.clock_ms),
+    };
+  }
+
+  /**
+   * An admin action, decided and written in one IMMEDIATE transaction on the row every batch reads:
+   * the one place an event's status changes. Hook point: the webhooks outbox records
+   * `event.state_changed` here, in this transaction. Null when the event has no row.
+   */
+  changeStatus(
+    plan: EventPlan,
+    action: EventAction,
+  ): { ok: true; snapshot: SaleSnapshot } | { ok: false; refusal: DomainRefusal } | null {
+    return this.#db
+      .transaction(() => {
+        const before = this.snapshot(plan);
+        if (!before) return null;
+        const status = nextStatus(before.settings.status, action);
+        if (typeof status !== "string") return { ok: false as const, refusal: status };
+        if (status !== before.settings.status) this.#statements.setStatus.run(status, plan.id);
+        // (outbox hook: event.state_changed when saleStateOf(after) differs from before.state)
+        const after = this.snapshot(plan);
+        return after ? { ok: true as const, snapshot: after } : null;
+      })
+      .immediate();
+  }
+
+  /**
+   * An admin's edit, checked against sold + held read in the same IMMEDIATE transaction as the write
+   * (whose WHERE and the table's CHECK refuse a capacity below them on their own). Hook point for
+   * `event.state_changed` when the window moves the state. Null when the event has no row.
+   */
+  updateSettings(
+    plan: EventPlan,
+    update: EventUpdate,
+  ): { ok: true; snapshot: SaleSnapshot } | { ok: false; refusal: DomainRefusal } | null {
+    return this.#db
+      .transaction(() => {
+        const before = this.snapshot(plan);
+        if (!before) return null;
+        const taken = before.counters.sold + before.counters.held;
+        const next = planEventUpdate(plan, before.settings, update, taken);
+        if ("code" in next) return { ok: false as const, refusal: next };
+        if (this.#statements.setSettings.run({ eventId: plan.id, ...settingsParams(next) }).changes !== 1) {
+          return { ok: false as const, refusal: refusals.capacityBelowTaken(taken) };
+        }
+        // (outbox hook: event.state_changed when saleStateOf(after) differs from before.state)
+        const after = this.snapshot(plan);
+        return after ? { ok: true as const, snapshot: after } : null;
+      })
+      .immediate();
   }
 
   counters(eventId: string): Counters | null {
@@ -283,13 +487,17 @@ export class SqliteSales {
       // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
       // before it touches a statement, and nothing is stored for its key.
       const unfit = commands.map(checkCommand);
-      const tally = this.#readTally(plan, commands, unfit);
+      // The event's settings (status, window, limits, capacity) and SQLite's clock, read under the write
+      // lock: a pause or an edit committed before this batch is what it decides on.
+      const snapshot = this.snapshot(plan);
+      const rules: SaleRules = { ...plan, ...(snapshot?.settings ?? {}) };
+      const tally = this.#readTally(rules, snapshot, commands, unfit);
       const ids: NewIds = {
         order: () => newOrderId(plan.id, now.getTime()),
         hold: () => newHoldId(plan.id, now.getTime()),
       };
       const outcomes = commands.map((command, i) =>
-        this.#applyOne(plan, tally, command, unfit[i] ?? null, now, ids),
+        this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids),
       );
       // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
       // started must not commit.
@@ -316,20 +524,24 @@ export class SqliteSales {
    * stored answer, a customer or seat not read up front), so that it includes what earlier commands of
    * the batch wrote.
    */
-  #readTally(plan: EventPlan, commands: readonly Command[], unfit: (DomainRefusal | null)[]): SaleTally {
-    let countsTickets = false;
+  #readTally(
+    plan: SaleRules,
+    snapshot: SaleSnapshot | null,
+    commands: readonly Command[],
+    unfit: (DomainRefusal | null)[],
+  ): SaleTally {
     const customers = new Set<string>();
     const seats = new Set<string>();
     for (let i = 0; i < commands.length; i++) {
       const command = commands[i] as Command;
       if (unfit[i] !== null || (command.type !== "purchase" && command.type !== "hold")) continue;
       customers.add(command.customerId);
-      if (command.selection.seats === null) countsTickets = true;
-      else for (const seat of command.selection.seats) seats.add(seat);
+      if (command.selection.seats !== null) for (const seat of command.selection.seats) seats.add(seat);
     }
     const s = this.#statements;
     // No inventory row: every take finds no room (the guarded write refuses it too).
-    const counters = countsTickets ? (this.counters(plan.id) ?? { sold: plan.capacity, held: 0 }) : null;
+    const counters = snapshot?.counters ?? { sold: plan.capacity, held: 0, tiers: new Map() };
+    const clockMs = snapshot?.clockMs ?? 0;
     // A customer or seat without a row is known to have no tickets, or to be free.
     const tickets = new Map<string, number>();
     if (customers.size > 0) {
@@ -349,40 +561,31 @@ export class SqliteSales {
       }[];
       for (const row of rows) owners.set(row.seat_id, row.owner_id);
     }
-    return new SaleTally(
-      plan,
-      () => {
-        if (counters === null) throw new Error("the counters were not read for this batch");
-        return counters;
+    return new SaleTally(plan, () => counters, tickets, owners, {
+      ticketsOf: (customerId) =>
+        (s.customerTickets.get(plan.id, customerId) as { tickets: number } | undefined)?.tickets ?? 0,
+      seatOwner: (seatId) => (s.seatOwner.get(plan.id, seatId) as { owner_id: string } | undefined)?.owner_id,
+      hold: (holdId) => {
+        const row = s.hold.get(holdId) as HoldRow | undefined;
+        return row && row.event_id === plan.id ? toHold(row) : undefined;
       },
-      tickets,
-      owners,
-      {
-        ticketsOf: (customerId) =>
-          (s.customerTickets.get(plan.id, customerId) as { tickets: number } | undefined)?.tickets ?? 0,
-        seatOwner: (seatId) =>
-          (s.seatOwner.get(plan.id, seatId) as { owner_id: string } | undefined)?.owner_id,
-        hold: (holdId) => {
-          const row = s.hold.get(holdId) as HoldRow | undefined;
-          return row && row.event_id === plan.id ? toHold(row) : undefined;
-        },
-        order: (orderId) => {
-          const row = s.order.get(orderId) as OrderRow | undefined;
-          return row && row.event_id === plan.id ? toOrder(row) : undefined;
-        },
-        firstAnswer: (key) => {
-          const row = s.idempotency.get(plan.id, key) as { fingerprint: string; outcome: string } | undefined;
-          return row
-            ? { key, fingerprint: row.fingerprint, answer: JSON.parse(row.outcome) as FirstAnswer }
-            : undefined;
-        },
+      order: (orderId) => {
+        const row = s.order.get(orderId) as OrderRow | undefined;
+        return row && row.event_id === plan.id ? toOrder(row) : undefined;
       },
-    );
+      firstAnswer: (key) => {
+        const row = s.idempotency.get(plan.id, key) as { fingerprint: string; outcome: string } | undefined;
+        return row
+          ? { key, fingerprint: row.fingerprint, answer: JSON.parse(row.outcome) as FirstAnswer }
+          : undefined;
+      },
+      clockMs: () => clockMs,
+    });
   }
 
   /** Decides one command and writes its change in a savepoint; a guard that refuses rolls back only it. */
   #applyOne(
-    plan: EventPlan,
+    plan: SaleRules,
     tally: SaleTally,
     command: Command,
     unfit: DomainRefusal | null,
@@ -422,7 +625,7 @@ export class SqliteSales {
   }
 
   /** Writes one decided change with guarded statements; throws GuardRefused when a guard refuses it. */
-  #write(plan: EventPlan, change: Change): void {
+  #write(plan: SaleRules, change: Change): void {
     const eventId = plan.id;
     switch (change.type) {
       case "sell": {
@@ -437,6 +640,10 @@ export class SqliteSales {
           seats,
           order.createdAt,
           null,
+          JSON.stringify(order.lines),
+          order.total,
+          order.currency,
+          order.paymentReference,
         );
         return;
       }
@@ -445,7 +652,25 @@ export class SqliteSales {
         this.#take(plan, hold, "hold");
         const seats = hold.seats === null ? null : JSON.stringify(hold.seats);
         const expiresAtMs = Date.parse(hold.expiresAt);
-        this.#statements.insertHold.run(hold.id, eventId, hold.customerId, hold.quantity, seats, expiresAtMs);
+        this.#statements.insertHold.run(
+          hold.id,
+          eventId,
+          hold.customerId,
+          hold.quantity,
+          seats,
+          expiresAtMs,
+          Date.parse(hold.createdAt),
+          JSON.stringify(hold.lines),
+          hold.total,
+          hold.currency,
+        );
+        return;
+      }
+      case "extend-hold": {
+        const { hold } = change;
+        if (this.#statements.extendHold.run(Date.parse(hold.expiresAt), hold.id).changes !== 1) {
+          throw new Error(`hold ${hold.id} changed under the write lock`);
+        }
         return;
       }
       case "confirm": {
@@ -455,6 +680,13 @@ export class SqliteSales {
         }
         if (this.#statements.heldToSold.run({ eventId, n: hold.quantity }).changes !== 1) {
           throw new Error(`inventory of ${eventId} holds fewer tickets than hold ${hold.id}`);
+        }
+        for (const line of hold.lines) {
+          if (
+            this.#statements.tierHeldToSold.run({ eventId, tierId: line.id, n: line.quantity }).changes !== 1
+          ) {
+            throw new Error(`tier ${line.id} of ${eventId} holds fewer tickets than hold ${hold.id}`);
+          }
         }
         this.#statements.moveClaims.run(order.id, hold.id);
         const seats = order.seats === null ? null : JSON.stringify(order.seats);
@@ -466,6 +698,10 @@ export class SqliteSales {
           seats,
           order.createdAt,
           hold.id,
+          JSON.stringify(order.lines),
+          order.total,
+          order.currency,
+          order.paymentReference,
         );
         return;
       }
@@ -475,7 +711,7 @@ export class SqliteSales {
         if (this.#statements.endHold.run(hold.status, hold.id).changes !== 1) {
           throw new Error(`hold ${hold.id} changed under the write lock`);
         }
-        this.#giveBack(eventId, hold.id, hold.customerId, hold.quantity, "held");
+        this.#giveBack(eventId, hold, "held");
         return;
       }
       case "cancel": {
@@ -484,17 +720,23 @@ export class SqliteSales {
         if (this.#statements.cancelOrder.run(order.cancelledAt, order.id).changes !== 1) {
           throw new Error(`order ${order.id} changed under the write lock`);
         }
-        this.#giveBack(eventId, order.id, order.customerId, order.quantity, "sold");
+        this.#giveBack(eventId, order, "sold");
         return;
       }
     }
   }
 
   /** Takes the tickets, the customer's allowance and the seats of a new order or hold, each guarded. */
-  #take(plan: EventPlan, owner: Order | Hold, kind: "order" | "hold"): void {
+  #take(plan: SaleRules, owner: Order | Hold, kind: "order" | "hold"): void {
     const counter = kind === "order" ? this.#statements.takeSold : this.#statements.takeHeld;
     // sold + held + n <= capacity, in the statement itself.
     if (counter.run({ eventId: plan.id, n: owner.quantity }).changes !== 1) throw new GuardRefused();
+    // sold + held + n <= quota, per ticket type, in the statement itself.
+    const tier = kind === "order" ? this.#statements.takeTierSold : this.#statements.takeTierHeld;
+    for (const line of owner.lines) {
+      if (tier.run({ eventId: plan.id, tierId: line.id, n: line.quantity }).changes !== 1)
+        throw new GuardRefused();
+    }
     const allowed =
       owner.quantity <= plan.maxPerCustomer &&
       this.#statements.addCustomerTickets.run({
@@ -508,24 +750,20 @@ export class SqliteSales {
     for (const seat of owner.seats ?? []) this.#statements.claimSeat.run(plan.id, seat, owner.id, kind);
   }
 
-  #giveBack(
-    eventId: string,
-    ownerId: string,
-    customerId: string,
-    quantity: number,
-    kind: "sold" | "held",
-  ): void {
+  #giveBack(eventId: string, owner: Order | Hold, kind: "sold" | "held"): void {
     (kind === "sold" ? this.#statements.giveBackSold : this.#statements.giveBackHeld).run({
       eventId,
-      n: quantity,
+      n: owner.quantity,
     });
-    this.#statements.removeCustomerTickets.run({ eventId, customerId, n: quantity });
-    this.#statements.dropClaims.run(ownerId);
+    const tier = kind === "sold" ? this.#statements.giveBackTierSold : this.#statements.giveBackTierHeld;
+    for (const line of owner.lines) tier.run({ eventId, tierId: line.id, n: line.quantity });
+    this.#statements.removeCustomerTickets.run({ eventId, customerId: owner.customerId, n: owner.quantity });
+    this.#statements.dropClaims.run(owner.id);
   }
 
   #expire(row: HoldRow): boolean {
     if (this.#statements.endHold.run("expired", row.id).changes !== 1) return false;
-    this.#giveBack(row.event_id, row.id, row.customer_id, row.quantity, "held");
+    this.#giveBack(row.event_id, toHold(row), "held");
     return true;
   }
 

@@ -11,17 +11,24 @@
  */
 import { mkdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import type { Event, EventPlan, SeatMap } from "../../domain/event.js";
+import type { Event, EventPlan, EventUpdate, SeatMap } from "../../domain/event.js";
+import { eventOf } from "../../domain/event.js";
+import type { PriceTier } from "../../domain/pricing.js";
+import { DEFAULT_TIER_ID } from "../../domain/pricing.js";
+import type { EventReport } from "../../domain/report.js";
+import { reportOf } from "../../domain/report.js";
+import type { EventAction } from "../../domain/sale-window.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { EventPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, Store } from "../store.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { openWal } from "../../sqlite/open-wal.js";
 import { mapSqliteError, openExisting, openSqlite } from "./sqlite-database.js";
+import type { SaleSnapshot } from "./sqlite-sales.js";
 import { SqliteSales } from "./sqlite-sales.js";
 import type { SqliteStoreConfig } from "./sqlite-store-config.js";
 
@@ -72,6 +79,8 @@ interface EventRow {
   max_per_customer: number;
   starts_at: string | null;
   created_at: string;
+  currency: string;
+  tiers: string | null;
 }
 
 interface Partition {
@@ -90,6 +99,29 @@ function toPlan(row: EventRow): EventPlan {
     maxPerCustomer: row.max_per_customer,
     startsAt: row.starts_at,
     createdAt: row.created_at,
+    currency: row.currency,
+    tiers: row.tiers === null ? [legacyTier(row.kind)] : (JSON.parse(row.tiers) as PriceTier[]),
+    // The settings below are as created; the event's sales row has them as they are now (snapshot).
+    description: null,
+    status: "published",
+    salesStartAt: null,
+    salesEndAt: null,
+    confirmHoldsWhilePaused: true,
+    maxHoldLifetimeSeconds: 3600,
+  };
+}
+
+/** The one free tier of an event created before prices (event/002-sale.sql gave it its counters). */
+function legacyTier(kind: EventPlan["kind"]): PriceTier {
+  return {
+    id: DEFAULT_TIER_ID,
+    name: kind === "seated" ? "Standard" : "General admission",
+    unitPrice: 0,
+    quota: null,
+    maxPerOrder: null,
+    section: null,
+    rowFrom: null,
+    rowTo: null,
   };
 }
 
@@ -112,6 +144,10 @@ function prepareHints(db: SqliteDatabase): HintStatements {
       "UPDATE hold_deadlines SET earliest_ms = @retryMs WHERE event_id = @eventId AND earliest_ms = @seenMs",
     ),
   };
+}
+
+function toEvent(plan: EventPlan, snapshot: SaleSnapshot): Event {
+  return eventOf(plan, snapshot.settings, snapshot.counters, snapshot.state);
 }
 
 export class SqliteStore implements Store {
@@ -202,8 +238,9 @@ export class SqliteStore implements Store {
       const insert = () =>
         catalog
           .prepare(
-            `INSERT INTO events (id, name, kind, capacity, sections, max_per_order, max_per_customer, starts_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            `INSERT INTO events (id, name, kind, capacity, sections, max_per_order, max_per_customer, starts_at,
+                                 created_at, currency, tiers)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(
             plan.id,
@@ -215,23 +252,27 @@ export class SqliteStore implements Store {
             plan.maxPerCustomer,
             plan.startsAt,
             plan.createdAt,
+            plan.currency,
+            JSON.stringify(plan.tiers),
           );
       if (this.#shared) {
         const sales = this.#shared.sales;
         catalog
           .transaction(() => {
             insert();
-            sales.addInventory(plan.id, plan.capacity);
+            sales.addInventory(plan);
           })
           .immediate();
       } else {
         // The event's file is complete before the catalog names it, so no process ever sees half an event.
         const partition = this.#partition(plan.id, true);
-        partition.db.transaction(() => partition.sales.addInventory(plan.id, plan.capacity)).immediate();
+        partition.db.transaction(() => partition.sales.addInventory(plan)).immediate();
         catalog.transaction(insert).immediate();
       }
       this.#plans.set(plan.id, plan);
-      return this.#toEvent(plan, { sold: 0, held: 0 });
+      const snapshot = this.#partition(plan.id).sales.snapshot(plan);
+      if (!snapshot) throw new StoreUnavailableError(`event ${plan.id} has no sales row`);
+      return toEvent(plan, snapshot);
     }, "create event");
   }
 
@@ -239,9 +280,40 @@ export class SqliteStore implements Store {
     return this.#mapDriverErrors(() => {
       const plan = this.#plan(eventId);
       if (!plan) return null;
-      const counters = this.#partition(eventId).sales.counters(eventId);
-      return counters ? this.#toEvent(plan, counters) : null;
+      const snapshot = this.#partition(eventId).sales.snapshot(plan);
+      return snapshot ? toEvent(plan, snapshot) : null;
     }, "read event");
+  }
+
+  async changeEventStatus(eventId: string, action: EventAction): Promise<AdminOutcome | null> {
+    return this.#mapDriverErrors(() => {
+      const plan = this.#plan(eventId);
+      if (!plan) return null;
+      const changed = this.#partition(eventId).sales.changeStatus(plan, action);
+      if (!changed) return null;
+      return changed.ok ? { ok: true, event: toEvent(plan, changed.snapshot) } : changed;
+    }, "change event status");
+  }
+
+  async updateEvent(eventId: string, update: EventUpdate): Promise<AdminOutcome | null> {
+    return this.#mapDriverErrors(() => {
+      const plan = this.#plan(eventId);
+      if (!plan) return null;
+      const changed = this.#partition(eventId).sales.updateSettings(plan, update);
+      if (!changed) return null;
+      return changed.ok ? { ok: true, event: toEvent(plan, changed.snapshot) } : changed;
+    }, "update event");
+  }
+
+  async getReport(eventId: string): Promise<EventReport | null> {
+    return this.#mapDriverErrors(() => {
+      const plan = this.#plan(eventId);
+      if (!plan) return null;
+      const snapshot = this.#partition(eventId).sales.snapshot(plan);
+      if (!snapshot) return null;
+      const { settings, counters, state } = snapshot;
+      return reportOf(plan, settings, counters, counters.tiers, state);
+    }, "read report");
   }
 
   async listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage> {
@@ -254,8 +326,8 @@ export class SqliteStore implements Store {
       for (const row of rows.slice(0, page.limit)) {
         const plan = toPlan(row);
         this.#plans.set(plan.id, plan);
-        const counters = this.#partition(plan.id).sales.counters(plan.id) ?? { sold: 0, held: 0 };
-        events.push(this.#toEvent(plan, counters));
+        const snapshot = this.#partition(plan.id).sales.snapshot(plan);
+        if (snapshot) events.push(toEvent(plan, snapshot));
       }
       return { events, nextCursor: more ? (events.at(-1)?.id ?? null) : null };
     }, "list events");
@@ -506,22 +578,6 @@ export class SqliteStore implements Store {
     if (!this.#hints)
       throw new StoreUnavailableError(this.#closed ? "store closed" : "store not initialised");
     return this.#hints;
-  }
-
-  #toEvent(plan: EventPlan, counters: { sold: number; held: number }): Event {
-    return {
-      id: plan.id,
-      name: plan.name,
-      kind: plan.kind,
-      capacity: plan.capacity,
-      sold: counters.sold,
-      held: counters.held,
-      available: plan.capacity - counters.sold - counters.held,
-      maxPerOrder: plan.maxPerOrder,
-      maxPerCustomer: plan.maxPerCustomer,
-      startsAt: plan.startsAt,
-      createdAt: plan.createdAt,
-    };
   }
 
   #catalogDb(): SqliteDatabase {

@@ -23,6 +23,13 @@ const CONTRACT: [string, string][] = [
   ["get", "/health"],
   ["get", "/ready"],
   ["get", "/metrics"],
+  ["post", "/v1/events/{eventId}/publish"],
+  ["post", "/v1/events/{eventId}/pause"],
+  ["post", "/v1/events/{eventId}/resume"],
+  ["post", "/v1/events/{eventId}/close"],
+  ["patch", "/v1/events/{eventId}"],
+  ["get", "/v1/events/{eventId}/report"],
+  ["post", "/v1/holds/{holdId}/extend"],
 ];
 
 /**
