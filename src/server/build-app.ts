@@ -4,6 +4,8 @@
  */
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { BuyerAuthConfig } from "../config/buyer-auth.js";
+import { NO_BUYER_AUTH } from "../config/buyer-auth.js";
 import { BoxofficeError, DomainError } from "../domain/errors.js";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
 import { problemDetails, problemResponseText } from "../http/problem-details.js";
@@ -12,7 +14,9 @@ import type { SellPath } from "../sales/sell-path.js";
 import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
 import { apiRoutes } from "./api-routes.js";
+import { BuyerIdentity } from "./hooks/buyer-identity.js";
 import { buildOpenApiDocument } from "./openapi.js";
+import { OrderAccess } from "./order-access.js";
 import type { Problem } from "./problem.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import type { ServerMetrics } from "./server-metrics.js";
@@ -31,6 +35,8 @@ export interface AppOptions {
   adminToken: string;
   /** The key behind what this instance signs for buyers (config/signing-secret.ts derives keys from it). */
   signingSecret: string;
+  /** How buyers prove who they are (config/buyer-auth.ts); none when absent. */
+  buyerAuth?: BuyerAuthConfig;
   /** A pino logger; none (silent) when absent. */
   logger?: FastifyBaseLogger;
   /** The version shown in /openapi.json. */
@@ -78,6 +84,8 @@ function problemOfError(error: FastifyError | Error, routeUrl: string | undefine
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const adminCheck = new AdminTokenCheck(options.adminToken);
+  const identity = await BuyerIdentity.create(adminCheck, options.buyerAuth ?? NO_BUYER_AUTH);
+  const access = new OrderAccess(options.store, options.signingSecret);
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // One log line per request would cost more than the sale at peak; errors are logged below.
@@ -121,6 +129,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     else parseJson(request, body as string, done);
   });
 
+  app.decorateRequest("caller", null);
+  app.decorateRequest("accessed", null);
   app.addHook("onSend", async (_request, reply) => {
     reply.header("x-served-by", options.instanceId);
   });
@@ -154,6 +164,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sellPath: options.sellPath,
     metrics: options.metrics,
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
+    identity,
+    access,
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");
 
@@ -175,7 +187,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
               );
             }
           }
-        : undefined,
+        : route.buyer || route.access
+          ? identity.hook
+          : undefined,
+      preHandler: route.access,
       handler: route.handler,
     });
   }
