@@ -42,7 +42,11 @@ export async function resolveBuyerAuth(config: ServerConfig): Promise<BuyerAuthC
     clockToleranceSeconds: config.buyerJwtClockToleranceSeconds,
   };
   if (config.buyerJwtSecret !== null) {
-    return { kind: "jwt", key: { kind: "secret", secret: config.buyerJwtSecret, algorithms: ["HS256"] }, ...common };
+    return {
+      kind: "jwt",
+      key: { kind: "secret", secret: config.buyerJwtSecret, algorithms: ["HS256"] },
+      ...common,
+    };
   }
   if (config.buyerJwtPublicKey !== null) {
     const pem = await readKeyFile(config.buyerJwtPublicKey, "--buyer-jwt-public-key");
@@ -56,7 +60,9 @@ async function readKeyFile(file: string, name: string): Promise<string> {
   try {
     return await fs.readFile(file, "utf8");
   } catch (error) {
-    throw new ConfigError(`${name}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(
+      `${name}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
 }
 
@@ -72,10 +78,18 @@ export function publicKeyOf(pem: string, name: string): BuyerJwtKey {
     if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
       throw new ConfigError(`${name}: an RSA key must have at least 2048 bits`);
     }
-    return { kind: "public-key", pem: key.export({ type: "spki", format: "pem" }).toString(), algorithms: ["RS256"] };
+    return {
+      kind: "public-key",
+      pem: key.export({ type: "spki", format: "pem" }).toString(),
+      algorithms: ["RS256"],
+    };
   }
   if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1") {
-    return { kind: "public-key", pem: key.export({ type: "spki", format: "pem" }).toString(), algorithms: ["ES256"] };
+    return {
+      kind: "public-key",
+      pem: key.export({ type: "spki", format: "pem" }).toString(),
+      algorithms: ["ES256"],
+    };
   }
   throw new ConfigError(`${name}: the key must be RSA (RS256) or EC P-256 (ES256)`);
 }

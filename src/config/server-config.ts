@@ -307,7 +307,8 @@ function checkBuyerAuth(config: ServerConfig): void {
     config.buyerJwtJwks === null ? null : "--buyer-jwt-jwks",
   ].filter((name): name is string => name !== null);
   if (config.buyerAuth === "none") {
-    if (keys.length > 0) throw new ConfigError(`${keys[0]} is set but --buyer-auth is none; set --buyer-auth jwt`);
+    if (keys.length > 0)
+      throw new ConfigError(`${keys[0]} is set but --buyer-auth is none; set --buyer-auth jwt`);
     return;
   }
   if (keys.length !== 1) {

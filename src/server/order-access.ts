@@ -66,7 +66,14 @@ export class OrderAccess {
 
   /** The preHandler of routes with an :orderId. */
   readonly toOrder: AccessCheck = (request, reply) =>
-    this.#check(request, reply, "orderId", eventIdOfOrder, (id) => this.#store.getOrder(id), "order_not_found");
+    this.#check(
+      request,
+      reply,
+      "orderId",
+      eventIdOfOrder,
+      (id) => this.#store.getOrder(id),
+      "order_not_found",
+    );
 
   /** The preHandler of routes with a :holdId (read, confirm, release, extend). */
   readonly toHold: AccessCheck = (request, reply) =>
@@ -82,10 +89,12 @@ export class OrderAccess {
   ): Promise<FastifyReply | undefined> {
     request.accessed = null;
     const id = (request.params as Record<string, string>)[param] ?? "";
-    if (eventIdOf(id) === null) return sendProblem(reply, problemOf(missing, `no such ${missing.split("_")[0]}`));
+    if (eventIdOf(id) === null)
+      return sendProblem(reply, problemOf(missing, `no such ${missing.split("_")[0]}`));
     const caller = request.caller;
     if (caller?.kind === "admin") return undefined;
-    const given = request.headers[ORDER_SECRET_HEADER] ?? (request.query as { secret?: unknown } | undefined)?.secret;
+    const given =
+      request.headers[ORDER_SECRET_HEADER] ?? (request.query as { secret?: unknown } | undefined)?.secret;
     if (given !== undefined && this.matches(id, given)) return undefined;
     if (caller?.kind === "buyer") {
       const found = await read(id);

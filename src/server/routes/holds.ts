@@ -49,7 +49,9 @@ export function holdRoutes(store: Store, gate: SellGate, access: OrderAccess): H
           description: "The active hold with its access secret; Location names it",
           schema: newHoldSchema,
         },
-        401: problem("unauthorized: --buyer-auth jwt and no valid buyer token (or a bearer that is not valid)"),
+        401: problem(
+          "unauthorized: --buyer-auth jwt and no valid buyer token (or a bearer that is not valid)",
+        ),
         403: problem("customer_mismatch: customerId differs from the buyer token's sub"),
         ...sellRefusals,
       },

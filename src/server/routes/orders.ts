@@ -50,10 +50,17 @@ function filterOf(query: OrderFilterQuery): OrderFilter | null {
     const text = query[name];
     if (text === undefined) continue;
     const ms = Date.parse(text);
-    if (!Number.isFinite(ms)) return null;
+    if (!Number.isFinite(ms) || !isCalendarDate(text)) return null;
     filter[name] = new Date(ms).toISOString();
   }
   return filter;
+}
+
+/** Date.parse rolls 2026-02-31 over into March; an instant's date must be one the calendar has. */
+function isCalendarDate(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
 const badInstant = problemOf("invalid_request", "createdAfter and createdBefore must be real instants");
@@ -75,7 +82,9 @@ export function orderRoutes(store: Store, gate: SellGate, access: OrderAccess): 
           description: "The confirmed order with its access secret; Location names it",
           schema: newOrderSchema,
         },
-        401: problem("unauthorized: --buyer-auth jwt and no valid buyer token (or a bearer that is not valid)"),
+        401: problem(
+          "unauthorized: --buyer-auth jwt and no valid buyer token (or a bearer that is not valid)",
+        ),
         403: problem("customer_mismatch: customerId differs from the buyer token's sub"),
         ...sellRefusals,
       },
