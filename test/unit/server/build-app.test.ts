@@ -249,7 +249,9 @@ describe("server routes (inject)", () => {
       assert.equal(released.statusCode, 204);
       assert.equal(released.headers["x-served-by"], INSTANCE_ID);
     }
-    const sold = (await order(general.id, { customerId: "r2", quantity: 1 })).json<Order & { secret: string }>();
+    const sold = (await order(general.id, { customerId: "r2", quantity: 1 })).json<
+      Order & { secret: string }
+    >();
     for (let i = 0; i < 2; i++) {
       const cancelled = await fx.app.inject({
         method: "POST",
