@@ -145,6 +145,53 @@ function describeBuyers(
       assert.equal(bought, 4);
     });
 
+    it("opens a buyer's hold and order to that buyer's token only (and the admin's)", async () => {
+      const mine = await sign({ sub: "owner" });
+      const theirs = await sign({ sub: "intruder" });
+      const made = await fx.app.inject({
+        method: "POST",
+        url: `/v1/events/${eventId}/holds`,
+        payload: { quantity: 1 },
+        headers: { authorization: `Bearer ${mine}` },
+      });
+      assert.equal(made.statusCode, 201, made.body);
+      const holdId = made.json<{ id: string }>().id;
+      for (const [method, url] of [
+        ["GET", `/v1/holds/${holdId}`],
+        ["POST", `/v1/holds/${holdId}/confirm`],
+        ["DELETE", `/v1/holds/${holdId}`],
+      ] as const) {
+        const answer = await fx.app.inject({ method, url, headers: { authorization: `Bearer ${theirs}` } });
+        assert.equal(answer.statusCode, 404, `${method} ${url}`);
+        assert.equal(problemCode(answer), "hold_not_found");
+      }
+      const read = await fx.app.inject({
+        method: "GET",
+        url: `/v1/holds/${holdId}`,
+        headers: { authorization: `Bearer ${mine}` },
+      });
+      assert.equal(read.json<{ status: string }>().status, "active", "the intruder changed nothing");
+      const confirmed = await fx.app.inject({
+        method: "POST",
+        url: `/v1/holds/${holdId}/confirm`,
+        headers: { authorization: `Bearer ${mine}`, "idempotency-key": "mine-1" },
+      });
+      assert.equal(confirmed.statusCode, 201, confirmed.body);
+      const orderId = confirmed.json<Order>().id;
+      const intruder = await fx.app.inject({
+        method: "POST",
+        url: `/v1/orders/${orderId}/cancel`,
+        headers: { authorization: `Bearer ${theirs}` },
+      });
+      assert.equal(intruder.statusCode, 404);
+      const byAdmin = await fx.app.inject({
+        method: "GET",
+        url: `/v1/orders/${orderId}`,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(byAdmin.json<Order>().status, "confirmed");
+    });
+
     it("scopes an Idempotency-Key to the buyer: another buyer's same key and body is their own order", async () => {
       const key = { "idempotency-key": "checkout-1" };
       const first = await buy(await sign({ sub: "ann" }), { quantity: 2 }, key);
