@@ -10,7 +10,6 @@
  * whose token expired hears so, instead of being served as somebody else.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { createLocalJWKSet, errors as joseErrors, importSPKI, jwtVerify } from "jose";
 import type { CryptoKey, JWTVerifyGetKey, KeyObject } from "jose";
 import type { BuyerAuthConfig } from "../../config/buyer-auth.js";
 import { CUSTOMER_ID_PATTERN } from "../../domain/sale.js";
@@ -33,10 +32,13 @@ const CUSTOMER_ID = new RegExp(CUSTOMER_ID_PATTERN, "u");
 const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN_LENGTH = 8192;
 
+/** The token's sub, or throws with the reason it is refused. */
 type Verify = (token: string) => Promise<string>;
 
+type Jose = typeof import("jose");
+
 /** Why a token was refused, in words a client can act on (never the key or the expected values). */
-function reasonOf(error: unknown): string {
+function reasonOf(error: unknown, joseErrors: Jose["errors"]): string {
   if (error instanceof joseErrors.JWTExpired) return "the buyer token has expired";
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     return error.claim === "nbf"
@@ -57,9 +59,13 @@ export class BuyerIdentity {
     this.#verify = verify;
   }
 
-  /** Builds the verifier once (the key imported, the JWKS parsed). */
+  /**
+   * Builds the verifier once (the key imported, the JWKS parsed). jose is loaded only here, with
+   * --buyer-auth jwt, so that the embedded default starts without it.
+   */
   static async create(adminCheck: AdminTokenCheck, auth: BuyerAuthConfig): Promise<BuyerIdentity> {
     if (auth.kind === "none") return new BuyerIdentity(adminCheck, auth, null);
+    const { createLocalJWKSet, errors, importSPKI, jwtVerify } = await import("jose");
     const { key } = auth;
     let getKey: Uint8Array | CryptoKey | KeyObject | JWTVerifyGetKey;
     if (key.kind === "secret") getKey = new TextEncoder().encode(key.secret);
@@ -73,11 +79,15 @@ export class BuyerIdentity {
       requiredClaims: ["sub", "exp"],
     };
     const verify: Verify = async (token) => {
-      const { payload } =
-        typeof getKey === "function"
-          ? await jwtVerify(token, getKey, options)
-          : await jwtVerify(token, getKey, options);
-      return payload.sub ?? "";
+      try {
+        const { payload } =
+          typeof getKey === "function"
+            ? await jwtVerify(token, getKey, options)
+            : await jwtVerify(token, getKey, options);
+        return payload.sub ?? "";
+      } catch (error) {
+        throw new Error(reasonOf(error, errors));
+      }
     };
     return new BuyerIdentity(adminCheck, auth, verify);
   }
@@ -110,7 +120,7 @@ export class BuyerIdentity {
     try {
       sub = await this.#verify(token);
     } catch (error) {
-      return refuse(reasonOf(error));
+      return refuse((error as Error).message);
     }
     if (!CUSTOMER_ID.test(sub) || sub.length > 200) {
       return refuse("the buyer token's sub must be 1 to 200 printable characters");

@@ -241,6 +241,29 @@ describeBuyers("ES256 JWKS file", async () => {
   };
 });
 
+describeBuyers("ES256 public key file", async () => {
+  const { publicKey, privateKey } = await generateKeyPair("ES256");
+  const file = join(keyDir, "login-ec.pem");
+  writeFileSync(file, await exportSPKI(publicKey));
+  return {
+    auth: await authFrom({ buyerJwtPublicKey: file }),
+    sign: (claims = {}) => token(privateKey, "ES256", claims),
+  };
+});
+
+describeBuyers("RS256 JWKS file", async () => {
+  const { publicKey, privateKey } = await generateKeyPair("RS256");
+  const file = join(keyDir, "login-rsa.jwks.json");
+  writeFileSync(
+    file,
+    JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "r1", alg: "RS256" }] }),
+  );
+  return {
+    auth: await authFrom({ buyerJwtJwks: file }),
+    sign: (claims = {}) => token(privateKey, "RS256", { kid: "r1", ...claims }),
+  };
+});
+
 describe("--buyer-auth jwt: the algorithm is the key's", () => {
   it("refuses HS256 signed with the RS256 public key's PEM (key confusion) and RS256 on an HS256 server", async () => {
     const { publicKey, privateKey } = await generateKeyPair("RS256");
