@@ -30,6 +30,13 @@ const storeSetting = (value: string, name: string): string => {
   throw new ConfigError(`${name} must be "sqlite" or a postgres:// URL, not "${value}"`);
 };
 
+const optionalPath = (value: string): string | null => (value === "" ? null : path.resolve(value));
+const optionalText = (value: string, name: string): string | null => {
+  if (value === "") return null;
+  if (!/^[\x20-\x7E]{1,500}$/.test(value)) throw new ConfigError(`${name} must be printable ASCII`);
+  return value;
+};
+
 /** Every server setting, in the order `boxoffice server --help` lists them. */
 export const SERVER_SETTINGS = {
   port: {
@@ -247,6 +254,67 @@ export const SERVER_SETTINGS = {
       return value;
     },
   },
+  /** How buyers prove who they are (config/buyer-auth.ts turns the buyerJwt* settings into a verifier's key). */
+  buyerAuth: {
+    flag: "buyer-auth",
+    env: "BOXOFFICE_BUYER_AUTH",
+    description:
+      "none: the customerId in the body is taken as sent; jwt: buyers send Authorization: Bearer <JWT> and its sub is the customer",
+    defaultText: "none",
+    parse: oneOf<"none" | "jwt">("none", "jwt"),
+  },
+  /** Never a flag: a command line shows in `ps`. */
+  buyerJwtSecret: {
+    flag: null,
+    env: "BOXOFFICE_BUYER_JWT_SECRET",
+    description:
+      "--buyer-auth jwt with HS256: the secret shared with the operator's login, 32 to 512 printable ASCII characters",
+    defaultText: "",
+    parse: (value: string, name: string): string | null => {
+      if (value === "") return null;
+      if (!/^[\x21-\x7E]{32,512}$/.test(value)) {
+        throw new ConfigError(`${name} must be 32 to 512 printable ASCII characters`);
+      }
+      return value;
+    },
+  },
+  buyerJwtPublicKey: {
+    flag: "buyer-jwt-public-key",
+    env: "BOXOFFICE_BUYER_JWT_PUBLIC_KEY",
+    description: "--buyer-auth jwt with RS256 or ES256: a PEM file with the login's public key",
+    defaultText: "",
+    valueName: "file",
+    parse: optionalPath,
+  },
+  buyerJwtJwks: {
+    flag: "buyer-jwt-jwks",
+    env: "BOXOFFICE_BUYER_JWT_JWKS",
+    description: "--buyer-auth jwt with RS256 or ES256: a JWKS file (JSON) with the login's public keys",
+    defaultText: "",
+    valueName: "file",
+    parse: optionalPath,
+  },
+  buyerJwtIssuer: {
+    flag: "buyer-jwt-issuer",
+    env: "BOXOFFICE_BUYER_JWT_ISSUER",
+    description: "--buyer-auth jwt: the iss every buyer token must carry (required)",
+    defaultText: "",
+    parse: optionalText,
+  },
+  buyerJwtAudience: {
+    flag: "buyer-jwt-audience",
+    env: "BOXOFFICE_BUYER_JWT_AUDIENCE",
+    description: "--buyer-auth jwt: the aud every buyer token must carry (required)",
+    defaultText: "",
+    parse: optionalText,
+  },
+  buyerJwtClockToleranceSeconds: {
+    flag: "buyer-jwt-clock-tolerance-seconds",
+    env: "BOXOFFICE_BUYER_JWT_CLOCK_TOLERANCE_SECONDS",
+    description: "--buyer-auth jwt: leeway for exp and nbf between the login's clock and ours",
+    defaultText: "30",
+    parse: wholeNumber(0, 300),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 /** The typed, frozen configuration of one instance; each field is described in SERVER_SETTINGS. */
@@ -254,5 +322,29 @@ export type ServerConfig = SettingsOf<typeof SERVER_SETTINGS>;
 
 /** Builds the frozen config: flags win over BOXOFFICE_* variables, which win over defaults. */
 export function loadServerConfig(flags: FlagValues, env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  return readSettings(SERVER_SETTINGS, flags, env);
+  const config = readSettings(SERVER_SETTINGS, flags, env);
+  checkBuyerAuth(config);
+  return config;
+}
+
+/** The buyerJwt* settings must make one verifier with --buyer-auth jwt, and are an error without it. */
+function checkBuyerAuth(config: ServerConfig): void {
+  const keys = [
+    config.buyerJwtSecret === null ? null : "BOXOFFICE_BUYER_JWT_SECRET",
+    config.buyerJwtPublicKey === null ? null : "--buyer-jwt-public-key",
+    config.buyerJwtJwks === null ? null : "--buyer-jwt-jwks",
+  ].filter((name): name is string => name !== null);
+  if (config.buyerAuth === "none") {
+    if (keys.length > 0)
+      throw new ConfigError(`${keys[0]} is set but --buyer-auth is none; set --buyer-auth jwt`);
+    return;
+  }
+  if (keys.length !== 1) {
+    throw new ConfigError(
+      "--buyer-auth jwt needs exactly one key: BOXOFFICE_BUYER_JWT_SECRET (HS256), --buyer-jwt-public-key or --buyer-jwt-jwks (RS256/ES256)" +
+        (keys.length > 1 ? `, not ${keys.join(" and ")}` : ""),
+    );
+  }
+  if (config.buyerJwtIssuer === null) throw new ConfigError("--buyer-auth jwt needs --buyer-jwt-issuer");
+  if (config.buyerJwtAudience === null) throw new ConfigError("--buyer-auth jwt needs --buyer-jwt-audience");
 }

@@ -6,6 +6,8 @@
 import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
+import type { BuyerIdentity } from "./hooks/buyer-identity.js";
+import type { OrderAccess } from "./order-access.js";
 import type { RouteSpec } from "./route-spec.js";
 import { eventRoutes } from "./routes/events.js";
 import { holdRoutes } from "./routes/holds.js";
@@ -21,13 +23,17 @@ export interface ApiDeps {
   metrics: ServerMetrics;
   /** Longest a /ready probe waits for the store or the lock. */
   readyTimeoutMs: number;
+  /** Who is calling a buyer route (--buyer-auth). */
+  identity: BuyerIdentity;
+  /** Who may act on an order or a hold. */
+  access: OrderAccess;
 }
 
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
-  const gate = new SellGate(deps.sellPath, deps.metrics);
+  const gate = new SellGate(deps.sellPath, deps.metrics, deps.access, deps.identity.verifiesBuyers);
   const events = eventRoutes(deps.store);
-  const orders = orderRoutes(deps.store, gate);
-  const holds = holdRoutes(deps.store, gate);
+  const orders = orderRoutes(deps.store, gate, deps.access);
+  const holds = holdRoutes(deps.store, gate, deps.access);
   const operations = operationRoutes(deps);
   // The order /openapi.json lists its paths in; it is published, so a new route is added, never moved.
   return [
@@ -52,5 +58,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
     events.updateEvent,
     events.getReport,
     holds.extendHold,
+    orders.listOrders,
+    orders.exportOrders,
   ];
 }

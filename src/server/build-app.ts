@@ -4,6 +4,8 @@
  */
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { BuyerAuthConfig } from "../config/buyer-auth.js";
+import { NO_BUYER_AUTH } from "../config/buyer-auth.js";
 import { BoxofficeError, DomainError } from "../domain/errors.js";
 import { AdminTokenCheck } from "../http/admin-token-check.js";
 import { REQUEST_ID_HEADER, RequestIdGenerator, isSafeRequestId } from "../http/request-id.js";
@@ -13,7 +15,9 @@ import type { SellPath } from "../sales/sell-path.js";
 import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
 import { apiRoutes } from "./api-routes.js";
+import { BuyerIdentity } from "./hooks/buyer-identity.js";
 import { buildOpenApiDocument } from "./openapi.js";
+import { OrderAccess } from "./order-access.js";
 import type { Problem } from "./problem.js";
 import type { RouteSpec } from "./route-spec.js";
 import { requestSpanOf, setRequestSpan } from "./request-trace.js";
@@ -35,6 +39,8 @@ export interface AppOptions {
   adminToken: string;
   /** The key behind what this instance signs for buyers (config/signing-secret.ts derives keys from it). */
   signingSecret: string;
+  /** How buyers prove who they are (config/buyer-auth.ts); none when absent. */
+  buyerAuth?: BuyerAuthConfig;
   /** A pino logger; none (silent) when absent. */
   logger?: FastifyBaseLogger;
   /** The version shown in /openapi.json. */
@@ -98,6 +104,8 @@ function problemOfError(error: FastifyError | Error, routeUrl: string | undefine
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const adminCheck = new AdminTokenCheck(options.adminToken);
   const requestIds = new RequestIdGenerator();
+  const identity = await BuyerIdentity.create(adminCheck, options.buyerAuth ?? NO_BUYER_AUTH);
+  const access = new OrderAccess(options.store, options.signingSecret);
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // The balancer's X-Request-Id (or a client's, when safe: bounded, no control byte), else one made
@@ -164,6 +172,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     });
   }
 
+  app.decorateRequest("caller", null);
+  app.decorateRequest("accessed", null);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-served-by", options.instanceId);
     reply.header(REQUEST_ID_HEADER, request.id);
@@ -209,6 +219,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sellPath: options.sellPath,
     metrics: options.metrics,
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
+    identity,
+    access,
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");
 
@@ -232,7 +244,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
               );
             }
           }
-        : undefined,
+        : route.buyer || route.access
+          ? identity.hook
+          : undefined,
+      preHandler: route.access,
       handler: route.handler,
     });
   }

@@ -41,6 +41,17 @@ export function idempotencyOf(
   return { key, fingerprint: fingerprintOf(method, routePattern, resourceId, body) };
 }
 
+/**
+ * The key as the store keeps it: the client's key scoped to the customer it acts for (the verified
+ * buyer's `sub`, the body's customerId without verified buyers, the hold's owner for a confirm), hashed
+ * so that it stays printable and bounded whatever the two are. One buyer's key can then never find,
+ * claim or replay another buyer's answer: the same key from two customers is two keys.
+ */
+export function scopedKey(customerId: string, key: string): string {
+  // A customer id is printable text, so NUL cannot occur in it: the pair is unambiguous.
+  return `c1.${createHash("sha256").update(`${customerId}\u0000${key}`).digest("base64url")}`;
+}
+
 /** Keys whose request is still running in this process, scoped per event as the store scopes them. */
 export class InFlightKeys {
   readonly #running = new Set<string>();

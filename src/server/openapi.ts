@@ -65,9 +65,13 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[], version: stri
       responses,
     };
     if (route.admin) operation.security = [{ adminToken: [] }];
+    // An order's or hold's secret, its owner's buyer token, or the admin token (order-access.ts).
+    else if (route.access) operation.security = [{ orderSecret: [] }, { buyerToken: [] }, { adminToken: [] }];
+    // Anonymous with --buyer-auth none; a buyer token with jwt; the admin token acts for a customerId.
+    else if (route.buyer) operation.security = [{}, { buyerToken: [] }, { adminToken: [] }];
     if (route.schema.body) {
       operation.requestBody = {
-        required: route.schema.body.required !== undefined,
+        required: route.schema.body.required !== undefined || route.schema.body.oneOf !== undefined,
         content: { "application/json": { schema: route.schema.body } },
       };
     }
@@ -89,7 +93,21 @@ export function buildOpenApiDocument(routes: readonly RouteSpec[], version: stri
     paths,
     components: {
       schemas: { Problem: problemSchema },
-      securitySchemes: { adminToken: { type: "http", scheme: "bearer" } },
+      securitySchemes: {
+        adminToken: { type: "http", scheme: "bearer" },
+        buyerToken: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description: "--buyer-auth jwt: a token from the operator's login; its sub is the customer",
+        },
+        orderSecret: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Order-Secret",
+          description: "the secret answered when the order or hold was created (or ?secret= in a link)",
+        },
+      },
     },
   };
 }

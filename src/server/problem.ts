@@ -11,6 +11,7 @@ export type ProblemCode =
   | DomainRefusal["code"]
   | "not_found"
   | "unauthorized"
+  | "customer_mismatch"
   | "payload_too_large"
   | "unsupported_media_type"
   | "method_not_allowed"
@@ -37,6 +38,7 @@ const STATUS_OF: Record<ProblemCode, number> = {
   idempotency_key_reused: 422,
   invalid_request: 422,
   unauthorized: 401,
+  customer_mismatch: 403,
   method_not_allowed: 405,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -64,6 +66,7 @@ const TITLE_OF: Record<ProblemCode, string> = {
   idempotency_key_reused: "Idempotency key reused",
   invalid_request: "Invalid request",
   unauthorized: "Unauthorized",
+  customer_mismatch: "Customer mismatch",
   method_not_allowed: "Method not allowed",
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",

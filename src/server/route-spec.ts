@@ -3,6 +3,7 @@
  * requests and serialize the success answers) and openapi.ts turns the same objects into /openapi.json.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { AccessCheck } from "./order-access.js";
 import type { JsonSchema } from "./schemas.js";
 
 export interface ResponseSpec {
@@ -27,6 +28,13 @@ export interface RouteSpec {
    * port, like every `admin` route.
    */
   operatorOnly?: boolean;
+  /**
+   * A buyer route: the caller is identified first (hooks/buyer-identity.ts sets `request.caller`; a bad
+   * bearer is 401). Implied by `access`.
+   */
+  buyer?: boolean;
+  /** Who may act on the route's order or hold (order-access.ts), checked before the handler. */
+  access?: AccessCheck;
   /** Accepts an `Idempotency-Key` header. */
   idempotent?: boolean;
   schema: {

@@ -278,6 +278,32 @@ export const holdSchema: JsonSchema = {
   required: [...ticketsRequired, "status", "expiresAt", "createdAt"],
 };
 
+const secretProperty = {
+  type: "string",
+  description:
+    "The access secret: send it as X-Order-Secret to read, cancel, confirm, release or extend this order or hold. Answered on creation (and on an idempotent replay) only.",
+} as const;
+
+/** An order as its creator gets it (201): with its access secret. */
+export const newOrderSchema: JsonSchema = {
+  ...orderSchema,
+  properties: { ...(orderSchema.properties as object), secret: secretProperty },
+  required: [...(orderSchema.required as string[]), "secret"],
+};
+
+/** A hold as its creator gets it (201): with its access secret. */
+export const newHoldSchema: JsonSchema = {
+  ...holdSchema,
+  properties: { ...(holdSchema.properties as object), secret: secretProperty },
+  required: [...(holdSchema.required as string[]), "secret"],
+};
+
+export const orderPageSchema: JsonSchema = {
+  type: "object",
+  properties: { orders: { type: "array", items: orderSchema }, nextCursor: nullableString },
+  required: ["orders", "nextCursor"],
+};
+
 export const healthSchema: JsonSchema = {
   type: "object",
   properties: { status: { type: "string" } },
@@ -434,12 +460,15 @@ const selectionProperties = {
   },
 } as const;
 
-/** POST /v1/events/{eventId}/orders: `quantity` for general admission, `seats` for reserved seating. */
+/**
+ * POST /v1/events/{eventId}/orders: `quantity` for general admission, `seats` for reserved seating.
+ * customerId is required unless a verified buyer's token names the customer (--buyer-auth jwt); the
+ * handler says so, as the schema cannot know who is calling.
+ */
 export const orderBodySchema: JsonSchema = {
   type: "object",
   additionalProperties: false,
   properties: selectionProperties,
-  required: ["customerId"],
   oneOf: [{ required: ["quantity"] }, { required: ["seats"] }, { required: ["items"] }],
 };
 
@@ -451,7 +480,6 @@ export const holdBodySchema: JsonSchema = {
     ...selectionProperties,
     ttlSeconds: wholeNumber(HOLD_TTL_SECONDS.min, HOLD_TTL_SECONDS.max),
   },
-  required: ["customerId"],
   oneOf: [{ required: ["quantity"] }, { required: ["seats"] }, { required: ["items"] }],
 };
 
@@ -493,6 +521,55 @@ export const listEventsQuerySchema: JsonSchema = {
     limit: { type: "string", pattern: "^(?:[1-9]|[1-9][0-9]|100)$", description: "1 to 100, default 20" },
     cursor: { type: "string", pattern: EVENT_ID_PATTERN, description: "the previous page's nextCursor" },
   },
+};
+
+/** An order id, as `nextCursor` gives it. */
+const ORDER_ID_PATTERN = "^ord_[0-9A-HJKMNP-TV-Z]{26}_[0-9A-HJKMNP-TV-Z]{26}$";
+/** An instant with a zone, e.g. 2026-11-30T18:00:00Z or 2026-11-30T19:00:00.000+01:00. */
+const INSTANT_PATTERN = "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,9})?(?:Z|[+-]\\d{2}:\\d{2})$";
+
+/** The filters of GET /v1/events/{eventId}/orders and its CSV export. */
+const orderFilterProperties = {
+  status: { type: "string", enum: ["confirmed", "cancelled"], description: "only orders in this status" },
+  customerId: {
+    type: "string",
+    minLength: 1,
+    maxLength: 200,
+    pattern: CUSTOMER_ID_PATTERN,
+    description: "only this customer's orders",
+  },
+  createdAfter: {
+    type: "string",
+    maxLength: 40,
+    pattern: INSTANT_PATTERN,
+    description: "only orders created at or after this instant (ISO 8601 with a zone)",
+  },
+  createdBefore: {
+    type: "string",
+    maxLength: 40,
+    pattern: INSTANT_PATTERN,
+    description: "only orders created before this instant (ISO 8601 with a zone)",
+  },
+} as const;
+
+export const listOrdersQuerySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    ...orderFilterProperties,
+    limit: {
+      type: "string",
+      pattern: "^(?:[1-9][0-9]{0,2}|1000)$",
+      description: "1 to 1000, default 100",
+    },
+    cursor: { type: "string", pattern: ORDER_ID_PATTERN, description: "the previous page's nextCursor" },
+  },
+};
+
+export const exportOrdersQuerySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: orderFilterProperties,
 };
 
 export const idParams = (name: string): JsonSchema => ({

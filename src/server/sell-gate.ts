@@ -6,7 +6,8 @@ import { isEventId } from "../domain/ids.js";
 import type { ItemRequest } from "../domain/pricing.js";
 import type { Command, Hold, Idempotency, Order, Outcome, Selection } from "../domain/sale.js";
 import type { SellPath } from "../sales/sell-path.js";
-import { InFlightKeys, idempotencyOf } from "./idempotency.js";
+import { InFlightKeys, idempotencyOf, scopedKey } from "./idempotency.js";
+import type { OrderAccess } from "./order-access.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import { sellTraceOf } from "./request-trace.js";
 import type { ServerMetrics } from "./server-metrics.js";
@@ -14,9 +15,10 @@ import type { ServerMetrics } from "./server-metrics.js";
 /**
  * The body of an order or a hold: a quantity (of the event's only ticket type), items by ticket type,
  * or named seats (the schema allows exactly one). Never a price: the schema refuses any other field.
+ * customerId may be left out when a verified buyer's token names the customer.
  */
 export interface SelectionBody {
-  customerId: string;
+  customerId?: string;
   quantity?: number;
   items?: ItemRequest[];
   seats?: string[];
@@ -41,10 +43,23 @@ export class SellGate {
   readonly #sellPath: SellPath;
   readonly #metrics: ServerMetrics;
   readonly #inFlight = new InFlightKeys();
+  readonly #access: OrderAccess;
+  readonly #buyerTokensRequired: boolean;
 
-  constructor(sellPath: SellPath, metrics: ServerMetrics) {
+  /**
+   * @param buyerTokensRequired --buyer-auth jwt: taking tickets needs a buyer token (or the admin token,
+   *   acting for the body's customerId).
+   */
+  constructor(sellPath: SellPath, metrics: ServerMetrics, access: OrderAccess, buyerTokensRequired: boolean) {
     this.#sellPath = sellPath;
     this.#metrics = metrics;
+    this.#access = access;
+    this.#buyerTokensRequired = buyerTokensRequired;
+  }
+
+  /** An order or a hold as its creator gets it: with its access secret (derived again for a replay). */
+  withSecret<T extends Order | Hold>(taken: T): T & { secret: string } {
+    return { ...taken, secret: this.#access.secretOf(taken.id) };
   }
 
   /** The command's Outcome; null when its key is still running here (the 409 is then sent). */
@@ -83,20 +98,58 @@ export class SellGate {
   async takeTickets(
     request: FastifyRequest,
     reply: FastifyReply,
-    commandOf: (body: SelectionBody, selection: Selection, idempotency: Idempotency | null) => Command,
+    commandOf: (
+      customerId: string,
+      body: SelectionBody,
+      selection: Selection,
+      idempotency: Idempotency | null,
+    ) => Command,
     locationBase: "/v1/orders/" | "/v1/holds/",
   ): Promise<FastifyReply> {
     const { eventId } = request.params as { eventId: string };
     if (!isEventId(eventId)) return sendProblem(reply, problemOf("event_not_found", "no such event"));
     const body = request.body as SelectionBody;
-    const key = (request.headers["idempotency-key"] as string | undefined) ?? undefined;
+    const customerId = this.#customerOf(request, reply, body);
+    if (customerId === null) return reply;
+    const rawKey = (request.headers["idempotency-key"] as string | undefined) ?? undefined;
+    // The key is the customer's: another buyer sending the same key is another key (idempotency.ts).
+    const key = rawKey === undefined ? undefined : scopedKey(customerId, rawKey);
     const idempotency = idempotencyOf(key, request.method, request.routeOptions.url ?? "", eventId, body);
-    const outcome = await this.submit(reply, eventId, commandOf(body, selectionOf(body), idempotency), key);
+    const command = commandOf(customerId, body, selectionOf(body), idempotency);
+    const outcome = await this.submit(reply, eventId, command, key);
     if (!outcome) return reply;
     if (!outcome.ok) return sendProblem(reply, problemOfRefusal(outcome.refusal));
     this.countSale(outcome);
     const taken = outcome.value as Order | Hold;
-    return reply.code(201).header("location", `${locationBase}${taken.id}`).send(taken);
+    return reply.code(201).header("location", `${locationBase}${taken.id}`).send(this.withSecret(taken));
+  }
+
+  /**
+   * The customer a purchase or hold is for: a verified buyer's `sub` (a body customerId must then be the
+   * same), else the body's customerId (the admin's, or anybody's without verified buyers). Null when the
+   * refusal is sent.
+   */
+  #customerOf(request: FastifyRequest, reply: FastifyReply, body: SelectionBody): string | null {
+    const caller = request.caller ?? { kind: "anonymous" };
+    if (caller.kind === "buyer") {
+      if (body.customerId !== undefined && body.customerId !== caller.customerId) {
+        sendProblem(
+          reply,
+          problemOf("customer_mismatch", "customerId differs from your buyer token's customer; leave it out"),
+        );
+        return null;
+      }
+      return caller.customerId;
+    }
+    if (caller.kind === "anonymous" && this.#buyerTokensRequired) {
+      sendProblem(reply, problemOf("unauthorized", "send Authorization: Bearer <buyer token>"));
+      return null;
+    }
+    if (body.customerId === undefined) {
+      sendProblem(reply, problemOf("invalid_request", "body must have required property 'customerId'"));
+      return null;
+    }
+    return body.customerId;
   }
 
   /** Counts the tickets of a sale made now (a replayed answer sold nothing new; a hold sold nothing). */

@@ -5,6 +5,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
+import { resolveBuyerAuth } from "../config/buyer-auth.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { redactPostgresUrl } from "../config/store-url.js";
 import { createLockProvider } from "../lock/create-lock-provider.js";
@@ -77,6 +78,8 @@ export async function startServer(
   log: Logger,
 ): Promise<RunningServer> {
   const closers: (() => Promise<void>)[] = [];
+  // Before anything opens: a key file that cannot be read or used stops the instance at once.
+  const buyerAuth = await resolveBuyerAuth(config);
   try {
     const store: Store = await createStore(storeConfigOf(config));
     await store.init();
@@ -131,6 +134,7 @@ export async function startServer(
       instanceId: config.instanceId,
       adminToken: secrets.adminToken,
       signingSecret: secrets.signingSecret,
+      buyerAuth,
       logger: log,
     };
     let adminUrl: string | undefined;

@@ -23,6 +23,22 @@ export interface EventPage {
 
 /** What an admin's change of an event came to: the event after it, or the rule that refused it. */
 export type AdminOutcome = { ok: true; event: Event } | { ok: false; refusal: DomainRefusal };
+/** Which of an event's orders to list; every field narrows, absent fields do not. */
+export interface OrderFilter {
+  status?: Order["status"];
+  customerId?: string;
+  /** ISO 8601 instant (as toISOString writes it): orders created at or after it. */
+  createdAfter?: string;
+  /** ISO 8601 instant (as toISOString writes it): orders created before it. */
+  createdBefore?: string;
+}
+
+/** One page of an event's orders, in id order (creation order within one process). */
+export interface OrderPage {
+  orders: Order[];
+  /** The id of the page's last order when more may follow; pass it as the next page's cursor. */
+  nextCursor: string | null;
+}
 
 export interface Store {
   /** Opens files or pools and applies pending migrations. Call once before anything else. */
@@ -59,6 +75,17 @@ export interface Store {
   getSeatMap(eventId: string): Promise<SeatMap | null>;
   getOrder(orderId: string): Promise<Order | null>;
   getHold(holdId: string): Promise<Hold | null>;
+  /**
+   * The event's orders matching `filter` with an id above `cursor`, in id order, at most `limit`: a
+   * keyset page, so a page costs the same however deep it is and an order never shows twice or is
+   * skipped while paging (an order created meanwhile shows if its id is past the cursor; a page reads
+   * at one instant, not the whole walk). Null when there is no such event.
+   */
+  listOrders(
+    eventId: string,
+    filter: OrderFilter,
+    page: { limit: number; cursor: string | null },
+  ): Promise<OrderPage | null>;
 
   /**
    * Applies a batch of commands for one event in one transaction with one durable commit, in order;

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Store } from "../../src/store/store.js";
+import type { OrderFilter, OrderPage, Store } from "../../src/store/store.js";
 import type { WriteGuard } from "../../src/domain/write-guard.js";
 import type { EventPlan, NewEventRequest } from "../../src/domain/event.js";
 import { planEvent } from "../../src/domain/event.js";
@@ -426,6 +426,92 @@ export function describeStoreContract(
           refusal(await one(plan.id, { type: "cancel-order", orderId: newOrderId(plan.id) })),
           "order_not_found",
         );
+      });
+    });
+
+    describe("order list", () => {
+      /** 12 orders of customers a, b and c at T0 + 0..11 s, plus 2 of another event; #3 and #7 cancelled. */
+      async function sellTwelve(): Promise<{ plan: EventPlan; orders: Order[] }> {
+        const plan = await createEvent({ capacity: 100, maxPerOrder: 4, maxPerCustomer: 100 });
+        const other = await createEvent({ capacity: 100 });
+        const orders: Order[] = [];
+        for (let i = 0; i < 12; i++) {
+          // Two per batch now and then: ids made in one transaction still list in order.
+          const customer = ["a", "b", "c"][i % 3] as string;
+          orders.push(value<Order>(await one(plan.id, purchase(customer, general(1 + (i % 4))), at(i))));
+          if (i % 5 === 0) value(await one(other.id, purchase(customer, general(1)), at(i)));
+        }
+        for (const i of [3, 7]) {
+          const order = orders[i] as Order;
+          orders[i] = value<Order>(await one(plan.id, { type: "cancel-order", orderId: order.id }, at(20)));
+        }
+        return { plan, orders };
+      }
+      async function walk(eventId: string, filter: OrderFilter, limit: number): Promise<Order[]> {
+        const seen: Order[] = [];
+        let cursor: string | null = null;
+        for (let pages = 0; pages < 100; pages++) {
+          const page: OrderPage | null = await store.listOrders(eventId, filter, { limit, cursor });
+          assert.ok(page);
+          assert.ok(page.orders.length <= limit);
+          seen.push(...page.orders);
+          if (page.nextCursor === null) return seen;
+          assert.equal(page.nextCursor, page.orders.at(-1)?.id, "the cursor is the page's last id");
+          cursor = page.nextCursor;
+        }
+        assert.fail("the pages never ended");
+      }
+
+      it("pages through an event's orders in id order, each exactly once, whatever the page size", async () => {
+        const { plan, orders } = await sellTwelve();
+        const byId = [...orders].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+        assert.deepEqual(byId, orders, "ids sort in creation order");
+        for (const limit of [1, 5, 12, 13, 1000]) {
+          assert.deepEqual(await walk(plan.id, {}, limit), orders, `pages of ${limit}`);
+        }
+        const full = await store.listOrders(plan.id, {}, { limit: 12, cursor: null });
+        assert.equal(full?.nextCursor, null, "no cursor when nothing follows");
+        const past = await store.listOrders(plan.id, {}, { limit: 5, cursor: orders.at(-1)?.id ?? null });
+        assert.deepEqual(past, { orders: [], nextCursor: null });
+      });
+
+      it("filters by status, customer and a half-open creation window, together with the pages", async () => {
+        const { plan, orders } = await sellTwelve();
+        const cancelled = orders.filter((o) => o.status === "cancelled");
+        assert.equal(cancelled.length, 2);
+        assert.deepEqual(await walk(plan.id, { status: "cancelled" }, 1), cancelled);
+        assert.deepEqual(
+          await walk(plan.id, { status: "confirmed" }, 4),
+          orders.filter((o) => o.status === "confirmed"),
+        );
+        assert.deepEqual(
+          await walk(plan.id, { customerId: "b" }, 2),
+          orders.filter((o) => o.customerId === "b"),
+        );
+        const window = { createdAfter: at(3).toISOString(), createdBefore: at(9).toISOString() };
+        assert.deepEqual(await walk(plan.id, window, 2), orders.slice(3, 9), "at or after, and before");
+        assert.deepEqual(
+          await walk(plan.id, { ...window, customerId: "a", status: "confirmed" }, 1),
+          orders.slice(3, 9).filter((o) => o.customerId === "a" && o.status === "confirmed"),
+        );
+        assert.deepEqual(await walk(plan.id, { customerId: "nobody" }, 5), []);
+      });
+
+      it("answers null for an event that does not exist, and an empty page for one without orders", async () => {
+        assert.equal(await store.listOrders(newEventId(), {}, { limit: 10, cursor: null }), null);
+        const plan = await createEvent({ capacity: 5 });
+        assert.deepEqual(await store.listOrders(plan.id, {}, { limit: 10, cursor: null }), {
+          orders: [],
+          nextCursor: null,
+        });
+      });
+
+      it("keeps a customer id that looks like a formula or SQL exactly as it was sold", async () => {
+        const plan = await createEvent({ capacity: 5 });
+        const customerId = `=HYPERLINK("x");' OR '1'='1 -- ©`;
+        const order = value<Order>(await one(plan.id, purchase(customerId, general(1))));
+        const page = await store.listOrders(plan.id, { customerId }, { limit: 10, cursor: null });
+        assert.deepEqual(page?.orders, [order]);
       });
     });
 

@@ -135,14 +135,20 @@ describe(`${INSTANCES} processes: idempotency, holds, bad input`, () => {
       body: { customerId: "cart", quantity: 3 },
     });
     assert.equal(hold.status, 201);
-    const key = { "idempotency-key": `confirm-${hold.body.id}` };
+    const key = {
+      "idempotency-key": `confirm-${hold.body.id}`,
+      "x-order-secret": (hold.body as Hold & { secret: string }).secret,
+    };
     const first = await http.call<Order>(url(1), `/v1/holds/${hold.body.id}/confirm`, {
       method: "POST",
       headers: key,
     });
     assert.equal(first.status, 201, first.text);
     assert.equal(first.headers.location, `/v1/orders/${first.body.id}`);
-    const again = await http.call<Problem>(url(2), `/v1/holds/${hold.body.id}/confirm`, { method: "POST" });
+    const again = await http.call<Problem>(url(2), `/v1/holds/${hold.body.id}/confirm`, {
+      method: "POST",
+      admin: true,
+    });
     assert.equal(again.status, 409);
     assert.equal(again.body.code, "hold_not_active");
     const replay = await http.call<Order>(url(2), `/v1/holds/${hold.body.id}/confirm`, {
@@ -213,12 +219,15 @@ describe(`${INSTANCES} processes: idempotency, holds, bad input`, () => {
     assert.equal(expiredByAll, expiring.length);
 
     const late = expiring[0] as Hold;
-    const confirm = await http.call<Problem>(url(1), `/v1/holds/${late.id}/confirm`, { method: "POST" });
+    const confirm = await http.call<Problem>(url(1), `/v1/holds/${late.id}/confirm`, {
+      method: "POST",
+      admin: true,
+    });
     assert.equal(confirm.status, 410);
     assert.equal(confirm.body.code, "hold_expired");
-    const release = await http.call(url(2), `/v1/holds/${late.id}`, { method: "DELETE" });
+    const release = await http.call(url(2), `/v1/holds/${late.id}`, { method: "DELETE", admin: true });
     assert.equal(release.status, 204);
-    const got = await http.call<Hold>(url(0), `/v1/holds/${late.id}`);
+    const got = await http.call<Hold>(url(0), `/v1/holds/${late.id}`, { admin: true });
     assert.equal(got.body.status, "expired");
     const final = await readEvent(holdEvent.id, 2);
     assert.deepEqual([final.sold, final.held, final.available], [0, 0, 100]);

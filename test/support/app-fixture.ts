@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import type { BuyerAuthConfig } from "../../src/config/buyer-auth.js";
 import type { Event } from "../../src/domain/event.js";
 import type { LockProvider } from "../../src/lock/lock-provider.js";
 import { NoneLock } from "../../src/lock/none/none-lock.js";
@@ -30,7 +31,12 @@ export interface AppFixture {
 }
 
 export async function startAppFixture(
-  options: { lock?: LockProvider; layout?: "single" | "per-event"; sellPath?: Partial<SellPathOptions> } = {},
+  options: {
+    lock?: LockProvider;
+    layout?: "single" | "per-event";
+    sellPath?: Partial<SellPathOptions>;
+    buyerAuth?: BuyerAuthConfig;
+  } = {},
 ): Promise<AppFixture> {
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-app-"));
   const store = await createStore({
@@ -65,6 +71,7 @@ export async function startAppFixture(
     adminToken: ADMIN_TOKEN,
     signingSecret: SIGNING_SECRET,
     readyTimeoutMs: 500,
+    ...(options.buyerAuth ? { buyerAuth: options.buyerAuth } : {}),
   });
   await app.ready();
   let closed = false;

@@ -1,14 +1,16 @@
 /**
- * Holds: hold tickets of an event for a while, read a hold, confirm it into an order, release it.
+ * Holds: hold tickets of an event for a while, read a hold, confirm it into an order, release it. All but
+ * the creation need the hold's secret, its owner's buyer token or the admin token (order-access.ts).
  */
 import { eventIdOfHold } from "../../domain/ids.js";
 import { HOLD_TTL_SECONDS } from "../../domain/sale.js";
-import type { Order } from "../../domain/sale.js";
+import type { Hold, Order } from "../../domain/sale.js";
 import type { Store } from "../../store/store.js";
-import { idempotencyOf } from "../idempotency.js";
+import { idempotencyOf, scopedKey } from "../idempotency.js";
+import type { OrderAccess } from "../order-access.js";
+import { accessQuerySchema } from "../order-access.js";
 import { problemOf, problemOfRefusalFor, sendProblem } from "../problem.js";
 import { invalid, problem, sellRefusals, unavailable } from "../problem-responses.js";
-import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
 import {
   confirmBodySchema,
@@ -17,7 +19,8 @@ import {
   holdSchema,
   idParams,
   idempotencyHeadersSchema,
-  orderSchema,
+  newHoldSchema,
+  newOrderSchema,
 } from "../schemas.js";
 import type { SellGate } from "../sell-gate.js";
 
@@ -29,7 +32,10 @@ export interface HoldRoutes {
   extendHold: RouteSpec;
 }
 
-export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
+const noAccess = problem("hold_not_found: no such hold, or no access to it");
+const badBearer = problem("unauthorized: a bearer that is neither the admin token nor a valid buyer token");
+
+export function holdRoutes(store: Store, gate: SellGate, access: OrderAccess): HoldRoutes {
   return {
     createHold: {
       method: "POST",
@@ -37,19 +43,27 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       operationId: "createHold",
       summary: "Hold tickets for a while (a cart); they count against availability until they end",
       tag: "holds",
+      buyer: true,
       idempotent: true,
       schema: { params: idParams("eventId"), body: holdBodySchema, headers: idempotencyHeadersSchema },
       responses: {
-        201: { description: "The active hold; Location names it", schema: holdSchema },
+        201: {
+          description: "The active hold with its access secret; Location names it",
+          schema: newHoldSchema,
+        },
+        401: problem(
+          "unauthorized: --buyer-auth jwt and no valid buyer token (or a bearer that is not valid)",
+        ),
+        403: problem("customer_mismatch: customerId differs from the buyer token's sub"),
         ...sellRefusals,
       },
       handler: (request, reply) =>
         gate.takeTickets(
           request,
           reply,
-          (body, selection, idempotency) => ({
+          (customerId, body, selection, idempotency) => ({
             type: "hold",
-            customerId: body.customerId,
+            customerId,
             selection,
             ttlSeconds: body.ttlSeconds ?? HOLD_TTL_SECONDS.default,
             idempotency,
@@ -61,16 +75,20 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       method: "GET",
       url: "/v1/holds/:holdId",
       operationId: "getHold",
-      summary: "One hold",
+      summary: "One hold (its secret, its owner's buyer token, or the admin token)",
       tag: "holds",
-      schema: { params: idParams("holdId") },
-      responses: { 200: { description: "The hold", schema: holdSchema }, 404: problem("hold_not_found") },
-      handler: readById(
-        "holdId",
-        (id) => eventIdOfHold(id) !== null,
-        (id) => store.getHold(id),
-        "hold_not_found",
-      ),
+      access: access.toHold,
+      schema: { params: idParams("holdId"), querystring: accessQuerySchema },
+      responses: {
+        200: { description: "The hold", schema: holdSchema },
+        401: badBearer,
+        404: noAccess,
+      },
+      handler: async (request, reply) => {
+        const { holdId } = request.params as { holdId: string };
+        const found = (request.accessed as Hold | null) ?? (await store.getHold(holdId));
+        return found ?? sendProblem(reply, problemOf("hold_not_found", "no such hold"));
+      },
     },
     confirmHold: {
       method: "POST",
@@ -79,11 +97,21 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       summary:
         "Turn an active hold into a confirmed order (the payment step: pass the provider's paymentReference)",
       tag: "holds",
+      access: access.toHold,
       idempotent: true,
-      schema: { params: idParams("holdId"), body: confirmBodySchema, headers: idempotencyHeadersSchema },
+      schema: {
+        params: idParams("holdId"),
+        body: confirmBodySchema,
+        headers: idempotencyHeadersSchema,
+        querystring: accessQuerySchema,
+      },
       responses: {
-        201: { description: "The confirmed order; Location names it", schema: orderSchema },
-        404: problem("hold_not_found"),
+        201: {
+          description: "The confirmed order with its own access secret; Location names it",
+          schema: newOrderSchema,
+        },
+        401: badBearer,
+        404: noAccess,
         409: problem(
           "hold_not_active (already confirmed or released), sale_paused (when the event does not confirm holds while paused), sale_closed (closed by an admin), or idempotency_key_in_use",
         ),
@@ -95,7 +123,14 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
         const { holdId } = request.params as { holdId: string };
         const eventId = eventIdOfHold(holdId);
         if (!eventId) return sendProblem(reply, problemOf("hold_not_found", "no such hold"));
-        const key = request.headers["idempotency-key"] as string | undefined;
+        const rawKey = request.headers["idempotency-key"] as string | undefined;
+        let key: string | undefined;
+        if (rawKey !== undefined) {
+          // The key is the hold owner's, as the key that created the hold was (idempotency.ts).
+          const owner = (request.accessed ?? (await store.getHold(holdId)))?.customerId;
+          if (owner === undefined) return sendProblem(reply, problemOf("hold_not_found", "no such hold"));
+          key = scopedKey(owner, rawKey);
+        }
         const idempotency = idempotencyOf(key, "POST", request.routeOptions.url ?? "", holdId, request.body);
         const { paymentReference } = request.body as { paymentReference?: string };
         const command = {
@@ -109,7 +144,7 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
         if (!outcome.ok) return sendProblem(reply, problemOfRefusalFor(outcome.refusal, "hold_not_found"));
         gate.countSale(outcome);
         const order = outcome.value as Order;
-        return reply.code(201).header("location", `/v1/orders/${order.id}`).send(order);
+        return reply.code(201).header("location", `/v1/orders/${order.id}`).send(gate.withSecret(order));
       },
     },
     extendHold: {
@@ -119,10 +154,12 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       summary:
         "Give an active hold more time: expiry = now + ttlSeconds, never past its creation + the event's maxHoldLifetimeSeconds",
       tag: "holds",
-      schema: { params: idParams("holdId"), body: extendBodySchema },
+      access: access.toHold,
+      schema: { params: idParams("holdId"), body: extendBodySchema, querystring: accessQuerySchema },
       responses: {
         200: { description: "The hold with its new expiry", schema: holdSchema },
-        404: problem("hold_not_found"),
+        401: badBearer,
+        404: noAccess,
         409: problem(
           "hold_extension_limit (already at its longest lifetime), hold_not_active, sale_paused or sale_closed",
         ),
@@ -152,8 +189,9 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       operationId: "releaseHold",
       summary: "Release a hold; its tickets go back on sale (a repeat changes nothing)",
       tag: "holds",
-      schema: { params: idParams("holdId") },
-      responses: { 204: { description: "Released" }, 404: problem("hold_not_found"), 503: unavailable },
+      access: access.toHold,
+      schema: { params: idParams("holdId"), querystring: accessQuerySchema },
+      responses: { 204: { description: "Released" }, 401: badBearer, 404: noAccess, 503: unavailable },
       handler: async (request, reply) => {
         const { holdId } = request.params as { holdId: string };
         const eventId = eventIdOfHold(holdId);

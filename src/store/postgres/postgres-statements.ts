@@ -62,6 +62,19 @@ export function buildStatements(s: string) {
     selectOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1`,
     selectHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1`,
 
+    // A keyset page of an event's orders. Params: $1 event id, $2 cursor (the last id seen, '' for the
+    // first page), $3 status or null, $4 customer id or null, $5 created at or after or null, $6 created
+    // before or null, $7 limit. Rows: orders in byte order of id, over the index (event_id, id COLLATE "C").
+    listOrders: `
+      SELECT ${ORDER_COLUMNS} FROM ${s}.orders
+      WHERE event_id = $1 AND id COLLATE "C" > $2
+        AND ($3::text IS NULL OR status = $3)
+        AND ($4::text IS NULL OR customer_id = $4)
+        AND ($5::timestamptz IS NULL OR created_at >= $5)
+        AND ($6::timestamptz IS NULL OR created_at < $6)
+      ORDER BY id COLLATE "C" LIMIT $7`,
+    eventExists: `SELECT 1 AS found FROM ${s}.events WHERE id = $1`,
+
     // Fencing: the highest token applied per lock key only grows. The upsert locks the key's row, so two
     // writers with different tokens are ordered, and the older one finds no row to update. A key with no
     // row (new, or pruned) must reach the floor: the largest fence pruned (row '', see pruneFences). No

@@ -30,7 +30,7 @@ import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { AdminOutcome, EventPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
 import { FencedOutError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
 import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
@@ -236,6 +236,32 @@ export class PostgresStore implements Store {
   async getOrder(orderId: string): Promise<Order | null> {
     const [[row]] = await this.#pool.read<[OrderRow]>([{ text: this.#sql.selectOrder, values: [orderId] }]);
     return row ? toOrder(row) : null;
+  }
+
+  async listOrders(
+    eventId: string,
+    filter: OrderFilter,
+    page: { limit: number; cursor: string | null },
+  ): Promise<OrderPage | null> {
+    // One read-only transaction: whether the event exists and the page, at the same instant.
+    const [[event], rows] = await this.#pool.read<[{ found: number }, OrderRow]>([
+      { text: this.#sql.eventExists, values: [eventId] },
+      {
+        text: this.#sql.listOrders,
+        values: [
+          eventId,
+          page.cursor ?? "",
+          filter.status ?? null,
+          filter.customerId ?? null,
+          filter.createdAfter ?? null,
+          filter.createdBefore ?? null,
+          page.limit + 1,
+        ],
+      },
+    ]);
+    if (!event) return null;
+    const orders = rows.slice(0, page.limit).map(toOrder);
+    return { orders, nextCursor: rows.length > page.limit ? (orders.at(-1)?.id ?? null) : null };
   }
 
   async getHold(holdId: string): Promise<Hold | null> {

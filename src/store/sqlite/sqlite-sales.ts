@@ -26,6 +26,7 @@ import { LockLostError } from "../../domain/lock-errors.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { FencedOutError } from "../store-errors.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
+import type { OrderFilter } from "../store.js";
 import { isConstraintError } from "./sqlite-database.js";
 
 export interface Counters {
@@ -261,6 +262,16 @@ export class SqliteSales {
          VALUES (?, ?, ?, ?, ?, 'confirmed', ?, ?, ?, ?, ?, ?)`,
       ),
       order: p<OrderRow>("SELECT * FROM orders WHERE id = ?"),
+      // A keyset page of an event's orders over the index (event_id, id); absent filters are NULL.
+      listOrders: p<OrderRow>(
+        `SELECT * FROM orders
+         WHERE event_id = @eventId AND id > @cursor
+           AND (@status IS NULL OR status = @status)
+           AND (@customerId IS NULL OR customer_id = @customerId)
+           AND (@createdAfter IS NULL OR created_at >= @createdAfter)
+           AND (@createdBefore IS NULL OR created_at < @createdBefore)
+         ORDER BY event_id, id LIMIT @limit`,
+      ),
       cancelOrder: p(
         "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ? AND status = 'confirmed'",
       ),
@@ -395,6 +406,23 @@ export class SqliteSales {
   order(orderId: string): Order | null {
     const row = this.#statements.order.get(orderId) as OrderRow | undefined;
     return row ? toOrder(row) : null;
+  }
+
+  /**
+   * Up to `limit` of the event's orders past `cursor` in id order, read in one statement. created_at is
+   * toISOString's fixed-width text, so comparing it as text compares the instants.
+   */
+  orders(eventId: string, filter: OrderFilter, cursor: string, limit: number): Order[] {
+    const rows = this.#statements.listOrders.all({
+      eventId,
+      cursor,
+      status: filter.status ?? null,
+      customerId: filter.customerId ?? null,
+      createdAfter: filter.createdAfter ?? null,
+      createdBefore: filter.createdBefore ?? null,
+      limit,
+    }) as OrderRow[];
+    return rows.map(toOrder);
   }
 
   hold(holdId: string): Hold | null {

@@ -21,7 +21,7 @@ import type { EventAction } from "../../domain/sale-window.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { AdminOutcome, EventPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
@@ -348,6 +348,19 @@ export class SqliteStore implements Store {
       () => (this.#plan(eventId) ? this.#partition(eventId).sales.order(orderId) : null),
       "read order",
     );
+  }
+
+  async listOrders(
+    eventId: string,
+    filter: OrderFilter,
+    page: { limit: number; cursor: string | null },
+  ): Promise<OrderPage | null> {
+    return this.#mapDriverErrors(() => {
+      if (!this.#plan(eventId)) return null;
+      const rows = this.#partition(eventId).sales.orders(eventId, filter, page.cursor ?? "", page.limit + 1);
+      const orders = rows.slice(0, page.limit);
+      return { orders, nextCursor: rows.length > page.limit ? (orders.at(-1)?.id ?? null) : null };
+    }, "list orders");
   }
 
   async getHold(holdId: string): Promise<Hold | null> {

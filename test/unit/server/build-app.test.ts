@@ -151,7 +151,7 @@ describe("server routes (inject)", () => {
     const event = await fx.createEvent({ name: "Small", capacity: 5, maxPerCustomer: 3 });
     const first = await order(event.id, { customerId: "alice", quantity: 3 });
     assert.equal(first.statusCode, 201);
-    const sold = first.json<Order>();
+    const { secret, ...sold } = first.json<Order & { secret: string }>();
     assert.equal(first.headers.location, `/v1/orders/${sold.id}`);
     assert.deepEqual([sold.status, sold.quantity, sold.seats], ["confirmed", 3, null]);
     assert.equal(
@@ -160,7 +160,11 @@ describe("server routes (inject)", () => {
     );
     assert.equal(problemCode(await order(event.id, { customerId: "bob", quantity: 3 })), "sold_out");
     assert.equal((await order(event.id, { customerId: "bob", quantity: 2 })).statusCode, 201);
-    const got = await fx.app.inject({ method: "GET", url: `/v1/orders/${sold.id}` });
+    const got = await fx.app.inject({
+      method: "GET",
+      url: `/v1/orders/${sold.id}`,
+      headers: { "x-order-secret": secret },
+    });
     assert.deepEqual(got.json(), sold);
     const after = (await fx.app.inject({ method: "GET", url: `/v1/events/${event.id}` })).json<Event>();
     assert.deepEqual([after.sold, after.held, after.available], [5, 0, 0]);
@@ -200,7 +204,7 @@ describe("server routes (inject)", () => {
       payload: { customerId: "h1", quantity: 2, ttlSeconds: 60 },
     });
     assert.equal(created.statusCode, 201);
-    const hold = created.json<Hold>();
+    const hold = created.json<Hold & { secret: string }>();
     assert.equal(created.headers.location, `/v1/holds/${hold.id}`);
     assert.equal(hold.status, "active");
     const during = (await fx.app.inject({ method: "GET", url: `/v1/events/${general.id}` })).json<Event>();
@@ -209,14 +213,18 @@ describe("server routes (inject)", () => {
       fx.app.inject({
         method: "POST",
         url: `/v1/holds/${hold.id}/confirm`,
-        headers: { "idempotency-key": "confirm-1" },
+        headers: { "idempotency-key": "confirm-1", "x-order-secret": hold.secret },
       });
     const first = await confirm();
     assert.equal(first.statusCode, 201);
     const replay = await confirm();
     assert.equal(replay.statusCode, 201, "the same key replays the first answer");
     assert.equal(replay.json<Order>().id, first.json<Order>().id);
-    const again = await fx.app.inject({ method: "POST", url: `/v1/holds/${hold.id}/confirm` });
+    const again = await fx.app.inject({
+      method: "POST",
+      url: `/v1/holds/${hold.id}/confirm`,
+      headers: { "x-order-secret": hold.secret },
+    });
     assert.equal(again.statusCode, 409);
     assert.equal(problemCode(again), "hold_not_active");
     const confirmed = (await fx.app.inject({ method: "GET", url: `/v1/events/${general.id}` })).json<Event>();
@@ -231,15 +239,25 @@ describe("server routes (inject)", () => {
         url: `/v1/events/${general.id}/holds`,
         payload: { customerId: "r1", quantity: 1 },
       })
-    ).json<Hold>();
+    ).json<Hold & { secret: string }>();
     for (let i = 0; i < 2; i++) {
-      const released = await fx.app.inject({ method: "DELETE", url: `/v1/holds/${hold.id}` });
+      const released = await fx.app.inject({
+        method: "DELETE",
+        url: `/v1/holds/${hold.id}`,
+        headers: { "x-order-secret": hold.secret },
+      });
       assert.equal(released.statusCode, 204);
       assert.equal(released.headers["x-served-by"], INSTANCE_ID);
     }
-    const sold = (await order(general.id, { customerId: "r2", quantity: 1 })).json<Order>();
+    const sold = (await order(general.id, { customerId: "r2", quantity: 1 })).json<
+      Order & { secret: string }
+    >();
     for (let i = 0; i < 2; i++) {
-      const cancelled = await fx.app.inject({ method: "POST", url: `/v1/orders/${sold.id}/cancel` });
+      const cancelled = await fx.app.inject({
+        method: "POST",
+        url: `/v1/orders/${sold.id}/cancel`,
+        headers: { "x-order-secret": sold.secret },
+      });
       assert.equal(cancelled.statusCode, 200);
       assert.equal(cancelled.json<Order>().status, "cancelled");
     }
