@@ -316,13 +316,15 @@ for (const backend of BACKENDS) {
           assert.equal(answer.status, 422, answer.text);
           assert.equal(answer.body.code, "invalid_request");
         }
-        const held = await http.call<Hold>(url(1), `/v1/events/${event.id}/holds`, {
+        const held = await http.call<Hold & { secret: string }>(url(1), `/v1/events/${event.id}/holds`, {
           body: { customerId: "h", quantity: 2, ttlSeconds: 60 },
         });
         assert.equal(held.status, 201, held.text);
         assert.equal(held.body.total, 6_000);
+        const owner = { "x-order-secret": held.body.secret };
         const extended = await http.call<Hold>(url(2), `/v1/holds/${held.body.id}/extend`, {
           body: { ttlSeconds: 900 },
+          headers: owner,
         });
         assert.equal(extended.status, 200, extended.text);
         assert.ok(Date.parse(extended.body.expiresAt) > Date.parse(held.body.expiresAt));
@@ -335,6 +337,7 @@ for (const backend of BACKENDS) {
         assert.equal(below.body.code, "capacity_below_taken");
         const confirmed = await http.call<Order>(url(0), `/v1/holds/${held.body.id}/confirm`, {
           body: { paymentReference: "pi_3NxTest" },
+          headers: owner,
         });
         assert.equal(confirmed.status, 201, confirmed.text);
         assert.equal(confirmed.body.paymentReference, "pi_3NxTest");

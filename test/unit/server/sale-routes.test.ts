@@ -164,17 +164,20 @@ describe("sale routes (inject)", () => {
       ttlSeconds: 60,
     });
     assert.equal(held.statusCode, 201, held.body);
-    const hold = held.json<Hold>();
-    const badExtend = await post(`/v1/holds/${hold.id}/extend`, { ttlSeconds: 5 });
+    const hold = held.json<Hold & { secret: string }>();
+    const owner = { "x-order-secret": hold.secret };
+    const stranger = await post(`/v1/holds/${hold.id}/extend`, { ttlSeconds: 600 });
+    assert.equal(stranger.statusCode, 404, "without the hold's secret, no extension");
+    const badExtend = await post(`/v1/holds/${hold.id}/extend`, { ttlSeconds: 5 }, owner);
     assert.equal(badExtend.statusCode, 422);
-    const extended = await post(`/v1/holds/${hold.id}/extend`, { ttlSeconds: 600 });
+    const extended = await post(`/v1/holds/${hold.id}/extend`, { ttlSeconds: 600 }, owner);
     assert.equal(extended.statusCode, 200, extended.body);
     assert.ok(Date.parse(extended.json<Hold>().expiresAt) > Date.parse(hold.expiresAt));
-    const missing = await post(`/v1/holds/${newHoldId(event.id)}/extend`, {});
+    const missing = await post(`/v1/holds/${newHoldId(event.id)}/extend`, {}, admin);
     assert.equal(missing.statusCode, 404);
-    const badReference = await post(`/v1/holds/${hold.id}/confirm`, { paymentReference: "a\nb" });
+    const badReference = await post(`/v1/holds/${hold.id}/confirm`, { paymentReference: "a\nb" }, owner);
     assert.equal(badReference.statusCode, 422);
-    const confirmed = await post(`/v1/holds/${hold.id}/confirm`, { paymentReference: "ch_1Abc" });
+    const confirmed = await post(`/v1/holds/${hold.id}/confirm`, { paymentReference: "ch_1Abc" }, owner);
     assert.equal(confirmed.statusCode, 201, confirmed.body);
     assert.equal(confirmed.json<Order>().paymentReference, "ch_1Abc");
     const report = await fx.app.inject({
