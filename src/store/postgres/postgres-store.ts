@@ -39,6 +39,10 @@ import { PostgresPool } from "./postgres-pool.js";
 import type { Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
 import type { PostgresStoreConfig } from "./postgres-store-config.js";
+import { PostgresWebhooks } from "./postgres-webhooks.js";
+import type { OutboxMessage } from "../../domain/webhook.js";
+import { outboxMessage } from "../../domain/webhook.js";
+import type { Hold as HoldRecord } from "../../domain/sale.js";
 
 const DEFAULT_SCHEMA = "boxoffice";
 /** Idempotency keys pruned per call at most. */
@@ -49,6 +53,8 @@ export class PostgresStore implements Store {
   readonly #schema: string;
   readonly #sql: Statements;
   readonly #pool: PostgresPool;
+  /** Webhook endpoints and deliveries; the outbox rows are written by execute() and expireHolds(). */
+  readonly webhooks: PostgresWebhooks;
 
   constructor(config: PostgresStoreConfig) {
     const url = new URL(config.url);
@@ -63,6 +69,7 @@ export class PostgresStore implements Store {
       statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
     });
+    this.webhooks = new PostgresWebhooks(this.#pool, pg.escapeIdentifier(schema));
   }
 
   async init(): Promise<void> {
@@ -340,8 +347,33 @@ export class PostgresStore implements Store {
 
   /** Expires the (locked) event's overdue holds and takes what they gave back off the row's count. */
   async #expireDue(tx: Transaction, row: EventRow, now: Date): Promise<void> {
-    const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [[row.id], now, 1_000_000]);
+    const [expired] = await tx.rows<ExpiredRow>(this.#sql.expireHolds, [[row.id], now, 1_000_000]);
     row.held -= expired?.tickets ?? 0;
+    await this.#writeExpiredMessages(tx, expired, now);
+  }
+
+  /** hold.expired for each hold an expiry statement expired, in the same transaction. */
+  async #writeExpiredMessages(tx: Transaction, expired: ExpiredRow | undefined, now: Date): Promise<void> {
+    const messages: OutboxMessage[] = (expired?.expired ?? []).map((h) => {
+      const hold: HoldRecord = {
+        id: h.id,
+        eventId: h.eventId,
+        customerId: h.customerId,
+        quantity: h.quantity,
+        seats: h.seats,
+        status: "expired",
+        expiresAt: new Date(Number(h.expiresAtMs)).toISOString(),
+      };
+      return outboxMessage(h.eventId, "hold.expired", { hold }, now);
+    });
+    if (messages.length === 0) return;
+    await tx.rows(this.#sql.insertOutbox, [
+      messages.map((m) => m.id),
+      messages.map((m) => m.eventId),
+      messages.map((m) => m.type),
+      messages.map((m) => m.payload),
+      now,
+    ]);
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
@@ -349,7 +381,8 @@ export class PostgresStore implements Store {
       const events = await tx.rows<{ id: string }>(this.#sql.lockEventsWithDueHolds, [now, limit]);
       if (events.length === 0) return 0;
       const ids = events.map((event) => event.id);
-      const [expired] = await tx.rows<{ holds: number }>(this.#sql.expireHolds, [ids, now, limit]);
+      const [expired] = await tx.rows<ExpiredRow>(this.#sql.expireHolds, [ids, now, limit]);
+      await this.#writeExpiredMessages(tx, expired, now);
       return expired?.holds ?? 0;
     });
   }
@@ -368,6 +401,20 @@ export class PostgresStore implements Store {
     );
     return removed.length;
   }
+}
+
+/** What the expiry statement answers: counts, and the holds it expired. */
+interface ExpiredRow {
+  holds: number;
+  tickets: number;
+  expired: {
+    id: string;
+    eventId: string;
+    customerId: string;
+    quantity: number;
+    seats: string[] | null;
+    expiresAtMs: number | string;
+  }[];
 }
 
 function eventNotFound(eventId: string): Outcome {

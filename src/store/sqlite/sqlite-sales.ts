@@ -19,6 +19,8 @@ import { checkCommand } from "../../domain/sale.js";
 import { SaleTally } from "../../domain/sale-tally.js";
 import { LockLostError } from "../../domain/lock-errors.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
+import type { OutboxMessage } from "../../domain/webhook.js";
+import { messagesOfChange, outboxMessage, soldOutMessage } from "../../domain/webhook.js";
 import { FencedOutError } from "../store-errors.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { isConstraintError } from "./sqlite-database.js";
@@ -77,15 +79,28 @@ function toHold(row: HoldRow): Hold {
   };
 }
 
+/** An outbox row as read back for the relay. */
+export interface OutboxRow extends OutboxMessage {
+  seq: number;
+}
+
 /** Prepared statements and the transactions built on them, for one open database. */
 export class SqliteSales {
   readonly #db: SqliteDatabase;
   readonly #statements;
   /** Inside the batch's transaction, a savepoint: made once, as wrapping a function costs a few µs. */
   readonly #writeInSavepoint: (plan: EventPlan, change: Change) => void;
+  /**
+   * Called inside a transaction that wrote outbox rows, before its commit and under the file's write
+   * lock (the per-event layout lowers the event's outbox hint there); it must not throw.
+   */
+  readonly #onOutbox: ((eventId: string) => void) | null;
+  /** The event whose outbox the open transaction wrote to, until #outboxWritten() tells #onOutbox. */
+  #outboxEvent: string | null = null;
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, options: { onOutbox?: (eventId: string) => void } = {}) {
     this.#db = db;
+    this.#onOutbox = options.onOutbox ?? null;
     this.#writeInSavepoint = db.transaction((plan: EventPlan, change: Change) => this.#write(plan, change));
     const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
     this.#statements = {
@@ -176,7 +191,84 @@ export class SqliteSales {
       setFence: p(
         "INSERT INTO fences (lock_key, fence) VALUES (@key, @fence) ON CONFLICT (lock_key) DO UPDATE SET fence = @fence WHERE fence <= @fence",
       ),
+      insertOutbox: p(
+        `INSERT INTO outbox (id, event_id, type, payload, created_at_ms)
+         VALUES (@id, @eventId, @type, @payload, @createdAtMs)`,
+      ),
+      readOutbox: p<{
+        seq: number;
+        id: string;
+        event_id: string;
+        type: string;
+        payload: string;
+        created_at_ms: number;
+      }>("SELECT seq, id, event_id, type, payload, created_at_ms FROM outbox ORDER BY seq LIMIT ?"),
+      deleteOutbox: p("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))"),
+      hasOutbox: p<{ one: number }>("SELECT 1 AS one FROM outbox LIMIT 1"),
     };
+  }
+
+  /**
+   * Appends a message to this file's outbox. Call it only inside a transaction that writes the change
+   * the message reports (execute(), expireOverdue(), or writeWithOutbox() for changes made elsewhere,
+   * such as a sale's state): the message commits or rolls back with the change.
+   */
+  appendOutbox(message: OutboxMessage): void {
+    this.#statements.insertOutbox.run({ ...message });
+    this.#outboxEvent = message.eventId;
+  }
+
+  /**
+   * Runs `work` in one IMMEDIATE transaction of this file in which it may call appendOutbox(); before
+   * the commit, the store hears that the event's outbox has rows (the per-event layout's hint). The
+   * hook for changes the sell path does not make (publish, pause, resume, close: `event.state_changed`,
+   * see domain/webhook.ts stateChangedMessage).
+   */
+  writeWithOutbox<T>(work: () => T): T {
+    return this.#db
+      .transaction(() => {
+        const result = work();
+        this.#outboxWritten();
+        return result;
+      })
+      .immediate();
+  }
+
+  /** Up to `limit` outbox rows, oldest first. */
+  readOutbox(limit: number): OutboxRow[] {
+    return (
+      this.#statements.readOutbox.all(limit) as {
+        seq: number;
+        id: string;
+        event_id: string;
+        type: string;
+        payload: string;
+        created_at_ms: number;
+      }[]
+    ).map((row) => ({
+      seq: row.seq,
+      id: row.id,
+      eventId: row.event_id,
+      type: row.type as OutboxMessage["type"],
+      payload: row.payload,
+      createdAtMs: row.created_at_ms,
+    }));
+  }
+
+  /** Deletes the outbox rows a relay has copied (their seqs are never used again). */
+  deleteOutbox(seqs: readonly number[]): void {
+    if (seqs.length > 0) this.#statements.deleteOutbox.run(JSON.stringify(seqs));
+  }
+
+  hasOutbox(): boolean {
+    return this.#statements.hasOutbox.get() !== undefined;
+  }
+
+  /** Tells the store, still inside the transaction, that it wrote outbox rows. */
+  #outboxWritten(): void {
+    const eventId = this.#outboxEvent;
+    this.#outboxEvent = null;
+    if (eventId !== null) this.#onOutbox?.(eventId);
   }
 
   /** Adds an event's inventory row (sold = held = 0). Call inside the creating transaction. */
@@ -242,7 +334,13 @@ export class SqliteSales {
 
   /** Expires the event's overdue holds in one transaction; returns how many. */
   expireOverdue(eventId: string, now: Date, limit: number): number {
-    return this.#db.transaction(() => this.#expireOverdue(eventId, now, limit)).immediate();
+    return this.#db
+      .transaction(() => {
+        const expired = this.#expireOverdue(eventId, now, limit);
+        this.#outboxWritten();
+        return expired;
+      })
+      .immediate();
   }
 
   pruneIdempotency(olderThan: Date): number {
@@ -276,6 +374,7 @@ export class SqliteSales {
     underLock?: () => void,
   ): Outcome[] {
     const batch = this.#db.transaction((): Outcome[] => {
+      this.#outboxEvent = null;
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       if (guard) this.#checkFence(guard);
       underLock?.();
@@ -288,9 +387,18 @@ export class SqliteSales {
         order: () => newOrderId(plan.id, now.getTime()),
         hold: () => newHoldId(plan.id, now.getTime()),
       };
+      const took = { tickets: false };
       const outcomes = commands.map((command, i) =>
-        this.#applyOne(plan, tally, command, unfit[i] ?? null, now, ids),
+        this.#applyOne(plan, tally, command, unfit[i] ?? null, now, ids, took),
       );
+      // event.sold_out: this batch took tickets and left none (one indexed read, only after a take).
+      if (took.tickets) {
+        const counters = this.counters(plan.id);
+        if (counters && counters.sold + counters.held >= plan.capacity) {
+          this.appendOutbox(soldOutMessage(plan.id, { capacity: plan.capacity, ...counters }, now));
+        }
+      }
+      this.#outboxWritten();
       // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
       // started must not commit.
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
@@ -388,6 +496,7 @@ export class SqliteSales {
     unfit: DomainRefusal | null,
     now: Date,
     ids: NewIds,
+    took: { tickets: boolean },
   ): Outcome {
     if (unfit) return { ok: false, refusal: unfit, replayed: false };
     const decision = decide(tally, command, now, ids);
@@ -397,6 +506,9 @@ export class SqliteSales {
       try {
         this.#writeInSavepoint(plan, change);
         tally.apply(change);
+        // The change's webhook messages, in the batch's transaction: they commit with it or not at all.
+        for (const message of messagesOfChange(plan.id, change, now)) this.appendOutbox(message);
+        if (change.type === "sell" || change.type === "hold") took.tickets = true;
       } catch (error) {
         if (!(error instanceof GuardRefused) && !isConstraintError(error)) throw error;
         // A guard the view should have seen coming; the database still held the line.
@@ -523,16 +635,18 @@ export class SqliteSales {
     this.#statements.dropClaims.run(ownerId);
   }
 
-  #expire(row: HoldRow): boolean {
+  #expire(row: HoldRow, now: Date): boolean {
     if (this.#statements.endHold.run("expired", row.id).changes !== 1) return false;
     this.#giveBack(row.event_id, row.id, row.customer_id, row.quantity, "held");
+    const hold = toHold({ ...row, status: "expired" });
+    this.appendOutbox(outboxMessage(row.event_id, "hold.expired", { hold }, now));
     return true;
   }
 
   #expireOverdue(eventId: string, now: Date, limit: number): number {
     let expired = 0;
     for (const row of this.#statements.overdueHolds.all(eventId, now.getTime(), limit) as HoldRow[]) {
-      if (this.#expire(row)) expired++;
+      if (this.#expire(row, now)) expired++;
     }
     return expired;
   }
