@@ -13,6 +13,8 @@ import type { Logger } from "../log/logger.js";
 import { HoldSweeper } from "../sales/hold-sweeper.js";
 import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
+import { WebhookRelay } from "../webhooks/webhook-relay.js";
+import { WebhookSender } from "../webhooks/webhook-sender.js";
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
 import { buildApp } from "./build-app.js";
@@ -105,6 +107,35 @@ export async function startServer(
     });
     sweeper.init();
     closers.push(() => sweeper.close());
+
+    // Webhooks: a background relay (the sell path only inserts outbox rows in its own transactions).
+    metrics.watchWebhookBacklog(() => store.webhooks.pendingDeliveries());
+    if (config.webhookConcurrency > 0) {
+      const sender = new WebhookSender({
+        timeoutMs: config.webhookTimeoutMs,
+        userAgent: "boxoffice-webhooks/1",
+        connectionsPerOrigin: Math.min(config.webhookConcurrency, 16),
+      });
+      closers.push(() => sender.close());
+      const relay = new WebhookRelay({
+        store: store.webhooks,
+        sender,
+        owner: config.instanceId,
+        intervalMs: config.webhookRelayIntervalMs,
+        concurrency: config.webhookConcurrency,
+        retry: {
+          baseMs: config.webhookRetryBaseMs,
+          maxMs: config.webhookRetryMaxMs,
+          windowMs: config.webhookRetryHours * 3_600_000,
+        },
+        observer: {
+          attempted: (result) => metrics.webhookAttempts.inc({ result }),
+          failed: (error, what) => log.warn({ err: error }, `webhook relay could not ${what}`),
+        },
+      });
+      relay.init();
+      closers.push(() => relay.close());
+    }
 
     const app = await buildApp({
       store,
