@@ -223,15 +223,18 @@ export class PostgresWebhooks implements WebhookStore {
       }>(this.#sql.takeOutbox, [limit]);
       if (taken.length === 0) return 0;
       const endpoints = (await tx.rows<EndpointRow>(this.#sql.enabledEndpoints)).map(toEndpoint);
+      // A message no endpoint subscribes to is not kept: without endpoints, nothing piles up.
+      const kept = taken.filter((m) => endpoints.some((e) => subscribes(e.eventTypes, m.type)));
+      if (kept.length === 0) return taken.length;
       await tx.rows(this.#sql.insertMessages, [
-        taken.map((m) => m.id),
-        taken.map((m) => m.event_id),
-        taken.map((m) => m.type),
-        taken.map((m) => m.payload),
-        taken.map((m) => m.created_at),
+        kept.map((m) => m.id),
+        kept.map((m) => m.event_id),
+        kept.map((m) => m.type),
+        kept.map((m) => m.payload),
+        kept.map((m) => m.created_at),
       ]);
       const deliveries: { id: string; messageId: string; endpointId: string }[] = [];
-      for (const message of taken) {
+      for (const message of kept) {
         for (const endpoint of endpoints) {
           if (!subscribes(endpoint.eventTypes, message.type)) continue;
           deliveries.push({

@@ -243,7 +243,8 @@ export class SqliteWebhooks implements WebhookStore {
   }
 
   /**
-   * Stores messages and one delivery per enabled endpoint that subscribes to each, in one transaction
+   * Stores messages and one delivery per enabled endpoint that subscribes to each (a message that has
+   * none is dropped), in one transaction
    * (a savepoint when the caller's transaction is open: the single layout moves and deletes in one).
    */
   fanOut(messages: readonly OutboxMessage[], now: Date): void {
@@ -253,9 +254,10 @@ export class SqliteWebhooks implements WebhookStore {
       .transaction(() => {
         const endpoints = (s.enabledEndpoints.all() as EndpointRow[]).map(toEndpoint);
         for (const message of messages) {
-          s.insertMessage.run({ ...message });
-          for (const endpoint of endpoints) {
-            if (!subscribes(endpoint.eventTypes, message.type)) continue;
+          // A message no endpoint subscribes to is not kept: without endpoints, nothing piles up here.
+          const to = endpoints.filter((endpoint) => subscribes(endpoint.eventTypes, message.type));
+          if (to.length > 0) s.insertMessage.run({ ...message });
+          for (const endpoint of to) {
             s.insertDelivery.run({
               id: newDeliveryId(now.getTime()),
               messageId: message.id,
