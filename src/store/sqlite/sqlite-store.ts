@@ -163,6 +163,8 @@ export class SqliteStore implements Store {
   readonly #unhinted = new Map<string, number>();
   /** Outbox hints this process failed to write, retried at its next dispatch (and found by the rescan). */
   readonly #unhintedOutbox = new Set<string>();
+  /** When bookkeeping last failed: an outbox hint does not wait for a catalog that was just busy. */
+  #bookkeepingFailedAtMs = Number.NEGATIVE_INFINITY;
   /** Per-event layout: webhooks.db (endpoints and deliveries); the single layout keeps them in #shared. */
   #webhooksDb: SqliteDatabase | null = null;
   #closed = false;
@@ -617,7 +619,13 @@ export class SqliteStore implements Store {
    * without the event file's lock. Reads first: during a sale the hint is usually there already. Never
    * throws: a failure is reported and retried at this process's next dispatch.
    */
-  #lowerOutboxHint(eventId: string, dueMs: number, what: string): void {
+  #lowerOutboxHint(eventId: string, dueMs: number, what: string, bySeller = false): void {
+    // The catalog was busy a moment ago (a hold hint of this very batch, perhaps): a seller holding its
+    // event file's lock does not wait for it a second time; the next dispatch writes the hint.
+    if (bySeller && Date.now() - this.#bookkeepingFailedAtMs < HINT_BUSY_TIMEOUT_MS) {
+      this.#unhintedOutbox.add(eventId);
+      return;
+    }
     try {
       const hints = this.#hintStatements().outbox;
       const current = hints.get.get(eventId);
@@ -637,6 +645,7 @@ export class SqliteStore implements Store {
 
   #bookkeepingFailed(error: unknown, what: string): void {
     this.#bookkeepingFailures++;
+    this.#bookkeepingFailedAtMs = Date.now();
     try {
       this.onBookkeepingError?.(mapSqliteError(error, what), what);
     } catch {
@@ -703,7 +712,8 @@ export class SqliteStore implements Store {
     if (!create && !existsSync(path)) throw new StoreUnavailableError(`event file ${path} is missing`);
     const db = openSqlite(path, ["event"], this.#config.durability);
     // Under the file's write lock and before the commit of a transaction that wrote outbox rows.
-    const onOutbox = (id: string) => this.#lowerOutboxHint(id, Date.now(), `write the outbox hint of ${id}`);
+    const onOutbox = (id: string) =>
+      this.#lowerOutboxHint(id, Date.now(), `write the outbox hint of ${id}`, true);
     const partition = { db, sales: new SqliteSales(db, { onOutbox }) };
     this.#open.set(eventId, partition);
     while (this.#open.size > this.#config.maxOpenEvents) {
