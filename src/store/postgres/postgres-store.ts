@@ -366,6 +366,15 @@ export class PostgresStore implements Store {
       };
       return outboxMessage(h.eventId, "hold.expired", { hold }, now);
     });
+    await this.#appendOutbox(tx, messages, now);
+  }
+
+  /**
+   * Appends webhook messages to the outbox inside `tx`, the transaction of the change they report: they
+   * commit with it or not at all. The hook for changes outside the sell path (a sale's state:
+   * `event.state_changed`, domain/webhook.ts stateChangedMessage); docs/architecture.md, "Webhooks".
+   */
+  async #appendOutbox(tx: Transaction, messages: readonly OutboxMessage[], now: Date): Promise<void> {
     if (messages.length === 0) return;
     await tx.rows(this.#sql.insertOutbox, [
       messages.map((m) => m.id),
