@@ -7,7 +7,7 @@
  *   cli → cluster | balancer | server | rehearsal → sales | webhooks | waiting-room → store | lock → domain,
  * with config (the typed settings) under the commands' components and above store/lock, whose config
  * types it reads, and log (the logger factory) beside domain at the bottom, for any layer.
- * Folders not written yet (webhooks, waiting-room, web) have their place already.
+ * Folders not written yet (waiting-room, web) have their place already.
  */
 const LAYERS = {
   // The composition root: builds every process from its parts; nothing imports it.

@@ -13,6 +13,7 @@ import { eventRoutes } from "./routes/events.js";
 import { holdRoutes } from "./routes/holds.js";
 import { operationRoutes } from "./routes/operations.js";
 import { orderRoutes } from "./routes/orders.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { SellGate } from "./sell-gate.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -35,6 +36,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const orders = orderRoutes(deps.store, gate, deps.access);
   const holds = holdRoutes(deps.store, gate, deps.access);
   const operations = operationRoutes(deps);
+  const webhooks = webhookRoutes(deps.store);
   // The order /openapi.json lists its paths in; it is published, so a new route is added, never moved.
   return [
     events.createEvent,
@@ -60,5 +62,12 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
     holds.extendHold,
     orders.listOrders,
     orders.exportOrders,
+    webhooks.createEndpoint,
+    webhooks.listEndpoints,
+    webhooks.listDeliveries,
+    webhooks.getDelivery,
+    webhooks.replayDelivery,
+    webhooks.getEndpoint,
+    webhooks.deleteEndpoint,
   ];
 }

@@ -10,6 +10,8 @@ import { problemDetails, replyProblem, type ProblemDetails } from "../http/probl
 export type ProblemCode =
   | DomainRefusal["code"]
   | "not_found"
+  | "webhook_not_found"
+  | "delivery_not_found"
   | "unauthorized"
   | "customer_mismatch"
   | "payload_too_large"
@@ -23,6 +25,8 @@ const STATUS_OF: Record<ProblemCode, number> = {
   order_not_found: 404,
   hold_not_found: 404,
   not_found: 404,
+  webhook_not_found: 404,
+  delivery_not_found: 404,
   sold_out: 409,
   seats_unavailable: 409,
   customer_limit_reached: 409,
@@ -51,6 +55,8 @@ const TITLE_OF: Record<ProblemCode, string> = {
   order_not_found: "Order not found",
   hold_not_found: "Hold not found",
   not_found: "Not found",
+  webhook_not_found: "Webhook endpoint not found",
+  delivery_not_found: "Webhook delivery not found",
   sold_out: "Sold out",
   seats_unavailable: "Seats unavailable",
   customer_limit_reached: "Customer limit reached",

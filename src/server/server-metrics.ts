@@ -17,6 +17,10 @@ export class ServerMetrics {
   readonly overloaded: Counter;
   readonly holdsExpired: Counter;
   readonly storeBookkeepingFailures: Counter;
+  readonly webhookAttempts: Counter<"result">;
+  readonly webhookPending: Gauge;
+  /** Where the pending-deliveries gauge reads from; set when the relay starts. */
+  #webhookBacklog: (() => Promise<number>) | null = null;
 
   constructor(instanceId: string, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -77,6 +81,27 @@ export class ServerMetrics {
       help: "Store bookkeeping writes that failed without failing a request (hold-deadline hints)",
       registers,
     });
+    this.webhookAttempts = new Counter({
+      name: "boxoffice_webhook_attempts_total",
+      help: "Webhook delivery attempts this instance made, by result: delivered, retry (tried again later), failed (retry window over)",
+      labelNames: ["result"],
+      registers,
+    });
+    const backlog = () => this.#webhookBacklog;
+    this.webhookPending = new Gauge({
+      name: "boxoffice_webhook_deliveries_pending",
+      help: "Webhook deliveries waiting to be delivered (all instances: read from the store)",
+      registers,
+      async collect() {
+        const read = backlog();
+        if (read) this.set(await read().catch(() => Number.NaN));
+      },
+    });
+  }
+
+  /** Reads the pending-deliveries gauge from `read` at each scrape. */
+  watchWebhookBacklog(read: () => Promise<number>): void {
+    this.#webhookBacklog = read;
   }
 
   /** Feeds the sell path's events into the metrics. */

@@ -14,6 +14,7 @@ import type { Logger } from "../log/logger.js";
 import { HoldSweeper } from "../sales/hold-sweeper.js";
 import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
+
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
 import { startTracing, type Tracing } from "../telemetry/tracing.js";
@@ -119,6 +120,8 @@ export async function startServer(
     sweeper.init();
     closers.push(() => sweeper.close());
 
+    metrics.watchWebhookBacklog(() => store.webhooks.pendingDeliveries());
+
     let tracing: Tracing | undefined;
     if (config.otelEndpoint !== undefined) {
       const started = await startTracing(config.otelEndpoint, "boxoffice-instance");
@@ -162,6 +165,13 @@ export async function startServer(
       "boxoffice server ready",
     );
 
+    // Webhooks: a background relay (the sell path only inserts outbox rows in its own transactions),
+    // loaded after the instance is ready, so that its HTTP client does not delay the start.
+    if (config.webhookConcurrency > 0) {
+      const relay = startWebhookRelay(config, store, metrics, log);
+      closers.push(async () => (await relay)?.());
+    }
+
     let closing: Promise<void> | null = null;
     return {
       url,
@@ -180,6 +190,50 @@ function urlOf(app: FastifyInstance): string {
   const address = app.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}`;
+}
+
+/** Starts the webhook relay; resolves to its closer, or null (logged) when it could not start. */
+async function startWebhookRelay(
+  config: ServerConfig,
+  store: Store,
+  metrics: ServerMetrics,
+  log: Logger,
+): Promise<(() => Promise<void>) | null> {
+  try {
+    const [{ WebhookRelay }, { WebhookSender }] = await Promise.all([
+      import("../webhooks/webhook-relay.js"),
+      import("../webhooks/webhook-sender.js"),
+    ]);
+    const sender = new WebhookSender({
+      timeoutMs: config.webhookTimeoutMs,
+      userAgent: "boxoffice-webhooks/1",
+      connectionsPerOrigin: Math.min(config.webhookConcurrency, 16),
+    });
+    const relay = new WebhookRelay({
+      store: store.webhooks,
+      sender,
+      owner: config.instanceId,
+      intervalMs: config.webhookRelayIntervalMs,
+      concurrency: config.webhookConcurrency,
+      retry: {
+        baseMs: config.webhookRetryBaseMs,
+        maxMs: config.webhookRetryMaxMs,
+        windowMs: config.webhookRetryHours * 3_600_000,
+      },
+      observer: {
+        attempted: (result) => metrics.webhookAttempts.inc({ result }),
+        failed: (error, what) => log.warn({ err: error }, `webhook relay could not ${what}`),
+      },
+    });
+    relay.init();
+    return async () => {
+      await relay.close();
+      await sender.close();
+    };
+  } catch (error) {
+    log.error({ err: error }, "the webhook relay did not start; this instance delivers no webhooks");
+    return null;
+  }
 }
 
 /** app.close() waits for in-flight requests; past the deadline, open connections are cut. */

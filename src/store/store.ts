@@ -14,6 +14,7 @@ import type { EventReport } from "../domain/report.js";
 import type { EventAction } from "../domain/sale-window.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
 import type { WriteGuard } from "../domain/write-guard.js";
+import type { WebhookStore } from "./webhook-store.js";
 
 /** One page of the event list, oldest first. */
 export interface EventPage {
@@ -41,6 +42,12 @@ export interface OrderPage {
 }
 
 export interface Store {
+  /**
+   * Webhook endpoints and deliveries (webhook-store.ts). The outbox messages they deliver are written by
+   * execute() and expireHolds(), in the same transaction as the change they report.
+   */
+  readonly webhooks: WebhookStore;
+
   /** Opens files or pools and applies pending migrations. Call once before anything else. */
   init(): Promise<void>;
   /** Closes everything it opened; idempotent. */

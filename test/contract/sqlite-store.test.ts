@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { describeStoreContract } from "./store-contract.js";
+import { describeWebhookContract } from "./webhook-contract.js";
 
 for (const layout of ["single", "per-event"] as const) {
   describeStoreContract(`sqlite (${layout})`, async () => {
@@ -19,6 +20,29 @@ for (const layout of ["single", "per-event"] as const) {
       },
       async cleanup() {
         await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+}
+
+for (const layout of ["single", "per-event"] as const) {
+  describeWebhookContract(`sqlite (${layout})`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), `boxoffice-webhooks-${layout}-`));
+    const config = { kind: "sqlite" as const, dir, layout, durability: "normal" as const, maxOpenEvents: 8 };
+    const store = new SqliteStore(config);
+    await store.init();
+    const others: SqliteStore[] = [];
+    return {
+      store,
+      async openAnother() {
+        const another = new SqliteStore(config);
+        await another.init();
+        others.push(another);
+        return another;
+      },
+      async cleanup() {
+        await Promise.all([store, ...others].map((s) => s.close()));
         rmSync(dir, { recursive: true, force: true });
       },
     };

@@ -13,6 +13,8 @@ import { decide, replayOf } from "../../domain/decide.js";
 import { newHoldId, newOrderId } from "../../domain/ids.js";
 import type { Command, Hold, IdempotencyRecord, Order, Outcome } from "../../domain/sale.js";
 import { SaleTally } from "../../domain/sale-tally.js";
+import type { OutboxMessage } from "../../domain/webhook.js";
+import { messagesOfChange, soldOutMessage } from "../../domain/webhook.js";
 import { StoreConflictError } from "./postgres-errors.js";
 import type {
   CustomerRow,
@@ -53,6 +55,8 @@ export class PostgresBatch {
   readonly #claims: { seatId: string; ownerId: string; sold: boolean }[] = [];
   /** Tickets each customer takes in this batch. */
   readonly #taken = new Map<string, number>();
+  /** The webhook messages of the batch's changes, inserted by closeBatch. */
+  readonly #outbox: OutboxMessage[] = [];
 
   /**
    * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
@@ -121,10 +125,17 @@ export class PostgresBatch {
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
+    const row = this.#row;
+    // event.sold_out: the batch took tickets and leaves none (row.held already lost what expired).
+    if (this.#sales.length > 0 && row.sold + soldDelta + row.held + heldDelta >= row.capacity) {
+      const counters = { capacity: row.capacity, sold: row.sold + soldDelta, held: row.held + heldDelta };
+      this.#outbox.push(soldOutMessage(row.id, counters, now));
+    }
     const tiers = [...this.#tally.movedTiers()].filter(([, moved]) => moved.sold !== 0 || moved.held !== 0);
     const nothing =
       this.#sales.length === 0 &&
       this.#newAnswers.length === 0 &&
+      this.#outbox.length === 0 &&
       soldDelta === 0 &&
       heldDelta === 0 &&
       tiers.length === 0;
@@ -153,6 +164,9 @@ export class PostgresBatch {
       answerKeys: this.#newAnswers.map((answer) => answer.key),
       answerFingerprints: this.#newAnswers.map((answer) => answer.fingerprint),
       answerOutcomes: this.#newAnswers.map((answer) => JSON.stringify(answer.answer)),
+      outboxIds: this.#outbox.map((message) => message.id),
+      outboxTypes: this.#outbox.map((message) => message.type),
+      outboxPayloads: this.#outbox.map((message) => message.payload),
       soldDelta,
       heldDelta,
     };
@@ -238,5 +252,6 @@ export class PostgresBatch {
       }
     }
     this.#tally.apply(change);
+    this.#outbox.push(...messagesOfChange(this.#row.id, change, now));
   }
 }

@@ -134,7 +134,8 @@ export function buildStatements(s: string) {
       ), expired AS (
         UPDATE ${s}.holds h SET status = 'expired'
         FROM due WHERE h.id = due.id AND h.status = 'active'
-        RETURNING h.id, h.event_id, h.customer_id, h.quantity, h.lines, h.seats
+        RETURNING h.id, h.event_id, h.customer_id, h.quantity, h.lines, h.seats, h.expires_at, h.created_at,
+                  h.total, h.currency
       ), tiers AS (
         -- held >= 0 per tier is a CHECK too; a hold made before prices is all in the default tier
         UPDATE ${s}.price_tiers t SET held = t.held - x.quantity
@@ -160,7 +161,21 @@ export function buildStatements(s: string) {
         FROM (SELECT event_id, sum(quantity)::int AS quantity FROM expired GROUP BY event_id) x
         WHERE e.id = x.event_id
       )
-      SELECT count(*)::int AS holds, coalesce(sum(quantity), 0)::int AS tickets FROM expired`,
+      SELECT count(*)::int AS holds, coalesce(sum(quantity), 0)::int AS tickets,
+             -- the expired holds, for their hold.expired messages (expires_at in ms since the epoch)
+             coalesce(json_agg(json_build_object(
+               'id', id, 'eventId', event_id, 'customerId', customer_id, 'quantity', quantity, 'seats', seats,
+               'expiresAtMs', (extract(epoch FROM expires_at) * 1000)::bigint,
+               'createdAtMs', (extract(epoch FROM coalesce(created_at, expires_at)) * 1000)::bigint,
+               'lines', lines, 'total', total, 'currency', currency)), '[]'::json) AS expired
+      FROM expired`,
+
+    // Webhook outbox rows, in the order given, in the transaction of the change they report.
+    insertOutbox: `
+      INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
+      SELECT id, event_id, type, payload, $5
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS o (id, event_id, type, payload, n)
+      ORDER BY n`,
 
     // Read after the event row is locked, so that a twin request that committed first is seen.
     selectIdempotency: `
@@ -282,6 +297,13 @@ export function buildStatements(s: string) {
         SELECT $eventId, key, fingerprint, outcome::jsonb, $now
         FROM unnest($answerKeys::text[], $answerFingerprints::text[], $answerOutcomes::text[])
           AS answer (key, fingerprint, outcome)
+      ), outbox AS (
+        -- the batch's webhook messages: they commit with the changes they report, or not at all
+        INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
+        SELECT id, $eventId, type, payload, $now
+        FROM unnest($outboxIds::text[], $outboxTypes::text[], $outboxPayloads::text[]) WITH ORDINALITY
+          AS o (id, type, payload, n)
+        ORDER BY n
       ), counters AS (
         UPDATE ${s}.events SET sold = sold + $soldDelta, held = held + $heldDelta
         WHERE id = $eventId AND sold + $soldDelta + held + $heldDelta <= capacity
@@ -299,8 +321,8 @@ export type Statements = ReturnType<typeof buildStatements>;
  * What closeBatch writes: the batch's new orders and holds (`sale…`, one entry each, `saleSeats` a JSON
  * array or null, `saleKinds` "order" or "hold", `saleAts` the order's creation or the hold's expiry), the
  * seats they claim (`claim…`), the tickets each customer takes (`taken…`, at most `maxPerCustomer` in
- * all), the first answers to keep (`answer…`, `answerOutcomes` as JSON), and what the event's counters
- * move by.
+ * all), the first answers to keep (`answer…`, `answerOutcomes` as JSON), the webhook messages
+ * (`outbox…`, payloads as JSON text), and what the event's counters move by.
  */
 export interface CloseBatchParams {
   eventId: string;
@@ -328,6 +350,9 @@ export interface CloseBatchParams {
   answerKeys: string[];
   answerFingerprints: string[];
   answerOutcomes: string[];
+  outboxIds: string[];
+  outboxTypes: string[];
+  outboxPayloads: string[];
   soldDelta: number;
   heldDelta: number;
 }

@@ -50,6 +50,12 @@ import { PostgresPool } from "./postgres-pool.js";
 import type { Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
 import type { PostgresStoreConfig } from "./postgres-store-config.js";
+import { PostgresWebhooks } from "./postgres-webhooks.js";
+import type { Line } from "../../domain/pricing.js";
+import { legacyLines } from "../../domain/pricing.js";
+import type { OutboxMessage } from "../../domain/webhook.js";
+import { outboxMessage, stateChangedMessage } from "../../domain/webhook.js";
+import type { Hold as HoldRecord } from "../../domain/sale.js";
 
 const DEFAULT_SCHEMA = "boxoffice";
 /** Idempotency keys pruned per call at most. */
@@ -60,6 +66,8 @@ export class PostgresStore implements Store {
   readonly #schema: string;
   readonly #sql: Statements;
   readonly #pool: PostgresPool;
+  /** Webhook endpoints and deliveries; the outbox rows are written by execute() and expireHolds(). */
+  readonly webhooks: PostgresWebhooks;
 
   constructor(config: PostgresStoreConfig) {
     const url = new URL(config.url);
@@ -74,6 +82,7 @@ export class PostgresStore implements Store {
       statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
     });
+    this.webhooks = new PostgresWebhooks(this.#pool, pg.escapeIdentifier(schema));
   }
 
   async init(): Promise<void> {
@@ -146,9 +155,11 @@ export class PostgresStore implements Store {
       const status = nextStatus(row.status, action);
       if (typeof status !== "string") return { ok: false, refusal: status };
       if (status !== row.status) await tx.rows(this.#sql.setStatus, [eventId, status]);
-      // Hook point: the webhooks outbox records event.state_changed here, in this transaction.
       const [after] = await tx.rows<EventRow>(this.#sql.selectEvent, [eventId]);
-      return after ? { ok: true, event: toEvent(after) } : null;
+      if (!after) return null;
+      const event = toEvent(after);
+      await this.#stateChanged(tx, eventId, toEvent(row).state, event.state);
+      return { ok: true, event };
     });
   }
 
@@ -175,9 +186,11 @@ export class PostgresStore implements Store {
       if (written.length !== 1) {
         return { ok: false, refusal: refusals.capacityBelowTaken(row.sold + row.held) };
       }
-      // Hook point: event.state_changed when the window moved the state (saleStateOf before / after).
       const [after] = await tx.rows<EventRow>(this.#sql.selectEvent, [eventId]);
-      return after ? { ok: true, event: toEvent(after) } : null;
+      if (!after) return null;
+      const event = toEvent(after);
+      await this.#stateChanged(tx, eventId, toEvent(row).state, event.state);
+      return { ok: true, event };
     });
   }
 
@@ -449,8 +462,56 @@ export class PostgresStore implements Store {
 
   /** Expires the (locked) event's overdue holds and takes what they gave back off the row's count. */
   async #expireDue(tx: Transaction, row: EventRow, now: Date): Promise<void> {
-    const [expired] = await tx.rows<{ tickets: number }>(this.#sql.expireHolds, [[row.id], now, 1_000_000]);
+    const [expired] = await tx.rows<ExpiredRow>(this.#sql.expireHolds, [[row.id], now, 1_000_000]);
     row.held -= expired?.tickets ?? 0;
+    await this.#writeExpiredMessages(tx, expired, now);
+  }
+
+  /** hold.expired for each hold an expiry statement expired, in the same transaction. */
+  async #writeExpiredMessages(tx: Transaction, expired: ExpiredRow | undefined, now: Date): Promise<void> {
+    const messages: OutboxMessage[] = (expired?.expired ?? []).map((h) => {
+      const hold: HoldRecord = {
+        id: h.id,
+        eventId: h.eventId,
+        customerId: h.customerId,
+        quantity: h.quantity,
+        seats: h.seats,
+        status: "expired",
+        expiresAt: new Date(Number(h.expiresAtMs)).toISOString(),
+        createdAt: new Date(Number(h.createdAtMs)).toISOString(),
+        lines: h.lines ?? legacyLines(h.quantity, h.seats !== null),
+        total: Number(h.total),
+        currency: h.currency,
+      };
+      return outboxMessage(h.eventId, "hold.expired", { hold }, now);
+    });
+    await this.#appendOutbox(tx, messages, now);
+  }
+
+  /**
+   * Appends webhook messages to the outbox inside `tx`, the transaction of the change they report: they
+   * commit with it or not at all. The hook for changes outside the sell path (a sale's state:
+   * `event.state_changed`, domain/webhook.ts stateChangedMessage); docs/architecture.md, "Webhooks".
+   */
+  /**
+   * An admin's action or edit moved the sale's state: `event.state_changed` in the same transaction.
+   * (A window that opens or closes by the clock alone writes nothing, so it sends no message.)
+   */
+  async #stateChanged(tx: Transaction, eventId: string, from: string, to: string): Promise<void> {
+    if (from === to) return;
+    const now = new Date();
+    await this.#appendOutbox(tx, [stateChangedMessage(eventId, { from, to }, now)], now);
+  }
+
+  async #appendOutbox(tx: Transaction, messages: readonly OutboxMessage[], now: Date): Promise<void> {
+    if (messages.length === 0) return;
+    await tx.rows(this.#sql.insertOutbox, [
+      messages.map((m) => m.id),
+      messages.map((m) => m.eventId),
+      messages.map((m) => m.type),
+      messages.map((m) => m.payload),
+      now,
+    ]);
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
@@ -458,7 +519,8 @@ export class PostgresStore implements Store {
       const events = await tx.rows<{ id: string }>(this.#sql.lockEventsWithDueHolds, [now, limit]);
       if (events.length === 0) return 0;
       const ids = events.map((event) => event.id);
-      const [expired] = await tx.rows<{ holds: number }>(this.#sql.expireHolds, [ids, now, limit]);
+      const [expired] = await tx.rows<ExpiredRow>(this.#sql.expireHolds, [ids, now, limit]);
+      await this.#writeExpiredMessages(tx, expired, now);
       return expired?.holds ?? 0;
     });
   }
@@ -477,6 +539,24 @@ export class PostgresStore implements Store {
     );
     return removed.length;
   }
+}
+
+/** What the expiry statement answers: counts, and the holds it expired. */
+interface ExpiredRow {
+  holds: number;
+  tickets: number;
+  expired: {
+    id: string;
+    eventId: string;
+    customerId: string;
+    quantity: number;
+    seats: string[] | null;
+    expiresAtMs: number | string;
+    createdAtMs: number | string;
+    lines: Line[] | null;
+    total: number | string;
+    currency: string;
+  }[];
 }
 
 function eventNotFound(eventId: string): Outcome {

@@ -11,8 +11,11 @@ import { openWal } from "../../sqlite/open-wal.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { SqliteDurability } from "./sqlite-store-config.js";
 
-/** Which set of migrations a file gets: the catalog, the sales, or both (single-file layout). */
-export type SqliteRole = "catalog" | "event";
+/**
+ * Which set of migrations a file gets: the catalog, the sales, the webhook deliveries, or all three
+ * (single-file layout).
+ */
+export type SqliteRole = "catalog" | "event" | "webhooks";
 
 /** How long a statement waits for another process's write lock before the request gets a 503. */
 export const BUSY_TIMEOUT_MS = 5000;
@@ -40,6 +43,7 @@ function loadMigrations(role: SqliteRole): Migration[] {
 const MIGRATIONS: Record<SqliteRole, Migration[]> = {
   catalog: loadMigrations("catalog"),
   event: loadMigrations("event"),
+  webhooks: loadMigrations("webhooks"),
 };
 
 /**

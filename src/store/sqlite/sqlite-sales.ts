@@ -24,6 +24,13 @@ import { checkCommand } from "../../domain/sale.js";
 import { SaleTally } from "../../domain/sale-tally.js";
 import { LockLostError } from "../../domain/lock-errors.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
+import type { OutboxMessage } from "../../domain/webhook.js";
+import {
+  messagesOfChange,
+  outboxMessage,
+  soldOutMessage,
+  stateChangedMessage,
+} from "../../domain/webhook.js";
 import { FencedOutError } from "../store-errors.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import type { OrderFilter } from "../store.js";
@@ -152,15 +159,28 @@ function toHold(row: HoldRow): Hold {
   };
 }
 
+/** An outbox row as read back for the relay. */
+export interface OutboxRow extends OutboxMessage {
+  seq: number;
+}
+
 /** Prepared statements and the transactions built on them, for one open database. */
 export class SqliteSales {
   readonly #db: SqliteDatabase;
   readonly #statements;
   /** Inside the batch's transaction, a savepoint: made once, as wrapping a function costs a few µs. */
   readonly #writeInSavepoint: (rules: SaleRules, change: Change) => void;
+  /**
+   * Called inside a transaction that wrote outbox rows, before its commit and under the file's write
+   * lock (the per-event layout lowers the event's outbox hint there); it must not throw.
+   */
+  readonly #onOutbox: ((eventId: string) => void) | null;
+  /** The event whose outbox the open transaction wrote to, until #outboxWritten() tells #onOutbox. */
+  #outboxEvent: string | null = null;
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, options: { onOutbox?: (eventId: string) => void } = {}) {
     this.#db = db;
+    this.#onOutbox = options.onOutbox ?? null;
     this.#writeInSavepoint = db.transaction((rules: SaleRules, change: Change) => this.#write(rules, change));
     const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
     this.#statements = {
@@ -309,6 +329,20 @@ export class SqliteSales {
       setFence: p(
         "INSERT INTO fences (lock_key, fence) VALUES (@key, @fence) ON CONFLICT (lock_key) DO UPDATE SET fence = @fence WHERE fence <= @fence",
       ),
+      insertOutbox: p(
+        `INSERT INTO outbox (id, event_id, type, payload, created_at_ms)
+         VALUES (@id, @eventId, @type, @payload, @createdAtMs)`,
+      ),
+      readOutbox: p<{
+        seq: number;
+        id: string;
+        event_id: string;
+        type: string;
+        payload: string;
+        created_at_ms: number;
+      }>("SELECT seq, id, event_id, type, payload, created_at_ms FROM outbox ORDER BY seq LIMIT ?"),
+      deleteOutbox: p("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))"),
+      hasOutbox: p<{ one: number }>("SELECT 1 AS one FROM outbox LIMIT 1"),
     };
   }
 
@@ -366,9 +400,35 @@ export class SqliteSales {
         const status = nextStatus(before.settings.status, action);
         if (typeof status !== "string") return { ok: false as const, refusal: status };
         if (status !== before.settings.status) this.#statements.setStatus.run(status, plan.id);
-        // (outbox hook: event.state_changed when saleStateOf(after) differs from before.state)
         const after = this.snapshot(plan);
+        if (after) this.#stateChanged(plan.id, before.state, after.state);
         return after ? { ok: true as const, snapshot: after } : null;
+      })
+      .immediate();
+  }
+
+  /**
+   * Appends a message to this file's outbox. Call it only inside a transaction that writes the change
+   * the message reports (execute(), expireOverdue(), or writeWithOutbox() for changes made elsewhere,
+   * such as a sale's state): the message commits or rolls back with the change.
+   */
+  appendOutbox(message: OutboxMessage): void {
+    this.#statements.insertOutbox.run({ ...message });
+    this.#outboxEvent = message.eventId;
+  }
+
+  /**
+   * Runs `work` in one IMMEDIATE transaction of this file in which it may call appendOutbox(); before
+   * the commit, the store hears that the event's outbox has rows (the per-event layout's hint). The
+   * hook for changes the sell path does not make (publish, pause, resume, close: `event.state_changed`,
+   * see domain/webhook.ts stateChangedMessage).
+   */
+  writeWithOutbox<T>(work: () => T): T {
+    return this.#db
+      .transaction(() => {
+        const result = work();
+        this.#outboxWritten();
+        return result;
       })
       .immediate();
   }
@@ -376,7 +436,7 @@ export class SqliteSales {
   /**
    * An admin's edit, checked against sold + held read in the same IMMEDIATE transaction as the write
    * (whose WHERE and the table's CHECK refuse a capacity below them on their own). Hook point for
-   * `event.state_changed` when the window moves the state. Null when the event has no row.
+   * `event.state_changed` (#stateChanged) when the edit moves the state. Null when the event has no row.
    */
   updateSettings(
     plan: EventPlan,
@@ -392,11 +452,58 @@ export class SqliteSales {
         if (this.#statements.setSettings.run({ eventId: plan.id, ...settingsParams(next) }).changes !== 1) {
           return { ok: false as const, refusal: refusals.capacityBelowTaken(taken) };
         }
-        // (outbox hook: event.state_changed when saleStateOf(after) differs from before.state)
         const after = this.snapshot(plan);
+        if (after) this.#stateChanged(plan.id, before.state, after.state);
         return after ? { ok: true as const, snapshot: after } : null;
       })
       .immediate();
+  }
+
+  /** Up to `limit` outbox rows, oldest first. */
+  readOutbox(limit: number): OutboxRow[] {
+    return (
+      this.#statements.readOutbox.all(limit) as {
+        seq: number;
+        id: string;
+        event_id: string;
+        type: string;
+        payload: string;
+        created_at_ms: number;
+      }[]
+    ).map((row) => ({
+      seq: row.seq,
+      id: row.id,
+      eventId: row.event_id,
+      type: row.type as OutboxMessage["type"],
+      payload: row.payload,
+      createdAtMs: row.created_at_ms,
+    }));
+  }
+
+  /** Deletes the outbox rows a relay has copied (their seqs are never used again). */
+  deleteOutbox(seqs: readonly number[]): void {
+    if (seqs.length > 0) this.#statements.deleteOutbox.run(JSON.stringify(seqs));
+  }
+
+  hasOutbox(): boolean {
+    return this.#statements.hasOutbox.get() !== undefined;
+  }
+
+  /** Tells the store, still inside the transaction, that it wrote outbox rows. */
+  #outboxWritten(): void {
+    const eventId = this.#outboxEvent;
+    this.#outboxEvent = null;
+    if (eventId !== null) this.#onOutbox?.(eventId);
+  }
+
+  /**
+   * An admin's action or edit moved the sale's state: `event.state_changed` in the same transaction.
+   * (A window that opens or closes by the clock alone writes nothing, so it sends no message.)
+   */
+  #stateChanged(eventId: string, from: string, to: string): void {
+    if (from === to) return;
+    this.appendOutbox(stateChangedMessage(eventId, { from, to }, new Date()));
+    this.#outboxWritten();
   }
 
   counters(eventId: string): Counters | null {
@@ -474,7 +581,13 @@ export class SqliteSales {
 
   /** Expires the event's overdue holds in one transaction; returns how many. */
   expireOverdue(eventId: string, now: Date, limit: number): number {
-    return this.#db.transaction(() => this.#expireOverdue(eventId, now, limit)).immediate();
+    return this.#db
+      .transaction(() => {
+        const expired = this.#expireOverdue(eventId, now, limit);
+        this.#outboxWritten();
+        return expired;
+      })
+      .immediate();
   }
 
   pruneIdempotency(olderThan: Date): number {
@@ -508,6 +621,7 @@ export class SqliteSales {
     underLock?: () => void,
   ): Outcome[] {
     const batch = this.#db.transaction((): Outcome[] => {
+      this.#outboxEvent = null;
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       if (guard) this.#checkFence(guard);
       underLock?.();
@@ -524,9 +638,18 @@ export class SqliteSales {
         order: () => newOrderId(plan.id, now.getTime()),
         hold: () => newHoldId(plan.id, now.getTime()),
       };
+      const took = { tickets: false };
       const outcomes = commands.map((command, i) =>
-        this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids),
+        this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids, took),
       );
+      // event.sold_out: this batch took tickets and left none (one indexed read, only after a take).
+      if (took.tickets) {
+        const counters = this.counters(plan.id);
+        if (counters && counters.sold + counters.held >= rules.capacity) {
+          this.appendOutbox(soldOutMessage(plan.id, { capacity: rules.capacity, ...counters }, now));
+        }
+      }
+      this.#outboxWritten();
       // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
       // started must not commit.
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
@@ -619,6 +742,7 @@ export class SqliteSales {
     unfit: DomainRefusal | null,
     now: Date,
     ids: NewIds,
+    took: { tickets: boolean },
   ): Outcome {
     if (unfit) return { ok: false, refusal: unfit, replayed: false };
     const decision = decide(tally, command, now, ids);
@@ -628,6 +752,9 @@ export class SqliteSales {
       try {
         this.#writeInSavepoint(plan, change);
         tally.apply(change);
+        // The change's webhook messages, in the batch's transaction: they commit with it or not at all.
+        for (const message of messagesOfChange(plan.id, change, now)) this.appendOutbox(message);
+        if (change.type === "sell" || change.type === "hold") took.tickets = true;
       } catch (error) {
         if (!(error instanceof GuardRefused) && !isConstraintError(error)) throw error;
         // A guard the view should have seen coming; the database still held the line.
@@ -789,16 +916,18 @@ export class SqliteSales {
     this.#statements.dropClaims.run(owner.id);
   }
 
-  #expire(row: HoldRow): boolean {
+  #expire(row: HoldRow, now: Date): boolean {
     if (this.#statements.endHold.run("expired", row.id).changes !== 1) return false;
     this.#giveBack(row.event_id, toHold(row), "held");
+    const hold = toHold({ ...row, status: "expired" });
+    this.appendOutbox(outboxMessage(row.event_id, "hold.expired", { hold }, now));
     return true;
   }
 
   #expireOverdue(eventId: string, now: Date, limit: number): number {
     let expired = 0;
     for (const row of this.#statements.overdueHolds.all(eventId, now.getTime(), limit) as HoldRow[]) {
-      if (this.#expire(row)) expired++;
+      if (this.#expire(row, now)) expired++;
     }
     return expired;
   }

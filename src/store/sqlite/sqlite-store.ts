@@ -31,6 +31,7 @@ import { mapSqliteError, openExisting, openSqlite } from "./sqlite-database.js";
 import type { SaleSnapshot } from "./sqlite-sales.js";
 import { SqliteSales } from "./sqlite-sales.js";
 import type { SqliteStoreConfig } from "./sqlite-store-config.js";
+import { SqliteWebhooks } from "./sqlite-webhooks.js";
 
 /**
  * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event
@@ -55,7 +56,18 @@ interface HintStatements {
   drop: Statement<[string]>;
   due: Statement<[number, number], { event_id: string; earliest_ms: number }>;
   claim: Statement<[{ eventId: string; seenMs: number; retryMs: number }]>;
+  outbox: {
+    get: Statement<[string], { due_ms: number }>;
+    lower: Statement<[{ eventId: string; dueMs: number }]>;
+    set: Statement<[{ eventId: string; dueMs: number }]>;
+    drop: Statement<[string]>;
+    due: Statement<[number, number], { event_id: string; due_ms: number }>;
+    claim: Statement<[{ eventId: string; seenMs: number; retryMs: number }]>;
+  };
 }
+
+/** Event files one dispatch visits at most (per-event layout). */
+const DISPATCH_EVENTS_PER_CALL = 16;
 
 /** The earliest expiry a hold in this batch can get, or null when the batch creates no hold. */
 function earliestHoldExpiry(commands: readonly Command[], now: Date): number | null {
@@ -143,6 +155,22 @@ function prepareHints(db: SqliteDatabase): HintStatements {
     claim: db.prepare(
       "UPDATE hold_deadlines SET earliest_ms = @retryMs WHERE event_id = @eventId AND earliest_ms = @seenMs",
     ),
+    outbox: {
+      get: db.prepare("SELECT due_ms FROM outbox_hints WHERE event_id = ?"),
+      lower: db.prepare(
+        `INSERT INTO outbox_hints (event_id, due_ms) VALUES (@eventId, @dueMs)
+         ON CONFLICT (event_id) DO UPDATE SET due_ms = min(due_ms, excluded.due_ms)`,
+      ),
+      set: db.prepare(
+        `INSERT INTO outbox_hints (event_id, due_ms) VALUES (@eventId, @dueMs)
+         ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms`,
+      ),
+      drop: db.prepare("DELETE FROM outbox_hints WHERE event_id = ?"),
+      due: db.prepare("SELECT event_id, due_ms FROM outbox_hints WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"),
+      claim: db.prepare(
+        "UPDATE outbox_hints SET due_ms = @retryMs WHERE event_id = @eventId AND due_ms = @seenMs",
+      ),
+    },
   };
 }
 
@@ -169,7 +197,16 @@ export class SqliteStore implements Store {
   #bookkeepingFailures = 0;
   /** Hints this process failed to write, retried at its next sweep: the rescan is the slow last resort. */
   readonly #unhinted = new Map<string, number>();
+  /** Outbox hints this process failed to write, retried at its next dispatch (and found by the rescan). */
+  readonly #unhintedOutbox = new Set<string>();
+  /** When bookkeeping last failed: an outbox hint does not wait for a catalog that was just busy. */
+  #bookkeepingFailedAtMs = Number.NEGATIVE_INFINITY;
+  /** Per-event layout: webhooks.db (endpoints and deliveries); the single layout keeps them in #shared. */
+  #webhooksDb: SqliteDatabase | null = null;
   #closed = false;
+
+  /** Webhook endpoints and deliveries; the outbox rows are in each event's data (docs/architecture.md). */
+  readonly webhooks: SqliteWebhooks;
 
   /**
    * Called with each failure of bookkeeping that must not fail the request or the sweep it belongs to
@@ -182,6 +219,10 @@ export class SqliteStore implements Store {
   constructor(config: SqliteStoreConfig, options: { rescanEventsPerSweep?: number } = {}) {
     this.#config = config;
     this.#rescanEventsPerSweep = options.rescanEventsPerSweep ?? RESCAN_EVENTS_PER_SWEEP;
+    this.webhooks = new SqliteWebhooks(
+      () => this.#webhooksDatabase(),
+      (now, limit) => this.#mapDriverErrors(() => this.#dispatchOutbox(now, limit), "dispatch the outbox"),
+    );
   }
 
   get layout(): "single" | "per-event" {
@@ -193,7 +234,7 @@ export class SqliteStore implements Store {
     if (this.#config.layout === "single") {
       const db = openSqlite(
         join(this.#config.dir, "boxoffice.db"),
-        ["catalog", "event"],
+        ["catalog", "event", "webhooks"],
         this.#config.durability,
       );
       this.#catalog = db;
@@ -212,6 +253,11 @@ export class SqliteStore implements Store {
         throw mapSqliteError(error, `cannot open ${path}`);
       }
       this.#hints = prepareHints(this.#hintsDb);
+      this.#webhooksDb = openSqlite(
+        join(this.#config.dir, "webhooks.db"),
+        ["webhooks"],
+        this.#config.durability,
+      );
     }
   }
 
@@ -222,6 +268,8 @@ export class SqliteStore implements Store {
     this.#open.clear();
     this.#hintsDb?.close();
     this.#hintsDb = null;
+    this.#webhooksDb?.close();
+    this.#webhooksDb = null;
     this.#hints = null;
     this.#catalog?.close();
     this.#catalog = null;
@@ -529,6 +577,7 @@ export class SqliteStore implements Store {
   #rescanSlice(): void {
     const perSweep = this.#rescanEventsPerSweep;
     if (perSweep === 0) return;
+    const hints = this.#hintStatements();
     const catalog = this.#catalogDb();
     this.#rescanCursor ??=
       catalog
@@ -545,21 +594,27 @@ export class SqliteStore implements Store {
     this.#rescanCursor = ids.length < perSweep ? "" : (ids.at(-1) ?? "");
     for (const eventId of ids) {
       try {
-        const earliest = this.#earliestActiveHold(eventId);
-        if (earliest !== null)
-          this.#lowerHint(eventId, earliest, `repair the hold-deadline hint of ${eventId}`);
+        const { earliestHold, hasOutbox } = this.#lookInto(eventId);
+        if (earliestHold !== null)
+          this.#lowerHint(eventId, earliestHold, `repair the hold-deadline hint of ${eventId}`);
+        if (hasOutbox && !hints.outbox.get.get(eventId))
+          this.#lowerOutboxHint(eventId, Date.now(), `repair the outbox hint of ${eventId}`);
       } catch (error) {
         this.#bookkeepingFailed(error, `rescan the event file of ${eventId}`);
       }
     }
   }
 
-  /** The earliest active hold of an event file, read without moving it in the open-file cache. */
-  #earliestActiveHold(eventId: string): number | null {
+  /**
+   * The earliest active hold of an event file and whether its outbox has rows, read without moving it
+   * in the open-file cache.
+   */
+  #lookInto(eventId: string): { earliestHold: number | null; hasOutbox: boolean } {
     const open = this.#open.get(eventId);
-    if (open) return open.sales.earliestActiveHold(eventId);
+    if (open)
+      return { earliestHold: open.sales.earliestActiveHold(eventId), hasOutbox: open.sales.hasOutbox() };
     const path = join(this.#config.dir, "events", `${eventId}.db`);
-    if (!existsSync(path)) return null;
+    if (!existsSync(path)) return { earliestHold: null, hasOutbox: false };
     const db = openExisting(path, HINT_BUSY_TIMEOUT_MS);
     try {
       const row = db
@@ -567,14 +622,115 @@ export class SqliteStore implements Store {
           "SELECT min(expires_at_ms) AS earliest FROM holds WHERE event_id = ? AND status = 'active'",
         )
         .get(eventId);
-      return row?.earliest ?? null;
+      // A file no process has opened since the outbox migration has no outbox table, and no rows.
+      const hasTable = db
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'")
+        .get();
+      const hasOutbox =
+        hasTable !== undefined && db.prepare("SELECT 1 FROM outbox LIMIT 1").get() !== undefined;
+      return { earliestHold: row?.earliest ?? null, hasOutbox };
     } finally {
       db.close();
     }
   }
 
+  /**
+   * Moves committed outbox rows to the webhook deliveries (WebhookStore.dispatchOutbox).
+   *
+   * Single layout: one transaction reads, copies and deletes them. Per-event layout: the catalog's
+   * outbox_hints names the event files whose outbox has rows, kept like the hold-deadline hints (see
+   * #expirePerEvent): a transaction that writes outbox rows lowers its file's hint to now under the
+   * file's write lock and before its commit; a dispatcher claims a due hint by pushing it
+   * SWEEP_CLAIM_MS ahead, copies the rows into webhooks.db (messages and deliveries; a copy made twice
+   * stores one), deletes them from the event file, and then, under the file's write lock, removes the
+   * hint if the outbox is empty or makes it due again if not. A dispatcher that dies after its claim
+   * delays those messages by SWEEP_CLAIM_MS; one that dies after copying and before deleting makes the
+   * next one copy them again, which stores nothing new. A hint write that fails is retried at this
+   * process's next dispatch and found by the sweeper's rescan if the process dies first.
+   */
+  #dispatchOutbox(now: Date, limit: number): number {
+    if (this.#shared) {
+      const { db, sales } = this.#shared;
+      return db
+        .transaction(() => {
+          const rows = sales.readOutbox(limit);
+          this.webhooks.fanOut(rows, now);
+          sales.deleteOutbox(rows.map((row) => row.seq));
+          return rows.length;
+        })
+        .immediate();
+    }
+    const hints = this.#hintStatements().outbox;
+    const owed = [...this.#unhintedOutbox];
+    this.#unhintedOutbox.clear();
+    for (const eventId of owed)
+      this.#lowerOutboxHint(eventId, now.getTime(), `retry the outbox hint of ${eventId}`);
+    let moved = 0;
+    for (const { event_id: eventId, due_ms: seenMs } of hints.due.all(
+      now.getTime(),
+      DISPATCH_EVENTS_PER_CALL,
+    )) {
+      const claim = { eventId, seenMs, retryMs: now.getTime() + SWEEP_CLAIM_MS };
+      if (hints.claim.run(claim).changes === 0) continue; // another dispatcher took it, or a seller moved it
+      const partition = this.#partition(eventId);
+      const rows = partition.sales.readOutbox(Math.max(1, limit - moved));
+      this.webhooks.fanOut(rows, now);
+      partition.db.transaction(() => partition.sales.deleteOutbox(rows.map((row) => row.seq))).immediate();
+      moved += rows.length;
+      this.#settleOutboxHint(eventId, partition);
+      if (moved >= limit) break;
+    }
+    return moved;
+  }
+
+  /** Removes the event's outbox hint if its outbox is empty, else makes it due now; under the file's lock. */
+  #settleOutboxHint(eventId: string, partition: Partition): void {
+    const hints = this.#hintStatements().outbox;
+    partition.db
+      .transaction(() => {
+        try {
+          if (partition.sales.hasOutbox()) hints.set.run({ eventId, dueMs: Date.now() });
+          else hints.drop.run(eventId);
+        } catch (error) {
+          // The claim stays: the hint is due again SWEEP_CLAIM_MS later.
+          this.#bookkeepingFailed(error, `settle the outbox hint of ${eventId}`);
+        }
+      })
+      .immediate();
+  }
+
+  /**
+   * Makes the event's outbox hint due at `dueMs` or earlier (or creates it); never later, so it is safe
+   * without the event file's lock. Reads first: during a sale the hint is usually there already. Never
+   * throws: a failure is reported and retried at this process's next dispatch.
+   */
+  #lowerOutboxHint(eventId: string, dueMs: number, what: string, bySeller = false): void {
+    // The catalog was busy a moment ago (a hold hint of this very batch, perhaps): a seller holding its
+    // event file's lock does not wait for it a second time; the next dispatch writes the hint.
+    if (bySeller && Date.now() - this.#bookkeepingFailedAtMs < HINT_BUSY_TIMEOUT_MS) {
+      this.#unhintedOutbox.add(eventId);
+      return;
+    }
+    try {
+      const hints = this.#hintStatements().outbox;
+      const current = hints.get.get(eventId);
+      if (current && current.due_ms <= dueMs) return;
+      hints.lower.run({ eventId, dueMs });
+    } catch (error) {
+      this.#bookkeepingFailed(error, what);
+      this.#unhintedOutbox.add(eventId);
+    }
+  }
+
+  #webhooksDatabase(): SqliteDatabase {
+    const db = this.#shared?.db ?? this.#webhooksDb;
+    if (!db) throw new StoreUnavailableError(this.#closed ? "store closed" : "store not initialised");
+    return db;
+  }
+
   #bookkeepingFailed(error: unknown, what: string): void {
     this.#bookkeepingFailures++;
+    this.#bookkeepingFailedAtMs = Date.now();
     try {
       this.onBookkeepingError?.(mapSqliteError(error, what), what);
     } catch {
@@ -624,7 +780,10 @@ export class SqliteStore implements Store {
     const path = join(this.#config.dir, "events", `${eventId}.db`);
     if (!create && !existsSync(path)) throw new StoreUnavailableError(`event file ${path} is missing`);
     const db = openSqlite(path, ["event"], this.#config.durability);
-    const partition = { db, sales: new SqliteSales(db) };
+    // Under the file's write lock and before the commit of a transaction that wrote outbox rows.
+    const onOutbox = (id: string) =>
+      this.#lowerOutboxHint(id, Date.now(), `write the outbox hint of ${id}`, true);
+    const partition = { db, sales: new SqliteSales(db, { onOutbox }) };
     this.#open.set(eventId, partition);
     while (this.#open.size > this.#config.maxOpenEvents) {
       const [oldestId, oldest] = this.#open.entries().next().value as [string, Partition];
