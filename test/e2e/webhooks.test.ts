@@ -158,8 +158,10 @@ for (const backend of backends) {
         ),
       );
       assert.ok(holds.every((h) => h.status === 201));
-      const cancelled = await http.call<Order>(b, `/v1/orders/${orders[0]?.body.id}/cancel`, {
+      const first = orders[0]?.body as (Order & { secret: string }) | undefined;
+      const cancelled = await http.call<Order>(b, `/v1/orders/${first?.id}/cancel`, {
         method: "POST",
+        headers: { "x-order-secret": first?.secret ?? "" },
       });
       assert.equal(cancelled.status, 200);
       const soldOut = await http.call<Order>(a, `/v1/events/${small.id}/orders`, {
