@@ -6,11 +6,15 @@
 import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
+import type { PassSigner } from "../waiting-room/pass-signer.js";
+import type { RoomDirectory } from "../waiting-room/room-directory.js";
+import { accessTokenCheck } from "./hooks/access-token-check.js";
 import type { RouteSpec } from "./route-spec.js";
 import { eventRoutes } from "./routes/events.js";
 import { holdRoutes } from "./routes/holds.js";
 import { operationRoutes } from "./routes/operations.js";
 import { orderRoutes } from "./routes/orders.js";
+import { waitingRoomRoutes } from "./routes/waiting-room.js";
 import { SellGate } from "./sell-gate.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -21,13 +25,17 @@ export interface ApiDeps {
   metrics: ServerMetrics;
   /** Longest a /ready probe waits for the store or the lock. */
   readyTimeoutMs: number;
+  /** The waiting room's signer of passes and its per-instance cache of which events have a room. */
+  waitingRoom: { signer: PassSigner; directory: RoomDirectory };
 }
 
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const gate = new SellGate(deps.sellPath, deps.metrics);
   const events = eventRoutes(deps.store);
-  const orders = orderRoutes(deps.store, gate);
-  const holds = holdRoutes(deps.store, gate);
+  const access = accessTokenCheck({ waitingRoom: deps.store.waitingRoom, ...deps.waitingRoom });
+  const orders = orderRoutes(deps.store, gate, access);
+  const holds = holdRoutes(deps.store, gate, access);
+  const rooms = waitingRoomRoutes({ store: deps.store, ...deps.waitingRoom });
   const operations = operationRoutes(deps);
   // The order /openapi.json lists its paths in; it is published, so a new route is added, never moved.
   return [
@@ -45,5 +53,11 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
     operations.health,
     operations.ready,
     operations.metrics,
+    rooms.putRoom,
+    rooms.getRoom,
+    rooms.deleteRoom,
+    rooms.joinQueue,
+    rooms.getQueuePlace,
+    rooms.leaveQueue,
   ];
 }

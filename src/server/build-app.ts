@@ -11,8 +11,12 @@ import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
 import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
+import { deriveKey } from "../config/signing-secret.js";
+import { PassSigner } from "../waiting-room/pass-signer.js";
+import { RoomDirectory } from "../waiting-room/room-directory.js";
 import { apiRoutes } from "./api-routes.js";
 import { buildOpenApiDocument } from "./openapi.js";
+import { registerWaitingPage } from "./routes/waiting-page.js";
 import type { Problem } from "./problem.js";
 import { problemOf, problemOfRefusal, sendProblem } from "./problem.js";
 import type { ServerMetrics } from "./server-metrics.js";
@@ -154,6 +158,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sellPath: options.sellPath,
     metrics: options.metrics,
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
+    waitingRoom: {
+      signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
+      directory: new RoomDirectory(options.store.waitingRoom),
+    },
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");
 
@@ -176,10 +184,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
             }
           }
         : undefined,
+      preHandler: route.preHandler,
       handler: route.handler,
     });
   }
   app.get("/openapi.json", async () => openApi);
+  registerWaitingPage(app, options.store);
 
   return app;
 }

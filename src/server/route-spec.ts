@@ -14,7 +14,7 @@ export interface ResponseSpec {
 }
 
 export interface RouteSpec {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Fastify's pattern, e.g. "/v1/events/:eventId". */
   url: string;
   operationId: string;
@@ -31,5 +31,7 @@ export interface RouteSpec {
     headers?: JsonSchema;
   };
   responses: Record<number, ResponseSpec>;
+  /** Runs before the handler (after validation): e.g. the waiting room's access check. */
+  preHandler?: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 }

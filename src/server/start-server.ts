@@ -15,6 +15,11 @@ import { SellPath } from "../sales/sell-path.js";
 import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
+import {
+  ADMISSION_INTERVAL_MS,
+  ADMISSION_LOOK_AHEAD_MS,
+  AdmissionTicker,
+} from "../waiting-room/admission-ticker.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
 
@@ -112,6 +117,19 @@ export async function startServer(
     });
     sweeper.init();
     closers.push(() => sweeper.close());
+    const admitter = new AdmissionTicker({
+      waitingRoom: store.waitingRoom,
+      intervalMs: ADMISSION_INTERVAL_MS,
+      lookAheadMs: ADMISSION_LOOK_AHEAD_MS,
+      onAdmitted: (admissions) => {
+        for (const { eventId, admitted } of admissions)
+          metrics.waitingRoomAdmitted.inc({ event: eventId }, admitted);
+      },
+      onError: (error) => log.warn({ err: error }, "waiting room admission pass failed"),
+    });
+    admitter.init();
+    closers.push(() => admitter.close());
+    metrics.watchWaitingRooms(() => store.waitingRoom.figures());
 
     const app = await buildApp({
       store,

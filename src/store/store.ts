@@ -11,6 +11,7 @@
 import type { Event, EventPlan, SeatMap } from "../domain/event.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
 import type { WriteGuard } from "../domain/write-guard.js";
+import type { WaitingRoomStore } from "./waiting-room-store.js";
 
 /** One page of the event list, oldest first. */
 export interface EventPage {
@@ -19,6 +20,8 @@ export interface EventPage {
 }
 
 export interface Store {
+  /** The waiting rooms' queues, kept beside the inventory (waiting-room-store.ts). */
+  readonly waitingRoom: WaitingRoomStore;
   /** Opens files or pools and applies pending migrations. Call once before anything else. */
   init(): Promise<void>;
   /** Closes everything it opened; idempotent. */

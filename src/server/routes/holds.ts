@@ -16,8 +16,10 @@ import {
   holdSchema,
   idParams,
   idempotencyHeadersSchema,
+  sellHeadersSchema,
   orderSchema,
 } from "../schemas.js";
+import type { AccessCheck } from "../hooks/access-token-check.js";
 import type { SellGate } from "../sell-gate.js";
 
 export interface HoldRoutes {
@@ -27,7 +29,7 @@ export interface HoldRoutes {
   releaseHold: RouteSpec;
 }
 
-export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
+export function holdRoutes(store: Store, gate: SellGate, access: AccessCheck): HoldRoutes {
   return {
     createHold: {
       method: "POST",
@@ -36,7 +38,9 @@ export function holdRoutes(store: Store, gate: SellGate): HoldRoutes {
       summary: "Hold tickets for a while (a cart); they count against availability until they end",
       tag: "holds",
       idempotent: true,
-      schema: { params: idParams("eventId"), body: holdBodySchema, headers: idempotencyHeadersSchema },
+      schema: { params: idParams("eventId"), body: holdBodySchema, headers: sellHeadersSchema },
+      // An event behind a waiting room sells only to admitted buyers.
+      preHandler: access,
       responses: {
         201: { description: "The active hold; Location names it", schema: holdSchema },
         ...sellRefusals,

@@ -7,13 +7,8 @@ import { problemOf, problemOfRefusalFor, sendProblem } from "../problem.js";
 import { invalid, problem, sellRefusals, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
 import type { RouteSpec } from "../route-spec.js";
-import {
-  emptyBodySchema,
-  idParams,
-  idempotencyHeadersSchema,
-  orderBodySchema,
-  orderSchema,
-} from "../schemas.js";
+import { emptyBodySchema, idParams, sellHeadersSchema, orderBodySchema, orderSchema } from "../schemas.js";
+import type { AccessCheck } from "../hooks/access-token-check.js";
 import type { SellGate } from "../sell-gate.js";
 
 export interface OrderRoutes {
@@ -22,7 +17,7 @@ export interface OrderRoutes {
   cancelOrder: RouteSpec;
 }
 
-export function orderRoutes(store: Store, gate: SellGate): OrderRoutes {
+export function orderRoutes(store: Store, gate: SellGate, access: AccessCheck): OrderRoutes {
   return {
     createOrder: {
       method: "POST",
@@ -31,7 +26,9 @@ export function orderRoutes(store: Store, gate: SellGate): OrderRoutes {
       summary: "Buy tickets: all or nothing, durable before the answer",
       tag: "buying",
       idempotent: true,
-      schema: { params: idParams("eventId"), body: orderBodySchema, headers: idempotencyHeadersSchema },
+      schema: { params: idParams("eventId"), body: orderBodySchema, headers: sellHeadersSchema },
+      // An event behind a waiting room sells only to admitted buyers.
+      preHandler: access,
       responses: {
         201: { description: "The confirmed order; Location names it", schema: orderSchema },
         ...sellRefusals,

@@ -27,6 +27,8 @@ import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import type { EventPage, Store } from "../store.js";
+import type { WaitingRoomStore } from "../waiting-room-store.js";
+import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
 import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
@@ -49,6 +51,8 @@ export class PostgresStore implements Store {
   readonly #schema: string;
   readonly #sql: Statements;
   readonly #pool: PostgresPool;
+  /** The waiting rooms, in the store's schema. */
+  readonly waitingRoom: WaitingRoomStore;
 
   constructor(config: PostgresStoreConfig) {
     const url = new URL(config.url);
@@ -63,6 +67,7 @@ export class PostgresStore implements Store {
       statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
     });
+    this.waitingRoom = new PostgresWaitingRoom(this.#pool, pg.escapeIdentifier(schema));
   }
 
   async init(): Promise<void> {

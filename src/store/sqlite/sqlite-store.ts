@@ -16,6 +16,8 @@ import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import type { EventPage, Store } from "../store.js";
+import type { WaitingRoomStore } from "../waiting-room-store.js";
+import { SqliteWaitingRoom } from "./sqlite-waiting-room.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
@@ -134,6 +136,8 @@ export class SqliteStore implements Store {
   /** Hints this process failed to write, retried at its next sweep: the rescan is the slow last resort. */
   readonly #unhinted = new Map<string, number>();
   #closed = false;
+  /** The waiting rooms, in the catalog. */
+  readonly waitingRoom: WaitingRoomStore = new SqliteWaitingRoom(() => this.#catalogDb());
 
   /**
    * Called with each failure of bookkeeping that must not fail the request or the sweep it belongs to
