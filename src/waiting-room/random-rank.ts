@@ -6,7 +6,8 @@
  */
 import { randomInt } from "node:crypto";
 
-const RANK_BOUND = 2 ** 48;
+/** crypto.randomInt takes a range below 2^48. */
+const RANK_BOUND = 2 ** 48 - 1;
 
 export function randomRank(): number {
   return randomInt(0, RANK_BOUND);
