@@ -122,11 +122,12 @@ export interface WaitingRoomStore {
   /** Removes the room and every place in it; true when there was one. */
   remove(eventId: string): Promise<boolean>;
   /**
-   * Gives `identity` a place, or returns the one it has (one place per identity). Before the opening the
-   * place is in the pre-queue, with a random rank drawn from `randomRank`; after, at the back. A buyer who
-   * left and joins again goes to the back.
+   * Gives each identity a place, or returns the one it has (one place per identity), all in one
+   * transaction with one commit (joins of a surge are group-committed, as sales are); one result per
+   * identity, in order. Before the opening a place is in the pre-queue, with a random rank drawn from
+   * `randomRank`; after, at the back, in the order given. A buyer who left and joins again goes to the back.
    */
-  join(eventId: string, identity: string, randomRank: () => number): Promise<JoinResult>;
+  join(eventId: string, identities: readonly string[], randomRank: () => number): Promise<JoinResult[]>;
   /** The buyer's place with its room and the store's clock, in one indexed read (no write, no lock). */
   place(eventId: string, identity: string): Promise<PlaceView | null>;
   /** Notes that the buyer collected the access token (once; it is what tells abandonment apart). */

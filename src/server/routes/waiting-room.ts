@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { isEventId } from "../../domain/ids.js";
 import type { Store } from "../../store/store.js";
 import type { Place, Room } from "../../store/waiting-room-store.js";
+import { JoinBatcher } from "../../waiting-room/join-batcher.js";
 import { openingOf } from "../../waiting-room/opening.js";
 import type { PassSigner } from "../../waiting-room/pass-signer.js";
 import { isAdmitted, queueStatusOf } from "../../waiting-room/queue-status.js";
@@ -76,6 +77,7 @@ function roomView(room: Room, nowMs: number) {
 
 export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes {
   const rooms = deps.store.waitingRoom;
+  const joins = new JoinBatcher(rooms, randomRank);
   const eventIdOf = (request: FastifyRequest): string | null => {
     const { eventId } = request.params as { eventId: string };
     return isEventId(eventId) ? eventId : null;
@@ -224,7 +226,7 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
         if (!eventId) return noRoom(reply);
         const identity =
           buyerIdentityOf(request, eventId, deps.signer) ?? randomBytes(16).toString("base64url");
-        const joined = await rooms.join(eventId, identity, randomRank);
+        const joined = await joins.join(eventId, identity);
         if (!joined.ok) {
           if (joined.reason === "no_room") return noRoom(reply);
           return sendProblem(

@@ -1,12 +1,14 @@
 /**
  * The waiting room on PostgreSQL (migrations/002-waiting-room.sql), in the store's schema. Every writer
- * of a room locks its row first (FOR UPDATE): joins take their places in turn, and an admission pass
- * that finds the row locked by another instance's pass skips it (SKIP LOCKED): that instance is doing the
- * work, and its transaction is what moves `next_slot_ms`. Every time is the database's clock
+ * of a room locks its row first (FOR UPDATE): joins take their places in turn (a batch of joins at a
+ * time, see waiting-room/join-batcher.ts). An admission pass first tries the room's pass lock (a
+ * transaction-scoped advisory lock) and skips the room if another instance's pass holds it: that one is
+ * doing the work, and its transaction is what moves `next_slot_ms`. Every time is the database's clock
  * (clock_timestamp(), read after the row lock is held), so instances whose clocks disagree still open the
  * room at one instant and never let buyers in faster than the rate.
  */
 import { randomBytes } from "node:crypto";
+import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import type {
   Admission,
   AdmissionRecord,
@@ -31,7 +33,10 @@ function statements(s: string) {
   return {
     now: `SELECT ${NOW_MS} AS now_ms`,
     lockRoom: `SELECT * FROM ${room} WHERE event_id = $1 FOR UPDATE`,
-    lockRoomIfFree: `SELECT * FROM ${room} WHERE event_id = $1 FOR UPDATE SKIP LOCKED`,
+    // A pass takes the room's pass lock without waiting (another instance's pass running: skip), then
+    // the room's row, waiting for the joins that hold it (they are short; skipping them would starve
+    // admission during a surge of joins).
+    lockRoomForPass: `SELECT * FROM ${room} WHERE event_id = $1 AND pg_try_advisory_xact_lock($2::bigint) FOR UPDATE`,
     selectRoom: `SELECT * FROM ${room} WHERE event_id = $1`,
     eventExists: `SELECT 1 FROM ${s}.events WHERE id = $1`,
     insertRoom: `
@@ -44,19 +49,27 @@ function statements(s: string) {
       WHERE event_id = $1 RETURNING *`,
     deleteRoom: `DELETE FROM ${room} WHERE event_id = $1`,
     selectPlace: `SELECT ${PLACE_COLUMNS} FROM ${places} WHERE event_id = $1 AND identity = $2`,
-    deletePlace: `DELETE FROM ${places} WHERE event_id = $1 AND identity = $2`,
+    selectPlaces: `SELECT ${PLACE_COLUMNS} FROM ${places} WHERE event_id = $1 AND identity = ANY($2::text[])`,
+    deletePlaces: `DELETE FROM ${places} WHERE event_id = $1 AND identity = ANY($2::text[])`,
+    // $2 identities and $4 their random ranks, in order.
     joinPreQueue: `
-      WITH counted AS (UPDATE ${room} SET prequeue_count = prequeue_count + 1 WHERE event_id = $1)
+      WITH counted AS (
+        UPDATE ${room} SET prequeue_count = prequeue_count + cardinality($2::text[]) WHERE event_id = $1
+      )
       INSERT INTO ${places} (event_id, identity, joined_at_ms, prequeue, draw_rank)
-      VALUES ($1, $2, $3, 1, $4) RETURNING ${PLACE_COLUMNS}`,
-    // The next place: after every place given so far (the pre-queue's count is final once the room opens).
+      SELECT $1, identity, $3, 1, rank FROM unnest($2::text[], $4::bigint[]) AS u (identity, rank)
+      RETURNING ${PLACE_COLUMNS}`,
+    // The next places, in the order of $2: after every place given so far (the pre-queue's count is
+    // final once the room opens).
     joinLater: `
       WITH counted AS (
-        UPDATE ${room} SET later_count = later_count + 1 WHERE event_id = $1
-        RETURNING prequeue_count + later_count AS place
+        UPDATE ${room} SET later_count = later_count + cardinality($2::text[]) WHERE event_id = $1
+        RETURNING prequeue_count + later_count - cardinality($2::text[]) AS before
       )
       INSERT INTO ${places} (event_id, identity, joined_at_ms, prequeue, place)
-      SELECT $1, $2, $3, 0, place FROM counted RETURNING ${PLACE_COLUMNS}`,
+      SELECT $1, u.identity, $3, 0, counted.before + u.n
+      FROM counted, unnest($2::text[]) WITH ORDINALITY AS u (identity, n)
+      RETURNING ${PLACE_COLUMNS}`,
     placeView: `
       SELECT r.*, ${NOW_MS} AS now_ms, p.identity, p.place, p.prequeue, p.joined_at_ms, p.admit_at_ms,
              p.session_ends_at_ms, p.left_at_ms, p.collected_at_ms
@@ -177,37 +190,64 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
     return rows.length > 0;
   }
 
-  async join(eventId: string, identity: string, randomRank: () => number): Promise<JoinResult> {
+  async join(
+    eventId: string,
+    identities: readonly string[],
+    randomRank: () => number,
+  ): Promise<JoinResult[]> {
+    const distinct = [...new Set(identities)];
     return this.#pool.transaction(
       null,
-      async (tx, [locked]): Promise<JoinResult> => {
+      async (tx, [locked, clock, places]): Promise<JoinResult[]> => {
         const row = (locked as RoomRow[])[0];
-        if (!row) return { ok: false, reason: "no_room" };
-        const room = toRoom(row);
-        // Read after the row lock is held: a join that sees a time before the opening commits before
-        // any pass that draws (the pass waits for the same row).
-        const nowMs = await this.#nowMs(tx);
-        const [existing] = await tx.rows<PlaceRow>(this.#sql.selectPlace, [eventId, identity]);
-        if (existing && existing.left_at_ms === null) {
-          return { ok: true, place: toPlace(existing), room, created: false, nowMs };
-        }
-        if (nowMs < room.preQueueOpensAtMs) {
-          return { ok: false, reason: "not_open", preQueueOpensAtMs: room.preQueueOpensAtMs };
-        }
-        if (existing) await tx.rows(this.#sql.deletePlace, [eventId, identity]);
+        if (!row) return identities.map(() => ({ ok: false, reason: "no_room" }) as const);
+        let room = toRoom(row);
+        // Read after the row lock is held (the statements of the opening run in order): a join that sees
+        // a time before the opening commits before any pass that draws (the pass waits for the same row).
+        const nowMs = Number((clock as { now_ms: number }[])[0]!.now_ms);
+        const existing = new Map((places as PlaceRow[]).map((place) => [place.identity, place]));
+        const open = nowMs >= room.preQueueOpensAtMs;
         const preQueue = nowMs < room.opensAtMs && !room.drawn;
-        const [placeRow] = preQueue
-          ? await tx.rows<PlaceRow>(this.#sql.joinPreQueue, [
-              eventId,
-              identity,
-              Math.floor(nowMs),
-              randomRank(),
-            ])
-          : await tx.rows<PlaceRow>(this.#sql.joinLater, [eventId, identity, Math.floor(nowMs)]);
-        const [after] = await tx.rows<RoomRow>(this.#sql.selectRoom, [eventId]);
-        return { ok: true, place: toPlace(placeRow!), room: toRoom(after!), created: true, nowMs };
+        // Who gets a new place, in the order given, once each.
+        const newcomers = open
+          ? distinct.filter((identity) => {
+              const place = existing.get(identity);
+              return !place || place.left_at_ms !== null;
+            })
+          : [];
+        if (newcomers.length > 0) {
+          const rejoining = newcomers.filter((identity) => existing.has(identity));
+          if (rejoining.length > 0) await tx.rows(this.#sql.deletePlaces, [eventId, rejoining]);
+          const joinedAtMs = Math.floor(nowMs);
+          const rows = preQueue
+            ? await tx.rows<PlaceRow>(this.#sql.joinPreQueue, [
+                eventId,
+                newcomers,
+                joinedAtMs,
+                newcomers.map(() => String(randomRank())),
+              ])
+            : await tx.rows<PlaceRow>(this.#sql.joinLater, [eventId, newcomers, joinedAtMs]);
+          for (const placeRow of rows) existing.set(placeRow.identity, placeRow);
+          // The counters as the statement above left them (the row is locked: nobody else moved them).
+          room = preQueue
+            ? { ...room, preQueueCount: room.preQueueCount + newcomers.length }
+            : { ...room, laterCount: room.laterCount + newcomers.length };
+        }
+        const fresh = new Set(newcomers);
+        return identities.map((identity): JoinResult => {
+          const place = existing.get(identity);
+          if (!open && (!place || place.left_at_ms !== null)) {
+            return { ok: false, reason: "not_open", preQueueOpensAtMs: room.preQueueOpensAtMs };
+          }
+          const created = fresh.delete(identity);
+          return { ok: true, place: toPlace(place!), room, created, nowMs };
+        });
       },
-      [{ text: this.#sql.lockRoom, values: [eventId] }],
+      [
+        { text: this.#sql.lockRoom, values: [eventId] },
+        { text: this.#sql.now },
+        { text: this.#sql.selectPlaces, values: [eventId, distinct] },
+      ],
     );
   }
 
@@ -266,7 +306,12 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
           if (!row) return 0;
           return this.#admitRoom(tx, toRoom(row), lookAheadMs);
         },
-        [{ text: this.#sql.lockRoomIfFree, values: [eventId] }],
+        [
+          {
+            text: this.#sql.lockRoomForPass,
+            values: [eventId, advisoryKeyFor(`waiting-room-pass:${eventId}`).toString()],
+          },
+        ],
       );
       if (admitted > 0) admissions.push({ eventId, admitted });
     }

@@ -96,48 +96,64 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
     }, "remove waiting room");
   }
 
-  async join(eventId: string, identity: string, randomRank: () => number): Promise<JoinResult> {
-    return this.#write((db): JoinResult => {
-      const row = this.#roomRow(db, eventId);
-      if (!row) return { ok: false, reason: "no_room" };
-      const room = toRoom(row);
-      const nowMs = Date.now();
+  async join(
+    eventId: string,
+    identities: readonly string[],
+    randomRank: () => number,
+  ): Promise<JoinResult[]> {
+    return this.#write((db) => {
+      const results: JoinResult[] = [];
       const selectPlace = db.prepare<[string, string], PlaceRow>(
         `SELECT ${PLACE_COLUMNS} FROM waiting_room_places WHERE event_id = ? AND identity = ?`,
       );
-      const existing = selectPlace.get(eventId, identity);
-      if (existing && existing.left_at_ms === null) {
-        return { ok: true, place: toPlace(existing), room, created: false, nowMs };
+      const nowMs = Date.now();
+      for (const identity of identities) {
+        const row = this.#roomRow(db, eventId);
+        if (!row) {
+          results.push({ ok: false, reason: "no_room" });
+          continue;
+        }
+        const room = toRoom(row);
+        const existing = selectPlace.get(eventId, identity);
+        if (existing && existing.left_at_ms === null) {
+          results.push({ ok: true, place: toPlace(existing), room, created: false, nowMs });
+          continue;
+        }
+        if (nowMs < room.preQueueOpensAtMs) {
+          results.push({ ok: false, reason: "not_open", preQueueOpensAtMs: room.preQueueOpensAtMs });
+          continue;
+        }
+        // The opening is decided by the clock inside the write transaction: a join that reads a time
+        // before the opening commits before any pass that draws (passes take the same write lock).
+        const preQueue = nowMs < room.opensAtMs && !room.drawn;
+        if (existing) {
+          db.prepare("DELETE FROM waiting_room_places WHERE event_id = ? AND identity = ?").run(
+            eventId,
+            identity,
+          );
+        }
+        if (preQueue) {
+          db.prepare("UPDATE waiting_rooms SET prequeue_count = prequeue_count + 1 WHERE event_id = ?").run(
+            eventId,
+          );
+          db.prepare(
+            `INSERT INTO waiting_room_places (event_id, identity, joined_at_ms, prequeue, draw_rank)
+             VALUES (?, ?, ?, 1, ?)`,
+          ).run(eventId, identity, nowMs, randomRank());
+        } else {
+          const place = room.preQueueCount + room.laterCount + 1;
+          db.prepare("UPDATE waiting_rooms SET later_count = later_count + 1 WHERE event_id = ?").run(
+            eventId,
+          );
+          db.prepare(
+            `INSERT INTO waiting_room_places (event_id, identity, joined_at_ms, prequeue, place)
+             VALUES (?, ?, ?, 0, ?)`,
+          ).run(eventId, identity, nowMs, place);
+        }
+        const place = toPlace(selectPlace.get(eventId, identity)!);
+        results.push({ ok: true, place, room: toRoom(this.#roomRow(db, eventId)!), created: true, nowMs });
       }
-      if (nowMs < room.preQueueOpensAtMs) {
-        return { ok: false, reason: "not_open", preQueueOpensAtMs: room.preQueueOpensAtMs };
-      }
-      // The opening is decided by the clock inside the write transaction: a join that reads a time before
-      // the opening commits before any pass that draws (passes take the same write lock).
-      const preQueue = nowMs < room.opensAtMs && !room.drawn;
-      if (existing)
-        db.prepare("DELETE FROM waiting_room_places WHERE event_id = ? AND identity = ?").run(
-          eventId,
-          identity,
-        );
-      if (preQueue) {
-        db.prepare("UPDATE waiting_rooms SET prequeue_count = prequeue_count + 1 WHERE event_id = ?").run(
-          eventId,
-        );
-        db.prepare(
-          `INSERT INTO waiting_room_places (event_id, identity, joined_at_ms, prequeue, draw_rank)
-           VALUES (?, ?, ?, 1, ?)`,
-        ).run(eventId, identity, nowMs, randomRank());
-      } else {
-        const place = room.preQueueCount + room.laterCount + 1;
-        db.prepare("UPDATE waiting_rooms SET later_count = later_count + 1 WHERE event_id = ?").run(eventId);
-        db.prepare(
-          `INSERT INTO waiting_room_places (event_id, identity, joined_at_ms, prequeue, place)
-           VALUES (?, ?, ?, 0, ?)`,
-        ).run(eventId, identity, nowMs, place);
-      }
-      const place = toPlace(selectPlace.get(eventId, identity)!);
-      return { ok: true, place, room: toRoom(this.#roomRow(db, eventId)!), created: true, nowMs };
+      return results;
     }, "join waiting room");
   }
 
