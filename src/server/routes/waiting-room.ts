@@ -126,6 +126,7 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       schema: { params: idParams("eventId"), body: waitingRoomBodySchema },
       responses: {
         200: { description: "The room, changed", schema: waitingRoomSchema },
+        401: problem("unauthorized"),
         201: { description: "The room, created", schema: waitingRoomSchema },
         404: problem("event_not_found"),
         409: problem("waiting_room_open: the room has opened, its opensAt can no longer move"),
@@ -177,6 +178,7 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       schema: { params: idParams("eventId") },
       responses: {
         200: { description: "The room", schema: waitingRoomSchema },
+        401: problem("unauthorized"),
         404: problem("waiting_room_not_found"),
       },
       handler: async (request, reply) => {
@@ -197,6 +199,7 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       schema: { params: idParams("eventId") },
       responses: {
         204: { description: "Removed" },
+        401: problem("unauthorized"),
         404: problem("waiting_room_not_found"),
         503: unavailable,
       },
