@@ -141,7 +141,7 @@ async function surge(withRoom: boolean): Promise<Result> {
       const queueToken = joined.body.queueToken as string;
       let answer = joined;
       while (!answer.body.accessToken) {
-        await sleep(Math.min(1, Number(answer.body.pollAfterSeconds ?? 1)) * 1000);
+        await sleep(Math.min(2, Number(answer.body.pollAfterSeconds ?? 1)) * 1000);
         answer = await call(pool, "GET", `/v1/events/${eventId}/queue`, undefined, {
           "queue-token": queueToken,
         });
