@@ -8,12 +8,16 @@ import type { SellPath } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
 import type { BuyerIdentity } from "./hooks/buyer-identity.js";
 import type { OrderAccess } from "./order-access.js";
+import type { PassSigner } from "../waiting-room/pass-signer.js";
+import type { RoomDirectory } from "../waiting-room/room-directory.js";
+import { accessTokenCheck } from "./hooks/access-token-check.js";
 import type { RouteSpec } from "./route-spec.js";
 import { eventRoutes } from "./routes/events.js";
 import { holdRoutes } from "./routes/holds.js";
 import { operationRoutes } from "./routes/operations.js";
 import { orderRoutes } from "./routes/orders.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import { waitingRoomRoutes } from "./routes/waiting-room.js";
 import { SellGate } from "./sell-gate.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -28,13 +32,17 @@ export interface ApiDeps {
   identity: BuyerIdentity;
   /** Who may act on an order or a hold. */
   access: OrderAccess;
+  /** The waiting room's signer of passes and its per-instance cache of which events have a room. */
+  waitingRoom: { signer: PassSigner; directory: RoomDirectory };
 }
 
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const gate = new SellGate(deps.sellPath, deps.metrics, deps.access, deps.identity.verifiesBuyers);
   const events = eventRoutes(deps.store);
-  const orders = orderRoutes(deps.store, gate, deps.access);
-  const holds = holdRoutes(deps.store, gate, deps.access);
+  const roomPass = accessTokenCheck({ waitingRoom: deps.store.waitingRoom, ...deps.waitingRoom });
+  const orders = orderRoutes(deps.store, gate, deps.access, roomPass);
+  const holds = holdRoutes(deps.store, gate, deps.access, roomPass);
+  const rooms = waitingRoomRoutes({ store: deps.store, ...deps.waitingRoom });
   const operations = operationRoutes(deps);
   const webhooks = webhookRoutes(deps.store);
   // The order /openapi.json lists its paths in; it is published, so a new route is added, never moved.
@@ -69,5 +77,11 @@ export function apiRoutes(deps: ApiDeps): RouteSpec[] {
     webhooks.replayDelivery,
     webhooks.getEndpoint,
     webhooks.deleteEndpoint,
+    rooms.putRoom,
+    rooms.getRoom,
+    rooms.deleteRoom,
+    rooms.joinQueue,
+    rooms.getQueuePlace,
+    rooms.leaveQueue,
   ];
 }

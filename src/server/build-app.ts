@@ -14,10 +14,14 @@ import type { LockProvider } from "../lock/lock-provider.js";
 import type { SellPath } from "../sales/sell-path.js";
 import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
+import { deriveKey } from "../config/signing-secret.js";
+import { PassSigner } from "../waiting-room/pass-signer.js";
+import { RoomDirectory } from "../waiting-room/room-directory.js";
 import { apiRoutes } from "./api-routes.js";
 import { BuyerIdentity } from "./hooks/buyer-identity.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { OrderAccess } from "./order-access.js";
+import { registerWaitingPage } from "./routes/waiting-page.js";
 import type { Problem } from "./problem.js";
 import type { RouteSpec } from "./route-spec.js";
 import { requestSpanOf, setRequestSpan } from "./request-trace.js";
@@ -221,6 +225,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
     identity,
     access,
+    waitingRoom: {
+      signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
+      directory: new RoomDirectory(options.store.waitingRoom),
+    },
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");
 
@@ -247,11 +255,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         : route.buyer || route.access
           ? identity.hook
           : undefined,
-      preHandler: route.access,
+      // Who may act on an order or hold (order-access.ts); a waiting room's pass (hooks/access-token-check.ts).
+      preHandler: [route.access, route.preHandler].filter((hook) => hook !== undefined),
       handler: route.handler,
     });
   }
-  if (surface !== "admin") app.get("/openapi.json", async () => openApi);
+  if (surface !== "admin") {
+    app.get("/openapi.json", async () => openApi);
+    registerWaitingPage(app, options.store);
+  }
 
   return app;
 }

@@ -22,6 +22,16 @@ function parametersOf(route: RouteSpec): JsonSchema[] {
     const { description, ...rest } = schema;
     parameters.push({ name, in: "query", required: false, description, schema: rest });
   }
+  const headerProperties = route.schema.headers?.properties as Record<string, JsonSchema> | undefined;
+  for (const [name, schema] of Object.entries(headerProperties ?? {})) {
+    if (name === "idempotency-key") continue;
+    const { description, ...rest } = schema;
+    const title = name.replace(
+      /(^|-)([a-z])/g,
+      (_, dash: string, letter: string) => dash + letter.toUpperCase(),
+    );
+    parameters.push({ name: title, in: "header", required: false, description, schema: rest });
+  }
   if (route.idempotent) {
     const headers = route.schema.headers?.properties as Record<string, JsonSchema> | undefined;
     parameters.push({

@@ -18,6 +18,9 @@ export const sellRefusals: Record<number, ResponseSpec> = {
   409: problem(
     "sold_out, seats_unavailable (with `seats`), customer_limit_reached, sale_not_open (with `opensAt` when scheduled), sale_paused, sale_closed, or idempotency_key_in_use",
   ),
+  403: problem(
+    "access_token_required, access_token_invalid or access_token_expired: the event has a waiting room",
+  ),
   413: tooLarge,
   415: problem("unsupported_media_type: the body is not application/json"),
   422: problem("invalid_request or idempotency_key_reused"),

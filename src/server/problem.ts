@@ -18,7 +18,19 @@ export type ProblemCode =
   | "unsupported_media_type"
   | "method_not_allowed"
   | "unavailable"
-  | "internal_error";
+  | "internal_error"
+  | WaitingRoomProblemCode;
+
+/** The waiting room's codes (routes/waiting-room.ts, hooks/access-token-check.ts). */
+export type WaitingRoomProblemCode =
+  | "access_token_required"
+  | "access_token_invalid"
+  | "access_token_expired"
+  | "queue_token_invalid"
+  | "not_in_queue"
+  | "queue_not_open"
+  | "waiting_room_not_found"
+  | "waiting_room_open";
 
 const STATUS_OF: Record<ProblemCode, number> = {
   event_not_found: 404,
@@ -48,6 +60,14 @@ const STATUS_OF: Record<ProblemCode, number> = {
   unsupported_media_type: 415,
   unavailable: 503,
   internal_error: 500,
+  access_token_required: 403,
+  access_token_invalid: 403,
+  access_token_expired: 403,
+  queue_token_invalid: 403,
+  not_in_queue: 404,
+  queue_not_open: 409,
+  waiting_room_not_found: 404,
+  waiting_room_open: 409,
 };
 
 const TITLE_OF: Record<ProblemCode, string> = {
@@ -78,6 +98,14 @@ const TITLE_OF: Record<ProblemCode, string> = {
   unsupported_media_type: "Unsupported media type",
   unavailable: "Service unavailable",
   internal_error: "Internal error",
+  access_token_required: "Access token required",
+  access_token_invalid: "Access token invalid",
+  access_token_expired: "Access token expired",
+  queue_token_invalid: "Queue token invalid",
+  not_in_queue: "Not in the queue",
+  queue_not_open: "Queue not open",
+  waiting_room_not_found: "Waiting room not found",
+  waiting_room_open: "Waiting room already open",
 };
 
 /** Seconds a client should wait before retrying a 503 (or a 409 idempotency_key_in_use). */

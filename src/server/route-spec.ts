@@ -15,7 +15,7 @@ export interface ResponseSpec {
 }
 
 export interface RouteSpec {
-  method: "GET" | "POST" | "PATCH" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Fastify's pattern, e.g. "/v1/events/:eventId". */
   url: string;
   operationId: string;
@@ -44,5 +44,7 @@ export interface RouteSpec {
     headers?: JsonSchema;
   };
   responses: Record<number, ResponseSpec>;
+  /** Runs before the handler (after validation): e.g. the waiting room's access check. */
+  preHandler?: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 }

@@ -577,3 +577,122 @@ export const idParams = (name: string): JsonSchema => ({
   properties: { [name]: { type: "string" } },
   required: [name],
 });
+
+/*
+ * The waiting room (routes/waiting-room.ts). Its tokens travel in headers: `Queue-Token` (who holds a
+ * place) and `Access-Token` (admitted: may buy until the session ends). Both are opaque to clients.
+ */
+const token = (description: string) => ({ type: "string", maxLength: 2048, description }) as const;
+
+export const QUEUE_TOKEN_HEADER = "queue-token";
+export const ACCESS_TOKEN_HEADER = "access-token";
+
+/** Admission rate bounds (buyers per second), cap and session length bounds of a room. */
+export const ROOM_LIMITS = {
+  rate: { min: 0.01, max: 100_000 },
+  cap: { min: 1, max: 1_000_000 },
+  sessionSeconds: { min: 30, max: 86_400, default: 600 },
+} as const;
+
+export const waitingRoomBodySchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    admissionRatePerSecond: {
+      type: "number",
+      minimum: ROOM_LIMITS.rate.min,
+      maximum: ROOM_LIMITS.rate.max,
+      description: "buyers let in per second, across every instance",
+    },
+    maxActiveShoppers: {
+      ...wholeNumber(ROOM_LIMITS.cap.min, ROOM_LIMITS.cap.max),
+      description: "admitted buyers whose session has not ended, at most",
+    },
+    sessionSeconds: {
+      ...wholeNumber(ROOM_LIMITS.sessionSeconds.min, ROOM_LIMITS.sessionSeconds.max),
+      description: "how long an admitted buyer may shop (default 600)",
+    },
+    opensAt: {
+      ...time,
+      description: "when admission starts; buyers who joined before it are shuffled (default: now)",
+    },
+    preQueueOpensAt: {
+      ...time,
+      description: "when buyers may start joining (default: now, or opensAt if earlier)",
+    },
+  },
+  anyOf: [{ required: ["admissionRatePerSecond"] }, { required: ["maxActiveShoppers"] }],
+};
+
+export const waitingRoomSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    eventId: { type: "string" },
+    admissionRatePerSecond: { type: ["number", "null"] },
+    maxActiveShoppers: { type: ["integer", "null"] },
+    sessionSeconds: { type: "integer" },
+    opensAt: time,
+    preQueueOpensAt: time,
+    state: { type: "string", enum: ["scheduled", "pre-queue", "open"] },
+    preQueue: { type: "integer", description: "buyers who joined before the opening" },
+    joined: { type: "integer", description: "buyers who ever took a place" },
+    admitted: { type: "integer", description: "places let in (or passed over, having left)" },
+    waiting: { type: "integer", description: "places not let in yet (some may have left)" },
+  },
+  required: [
+    "eventId",
+    "admissionRatePerSecond",
+    "maxActiveShoppers",
+    "sessionSeconds",
+    "opensAt",
+    "preQueueOpensAt",
+    "state",
+    "preQueue",
+    "joined",
+    "admitted",
+    "waiting",
+  ],
+};
+
+export const queueStatusSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    state: { type: "string", enum: ["pre-queue", "waiting", "admitted", "session-ended", "left"] },
+    position: { type: ["integer", "null"], description: "1 = next; null in the pre-queue" },
+    peopleAhead: { type: ["integer", "null"] },
+    estimatedWaitSeconds: { type: ["integer", "null"] },
+    opensAt: time,
+    admitAt: { ...nullableString, format: "date-time" },
+    sessionEndsAt: { ...nullableString, format: "date-time" },
+    pollAfterSeconds: { type: "integer" },
+    queueToken: token("send it as Queue-Token to read your place (POST answers it)"),
+    accessToken: token("admitted only: send it as Access-Token with orders and holds until sessionEndsAt"),
+  },
+  required: [
+    "state",
+    "position",
+    "peopleAhead",
+    "estimatedWaitSeconds",
+    "opensAt",
+    "admitAt",
+    "sessionEndsAt",
+    "pollAfterSeconds",
+  ],
+};
+
+export const queueTokenHeadersSchema: JsonSchema = {
+  type: "object",
+  properties: { [QUEUE_TOKEN_HEADER]: token("the queue token POST …/queue answered") },
+};
+
+/** Orders and holds: the Idempotency-Key, and the waiting room's tokens for an event behind a room. */
+export const sellHeadersSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    ...(idempotencyHeadersSchema.properties as Record<string, JsonSchema>),
+    [ACCESS_TOKEN_HEADER]: token(
+      "needed when the event has a waiting room: the access token of your admission",
+    ),
+    [QUEUE_TOKEN_HEADER]: token("with an Access-Token: the queue token it was issued with (who you are)"),
+  },
+};

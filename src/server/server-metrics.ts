@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { SellPathObserver } from "../sales/sell-path.js";
+import type { RoomFigures } from "../store/waiting-room-store.js";
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -21,6 +22,7 @@ export class ServerMetrics {
   readonly webhookPending: Gauge;
   /** Where the pending-deliveries gauge reads from; set when the relay starts. */
   #webhookBacklog: (() => Promise<number>) | null = null;
+  readonly waitingRoomAdmitted: Counter<"event">;
 
   constructor(instanceId: string, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -97,11 +99,54 @@ export class ServerMetrics {
         if (read) this.set(await read().catch(() => Number.NaN));
       },
     });
+    this.waitingRoomAdmitted = new Counter({
+      name: "boxoffice_waiting_room_admitted_total",
+      help: "Buyers this instance's admission passes let in (rate() over the sum of instances: admitted per second)",
+      labelNames: ["event"],
+      registers,
+    });
   }
 
   /** Reads the pending-deliveries gauge from `read` at each scrape. */
   watchWebhookBacklog(read: () => Promise<number>): void {
     this.#webhookBacklog = read;
+  }
+
+  /**
+   * The waiting rooms' figures, read from the store when /metrics is scraped: the same in every instance
+   * (the queue is the store's), so aggregate them with max, not sum. Admissions are counted by the
+   * instance whose pass gave them (`boxoffice_waiting_room_admitted_total`; sum its rate over instances).
+   */
+  watchWaitingRooms(figures: () => Promise<RoomFigures[]>): void {
+    // One read of the store per scrape, shared by the three gauges.
+    let pending: Promise<RoomFigures[]> | null = null;
+    const read = () => (pending ??= figures().finally(() => setTimeout(() => (pending = null), 0)));
+    const gauge = (name: string, help: string, field: "waiting" | "active" | "abandoned") =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["event"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const room of await read().catch(() => [])) this.set({ event: room.eventId }, room[field]);
+        },
+      });
+    gauge(
+      "boxoffice_waiting_room_waiting",
+      "Buyers in a waiting room not let in yet (from the store: the same in every instance)",
+      "waiting",
+    );
+    gauge(
+      "boxoffice_waiting_room_active_shoppers",
+      "Admitted buyers whose shopping session has not ended (from the store)",
+      "active",
+    );
+    gauge(
+      "boxoffice_waiting_room_abandoned",
+      "Admitted buyers whose session ended without ever collecting their access token (from the store)",
+      "abandoned",
+    );
   }
 
   /** Feeds the sell path's events into the metrics. */

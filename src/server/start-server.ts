@@ -18,6 +18,11 @@ import { createStore } from "../store/create-store.js";
 import type { StoreConfig } from "../store/create-store.js";
 import type { Store } from "../store/store.js";
 import { startTracing, type Tracing } from "../telemetry/tracing.js";
+import {
+  ADMISSION_INTERVAL_MS,
+  ADMISSION_LOOK_AHEAD_MS,
+  AdmissionTicker,
+} from "../waiting-room/admission-ticker.js";
 import { buildApp } from "./build-app.js";
 import { ServerMetrics } from "./server-metrics.js";
 
@@ -119,6 +124,19 @@ export async function startServer(
     });
     sweeper.init();
     closers.push(() => sweeper.close());
+    const admitter = new AdmissionTicker({
+      waitingRoom: store.waitingRoom,
+      intervalMs: ADMISSION_INTERVAL_MS,
+      lookAheadMs: ADMISSION_LOOK_AHEAD_MS,
+      onAdmitted: (admissions) => {
+        for (const { eventId, admitted } of admissions)
+          metrics.waitingRoomAdmitted.inc({ event: eventId }, admitted);
+      },
+      onError: (error) => log.warn({ err: error }, "waiting room admission pass failed"),
+    });
+    admitter.init();
+    closers.push(() => admitter.close());
+    metrics.watchWaitingRooms(() => store.waitingRoom.figures());
 
     metrics.watchWebhookBacklog(() => store.webhooks.pendingDeliveries());
 

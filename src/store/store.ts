@@ -15,6 +15,7 @@ import type { EventAction } from "../domain/sale-window.js";
 import type { Command, Hold, Order, Outcome } from "../domain/sale.js";
 import type { WriteGuard } from "../domain/write-guard.js";
 import type { WebhookStore } from "./webhook-store.js";
+import type { WaitingRoomStore } from "./waiting-room-store.js";
 
 /** One page of the event list, oldest first. */
 export interface EventPage {
@@ -48,6 +49,8 @@ export interface Store {
    */
   readonly webhooks: WebhookStore;
 
+  /** The waiting rooms' queues, kept beside the inventory (waiting-room-store.ts). */
+  readonly waitingRoom: WaitingRoomStore;
   /** Opens files or pools and applies pending migrations. Call once before anything else. */
   init(): Promise<void>;
   /** Closes everything it opened; idempotent. */

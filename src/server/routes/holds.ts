@@ -21,7 +21,10 @@ import {
   idempotencyHeadersSchema,
   newHoldSchema,
   newOrderSchema,
+  sellHeadersSchema,
+  orderSchema,
 } from "../schemas.js";
+import type { AccessCheck } from "../hooks/access-token-check.js";
 import type { SellGate } from "../sell-gate.js";
 
 export interface HoldRoutes {
@@ -35,7 +38,12 @@ export interface HoldRoutes {
 const noAccess = problem("hold_not_found: no such hold, or no access to it");
 const badBearer = problem("unauthorized: a bearer that is neither the admin token nor a valid buyer token");
 
-export function holdRoutes(store: Store, gate: SellGate, access: OrderAccess): HoldRoutes {
+export function holdRoutes(
+  store: Store,
+  gate: SellGate,
+  access: OrderAccess,
+  roomPass: AccessCheck,
+): HoldRoutes {
   return {
     createHold: {
       method: "POST",
@@ -45,7 +53,9 @@ export function holdRoutes(store: Store, gate: SellGate, access: OrderAccess): H
       tag: "holds",
       buyer: true,
       idempotent: true,
-      schema: { params: idParams("eventId"), body: holdBodySchema, headers: idempotencyHeadersSchema },
+      schema: { params: idParams("eventId"), body: holdBodySchema, headers: sellHeadersSchema },
+      // An event behind a waiting room sells only to admitted buyers.
+      preHandler: roomPass,
       responses: {
         201: {
           description: "The active hold with its access secret; Location names it",

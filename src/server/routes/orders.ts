@@ -5,6 +5,7 @@
 import { eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import type { Order } from "../../domain/sale.js";
 import type { OrderFilter, Store } from "../../store/store.js";
+import type { AccessCheck } from "../hooks/access-token-check.js";
 import type { OrderAccess } from "../order-access.js";
 import { accessQuerySchema } from "../order-access.js";
 import { CSV_PAGE_SIZE, ordersCsv } from "../orders-csv.js";
@@ -21,6 +22,7 @@ import {
   orderBodySchema,
   orderPageSchema,
   orderSchema,
+  sellHeadersSchema,
 } from "../schemas.js";
 import type { SellGate } from "../sell-gate.js";
 
@@ -66,7 +68,12 @@ function isCalendarDate(text: string): boolean {
 const badInstant = problemOf("invalid_request", "createdAfter and createdBefore must be real instants");
 const noEvent = problemOf("event_not_found", "no such event");
 
-export function orderRoutes(store: Store, gate: SellGate, access: OrderAccess): OrderRoutes {
+export function orderRoutes(
+  store: Store,
+  gate: SellGate,
+  access: OrderAccess,
+  roomPass: AccessCheck,
+): OrderRoutes {
   return {
     createOrder: {
       method: "POST",
@@ -76,7 +83,9 @@ export function orderRoutes(store: Store, gate: SellGate, access: OrderAccess): 
       tag: "buying",
       buyer: true,
       idempotent: true,
-      schema: { params: idParams("eventId"), body: orderBodySchema, headers: idempotencyHeadersSchema },
+      schema: { params: idParams("eventId"), body: orderBodySchema, headers: sellHeadersSchema },
+      // An event behind a waiting room sells only to admitted buyers.
+      preHandler: roomPass,
       responses: {
         201: {
           description: "The confirmed order with its access secret; Location names it",

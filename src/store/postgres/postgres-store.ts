@@ -31,6 +31,8 @@ import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type { WaitingRoomStore } from "../waiting-room-store.js";
+import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
 import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
@@ -68,6 +70,8 @@ export class PostgresStore implements Store {
   readonly #pool: PostgresPool;
   /** Webhook endpoints and deliveries; the outbox rows are written by execute() and expireHolds(). */
   readonly webhooks: PostgresWebhooks;
+  /** The waiting rooms, in the store's schema. */
+  readonly waitingRoom: WaitingRoomStore;
 
   constructor(config: PostgresStoreConfig) {
     const url = new URL(config.url);
@@ -83,6 +87,7 @@ export class PostgresStore implements Store {
       connectTimeoutMs: config.connectTimeoutMs,
     });
     this.webhooks = new PostgresWebhooks(this.#pool, pg.escapeIdentifier(schema));
+    this.waitingRoom = new PostgresWaitingRoom(this.#pool, pg.escapeIdentifier(schema));
   }
 
   async init(): Promise<void> {

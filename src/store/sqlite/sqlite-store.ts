@@ -22,6 +22,8 @@ import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type { WaitingRoomStore } from "../waiting-room-store.js";
+import { SqliteWaitingRoom } from "./sqlite-waiting-room.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import type { Statement } from "better-sqlite3";
@@ -204,6 +206,8 @@ export class SqliteStore implements Store {
   /** Per-event layout: webhooks.db (endpoints and deliveries); the single layout keeps them in #shared. */
   #webhooksDb: SqliteDatabase | null = null;
   #closed = false;
+  /** The waiting rooms, in the catalog. */
+  readonly waitingRoom: WaitingRoomStore = new SqliteWaitingRoom(() => this.#catalogDb());
 
   /** Webhook endpoints and deliveries; the outbox rows are in each event's data (docs/architecture.md). */
   readonly webhooks: SqliteWebhooks;

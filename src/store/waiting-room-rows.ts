@@ -1,0 +1,88 @@
+/**
+ * What the waiting room's backends share: the rows as both databases name their columns, their mapping
+ * to the store's records, and the one rule of how many buyers a pass lets in and when.
+ */
+import type { Place, Room } from "./waiting-room-store.js";
+
+export interface RoomRow {
+  event_id: string;
+  generation: string;
+  admission_rate: number | string | null;
+  max_active: number | string | null;
+  session_seconds: number | string;
+  opens_at_ms: number | string;
+  prequeue_opens_at_ms: number | string;
+  drawn: number | string;
+  prequeue_count: number | string;
+  later_count: number | string;
+  admitted_through: number | string;
+  next_slot_ms: number | string;
+}
+
+export interface PlaceRow {
+  identity: string;
+  place: number | string | null;
+  prequeue: number | string;
+  joined_at_ms: number | string;
+  admit_at_ms: number | string | null;
+  session_ends_at_ms: number | string | null;
+  left_at_ms: number | string | null;
+  collected_at_ms: number | string | null;
+}
+
+export const PLACE_COLUMNS =
+  "identity, place, prequeue, joined_at_ms, admit_at_ms, session_ends_at_ms, left_at_ms, collected_at_ms";
+
+/** null stays null; a bigint that pg sends as text becomes a number. */
+const num = (value: number | string | null): number | null => (value === null ? null : Number(value));
+
+export function toRoom(row: RoomRow): Room {
+  return {
+    eventId: row.event_id,
+    generation: row.generation,
+    admissionRatePerSecond: num(row.admission_rate),
+    maxActiveShoppers: num(row.max_active),
+    sessionSeconds: Number(row.session_seconds),
+    opensAtMs: Number(row.opens_at_ms),
+    preQueueOpensAtMs: Number(row.prequeue_opens_at_ms),
+    drawn: Boolean(row.drawn),
+    preQueueCount: Number(row.prequeue_count),
+    laterCount: Number(row.later_count),
+    admittedThrough: Number(row.admitted_through),
+    nextSlotMs: Number(row.next_slot_ms),
+  };
+}
+
+export function toPlace(row: PlaceRow): Place {
+  return {
+    identity: row.identity,
+    place: num(row.place),
+    preQueue: Boolean(row.prequeue),
+    joinedAtMs: Number(row.joined_at_ms),
+    admitAtMs: num(row.admit_at_ms),
+    sessionEndsAtMs: num(row.session_ends_at_ms),
+    leftAtMs: num(row.left_at_ms),
+    collectedAtMs: num(row.collected_at_ms),
+  };
+}
+
+/**
+ * How many buyers a pass may let in now, and from when: the one rule both backends use. `start` is the
+ * first admission time; the i-th buyer is let in at `start + i * intervalMs`.
+ */
+export function admissionWindow(
+  room: Room,
+  nowMs: number,
+  lookAheadMs: number,
+  active: number,
+): { count: number; startMs: number; intervalMs: number } {
+  const capRoom = room.maxActiveShoppers === null ? Infinity : Math.max(0, room.maxActiveShoppers - active);
+  if (room.admissionRatePerSecond === null) return { count: capRoom, startMs: nowMs, intervalMs: 0 };
+  const intervalMs = 1000 / room.admissionRatePerSecond;
+  // Never before the slot after the last admission: an idle room does not save up a burst either,
+  // since the first slot is never before now.
+  const startMs = Math.max(room.nextSlotMs, nowMs, room.opensAtMs);
+  const horizonMs = nowMs + lookAheadMs;
+  const slots = startMs > horizonMs ? 0 : Math.floor((horizonMs - startMs) / intervalMs) + 1;
+  return { count: Math.min(slots, capRoom), startMs, intervalMs };
+}
