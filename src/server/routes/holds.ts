@@ -22,7 +22,6 @@ import {
   newHoldSchema,
   newOrderSchema,
   sellHeadersSchema,
-  orderSchema,
 } from "../schemas.js";
 import type { AccessCheck } from "../hooks/access-token-check.js";
 import type { SellGate } from "../sell-gate.js";

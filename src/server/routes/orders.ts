@@ -16,7 +16,6 @@ import {
   emptyBodySchema,
   exportOrdersQuerySchema,
   idParams,
-  idempotencyHeadersSchema,
   listOrdersQuerySchema,
   newOrderSchema,
   orderBodySchema,
