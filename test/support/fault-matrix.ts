@@ -152,14 +152,15 @@ async function startStack(options: RunOptions, log: (line: string) => void): Pro
           layout: options.stack === "sqlite-single" ? "single" : "per-event",
           args,
           entry: options.entry,
-          startTimeoutMs: 30_000,
+          startTimeoutMs: 90_000,
         }),
       );
     }
-    balancer = await spawnBalancer([
-      ...instances.flatMap((instance) => ["--backend", instance.url]),
-      ...["--health-interval-ms", "200"],
-    ]);
+    balancer = await spawnBalancer(
+      [...instances.flatMap((instance) => ["--backend", instance.url]), ...["--health-interval-ms", "200"]],
+      {},
+      60_000,
+    );
     return { balancer, instances, redis, postgres, stop };
   } catch (error) {
     await stop();
