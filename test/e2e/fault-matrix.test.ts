@@ -34,9 +34,15 @@ function assertFaultHitSales(result: RunResult): void {
       assert.ok(e.directUnansweredAtFault >= 1, `the killed instance took keyed POSTs with it: ${what}`);
       break;
     case "pause":
-    case "slow":
       // They waited inside the stopped process and were answered only after it resumed.
       assert.ok(e.directAnsweredAfterFault >= 1, `the stopped instance answered them on resuming: ${what}`);
+      break;
+    case "slow":
+      // It was slowed with them open, and went on taking and answering keyed POSTs while slow.
+      assert.ok(
+        e.directAnsweredDuringFault >= 1,
+        `the slow instance answered keyed POSTs while slow: ${what}`,
+      );
       break;
     case "redis-restart":
     case "postgres-restart":

@@ -75,6 +75,8 @@ export interface FaultEvidence {
   directUnansweredAtFault: number;
   /** Of those, how many the victim answered only after the fault ended (they waited in the stopped process). */
   directAnsweredAfterFault: number;
+  /** Keyed POSTs the victim took and answered while the fault lasted (a slow instance still serves). */
+  directAnsweredDuringFault: number;
   /** Answers of the victim after the fault that refused a write as unavailable (a lost lease, a stale fence). */
   victimUnavailableAfterFault: number;
   /** Sales (201 purchases and confirms) answered after the fault ended: the system recovered. */
@@ -322,6 +324,13 @@ export async function runFault(options: RunOptions): Promise<RunResult> {
       directUnansweredAtFault: open.filter((record) => record.status === null || record.status >= 500).length,
       directAnsweredAfterFault: open.filter(
         (record) => record.status !== null && record.endedAtMs >= faultEndedAtMs,
+      ).length,
+      directAnsweredDuringFault: workload.directRecords.filter(
+        (record) =>
+          record.status !== null &&
+          record.status < 500 &&
+          record.startedAtMs >= faultStartedAtMs &&
+          record.endedAtMs <= faultEndedAtMs,
       ).length,
       victimUnavailableAfterFault: workload.directRecords.filter(
         (record) => record.status === 503 && record.endedAtMs >= faultEndedAtMs,
