@@ -130,8 +130,27 @@ describe("balancer: offered load ten times the capacity", () => {
         `p99 ${percentile(admittedMs, 0.99).toFixed(0)} ms), rejected ${rejectedMs.length} ` +
         `(p50 ${percentile(rejectedMs, 0.5).toFixed(1)} ms, p99 ${percentile(rejectedMs, 0.99).toFixed(1)} ms)`,
     );
-    assert.ok(admittedMs.length > 50, "the instances kept serving");
+    assert.ok(admittedMs.length > 0, "the instances kept serving");
     assert.ok(rejectedMs.length > admittedMs.length, "most of a tenfold overload is turned away");
+    // "At once", without timing anything: the balancer counts why it turned each request away, and most
+    // were turned away because the queue was full (answered on arrival), not after waiting in it for the
+    // queue timeout; and no turned-away request reached an instance.
+    const metrics = await (await request(`${balancer.url}/_lb/metrics`)).body.text();
+    const rejected = (reason: string): number =>
+      metrics
+        .split("\n")
+        .filter(
+          (line) => line.startsWith("boxoffice_lb_rejected_total{") && line.includes(`reason="${reason}"`),
+        )
+        .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
+    const full = rejected("queue_full");
+    const waited = rejected("queue_timeout");
+    assert.equal(
+      full + waited + rejected("no_backend"),
+      rejectedMs.length,
+      "every 503 is the balancer's own",
+    );
+    assert.ok(full > waited, `turned away on arrival ${full}, after waiting ${waited}`);
     const rss = await rssBytes(balancer);
     console.log(`# balancer RSS after the overload: ${(rss / 2 ** 20).toFixed(0)} MiB`);
     assert.ok(rss > 0 && rss < 300 * 2 ** 20, `RSS ${rss}`);
@@ -193,13 +212,14 @@ for (const front of ["node", "raw"]) {
         await client.close();
       }
       const answers = await Promise.all(slow);
-      for (const answer of answers) assert.ok(answer === "" || /^HTTP\/1\.1 408 /.test(answer), answer);
+      // Each is told why before its connection is closed: a 408, never a silent close.
+      for (const answer of answers) assert.match(answer, /^HTTP\/1\.1 408 /, answer);
       // A client sending its body too slowly is cut off as well.
       const slowBody = await raw(
         balancer.port,
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
       );
-      assert.ok(slowBody === "" || /^HTTP\/1\.1 408 /.test(slowBody), slowBody);
+      assert.match(slowBody, /^HTTP\/1\.1 408 /, slowBody);
     });
   });
 }

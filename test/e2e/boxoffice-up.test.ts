@@ -1,8 +1,9 @@
 /**
  * `boxoffice up` as a user runs it: a supervisor process that starts the balancer and the instances as
- * separate processes. Purchases through the balancer spread over every instance; an instance killed in
- * the middle of a burst is restarted and rejoins with nothing oversold and every 201 durable; a rolling
- * restart and an autoscaling cycle under load fail no request; SIGTERM leaves no process behind.
+ * separate processes. Purchases through the balancer spread over every instance; an instance SIGKILLed
+ * while tickets are still on sale and keyed purchases are open on it is restarted and rejoins, and the
+ * independent verifier (src/rehearsal/verifier.ts) finds every sale exactly once; a rolling restart and an
+ * autoscaling cycle under a load of purchases and reads fail no request; SIGTERM leaves no process behind.
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -12,8 +13,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Event } from "../../src/domain/event.js";
 import type { Order } from "../../src/domain/sale.js";
+import type { ClientRecord } from "../../src/rehearsal/client-log.js";
+import { verify } from "../../src/rehearsal/verifier.js";
+import { freePort } from "../support/backend-fixture.js";
 import { ClusterProcess, stopAllClusters } from "../support/cluster-process.js";
 import { HttpClient } from "../support/http-client.js";
+import { E2E_ADMIN_TOKEN } from "../support/server-process.js";
 
 const http = new HttpClient(128);
 const dirs: string[] = [];
@@ -22,6 +27,15 @@ after(async () => {
   await http.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * Ports for `boxoffice up`: the balancer's is picked by the OS (`up` must know it before it starts the
+ * balancer, so it cannot take 0); the instances' base is random in a wide range, and the supervisor skips
+ * any port taken there.
+ */
+async function clusterPorts(): Promise<{ port: number; instancePortBase: string }> {
+  return { port: await freePort(), instancePortBase: String(20_000 + Math.floor(Math.random() * 30_000)) };
+}
 
 function dataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-up-"));
@@ -40,12 +54,20 @@ function alive(pid: number | undefined): boolean {
 }
 
 async function createEvent(cluster: ClusterProcess, capacity: number): Promise<Event> {
-  const answer = await http.call<Event>(cluster.url, "/v1/events", {
-    body: { name: "Up", capacity, maxPerCustomer: 8 },
-    admin: true,
-  });
-  assert.equal(answer.status, 201, answer.text);
-  return answer.body;
+  // "ready" means the instances are; the balancer may not have seen one healthy yet: a 503 with
+  // Retry-After is retried, as a client would.
+  for (let attempt = 0; ; attempt++) {
+    const answer = await http.call<Event>(cluster.url, "/v1/events", {
+      body: { name: "Up", capacity, maxPerCustomer: 8 },
+      admin: true,
+    });
+    if (answer.status === 503 && attempt < 100) {
+      await sleep(200);
+      continue;
+    }
+    assert.equal(answer.status, 201, answer.text);
+    return answer.body;
+  }
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
@@ -63,45 +85,81 @@ interface LoadResult {
   /** Confirmed orders, by id (a replayed answer names the same order once). */
   orders: Map<string, Order>;
   failures: string[];
+  /** Every purchase attempt, as the verifier reads it. */
+  records: ClientRecord[];
 }
 
 /**
- * `concurrency` closed-loop buyers until `stop()` is called. With `retryUntilAnswered`, a 5xx is retried
- * with the same Idempotency-Key (as a real client would) until a definitive answer; without it, every
- * answer other than 200/201/409 counts as a failure.
+ * `concurrency` closed-loop buyers until `stop()` is called; with `writes` (0 to 1) the share of them
+ * making keyed purchases, the rest reading the event. With `retryUntilAnswered`, a 5xx or no answer is
+ * retried with the same Idempotency-Key and the same body (as a real client would) until a definite
+ * answer; without it, every answer other than 200/201/409 counts as a failure.
  */
+/** Numbers the loads, so that no two loads of a test send the same key. */
+let loads = 0;
+
 function startLoad(
-  cluster: ClusterProcess,
+  baseUrl: string,
   eventId: string,
-  options: { concurrency: number; retryUntilAnswered: boolean; readsOnly?: boolean },
+  options: { concurrency: number; retryUntilAnswered: boolean; writes: number },
 ) {
-  const result: LoadResult = { statuses: new Map(), servedBy: new Map(), orders: new Map(), failures: [] };
+  const result: LoadResult = {
+    statuses: new Map(),
+    servedBy: new Map(),
+    orders: new Map(),
+    failures: [],
+    records: [],
+  };
   let running = true;
   let sequence = 0;
+  const load = `l${loads++}`;
   const count = <K>(map: Map<K, number>, key: K) => map.set(key, (map.get(key) ?? 0) + 1);
 
   async function buyer(worker: number): Promise<void> {
+    const writer = worker < Math.round(options.concurrency * options.writes);
     while (running) {
-      const key = `w${worker}-${sequence++}`;
+      const key = `${load}-w${worker}-${sequence++}`;
+      // One body per key: a retry sends exactly what the first attempt sent.
+      const body = { customerId: key, quantity: 1 + (sequence % 2) };
+      const path = writer ? `/v1/events/${eventId}/orders` : `/v1/events/${eventId}`;
       for (let attempt = 0; attempt < 50; attempt++) {
+        const record: ClientRecord = {
+          kind: "purchase",
+          eventId,
+          idempotencyKey: key,
+          method: "POST",
+          path,
+          body,
+          status: null,
+          response: null,
+          startedAtMs: Date.now(),
+          endedAtMs: 0,
+          instance: null,
+        };
         let answer;
         try {
-          answer = options.readsOnly
-            ? await http.call<Order>(cluster.url, `/v1/events/${eventId}`)
-            : await http.call<Order>(cluster.url, `/v1/events/${eventId}/orders`, {
-                body: { customerId: key, quantity: 1 + (sequence % 2) },
-                headers: { "idempotency-key": key },
-              });
+          answer = writer
+            ? await http.call<Order>(baseUrl, path, { body, headers: { "idempotency-key": key } })
+            : await http.call<Order>(baseUrl, path);
         } catch (error) {
+          record.endedAtMs = Date.now();
+          if (writer) result.records.push(record);
           result.failures.push(`${key}: ${(error as Error).message}`);
           if (!options.retryUntilAnswered) break;
           await sleep(100);
           continue;
         }
+        record.endedAtMs = Date.now();
+        record.status = answer.status;
+        record.response = answer.body;
         count(result.statuses, answer.status);
         const servedBy = answer.headers["x-served-by"];
-        if (typeof servedBy === "string") count(result.servedBy, servedBy);
-        if (answer.status === 201) result.orders.set(answer.body.id, answer.body);
+        if (typeof servedBy === "string") {
+          count(result.servedBy, servedBy);
+          record.instance = servedBy;
+        }
+        if (writer) result.records.push(record);
+        if (writer && answer.status === 201) result.orders.set(answer.body.id, answer.body);
         if (answer.status < 500) {
           if (![200, 201, 409].includes(answer.status))
             result.failures.push(`${key}: ${answer.status} ${answer.text}`);
@@ -127,50 +185,108 @@ function startLoad(
   };
 }
 
+/**
+ * Keyed purchases sent straight to one instance, `concurrency` at a time, until it stops answering;
+ * resolves with their records (the unanswered ones are for the verifier to settle through the balancer).
+ */
+function directLoad(instanceUrl: string, eventId: string, concurrency: number) {
+  const records: ClientRecord[] = [];
+  let open = 0;
+  let gone = false;
+  const buyer = async (worker: number): Promise<void> => {
+    for (let count = 0; !gone; count++) {
+      const key = `direct-${worker}-${count}`;
+      const body = { customerId: key, quantity: 1 };
+      const path = `/v1/events/${eventId}/orders`;
+      const record: ClientRecord = {
+        kind: "purchase",
+        eventId,
+        idempotencyKey: key,
+        method: "POST",
+        path,
+        body,
+        status: null,
+        response: null,
+        startedAtMs: Date.now(),
+        endedAtMs: 0,
+        instance: null,
+      };
+      open++;
+      try {
+        const answer = await http.call(instanceUrl, path, { body, headers: { "idempotency-key": key } });
+        record.status = answer.status;
+        record.response = answer.body;
+      } catch {
+        gone = true;
+      }
+      open--;
+      record.endedAtMs = Date.now();
+      records.push(record);
+    }
+  };
+  const done = Promise.all(Array.from({ length: concurrency }, (_, i) => buyer(i))).then(() => records);
+  return { records, done, open: () => open };
+}
+
 describe("boxoffice up", () => {
   it(
-    "spreads purchases over 3 instances; a SIGKILLed one is restarted and rejoins; nothing oversold; SIGTERM leaves no process",
-    { timeout: 120_000 },
+    "spreads purchases over 3 instances; one SIGKILLed mid-sale with keyed purchases open on it is restarted and rejoins; every sale exactly once; SIGTERM leaves no process",
+    { timeout: 180_000 },
     async () => {
-      const cluster = await ClusterProcess.start(dataDir(), 19501, [
+      const { port, instancePortBase } = await clusterPorts();
+      const cluster = await ClusterProcess.start(dataDir(), port, [
         "--instances",
         "3",
         "--instance-port-base",
-        "19511",
+        instancePortBase,
       ]);
-      const event = await createEvent(cluster, 400);
-      const load = startLoad(cluster, event.id, { concurrency: 24, retryUntilAnswered: true });
+      // Far more tickets than the test can sell: the kill always comes while tickets are on sale.
+      const event = await createEvent(cluster, 1_000_000);
+      const load = startLoad(cluster.url, event.id, { concurrency: 24, retryUntilAnswered: true, writes: 1 });
       await waitFor("purchases on every instance", async () => load.result.servedBy.size >= 3);
 
       const before = await cluster.status();
       const victim = before.instances.find((i) => i.id === "i-2");
       assert.ok(victim?.pid, "instance i-2 runs");
+      const direct = directLoad(victim.url, event.id, 4);
+      await waitFor("keyed purchases open on i-2", async () => direct.open() >= 3);
+      const onSale = (await http.call<Event>(cluster.url, `/v1/events/${event.id}`)).body.available;
+      const killedAtMs = Date.now();
       process.kill(victim.pid, "SIGKILL");
+      assert.ok(onSale > 0, "tickets were on sale when the instance was killed");
+      const directRecords = await direct.done;
+      const lost = directRecords.filter((r) => r.status === null && r.startedAtMs <= killedAtMs);
+      assert.ok(lost.length >= 1, "the killed instance took keyed purchases with it, unanswered");
+
       await waitFor("i-2 restarted and serving", async () => {
         const now = (await cluster.status()).instances.find((i) => i.id === "i-2");
         return now?.state === "ready" && now.restarts >= 1 && now.pid !== victim.pid;
       });
       const servedBeforeRejoin = load.result.servedBy.get("i-2") ?? 0;
-      await waitFor("i-2 taking traffic again, or the event sold out", async () => {
-        const current = await http.call<Event>(cluster.url, `/v1/events/${event.id}`);
-        return (load.result.servedBy.get("i-2") ?? 0) > servedBeforeRejoin || current.body.available === 0;
-      });
       await waitFor(
-        "the event sold out",
-        async () => (await http.call<Event>(cluster.url, `/v1/events/${event.id}`)).body.available === 0,
+        "i-2 taking traffic again",
+        async () => (load.result.servedBy.get("i-2") ?? 0) > servedBeforeRejoin,
       );
       const result = await load.stop();
+      const salesAfterKill = result.records.filter((r) => r.status === 201 && r.startedAtMs > killedAtMs);
+      assert.ok(salesAfterKill.length > 0, "the sale went on after the kill");
 
-      const sold = (await http.call<Event>(cluster.url, `/v1/events/${event.id}`)).body;
-      const answered = [...result.orders.values()].reduce((n, o) => n + o.quantity, 0);
-      assert.equal(sold.sold, 400, "sold out exactly");
-      assert.equal(answered, 400, "the 201 answers add up to the capacity: nothing sold twice, nothing lost");
-      for (const order of result.orders.values()) {
-        const stored = await http.call<Order>(cluster.url, `/v1/orders/${order.id}`, { admin: true });
-        assert.equal(stored.status, 200, `order ${order.id} answered 201 is in the store`);
-        assert.equal(stored.body.status, "confirmed");
-      }
-      assert.deepEqual(result.failures, []);
+      // The verifier settles the keys in doubt (the killed instance's among them) by replaying them, then
+      // finds sold = the orders the clients know, each 201 on every instance, one order per key.
+      const instances = (await cluster.status()).instances.map((i) => i.url);
+      const report = await verify({
+        baseUrl: cluster.url,
+        adminToken: E2E_ADMIN_TOKEN,
+        eventIds: [event.id],
+        records: [...result.records, ...directRecords],
+        instanceUrls: instances,
+      });
+      assert.ok(report.pass, JSON.stringify(report, null, 1));
+      assert.ok(
+        (report.counts.replayed ?? 0) >= lost.length,
+        `every lost key replayed: ${JSON.stringify(report.counts)}`,
+      );
+      assert.deepEqual(result.failures, [], "through the balancer, no request failed");
 
       const status = await cluster.status();
       const pids = [status.balancer.pid, ...status.instances.map((i) => i.pid)];
@@ -185,14 +301,19 @@ describe("boxoffice up", () => {
     "restarts every instance one at a time under load with zero failed requests",
     { timeout: 120_000 },
     async () => {
-      const cluster = await ClusterProcess.start(dataDir(), 19531, [
+      const { port, instancePortBase } = await clusterPorts();
+      const cluster = await ClusterProcess.start(dataDir(), port, [
         "--instances",
         "2",
         "--instance-port-base",
-        "19541",
+        instancePortBase,
       ]);
       const event = await createEvent(cluster, 1_000_000);
-      const load = startLoad(cluster, event.id, { concurrency: 16, retryUntilAnswered: false });
+      const load = startLoad(cluster.url, event.id, {
+        concurrency: 16,
+        retryUntilAnswered: false,
+        writes: 1,
+      });
       await waitFor("some sales", async () => load.result.orders.size > 50);
       const oldIds = new Set((await cluster.status()).instances.map((i) => i.id));
       await cluster.restart();
@@ -217,10 +338,11 @@ describe("boxoffice up", () => {
   );
 
   it(
-    "scales up to --max under a burst and back to --min when quiet, failing no request",
+    "scales up to --max under a burst of purchases and reads and back to --min when quiet, failing no request",
     { timeout: 120_000 },
     async () => {
-      const cluster = await ClusterProcess.start(dataDir(), 19561, [
+      const { port, instancePortBase } = await clusterPorts();
+      const cluster = await ClusterProcess.start(dataDir(), port, [
         "--instances",
         "1",
         "--min",
@@ -237,28 +359,40 @@ describe("boxoffice up", () => {
         "--scale-down-cooldown-ms",
         "3000",
         "--instance-port-base",
-        "19571",
+        instancePortBase,
       ]);
-      const event = await createEvent(cluster, 10);
+      const event = await createEvent(cluster, 1_000_000);
       const ready = async () => (await cluster.status()).instances.filter((i) => i.state === "ready").length;
       assert.equal(await ready(), 1);
-      const burst = startLoad(cluster, event.id, {
+      // Half the buyers purchase (keyed writes that must not fail while instances come and go), half read.
+      const burst = startLoad(cluster.url, event.id, {
         concurrency: 48,
         retryUntilAnswered: false,
-        readsOnly: true,
+        writes: 0.5,
       });
       await waitFor("3 instances", async () => (await ready()) === 3);
       const burstResult = await burst.stop();
-      const quiet = startLoad(cluster, event.id, {
-        concurrency: 1,
+      const quiet = startLoad(cluster.url, event.id, {
+        concurrency: 2,
         retryUntilAnswered: false,
-        readsOnly: true,
+        writes: 0.5,
       });
       await waitFor(
         "back to 1 instance",
         async () => (await ready()) === 1 && (await cluster.status()).instances.length === 1,
       );
       const quietResult = await quiet.stop();
+      const purchases = [...burstResult.records, ...quietResult.records].filter((r) => r.status === 201);
+      assert.ok(purchases.length > 0, "purchases were made while the cluster scaled");
+      const sold = (await http.call<Event>(cluster.url, `/v1/events/${event.id}`)).body.sold;
+      assert.equal(
+        sold,
+        [...new Map([...burstResult.orders, ...quietResult.orders]).values()].reduce(
+          (n, o) => n + o.quantity,
+          0,
+        ),
+        "sold = the purchases answered 201 while scaling",
+      );
       assert.deepEqual(
         [...burstResult.failures, ...quietResult.failures],
         [],

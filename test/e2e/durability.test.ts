@@ -20,6 +20,11 @@ interface Sale {
   quantity: number;
   /** The order id when answered 201; null when no answer came (or a 503). */
   orderId: string | null;
+  /** When the request was sent and when its answer (or its error) came, ms since the epoch. */
+  sentAtMs?: number;
+  endedAtMs?: number;
+  /** No answer came: the connection was refused or closed. */
+  lost?: boolean;
 }
 
 describe("durability across SIGKILL and SIGTERM", () => {
@@ -49,11 +54,13 @@ describe("durability across SIGKILL and SIGTERM", () => {
     const worker = async () => {
       while (next < sales.length) {
         const sale = sales[next++] as Sale;
+        sale.sentAtMs = Date.now();
         try {
           const answer = await http.call<Order>(server.url, `/v1/events/${event.id}/orders`, {
             body: { customerId: sale.customerId, quantity: sale.quantity },
             headers: { "idempotency-key": sale.key },
           });
+          sale.endedAtMs = Date.now();
           if (answer.status === 201) {
             sale.orderId = answer.body.id;
             onAnswered(++answered);
@@ -61,6 +68,8 @@ describe("durability across SIGKILL and SIGTERM", () => {
             failures.push(`${answer.status} ${answer.text}`);
         } catch {
           // The process died or closed the connection: the outcome is unknown, the retry will tell.
+          sale.endedAtMs = Date.now();
+          sale.lost = true;
         }
       }
     };
@@ -140,23 +149,37 @@ describe("durability across SIGKILL and SIGTERM", () => {
     await witness.stop();
   });
 
+  /** Sales sent before SIGTERM on an open connection that got no answer (see the todo test). */
+  let droppedAtTerm: string[] | null = null;
+
   it("drains in-flight sales on SIGTERM and exits 0; every 201 is kept", async () => {
     const draining = await ServerProcess.start({ dataDir: dir, instanceId: "draining" });
     const sales = salesOf("term", 400);
     let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+    let termAtMs = 0;
     await burst(
       draining,
       sales,
       32,
       (answered) => {
-        if (answered === 100) exit = draining.stop(20_000);
+        if (answered !== 100) return;
+        termAtMs = Date.now();
+        exit = draining.stop(20_000);
         // A graceful stop answers what it accepted: a sale, never a 503.
       },
       { allow503: false },
     );
     assert.ok(exit, "SIGTERM was sent mid-burst");
-    // The requests in flight when SIGTERM came were answered, not dropped.
-    assert.ok(sales.filter((s) => s.orderId !== null).length > 100, "in-flight sales answered after SIGTERM");
+    // The requests in flight when SIGTERM came (sent before it, not answered yet): some were answered
+    // with a sale after it (the drain); the ones dropped instead are kept for the test below.
+    const inFlight = sales.filter((s) => s.sentAtMs! < termAtMs && s.endedAtMs! >= termAtMs);
+    assert.ok(
+      inFlight.some((s) => s.orderId !== null && s.endedAtMs! > termAtMs),
+      "a sale in flight when SIGTERM came was answered 201 after it",
+    );
+    droppedAtTerm = inFlight
+      .filter((s) => s.lost || s.orderId === null)
+      .map((s) => `${s.key} sent ${termAtMs - s.sentAtMs!} ms before SIGTERM`);
     assert.deepEqual(await exit, { code: 0, signal: null });
     const after = await ServerProcess.start({ dataDir: dir, instanceId: "after-term" });
     await settle(after, sales);
@@ -164,4 +187,20 @@ describe("durability across SIGKILL and SIGTERM", () => {
     await assertSoldIsSumOfOrders(after, settled);
     await after.stop();
   });
+
+  it(
+    "on SIGTERM drops no request already sent on an open connection",
+    {
+      todo:
+        "known defect, found by this test: on a loaded machine, keyed sales sent up to ~120 ms before " +
+        "SIGTERM on open keep-alive connections got their connection closed without an answer. Likely " +
+        "cause: Fastify's close() closes the connections it counts as idle, and one whose request the " +
+        "busy instance has not read yet counts as idle. A keyed request is safe to retry; the drain " +
+        "should still answer it",
+    },
+    () => {
+      assert.ok(droppedAtTerm !== null, "the SIGTERM test ran");
+      assert.deepEqual(droppedAtTerm, [], "every sale sent before SIGTERM was answered");
+    },
+  );
 });

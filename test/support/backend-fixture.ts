@@ -175,7 +175,11 @@ export interface SpawnedBalancer {
   stop(): Promise<void>;
 }
 
-export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SpawnedBalancer> {
+export function spawnBalancer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  startTimeoutMs = 10_000,
+): Promise<SpawnedBalancer> {
   const main = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
   const child = spawn(process.execPath, [main, "lb", "--port", "0", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -195,8 +199,8 @@ export function spawnBalancer(args: string[], env: NodeJS.ProcessEnv = {}): Prom
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`balancer did not start: ${errors}`));
-    }, 10_000);
+      reject(new Error(`balancer did not start in ${startTimeoutMs} ms: ${errors}`));
+    }, startTimeoutMs);
     child.stdout!.on("data", (chunk: Buffer) => {
       output += chunk.toString("utf8");
       const match = /listening on http:\/\/[^:]+:(\d+)/.exec(output);

@@ -32,6 +32,17 @@ export function serversSkipReason(): string | undefined {
   return reason;
 }
 
+/**
+ * Why a throwaway PostgreSQL server (no PgBouncer) cannot run here, or undefined when it can; under
+ * CI=true a reason is a failure, not a skip.
+ */
+export function postgresServerSkipReason(): string | undefined {
+  const reason = existsSync(join(PG_BIN, "pg_ctl")) ? undefined : `no PostgreSQL binaries in ${PG_BIN}`;
+  if (reason && process.env.CI === "true")
+    throw new Error(`${reason}; under CI=true that is a failure, not a skip`);
+  return reason;
+}
+
 /** A command line, run as `postgres` when we are root. */
 function command(file: string, args: string[]): [string, string[]] {
   return asRoot ? ["runuser", ["-u", "postgres", "--", file, ...args]] : [file, args];

@@ -18,6 +18,8 @@ export interface ServerProcessOptions {
   args?: string[];
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** The script to run instead of the CLI (a test entry that wraps something, then runs the CLI). */
+  entry?: string;
 }
 
 const running = new Set<ServerProcess>();
@@ -50,7 +52,7 @@ export class ServerProcess {
 
   static async start(options: ServerProcessOptions): Promise<ServerProcess> {
     const args = [
-      CLI_PATH,
+      options.entry ?? CLI_PATH,
       "server",
       "--port",
       "0",
