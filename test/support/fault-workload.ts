@@ -118,7 +118,7 @@ export class FaultWorkload {
   }
 
   async #buyer(index: number): Promise<void> {
-    const orders: { id: string; eventId: string }[] = [];
+    const orders: { id: string; eventId: string; secret: string }[] = [];
     for (let held = index; held < this.#options.abandonedHolds; held += this.#options.buyers) {
       const { event, body } = this.#selection();
       const answer = await this.#send(
@@ -145,7 +145,8 @@ export class FaultWorkload {
         const key = randomUUID();
         const answer = await this.#send("purchase", event.id, "POST", path, sent, key);
         if (answer?.status === 201) {
-          orders.push({ id: (answer.response as { id: string }).id, eventId: event.id });
+          const { id, secret } = answer.response as { id: string; secret: string };
+          orders.push({ id, eventId: event.id, secret });
           // A buyer who clicks twice: the same key and body again must answer the same order.
           if (this.#random() < 0.1) await this.#send("purchase", event.id, "POST", path, sent, key);
         }
@@ -160,18 +161,24 @@ export class FaultWorkload {
           randomUUID(),
         );
         if (hold?.status !== 201) continue;
-        const holdId = (hold.response as { id: string }).id;
+        const { id: holdId, secret: holdSecret } = hold.response as { id: string; secret: string };
+        // Acting on a hold or an order needs its secret (docs/api.md, "Order access").
+        const owner = { "x-order-secret": holdSecret };
         if (this.#random() < 0.6) {
           const path = `/v1/holds/${holdId}/confirm`;
-          const order = await this.#send("confirm", event.id, "POST", path, null, randomUUID());
-          if (order?.status === 201)
-            orders.push({ id: (order.response as { id: string }).id, eventId: event.id });
+          const order = await this.#send("confirm", event.id, "POST", path, null, randomUUID(), owner);
+          if (order?.status === 201) {
+            const { id, secret } = order.response as { id: string; secret: string };
+            orders.push({ id, eventId: event.id, secret });
+          }
         } else {
-          await this.#send("release", event.id, "DELETE", `/v1/holds/${holdId}`, null, null);
+          await this.#send("release", event.id, "DELETE", `/v1/holds/${holdId}`, null, null, owner);
         }
       } else if (orders.length > 0) {
         const order = orders.splice(Math.floor(this.#random() * orders.length), 1)[0]!;
-        await this.#send("cancel", order.eventId, "POST", `/v1/orders/${order.id}/cancel`, null, null);
+        await this.#send("cancel", order.eventId, "POST", `/v1/orders/${order.id}/cancel`, null, null, {
+          "x-order-secret": order.secret,
+        });
       }
     }
   }
@@ -207,10 +214,11 @@ export class FaultWorkload {
     path: string,
     body: unknown,
     key: string | null = null,
+    extraHeaders: Record<string, string> | null = null,
   ): Promise<ClientRecord | null> {
     let last: ClientRecord | null = null;
     for (let attempt = 0; attempt < 4; attempt++) {
-      last = await this.#attempt(this.#options.baseUrl, kind, eventId, method, path, body, key);
+      last = await this.#attempt(this.#options.baseUrl, kind, eventId, method, path, body, key, extraHeaders);
       const inUse =
         last.status === 409 && (last.response as { code?: string } | null)?.code === "idempotency_key_in_use";
       if (last.status !== null && last.status < 500 && !inUse) return last;
@@ -229,8 +237,9 @@ export class FaultWorkload {
     path: string,
     body: unknown,
     key: string | null,
+    extraHeaders: Record<string, string> | null = null,
   ): Promise<ClientRecord> {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...extraHeaders };
     if (body !== null) headers["content-type"] = "application/json";
     if (key !== null) headers["idempotency-key"] = key;
     const startedAtMs = Date.now();
@@ -246,6 +255,7 @@ export class FaultWorkload {
       startedAtMs,
       endedAtMs: startedAtMs,
       instance: null,
+      ...(extraHeaders === null ? {} : { headers: extraHeaders }),
     };
     try {
       const response = await request(`${baseUrl}${path}`, {
