@@ -8,6 +8,7 @@
 import { Command } from "commander";
 import { ConfigError } from "../domain/errors.js";
 import { registerLbCommand } from "./lb-command.js";
+import { registerMigrateCommand } from "./migrate-command.js";
 import { registerServerCommand } from "./server-command.js";
 import { registerUpCommand } from "./up-command.js";
 
@@ -19,6 +20,7 @@ const program = new Command()
 registerServerCommand(program);
 registerLbCommand(program);
 registerUpCommand(program);
+registerMigrateCommand(program);
 
 try {
   await program.parseAsync(process.argv);

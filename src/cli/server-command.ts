@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { resolveAdminToken } from "../config/admin-token.js";
 import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
 import type { FlagValues } from "../config/settings.js";
+import { BoxofficeError } from "../domain/errors.js";
 import { createLogger } from "../log/logger.js";
 import { runUntilSignal } from "./run-until-signal.js";
 import { addSettingOptions } from "./setting-options.js";
@@ -22,7 +23,17 @@ export function registerServerCommand(program: Command): void {
     }
     // Loaded here, not at the top, so that the other commands (`lb`, `status`) do not load the server.
     const { startServer } = await import("../server/start-server.js");
-    const server = await startServer(config, admin.token, log);
+    let server;
+    try {
+      server = await startServer(config, admin.token, log);
+    } catch (error) {
+      // With --migrate false, a schema behind this build is the operator's next step, not a crash.
+      if (error instanceof BoxofficeError && error.code === "SCHEMA_BEHIND") {
+        log.fatal({ code: error.code }, error.message);
+        process.exit(3);
+      }
+      throw error;
+    }
     runUntilSignal(server, log);
   });
 }

@@ -35,6 +35,7 @@ export function storeConfigOf(config: ServerConfig): StoreConfig {
       url: config.store,
       poolSize: config.pgPoolSize,
       statementTimeoutMs: config.pgStatementTimeoutMs,
+      migrations: config.migrate ? "apply" : "check",
     };
   }
   return {
@@ -43,6 +44,7 @@ export function storeConfigOf(config: ServerConfig): StoreConfig {
     layout: config.layout,
     durability: config.durability,
     maxOpenEvents: config.maxOpenEvents,
+    migrations: config.migrate ? "apply" : "check",
   };
 }
 
