@@ -1,7 +1,9 @@
 /**
  * `boxoffice migrate` as a separate step, and instances started with `--migrate false`:
- * - PostgreSQL: the schema's owner migrates; the instance runs as a role that has no CREATE right on the
- *   database or the schema (only USAGE and row rights), refuses to start while the schema is behind,
+ * - PostgreSQL: the roles are made by the shipped deploy/postgres/roles.sql (through psql); the schema's
+ *   owner migrates; the instance runs as a role that has no CREATE right on the database or the schema
+ *   (only USAGE, and row rights on the tables through default privileges), refuses to start while the
+ *   schema is behind,
  *   cannot start when told to migrate, and with `--migrate false` starts and sells (store and PostgreSQL
  *   advisory locks, all as that role).
  * - SQLite: an instance with `--migrate false` on a fresh data directory refuses to start and names the
@@ -10,11 +12,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import type { Event } from "../../src/domain/event.js";
 import type { Order } from "../../src/domain/sale.js";
@@ -22,7 +25,9 @@ import { HttpClient } from "../support/http-client.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { CLI_PATH, E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../support/server-process.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
+import { skipUnlessInstalled } from "../support/tools.js";
 
+const ROLES_SQL = fileURLToPath(new URL("../../../deploy/postgres/roles.sql", import.meta.url));
 const dataDirs: string[] = [];
 const http = new HttpClient();
 after(async () => {
@@ -77,7 +82,7 @@ async function sellThrough(url: string): Promise<void> {
   assert.equal(ready.status, 200, ready.text);
 }
 
-const skip = await postgresSkip();
+const skip = (await postgresSkip()) ?? skipUnlessInstalled("psql", "--version");
 describe(
   "boxoffice migrate on PostgreSQL, instances as a role that cannot change the schema",
   { skip },
@@ -94,12 +99,29 @@ describe(
     before(async () => {
       owner = new pg.Client({ connectionString: TEST_POSTGRES_URL });
       await owner.connect();
-      // LOGIN only: no CREATEDB, no CREATE on the database (PUBLIC has CONNECT and TEMP, never CREATE).
-      await owner.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN`);
+      const { rows } = await owner.query<{ user: string }>("SELECT current_user AS user");
+      // The operator's step, as docs/operations.md shows it: the role (LOGIN only: no CREATEDB, and
+      // PUBLIC has no CREATE on the database), USAGE on the schema, and default privileges for what the
+      // owner creates there later.
+      const made = spawnSync(
+        "psql",
+        [
+          "-X",
+          "-q",
+          "-v",
+          `owner=${rows[0]!.user}`,
+          "-v",
+          `app_role=${role}`,
+          "-v",
+          "app_password=unused-with-trust",
+        ].concat(["-v", `schema=${schema}`, "-f", ROLES_SQL, TEST_POSTGRES_URL]),
+        { encoding: "utf8" },
+      );
+      assert.equal(made.status, 0, made.stdout + made.stderr);
     });
     after(async () => {
       await dropSchema(TEST_POSTGRES_URL, schema);
-      await owner.query(`DROP OWNED BY ${pg.escapeIdentifier(role)}`).catch(() => undefined);
+      await owner.query(`DROP OWNED BY ${pg.escapeIdentifier(role)}`);
       await owner.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
       await owner.end();
     });
@@ -127,14 +149,15 @@ describe(
       const second = await runCli(["migrate", "--store", ownerUrl.toString()]);
       assert.equal(second.code, 0, second.output);
       assert.match(second.output, /up to date \(schema 1\)/);
-      // The operator's grants for the instances' role: rows only.
-      const quoted = pg.escapeIdentifier(schema);
-      const grantee = pg.escapeIdentifier(role);
-      await owner.query(`GRANT USAGE ON SCHEMA ${quoted} TO ${grantee}`);
-      await owner.query(
-        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${quoted} TO ${grantee}`,
+      // roles.sql's default privileges gave the role the tables the migration created.
+      const { rows: tables } = await owner.query<{ writable: boolean; count: number }>(
+        `SELECT bool_and(has_table_privilege($1, format('%I.%I', schemaname, tablename), 'INSERT')) AS writable,
+                count(*)::int AS count
+           FROM pg_tables WHERE schemaname = $2`,
+        [role, schema],
       );
-      await owner.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${quoted} TO ${grantee}`);
+      assert.ok((tables[0]?.count ?? 0) > 3);
+      assert.equal(tables[0]?.writable, true);
       const { rows } = await owner.query<{ on_schema: boolean; on_database: boolean }>(
         `SELECT has_schema_privilege($1, $2, 'CREATE') AS on_schema,
               has_database_privilege($1, current_database(), 'CREATE') AS on_database`,
