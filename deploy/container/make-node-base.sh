@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes a Node.js base image without any image registry, for machines that cannot pull
 # docker.io/library/node (the tests, air-gapped build hosts):
-#   a Debian bookworm minbase from debootstrap (Debian's packages only), with python3, make and g++ for
-#   native modules, plus this host's own node, npm and Node's headers (so node-gyp needs no download).
+#   a Debian bookworm minbase from debootstrap (Debian's packages only) with this host's own node, npm and
+#   Node's headers (so node-gyp needs no download). No compiler: the Containerfile's build stage installs
+#   one with apt when it needs it, so the runtime image carries none.
 # It then adds this host's own CA certificates (/usr/local/share/ca-certificates, e.g. a proxy's) and npm
 # registry setting, so that `npm ci` in the build stage reaches the registry the way the host does.
 # Usage: deploy/container/make-node-base.sh [image-name]   (default localhost/boxoffice-node-base:<node version>)
@@ -22,7 +23,7 @@ mirror=${BOXOFFICE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ bookworm "$work/root" "$mirror" >&2
+debootstrap --variant=minbase --include=ca-certificates bookworm "$work/root" "$mirror" >&2
 node_bin=$(readlink -f "$(command -v node)")
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 install -m 0755 "$node_bin" "$work/root/usr/bin/node"
