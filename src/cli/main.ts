@@ -9,6 +9,7 @@ import { Command } from "commander";
 import { ConfigError } from "../domain/errors.js";
 import { registerLbCommand } from "./lb-command.js";
 import { registerRehearseCommand } from "./rehearse-command.js";
+import { registerMigrateCommand } from "./migrate-command.js";
 import { registerServerCommand } from "./server-command.js";
 import { registerUpCommand } from "./up-command.js";
 
@@ -21,6 +22,7 @@ registerServerCommand(program);
 registerLbCommand(program);
 registerUpCommand(program);
 registerRehearseCommand(program);
+registerMigrateCommand(program);
 
 try {
   await program.parseAsync(process.argv);

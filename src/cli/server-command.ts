@@ -4,6 +4,7 @@ import { resolveAdminToken } from "../config/admin-token.js";
 import { SERVER_SETTINGS, loadServerConfig } from "../config/server-config.js";
 import { resolveSigningSecret } from "../config/signing-secret.js";
 import type { FlagValues } from "../config/settings.js";
+import { BoxofficeError } from "../domain/errors.js";
 import { createLogger } from "../log/logger.js";
 import { runUntilSignal } from "./run-until-signal.js";
 import { addSettingOptions } from "./setting-options.js";
@@ -23,8 +24,18 @@ export function registerServerCommand(program: Command): void {
     }
     // Loaded here, not at the top, so that the other commands (`lb`, `status`) do not load the server.
     const { startServer } = await import("../server/start-server.js");
-    const signingSecret = await resolveSigningSecret(config.signingSecret, config.dataDir);
-    const server = await startServer(config, { adminToken: admin.token, signingSecret }, log);
+    let server;
+    try {
+      const signingSecret = await resolveSigningSecret(config.signingSecret, config.dataDir);
+      server = await startServer(config, { adminToken: admin.token, signingSecret }, log);
+    } catch (error) {
+      // With --migrate false, a schema behind this build is the operator's next step, not a crash.
+      if (error instanceof BoxofficeError && error.code === "SCHEMA_BEHIND") {
+        log.fatal({ code: error.code }, error.message);
+        process.exit(3);
+      }
+      throw error;
+    }
     runUntilSignal(server, log);
   });
 }

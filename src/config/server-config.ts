@@ -132,6 +132,19 @@ export const SERVER_SETTINGS = {
     defaultText: "5000",
     parse: wholeNumber(100, 600_000),
   },
+  /**
+   * false: the instance changes no schema. It checks the store's schema version and refuses to start when
+   * it is behind, so it can run as a database role without DDL rights; `boxoffice migrate` applies them.
+   */
+  migrate: {
+    flag: "migrate",
+    env: "BOXOFFICE_MIGRATE",
+    description:
+      "apply pending store migrations on start; false: only check them and refuse to start when behind",
+    defaultText: "true",
+    valueName: "true|false",
+    parse: (value: string, name: string): boolean => oneOf("true", "false")(value, name) === "true",
+  },
   lock: {
     flag: "lock",
     env: "BOXOFFICE_LOCK",
@@ -357,6 +370,15 @@ export const SERVER_SETTINGS = {
     defaultText: "30",
     parse: wholeNumber(0, 300),
   },
+} satisfies Record<string, Setting<unknown>>;
+
+/** The settings of `boxoffice migrate`: the store's, from the same flags and variables as the server's. */
+export const MIGRATE_SETTINGS = {
+  dataDir: SERVER_SETTINGS.dataDir,
+  store: SERVER_SETTINGS.store,
+  layout: SERVER_SETTINGS.layout,
+  durability: SERVER_SETTINGS.durability,
+  logLevel: SERVER_SETTINGS.logLevel,
 } satisfies Record<string, Setting<unknown>>;
 
 /** The typed, frozen configuration of one instance; each field is described in SERVER_SETTINGS. */

@@ -51,6 +51,7 @@ export function storeConfigOf(config: ServerConfig): StoreConfig {
       url: config.store,
       poolSize: config.pgPoolSize,
       statementTimeoutMs: config.pgStatementTimeoutMs,
+      migrations: config.migrate ? "apply" : "check",
     };
   }
   return {
@@ -59,6 +60,7 @@ export function storeConfigOf(config: ServerConfig): StoreConfig {
     layout: config.layout,
     durability: config.durability,
     maxOpenEvents: config.maxOpenEvents,
+    migrations: config.migrate ? "apply" : "check",
   };
 }
 

@@ -16,3 +16,22 @@ export class FencedOutError extends BoxofficeError {
     });
   }
 }
+
+/**
+ * The database's schema is older than this build's migrations, and the store was told not to migrate
+ * (`--migrate false`): `boxoffice migrate` must run first. Not retryable: waiting does not change it.
+ */
+export class SchemaBehindError extends BoxofficeError {
+  constructor(
+    readonly target: string,
+    readonly foundVersion: number,
+    readonly neededVersion: number,
+  ) {
+    super(
+      "SCHEMA_BEHIND",
+      `${target} is at schema version ${foundVersion}, this build needs ${neededVersion}: ` +
+        `run "boxoffice migrate" with the same --store (as a role that may change the schema), then start again`,
+      { retryable: false },
+    );
+  }
+}

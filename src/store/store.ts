@@ -42,6 +42,16 @@ export interface OrderPage {
   nextCursor: string | null;
 }
 
+/** What `boxoffice migrate` did to one database file or schema. */
+export interface MigrationReport {
+  /** The file or schema, as an operator would name it. */
+  target: string;
+  /** The migrations applied now, e.g. "event 002"; empty when it was current. */
+  applied: string[];
+  /** Its schema version afterwards, per part ("catalog", "event", "schema"). */
+  versions: Record<string, number>;
+}
+
 export interface Store {
   /**
    * Webhook endpoints and deliveries (webhook-store.ts). The outbox messages they deliver are written by
@@ -51,7 +61,11 @@ export interface Store {
 
   /** The waiting rooms' queues, kept beside the inventory (waiting-room-store.ts). */
   readonly waitingRoom: WaitingRoomStore;
-  /** Opens files or pools and applies pending migrations. Call once before anything else. */
+
+  /**
+   * Opens files or pools and applies pending migrations, or with `migrations: "check"` in its config only
+   * checks that none is pending (SchemaBehindError). Call once before anything else.
+   */
   init(): Promise<void>;
   /** Closes everything it opened; idempotent. */
   close(): Promise<void>;

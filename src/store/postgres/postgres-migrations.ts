@@ -6,8 +6,12 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type pg from "pg";
+import pg from "pg";
 import { advisoryKeyFor } from "../../postgres/advisory-key.js";
+import { SchemaBehindError } from "../store-errors.js";
+import type { MigrationReport } from "../store.js";
+import type { PostgresStoreConfig } from "./postgres-store-config.js";
+import { postgresTarget } from "./postgres-store-config.js";
 
 export interface Migration {
   version: number;
@@ -44,7 +48,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
  * schema name already quoted as an identifier. Returns the versions it applied.
  */
 export async function migrate(
-  client: pg.PoolClient,
+  client: pg.ClientBase,
   schema: string,
   quotedSchema: string,
   migrations: readonly Migration[] = loadMigrations(),
@@ -80,5 +84,56 @@ export async function migrate(
   } catch (error) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;
+  }
+}
+
+/** The newest version among the schema's applied migrations; 0 when it has none (or no schema at all). */
+export async function schemaVersion(client: pg.ClientBase, schema: string): Promise<number> {
+  const table = `${pg.escapeIdentifier(schema)}.schema_migrations`;
+  const { rows: found } = await client.query<{ exists: boolean }>(
+    "SELECT to_regclass($1) IS NOT NULL AS exists",
+    [table],
+  );
+  if (!found[0]?.exists) return 0;
+  const { rows } = await client.query<{ version: number | null }>(
+    `SELECT max(version) AS version FROM ${table}`,
+  );
+  return rows[0]?.version ?? 0;
+}
+
+/**
+ * For instances that do not migrate: throws SchemaBehindError when the schema lacks a migration this build
+ * has. A schema ahead of the build (a newer build migrated it during a rolling update) is accepted: every
+ * migration must keep the previous build working.
+ */
+export async function checkSchemaVersion(
+  client: pg.ClientBase,
+  schema: string,
+  migrations: readonly Migration[] = loadMigrations(),
+): Promise<void> {
+  const needed = migrations.at(-1)?.version ?? 0;
+  const found = await schemaVersion(client, schema);
+  if (found < needed) throw new SchemaBehindError(`PostgreSQL schema "${schema}"`, found, needed);
+}
+
+/**
+ * `boxoffice migrate` for PostgreSQL: one connection (no pool), the pending migrations applied, closed.
+ * Returns the migrations it applied and the version the schema is at now.
+ */
+export async function migratePostgres(
+  config: Pick<PostgresStoreConfig, "url" | "schema">,
+): Promise<MigrationReport> {
+  const { connectionString, schema } = postgresTarget(config);
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    const applied = await migrate(client, schema, pg.escapeIdentifier(schema));
+    return {
+      target: `PostgreSQL schema "${schema}"`,
+      applied: applied.map((version) => `schema ${String(version).padStart(3, "0")}`),
+      versions: { schema: await schemaVersion(client, schema) },
+    };
+  } finally {
+    await client.end();
   }
 }

@@ -30,10 +30,10 @@ import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, MigrationReport, OrderFilter, OrderPage, Store } from "../store.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
-import { FencedOutError } from "../store-errors.js";
+import { FencedOutError, SchemaBehindError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
 import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import type {
@@ -45,7 +45,7 @@ import type {
   TierRow,
 } from "./postgres-mappers.js";
 import { tierCountsOf, toEvent, toHold, toOrder, toPlan } from "./postgres-mappers.js";
-import { migrate } from "./postgres-migrations.js";
+import { checkSchemaVersion, migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
 import { PostgresPool } from "./postgres-pool.js";
@@ -58,11 +58,10 @@ import { legacyLines } from "../../domain/pricing.js";
 import type { OutboxMessage } from "../../domain/webhook.js";
 import { outboxMessage, stateChangedMessage } from "../../domain/webhook.js";
 import type { Hold as HoldRecord } from "../../domain/sale.js";
+import { postgresTarget } from "./postgres-store-config.js";
 
-const DEFAULT_SCHEMA = "boxoffice";
 /** Idempotency keys pruned per call at most. */
 const PRUNE_BATCH = 5000;
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 export class PostgresStore implements Store {
   readonly #schema: string;
@@ -72,16 +71,15 @@ export class PostgresStore implements Store {
   readonly webhooks: PostgresWebhooks;
   /** The waiting rooms, in the store's schema. */
   readonly waitingRoom: WaitingRoomStore;
+  readonly #migrations: "apply" | "check";
 
   constructor(config: PostgresStoreConfig) {
-    const url = new URL(config.url);
-    const schema = config.schema ?? url.searchParams.get("schema") ?? DEFAULT_SCHEMA;
-    if (!SCHEMA_NAME.test(schema)) throw new TypeError(`not a schema name: "${schema}"`);
-    url.searchParams.delete("schema");
+    const { connectionString, schema } = postgresTarget(config);
     this.#schema = schema;
+    this.#migrations = config.migrations ?? "apply";
     this.#sql = buildStatements(pg.escapeIdentifier(schema));
     this.#pool = new PostgresPool({
-      connectionString: url.toString(),
+      connectionString,
       poolSize: config.poolSize,
       statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
@@ -97,10 +95,15 @@ export class PostgresStore implements Store {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
       try {
-        await migrate(client, this.#schema, pg.escapeIdentifier(this.#schema));
+        if (this.#migrations === "apply") {
+          await migrate(client, this.#schema, pg.escapeIdentifier(this.#schema));
+        } else {
+          await checkSchemaVersion(client, this.#schema);
+        }
       } catch (error) {
+        if (error instanceof SchemaBehindError) throw error;
         broken = error instanceof Error ? error : undefined;
-        throw toStoreError(error, "migrating");
+        throw toStoreError(error, this.#migrations === "apply" ? "migrating" : "checking the schema");
       } finally {
         this.#pool.release(client, broken);
       }

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { openWal } from "../../sqlite/open-wal.js";
-import { StoreUnavailableError } from "../store-errors.js";
+import { SchemaBehindError, StoreUnavailableError } from "../store-errors.js";
 import type { SqliteDurability } from "./sqlite-store-config.js";
 
 /**
@@ -47,23 +47,80 @@ const MIGRATIONS: Record<SqliteRole, Migration[]> = {
 };
 
 /**
- * Opens (creating if needed) a database file and brings it to the latest schema for its roles.
- * The schema version is kept per role in a small table, because one file may carry both roles.
+ * Opens (creating if needed) a database file and brings it to the latest schema for its roles
+ * (`migrations: "apply"`), or, with "check", only makes sure that it is there already (SchemaBehindError
+ * otherwise). The schema version is kept per role in a small table, because one file may carry both roles.
  */
 export function openSqlite(
   path: string,
   roles: readonly SqliteRole[],
   durability: SqliteDurability,
+  migrations: "apply" | "check" = "apply",
 ): SqliteDatabase {
   try {
     return openWal(path, {
       busyTimeoutMs: BUSY_TIMEOUT_MS,
       // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
       synchronous: durability === "full" ? "FULL" : "NORMAL",
-      setup: (db) => migrate(db, roles),
+      setup: (db) => {
+        if (migrations === "apply") migrate(db, roles);
+        else checkVersions(db, roles, path);
+      },
     });
   } catch (error) {
+    if (error instanceof SchemaBehindError) throw error;
     throw mapSqliteError(error, `cannot open ${path}`);
+  }
+}
+
+/**
+ * `boxoffice migrate` for one file: opens it (creating it when missing), applies what is pending, closes
+ * it. Returns the migrations it applied, as "role 002", and the file's version per role afterwards.
+ */
+export function migrateSqliteFile(
+  path: string,
+  roles: readonly SqliteRole[],
+  durability: SqliteDurability,
+): { applied: string[]; versions: Partial<Record<SqliteRole, number>> } {
+  let applied: string[] = [];
+  let db: SqliteDatabase;
+  try {
+    db = openWal(path, {
+      busyTimeoutMs: BUSY_TIMEOUT_MS,
+      synchronous: durability === "full" ? "FULL" : "NORMAL",
+      setup: (opened) => {
+        applied = migrate(opened, roles);
+      },
+    });
+  } catch (error) {
+    throw mapSqliteError(error, `cannot migrate ${path}`);
+  }
+  try {
+    return { applied, versions: Object.fromEntries(appliedVersions(db, roles)) };
+  } finally {
+    db.close();
+  }
+}
+
+function appliedVersions(db: SqliteDatabase, roles: readonly SqliteRole[]): Map<SqliteRole, number> {
+  const hasTable = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_versions'")
+    .get();
+  const versions = new Map<SqliteRole, number>(roles.map((role) => [role, 0]));
+  if (!hasTable) return versions;
+  const current = db.prepare<[string], { version: number }>(
+    "SELECT version FROM schema_versions WHERE role = ?",
+  );
+  for (const role of roles) versions.set(role, current.get(role)?.version ?? 0);
+  return versions;
+}
+
+function checkVersions(db: SqliteDatabase, roles: readonly SqliteRole[], path: string): void {
+  const found = appliedVersions(db, roles);
+  for (const role of roles) {
+    const needed = MIGRATIONS[role].at(-1)?.version ?? 0;
+    const version = found.get(role) ?? 0;
+    if (version < needed) throw new SchemaBehindError(`SQLite file ${path} (${role})`, version, needed);
   }
 }
 
@@ -83,7 +140,9 @@ export function openExisting(path: string, busyTimeoutMs: number): SqliteDatabas
   }
 }
 
-function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): void {
+/** Applies what is pending for the roles in one IMMEDIATE transaction; returns what it applied ("event 002"). */
+function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): string[] {
+  const done: string[] = [];
   const apply = db.transaction(() => {
     db.exec(
       "CREATE TABLE IF NOT EXISTS schema_versions (role TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT",
@@ -99,10 +158,12 @@ function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): void {
         db.prepare(
           "INSERT INTO schema_versions (role, version) VALUES (?, ?) ON CONFLICT (role) DO UPDATE SET version = excluded.version",
         ).run(role, migration.version);
+        done.push(`${role} ${String(migration.version).padStart(3, "0")}`);
       }
     }
   });
   apply.immediate();
+  return done;
 }
 
 /** SQLite result codes that mean "the store cannot serve this now", as opposed to a bug or a rule. */

@@ -14,4 +14,10 @@ export interface SqliteStoreConfig {
   durability: SqliteDurability;
   /** Per-event layout: how many event files one process keeps open at most. */
   maxOpenEvents: number;
+  /**
+   * "apply" (the default): files are brought to the latest schema when opened. "check": an existing file
+   * whose schema is behind, or a missing catalog, throws SchemaBehindError (`boxoffice migrate` applies
+   * the migrations); a new event's file is still created with the current schema.
+   */
+  migrations?: "apply" | "check";
 }

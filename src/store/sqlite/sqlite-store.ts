@@ -240,13 +240,14 @@ export class SqliteStore implements Store {
         join(this.#config.dir, "boxoffice.db"),
         ["catalog", "event", "webhooks"],
         this.#config.durability,
+        this.#config.migrations,
       );
       this.#catalog = db;
       this.#shared = { db, sales: new SqliteSales(db) };
     } else {
       mkdirSync(join(this.#config.dir, "events"), { recursive: true });
       const path = join(this.#config.dir, "catalog.db");
-      this.#catalog = openSqlite(path, ["catalog"], this.#config.durability);
+      this.#catalog = openSqlite(path, ["catalog"], this.#config.durability, this.#config.migrations);
       try {
         this.#hintsDb = openWal(path, {
           busyTimeoutMs: HINT_BUSY_TIMEOUT_MS,
@@ -783,7 +784,13 @@ export class SqliteStore implements Store {
     }
     const path = join(this.#config.dir, "events", `${eventId}.db`);
     if (!create && !existsSync(path)) throw new StoreUnavailableError(`event file ${path} is missing`);
-    const db = openSqlite(path, ["event"], this.#config.durability);
+    // A new event's file is made with the current schema; an existing one is checked like the catalog.
+    const db = openSqlite(
+      path,
+      ["event"],
+      this.#config.durability,
+      create ? "apply" : this.#config.migrations,
+    );
     // Under the file's write lock and before the commit of a transaction that wrote outbox rows.
     const onOutbox = (id: string) =>
       this.#lowerOutboxHint(id, Date.now(), `write the outbox hint of ${id}`, true);
