@@ -30,7 +30,7 @@ import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { AdminOutcome, EventPage, MigrationReport, OrderFilter, OrderPage, Store } from "../store.js";
+import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
