@@ -16,6 +16,10 @@ export const CSV_COLUMNS = [
   "status",
   "createdAt",
   "cancelledAt",
+  "items",
+  "total",
+  "currency",
+  "paymentReference",
 ] as const;
 
 /** Orders read per page of the export. */
@@ -48,7 +52,16 @@ export function orderCsvLine(order: Order): string {
     order.status,
     order.createdAt,
     order.cancelledAt,
+    itemsCell(order),
+    order.total,
+    order.currency,
+    order.paymentReference,
   ]);
+}
+
+/** The order's lines, space-separated, each `<ticket type or zone id>:<quantity>:<unit price>`. */
+function itemsCell(order: Order): string {
+  return order.lines.map((line) => `${line.id}:${line.quantity}:${line.unitPrice}`).join(" ");
 }
 
 /**

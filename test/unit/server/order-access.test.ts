@@ -312,6 +312,10 @@ describe("the operator's order list and CSV export", () => {
       "status",
       "createdAt",
       "cancelledAt",
+      "items",
+      "total",
+      "currency",
+      "paymentReference",
     ]);
     assert.equal(lines.length, orders.length + 1);
     lines.slice(1).forEach((cells, i) => {
@@ -326,6 +330,10 @@ describe("the operator's order list and CSV export", () => {
         order.status,
         order.createdAt,
         order.cancelledAt ?? "",
+        order.lines.map((line) => `${line.id}:${line.quantity}:${line.unitPrice}`).join(" "),
+        String(order.total),
+        order.currency,
+        order.paymentReference ?? "",
       ]);
     });
     const filtered = parseCsv(
