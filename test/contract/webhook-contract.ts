@@ -162,11 +162,12 @@ export function describeWebhookContract(
         .map((m) => (m.data as { hold: Hold }).hold)
         .sort((x, y) => (x.customerId < y.customerId ? -1 : 1));
       assert.deepEqual(
-        expired.map((h) => [h.customerId, h.eventId, h.status]),
+        expired.map((h) => [h.customerId, h.eventId, h.status, h.quantity, h.total, h.lines.length]),
         [
-          ["d", plan.id, "expired"],
-          ["f", plan2.id, "expired"],
+          ["d", plan.id, "expired", 1, 0, 1],
+          ["f", plan2.id, "expired", 1, 0, 1],
         ],
+        "an expired hold is the whole resource, its lines and total too",
       );
       assert.deepEqual(find("event.sold_out"), { eventId: plan.id, capacity: 5, sold: 5, held: 0 });
       for (const c of claimed) {
@@ -183,6 +184,33 @@ export function describeWebhookContract(
           new Date(),
         );
       }
+      await store.webhooks.deleteEndpoint(endpointId);
+    });
+
+    it("writes event.state_changed in the transaction of an admin's action or edit, none for a refusal or a no-op", async () => {
+      await dispatchAll(store);
+      const endpointId = await subscribe(store, { eventTypes: ["event.state_changed"] });
+      const plan = await createEvent(store, 5);
+      assert.equal((await store.changeEventStatus(plan.id, "pause"))?.ok, true);
+      assert.equal((await store.changeEventStatus(plan.id, "pause"))?.ok, true, "paused again: a no-op");
+      assert.equal((await store.changeEventStatus(plan.id, "resume"))?.ok, true);
+      // A window that starts in an hour moves the sale from on sale to scheduled.
+      const later = new Date(Date.now() + 3_600_000).toISOString();
+      assert.equal((await store.updateEvent(plan.id, { salesStartAt: later }))?.ok, true);
+      assert.equal((await store.updateEvent(plan.id, { name: "Renamed" }))?.ok, true, "no state change");
+      assert.equal((await store.changeEventStatus(plan.id, "close"))?.ok, true);
+      assert.equal((await store.changeEventStatus(plan.id, "resume"))?.ok, false, "closed: refused");
+      await dispatchAll(store);
+      const got = messages((await claimAll(store, "state")).filter((c) => c.endpointId === endpointId));
+      assert.deepEqual(
+        got.map((m) => m.data),
+        [
+          { eventId: plan.id, from: "on_sale", to: "paused" },
+          { eventId: plan.id, from: "paused", to: "on_sale" },
+          { eventId: plan.id, from: "on_sale", to: "scheduled" },
+          { eventId: plan.id, from: "scheduled", to: "closed" },
+        ],
+      );
       await store.webhooks.deleteEndpoint(endpointId);
     });
 
