@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import type { ReportFile } from "../../src/rehearsal/report.js";
@@ -114,6 +114,7 @@ describe("boxoffice rehearse", () => {
       const victim = (await cluster.status()).instances.find((i) => i.id === "i-2");
       assert.ok(victim?.pid, "i-2 runs");
       process.kill(victim.pid, "SIGKILL");
+      const killedAtMs = Date.now();
 
       const result = await run.exited;
       const said = `${result.stdout}\n${result.stderr}`;
@@ -135,6 +136,15 @@ describe("boxoffice rehearse", () => {
       );
       assert.ok(report.totals.buyers > 50, `${report.totals.buyers} buyers`);
       assert.ok(report.totals.ticketsSold > 0);
+      // The kill came while the sale ran: tickets were still on sale, and sold, after it.
+      const records = readFileSync(join(dirname(jsonFile), "records.jsonl"), "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line) as { kind: string; status: number | null; startedAtMs: number });
+      assert.ok(
+        records.some((r) => r.kind === "purchase" && r.status === 201 && r.startedAtMs > killedAtMs),
+        "a purchase started after the kill was sold: the kill came mid-sale",
+      );
       assert.equal(report.totals.buyerErrors, 0, report.buyerErrors.join("\n"));
       assert.equal(
         report.timeline.arrivals.reduce((sum, n) => sum + n, 0),
