@@ -24,6 +24,7 @@ import {
   AdmissionTicker,
 } from "../waiting-room/admission-ticker.js";
 import { buildApp } from "./build-app.js";
+import { GracefulDrain } from "./graceful-drain.js";
 import { ServerMetrics } from "./server-metrics.js";
 
 /** What an instance must share with every other instance; see config/admin-token.ts and signing-secret.ts. */
@@ -163,7 +164,8 @@ export async function startServer(
     let adminUrl: string | undefined;
     if (config.adminPort !== undefined) {
       const adminApp = await buildApp({ ...appOptions, surface: "admin" });
-      closers.push(() => closeApp(adminApp, config.shutdownTimeoutMs));
+      const adminDrain = new GracefulDrain(adminApp.server);
+      closers.push(() => closeApp(adminApp, adminDrain, config.shutdownTimeoutMs));
       await adminApp.listen({ port: config.adminPort, host: config.adminHost });
       adminUrl = urlOf(adminApp);
     }
@@ -171,7 +173,8 @@ export async function startServer(
       ...appOptions,
       surface: config.adminPort === undefined ? "all" : "public",
     });
-    closers.push(() => closeApp(app, config.shutdownTimeoutMs));
+    const drain = new GracefulDrain(app.server);
+    closers.push(() => closeApp(app, drain, config.shutdownTimeoutMs));
     await app.listen({ port: config.port, host: config.host });
     const url = urlOf(app);
     log.info(
@@ -256,12 +259,8 @@ async function startWebhookRelay(
   }
 }
 
-/** app.close() waits for in-flight requests; past the deadline, open connections are cut. */
-async function closeApp(app: FastifyInstance, timeoutMs: number): Promise<void> {
-  const timer = setTimeout(() => app.server.closeAllConnections(), timeoutMs);
-  try {
-    await app.close();
-  } finally {
-    clearTimeout(timer);
-  }
+/** Answers every request already sent (see graceful-drain.ts), then closes the app's hooks. */
+async function closeApp(app: FastifyInstance, drain: GracefulDrain, timeoutMs: number): Promise<void> {
+  await drain.drain(timeoutMs);
+  await app.close();
 }
