@@ -52,6 +52,16 @@ export interface MigrationReport {
   versions: Record<string, number>;
 }
 
+/** One event's queued commands and the guard of the lock held for them, in a multi-event commit. */
+export interface EventBatch {
+  eventId: string;
+  commands: readonly Command[];
+  guard: WriteGuard | null;
+}
+
+/** One event's part of executeMany(): its outcomes, or the retryable error that failed that part alone. */
+export type EventBatchResult = { ok: true; outcomes: Outcome[] } | { ok: false; error: unknown };
+
 export interface Store {
   /**
    * Webhook endpoints and deliveries (webhook-store.ts). The outbox messages they deliver are written by
@@ -130,6 +140,17 @@ export interface Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]>;
+
+  /**
+   * Applies several events' batches (distinct events, each under its own lock, held by the caller) with
+   * one durable commit where the backend can (one transaction: the single-file layout, PostgreSQL), or
+   * with the events' commits running in parallel where it cannot (a file per event). Each part is
+   * applied as execute() would apply it alone, with the same Outcomes; a part that fails (fenced out,
+   * lock lost, no such event…) is rolled back alone and reports its error while the others commit. A
+   * failure of the shared commit rejects the whole call: nothing of it was committed.
+   * Optional: a store without it is driven one execute() per event.
+   */
+  executeMany?(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]>;
 
   /**
    * Expires overdue active holds anywhere, at most `limit` of them, giving each one's tickets back
