@@ -258,6 +258,13 @@ export const SERVER_SETTINGS = {
     defaultText: "24",
     parse: wholeNumber(24, 720),
   },
+  webhookRetentionDays: {
+    flag: "webhook-retention-days",
+    env: "BOXOFFICE_WEBHOOK_RETENTION_DAYS",
+    description: "webhooks: how long delivered and failed deliveries are kept (pending ones always are)",
+    defaultText: "30",
+    parse: wholeNumber(1, 3650),
+  },
   logLevel: {
     flag: "log-level",
     env: "BOXOFFICE_LOG_LEVEL",

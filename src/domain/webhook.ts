@@ -45,6 +45,16 @@ export interface OutboxMessage {
   createdAtMs: number;
 }
 
+/**
+ * The smallest message and delivery ids made at `atMs` (the ULID's time part, then the lowest random
+ * part): every id made before then sorts below them, so a key range on the primary key finds old rows.
+ */
+export function webhookIdFloorsAt(atMs: number): { message: string; delivery: string } {
+  const time = ulid(atMs).slice(0, 10);
+  const floor = `${time}${"0".repeat(16)}`;
+  return { message: `msg_${floor}`, delivery: `dlv_${floor}` };
+}
+
 /** A new message id: `msg_<ulid>`, sortable by creation time. */
 export function newMessageId(nowMs?: number): string {
   return `msg_${ulid(nowMs)}`;

@@ -243,6 +243,7 @@ async function startWebhookRelay(
         maxMs: config.webhookRetryMaxMs,
         windowMs: config.webhookRetryHours * 3_600_000,
       },
+      retentionMs: config.webhookRetentionDays * 86_400_000,
       observer: {
         attempted: (result) => metrics.webhookAttempts.inc({ result }),
         failed: (error, what) => log.warn({ err: error }, `webhook relay could not ${what}`),

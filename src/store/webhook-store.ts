@@ -97,4 +97,10 @@ export interface WebhookStore {
   recordAttempt(owner: string, result: AttemptResult, now: Date): Promise<boolean>;
   /** How many deliveries are pending now (for /metrics). */
   pendingDeliveries(): Promise<number>;
+  /**
+   * Forgets up to `limit` finished (delivered or failed) deliveries made before `olderThan`, and the
+   * messages made before it that no delivery needs any more. A pending delivery is never removed,
+   * whatever its age. Returns how many deliveries it removed.
+   */
+  pruneDeliveries(olderThan: Date, limit: number): Promise<number>;
 }

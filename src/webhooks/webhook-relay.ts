@@ -4,7 +4,8 @@
  *   1. moves committed outbox messages to deliveries (Store.webhooks.dispatchOutbox),
  *   2. claims due deliveries with a lease in the database, at most `concurrency` in flight,
  *   3. sends each one signed (WebhookSender) and records the result: delivered, retried later with
- *      exponential backoff and full jitter (retry-backoff.ts), or failed once the retry window is over.
+ *      exponential backoff and full jitter (retry-backoff.ts), or failed once the retry window is over;
+ *   4. now and then, forgets finished deliveries older than the retention (pending ones never).
  * Every instance runs one; the leases spread the deliveries over them, and no two instances send the
  * same attempt at once, because a lease outlasts the attempt's deadline. Delivery is at least once: an
  * instance that dies after sending and before recording leaves the lease to run out, and the delivery is
@@ -20,6 +21,10 @@ const DISPATCH_BATCH = 500;
 const DISPATCH_ROUNDS = 4;
 /** A lease outlasts the attempt's deadline by this much (time to claim, start and record). */
 const LEASE_MARGIN_MS = 10_000;
+/** Old deliveries are pruned at most this often per instance, this many per statement, a few rounds. */
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 1000;
+const PRUNE_ROUNDS = 10;
 
 /** What the relay reports, for /metrics. */
 export interface RelayObserver {
@@ -39,6 +44,8 @@ export interface WebhookRelayOptions {
   /** Attempts in flight at most. */
   concurrency: number;
   retry: RetryPolicy;
+  /** Delivered and failed deliveries are kept this long (for the admin's list and replay), then forgotten. */
+  retentionMs: number;
   observer?: RelayObserver;
   random?: () => number;
   now?: () => Date;
@@ -53,6 +60,8 @@ export class WebhookRelay {
   /** The last claim took every free slot: more may be due, so a finished attempt ticks again at once. */
   #moreDue = false;
   #closed = false;
+  /** When this relay last pruned (performance.now()); the first prune comes with the first tick. */
+  #prunedAtMs = -Infinity;
 
   constructor(options: WebhookRelayOptions) {
     this.#options = options;
@@ -105,6 +114,7 @@ export class WebhookRelay {
     } catch (error) {
       observer?.failed?.(error, "dispatch the outbox");
     }
+    await this.#pruneNowAndThen(now);
     const free = this.#options.concurrency - this.#inFlight.size;
     if (free <= 0 || this.#closed) return;
     let claimed: ClaimedDelivery[] = [];
@@ -123,6 +133,19 @@ export class WebhookRelay {
         }
       });
       this.#inFlight.add(attempt);
+    }
+  }
+
+  async #pruneNowAndThen(now: Date): Promise<void> {
+    if (performance.now() - this.#prunedAtMs < PRUNE_EVERY_MS) return;
+    this.#prunedAtMs = performance.now();
+    const olderThan = new Date(now.getTime() - this.#options.retentionMs);
+    try {
+      for (let round = 0; round < PRUNE_ROUNDS && !this.#closed; round++) {
+        if ((await this.#options.store.pruneDeliveries(olderThan, PRUNE_BATCH)) < PRUNE_BATCH) break;
+      }
+    } catch (error) {
+      this.#options.observer?.failed?.(error, "prune old deliveries");
     }
   }
 

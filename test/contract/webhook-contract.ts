@@ -369,5 +369,58 @@ export function describeWebhookContract(
       assert.equal((await store.webhooks.getDelivery(first.id))?.status, "failed");
       assert.equal(await store.webhooks.replayDelivery("dlv_00000000000000000000000000", new Date()), null);
     });
+
+    it("forgets finished deliveries past the retention, a few at a time, never a pending one", async () => {
+      const plan = await createEvent(store, 10);
+      await store.execute(plan.id, [purchase("p", 1), purchase("q", 1), purchase("r", 1)], null, new Date());
+      assert.ok((await dispatchAll(store)) >= 3);
+      // Only the new deliveries are free to claim (the others are leased or finished).
+      const fresh = await claimAll(store, "seven");
+      assert.ok(fresh.length >= 3, `${fresh.length} claimed`);
+      const [delivered, failed, ...rest] = fresh as [ClaimedDelivery, ClaimedDelivery, ...ClaimedDelivery[]];
+      const record = (delivery: ClaimedDelivery, status: "delivered" | "failed") =>
+        store.webhooks.recordAttempt(
+          "seven",
+          {
+            deliveryId: delivery.id,
+            attempt: delivery.attempt,
+            status,
+            retryInMs: 0,
+            statusCode: null,
+            error: null,
+          },
+          new Date(),
+        );
+      assert.ok(await record(delivered, "delivered"));
+      assert.ok(await record(failed, "failed"));
+      const all = await store.webhooks.listDeliveries({
+        limit: 1000,
+        cursor: null,
+        endpointId: null,
+        status: null,
+      });
+      const finished = all.deliveries.filter((d) => d.status !== "pending");
+      const pending = all.deliveries.filter((d) => d.status === "pending");
+      assert.ok(finished.length >= 2 && pending.length >= rest.length, "both kinds are there");
+
+      assert.equal(
+        await store.webhooks.pruneDeliveries(new Date(Date.now() - 3_600_000), 1000),
+        0,
+        "none is that old",
+      );
+      // Everything so far is older than a cutoff in the future: at most `limit` per call.
+      const later = new Date(Date.now() + 60_000);
+      assert.equal(await store.webhooks.pruneDeliveries(later, 1), 1);
+      let removed = 1;
+      for (let n = -1; n !== 0; removed += n) n = await store.webhooks.pruneDeliveries(later, 1000);
+      assert.equal(removed, finished.length, "every finished delivery, once");
+      for (const delivery of finished) assert.equal(await store.webhooks.getDelivery(delivery.id), null);
+      // A pending delivery stays, with its message (the delivery is read joined to its message).
+      for (const delivery of pending) {
+        const kept = await store.webhooks.getDelivery(delivery.id);
+        assert.equal(kept?.status, "pending", `${delivery.id} kept`);
+        assert.equal(kept?.eventId, delivery.eventId);
+      }
+    });
   });
 }

@@ -11,7 +11,7 @@ import type {
   WebhookEndpoint,
   WebhookEventType,
 } from "../../domain/webhook.js";
-import { newDeliveryId, subscribes } from "../../domain/webhook.js";
+import { newDeliveryId, subscribes, webhookIdFloorsAt } from "../../domain/webhook.js";
 import type {
   AttemptResult,
   ClaimedDelivery,
@@ -142,6 +142,15 @@ function buildStatements(s: string) {
       WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'pending'
       RETURNING id`,
     pending: `SELECT count(*)::int AS pending FROM ${s}.webhook_deliveries WHERE status = 'pending'`,
+    // Ids sort by creation time: a key range below the floor finds the old rows by the primary key.
+    pruneDeliveries: `DELETE FROM ${s}.webhook_deliveries WHERE id IN (
+        SELECT id FROM ${s}.webhook_deliveries
+        WHERE id < $1 AND status IN ('delivered', 'failed') ORDER BY id LIMIT $2)`,
+    pruneMessages: `DELETE FROM ${s}.webhook_messages WHERE id IN (
+        SELECT m.id FROM ${s}.webhook_messages m
+        WHERE m.id < $1
+          AND NOT EXISTS (SELECT 1 FROM ${s}.webhook_deliveries d WHERE d.message_id = m.id)
+        ORDER BY m.id LIMIT $2)`,
   } as const;
 }
 
@@ -303,5 +312,14 @@ export class PostgresWebhooks implements WebhookStore {
   async pendingDeliveries(): Promise<number> {
     const [[row]] = await this.#pool.read<[{ pending: number }]>([{ text: this.#sql.pending }]);
     return row?.pending ?? 0;
+  }
+
+  async pruneDeliveries(olderThan: Date, limit: number): Promise<number> {
+    const floors = webhookIdFloorsAt(olderThan.getTime());
+    return this.#pool.transaction(null, async (tx) => {
+      const removed = await tx.rows(`${this.#sql.pruneDeliveries} RETURNING id`, [floors.delivery, limit]);
+      await tx.rows(this.#sql.pruneMessages, [floors.message, limit]);
+      return removed.length;
+    });
   }
 }

@@ -15,7 +15,7 @@ import type {
   WebhookEndpoint,
   WebhookEventType,
 } from "../../domain/webhook.js";
-import { newDeliveryId, subscribes } from "../../domain/webhook.js";
+import { newDeliveryId, subscribes, webhookIdFloorsAt } from "../../domain/webhook.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import type {
   AttemptResult,
@@ -151,6 +151,19 @@ function prepare(db: SqliteDatabase) {
     ),
     pending: p<{ pending: number }>(
       "SELECT count(*) AS pending FROM webhook_deliveries WHERE status = 'pending'",
+    ),
+    // Ids sort by creation time: a key range below the floor finds the old rows by the primary key.
+    pruneDeliveries: p(
+      `DELETE FROM webhook_deliveries WHERE id IN (
+         SELECT id FROM webhook_deliveries
+         WHERE id < @deliveryFloor AND status IN ('delivered', 'failed') ORDER BY id LIMIT @limit)`,
+    ),
+    pruneMessages: p(
+      `DELETE FROM webhook_messages WHERE id IN (
+         SELECT m.id FROM webhook_messages m
+         WHERE m.id < @messageFloor
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id)
+         ORDER BY m.id LIMIT @limit)`,
     ),
   };
 }
@@ -326,5 +339,17 @@ export class SqliteWebhooks implements WebhookStore {
 
   async pendingDeliveries(): Promise<number> {
     return (this.#s().pending.get() as { pending: number }).pending;
+  }
+
+  async pruneDeliveries(olderThan: Date, limit: number): Promise<number> {
+    const s = this.#s();
+    const floors = webhookIdFloorsAt(olderThan.getTime());
+    return this.#db()
+      .transaction(() => {
+        const removed = s.pruneDeliveries.run({ deliveryFloor: floors.delivery, limit }).changes;
+        s.pruneMessages.run({ messageFloor: floors.message, limit });
+        return removed;
+      })
+      .immediate();
   }
 }

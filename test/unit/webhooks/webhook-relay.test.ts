@@ -82,6 +82,7 @@ describe("webhook relay", () => {
       intervalMs: 1_000_000,
       concurrency: options.concurrency ?? 4,
       retry: { baseMs: 10, maxMs: 20, windowMs: DAY_MS },
+      retentionMs: 30 * DAY_MS,
       ...(options.now ? { now: options.now } : {}),
     });
 
