@@ -5,7 +5,6 @@
  * whose clocks differ still agree on when a lease runs out.
  */
 import type {
-  DeliveryStatus,
   NewWebhookEndpoint,
   WebhookDelivery,
   WebhookEndpoint,
@@ -20,63 +19,15 @@ import type {
   EndpointPage,
   WebhookStore,
 } from "../webhook-store.js";
+import { toDelivery, toEndpoint, type DeliveryRow, type EndpointRow } from "../webhook-rows.js";
 import type { PostgresPool } from "./postgres-pool.js";
-
-interface EndpointRow {
-  id: string;
-  url: string;
-  event_types: WebhookEventType[];
-  enabled: boolean;
-  created_at: Date;
-}
-
-interface DeliveryRow {
-  id: string;
-  message_id: string;
-  endpoint_id: string;
-  event_id: string;
-  type: WebhookEventType;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_at: Date;
-  last_status: number | null;
-  last_error: string | null;
-  created_at: Date;
-  delivered_at: Date | null;
-}
-
-function toEndpoint(row: EndpointRow): WebhookEndpoint {
-  return {
-    id: row.id,
-    url: row.url,
-    eventTypes: row.event_types,
-    enabled: row.enabled,
-    createdAt: row.created_at.toISOString(),
-  };
-}
-
-function toDelivery(row: DeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    endpointId: row.endpoint_id,
-    eventId: row.event_id,
-    type: row.type,
-    status: row.status,
-    attempts: row.attempts,
-    lastStatusCode: row.last_status,
-    lastError: row.last_error,
-    nextAttemptAt: row.status === "pending" ? row.next_attempt_at.toISOString() : null,
-    createdAt: row.created_at.toISOString(),
-    deliveredAt: row.delivered_at === null ? null : row.delivered_at.toISOString(),
-  };
-}
 
 /** The statements, for one schema (`s` quoted as an identifier). */
 function buildStatements(s: string) {
   const deliverySelect = `
-    SELECT d.id, d.message_id, d.endpoint_id, m.event_id, m.type, d.status, d.attempts, d.next_attempt_at,
-           d.last_status, d.last_error, d.created_at, d.delivered_at
+    SELECT d.id, d.message_id, d.endpoint_id, m.event_id, m.type, d.status, d.attempts,
+           d.next_attempt_at AS next_attempt, d.last_status, d.last_error, d.created_at AS created,
+           d.delivered_at AS delivered
     FROM ${s}.webhook_deliveries d JOIN ${s}.webhook_messages m ON m.id = d.message_id`;
   return {
     insertEndpoint: `

@@ -8,12 +8,10 @@
  * by the lease's owner for the attempt it claimed.
  */
 import type {
-  DeliveryStatus,
   NewWebhookEndpoint,
   OutboxMessage,
   WebhookDelivery,
   WebhookEndpoint,
-  WebhookEventType,
 } from "../../domain/webhook.js";
 import { newDeliveryId, subscribes, webhookIdFloorsAt } from "../../domain/webhook.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
@@ -25,62 +23,13 @@ import type {
   EndpointPage,
   WebhookStore,
 } from "../webhook-store.js";
-
-interface EndpointRow {
-  id: string;
-  url: string;
-  event_types: string;
-  enabled: number;
-  secret: string;
-  created_at: string;
-}
-
-interface DeliveryRow {
-  id: string;
-  message_id: string;
-  endpoint_id: string;
-  event_id: string;
-  type: WebhookEventType;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_ms: number;
-  last_status: number | null;
-  last_error: string | null;
-  created_at_ms: number;
-  delivered_at_ms: number | null;
-}
+import { toDelivery, toEndpoint, type DeliveryRow, type EndpointRow } from "../webhook-rows.js";
 
 const DELIVERY_SELECT = `
-  SELECT d.id, d.message_id, d.endpoint_id, m.event_id, m.type, d.status, d.attempts, d.next_attempt_ms,
-         d.last_status, d.last_error, d.created_at_ms, d.delivered_at_ms
+  SELECT d.id, d.message_id, d.endpoint_id, m.event_id, m.type, d.status, d.attempts,
+         d.next_attempt_ms AS next_attempt, d.last_status, d.last_error, d.created_at_ms AS created,
+         d.delivered_at_ms AS delivered
   FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id`;
-
-function toEndpoint(row: EndpointRow): WebhookEndpoint {
-  return {
-    id: row.id,
-    url: row.url,
-    eventTypes: JSON.parse(row.event_types) as WebhookEventType[],
-    enabled: row.enabled === 1,
-    createdAt: row.created_at,
-  };
-}
-
-function toDelivery(row: DeliveryRow): WebhookDelivery {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    endpointId: row.endpoint_id,
-    eventId: row.event_id,
-    type: row.type,
-    status: row.status,
-    attempts: row.attempts,
-    lastStatusCode: row.last_status,
-    lastError: row.last_error,
-    nextAttemptAt: row.status === "pending" ? new Date(row.next_attempt_ms).toISOString() : null,
-    createdAt: new Date(row.created_at_ms).toISOString(),
-    deliveredAt: row.delivered_at_ms === null ? null : new Date(row.delivered_at_ms).toISOString(),
-  };
-}
 
 function prepare(db: SqliteDatabase) {
   const p = <R = unknown>(sql: string) => db.prepare<unknown[], R>(sql);
