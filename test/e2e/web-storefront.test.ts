@@ -11,7 +11,7 @@
  * link and cancelled; an event named like an HTML injection shown as text. axe-core checks every page:
  * no serious or critical violation.
  */
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AxeBuilder } from "@axe-core/playwright";
@@ -23,13 +23,19 @@ const skip = chromiumSkipReason();
 /** Generous: the machine may be busy; nothing here measures speed. */
 const UI_TIMEOUT_MS = 15_000;
 
-describe("the storefront in a browser, through the balancer", { skip }, () => {
+// The cases are independent (each its own events and browser context), so they run side by side.
+describe("the storefront in a browser, through the balancer", { skip, concurrency: 4 }, () => {
   let site: StorefrontSite;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
+  /** Uncaught errors of the pages' scripts: each is a failure. */
+  const pageErrors: string[] = [];
 
   before(async () => {
     [site, browser] = await Promise.all([StorefrontSite.start(2), launchChromium()]);
+  });
+  afterEach(() => {
+    assert.deepEqual(pageErrors.splice(0), [], "script errors in the pages");
   });
   after(async () => {
     await browser?.close();
@@ -42,7 +48,7 @@ describe("the storefront in a browser, through the balancer", { skip }, () => {
     context.setDefaultTimeout(UI_TIMEOUT_MS);
     contexts.push(context);
     const page = await context.newPage();
-    page.on("pageerror", (error) => assert.fail(`script error on ${page.url()}: ${error.message}`));
+    page.on("pageerror", (error) => pageErrors.push(`${page.url()}: ${error.message}`));
     return page;
   }
 
