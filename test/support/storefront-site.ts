@@ -40,7 +40,8 @@ export class StorefrontSite {
   readonly url: string;
   readonly #cluster: ClusterProcess;
   readonly #dataDir: string;
-  readonly #http = new HttpClient(16);
+  /** Idle connections are dropped well before the balancer closes them (5 s). */
+  readonly #http = new HttpClient(16, 1000);
 
   private constructor(cluster: ClusterProcess, dataDir: string) {
     this.#cluster = cluster;

@@ -6,6 +6,8 @@ import { call, newIdempotencyKey } from "./api.js";
 import { countdown, el, money, setText, when } from "./format.js";
 
 const POLL_MS = 2000;
+/** A tab in the background asks far less often: a surge has many of them. */
+const HIDDEN_POLL_MS = 15_000;
 const HOLD_TTL_SECONDS = 600;
 const $ = (id) => document.getElementById(id);
 const eventId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] ?? "");
@@ -669,7 +671,7 @@ async function start() {
   setInterval(tick, 1000);
   const poll = async () => {
     await refresh().catch(() => undefined);
-    setTimeout(poll, POLL_MS);
+    setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   };
   setTimeout(poll, POLL_MS);
 }

@@ -3,7 +3,8 @@
 import { listEvents } from "./api.js";
 import { el, priceRange, setText, stateText, when } from "./format.js";
 
-const REFRESH_MS = 3000;
+const REFRESH_MS = 5000;
+const HIDDEN_REFRESH_MS = 30_000;
 const list = document.getElementById("events");
 const status = document.getElementById("list-status");
 const cards = new Map();
@@ -66,7 +67,7 @@ async function refresh() {
   } catch {
     setText(status, "The box office cannot be reached right now; trying again.");
   }
-  setTimeout(refresh, REFRESH_MS);
+  setTimeout(refresh, document.hidden ? HIDDEN_REFRESH_MS : REFRESH_MS);
 }
 
 refresh();
