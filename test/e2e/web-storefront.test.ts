@@ -60,6 +60,14 @@ describe("the storefront in a browser, through the balancer", { skip, concurrenc
       [],
       `axe on ${page.url()}`,
     );
+    // Usable at phone width: nothing makes the page scroll sideways (the seat map scrolls in its own box).
+    const [scrollWidth, clientWidth] = (await page.evaluate(
+      "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+    )) as number[];
+    assert.ok(
+      (scrollWidth ?? 0) <= (clientWidth ?? 0),
+      `${page.url()} is ${scrollWidth} px wide at phone width`,
+    );
   }
 
   /** Waits until the element's text differs from what it was (a countdown ticks). */
@@ -149,6 +157,14 @@ describe("the storefront in a browser, through the balancer", { skip, concurrenc
     await page.locator("#order-state", { hasText: "Cancelled" }).waitFor();
     const after = await site.call<Event>(`/v1/events/${event.id}`);
     assert.equal(after.body.available, 100);
+
+    // A ?secret= link (as in an e-mail) opens it too, and the secret moves out of the query at once.
+    const [orderPath, fragment] = (link ?? "").split("#");
+    const viaQuery = await newPage();
+    await viaQuery.goto(`${site.url}${orderPath}?${fragment}`);
+    await viaQuery.locator("#order-state", { hasText: "Cancelled" }).waitFor();
+    assert.equal(new URL(viaQuery.url()).search, "");
+    assert.equal(new URL(viaQuery.url()).hash, `#${fragment}`);
 
     // The same page without the secret opens nothing.
     const stranger = await newPage();

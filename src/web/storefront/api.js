@@ -53,7 +53,6 @@ export async function call(method, path, options = {}) {
       await sleep(delayMs);
       continue;
     }
-    const retryable = response.status === 503 || (response.status === 409 && options.idempotencyKey);
     let body = null;
     const text = await response.text();
     if (text) {
@@ -63,8 +62,9 @@ export async function call(method, path, options = {}) {
         body = null;
       }
     }
+    // A 503, or the same key still running elsewhere: wait, then send the very same request again.
     const inUse = response.status === 409 && body?.code === "idempotency_key_in_use";
-    if ((response.status === 503 || (retryable && inUse)) && attempt < retries) {
+    if ((response.status === 503 || inUse) && attempt < retries) {
       const delayMs = retryDelayMs(attempt, Number(response.headers.get("retry-after")));
       options.onRetry?.(delayMs, attempt);
       await sleep(delayMs);

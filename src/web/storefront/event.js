@@ -633,12 +633,18 @@ async function refreshSeats() {
   if (answer.ok) updateSeatMap(answer.body);
 }
 
+let stale = false;
 async function refresh() {
   const answer = await call("GET", base, { retry: false });
   if (answer.ok) {
     event = answer.body;
+    if (stale) progress("");
+    stale = false;
     renderEvent();
     await refreshSeats();
+  } else if (!stale && !busy) {
+    stale = true;
+    progress("The box office cannot be reached for a moment; the figures shown may be out of date.");
   }
 }
 
