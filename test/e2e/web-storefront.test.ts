@@ -268,6 +268,9 @@ describe("the storefront in a browser, through the balancer", { skip, concurrenc
     await page.keyboard.press("Space");
     await page.locator("#selection", { hasText: "2 seats chosen: A-1-1, A-1-2 — €160.00." }).waitFor();
     assert.equal(await page.locator('[data-seat="A-1-2"]').getAttribute("aria-pressed"), "true");
+    // The map is one tab stop, the seat last reached.
+    assert.equal(await page.locator('.seat[tabindex="0"]').count(), 1);
+    assert.equal(await page.locator('.seat[tabindex="0"]').getAttribute("data-seat"), "A-1-2");
     await page.getByRole("button", { name: "Hold these seats" }).click();
     await page.locator("#hold-panel").waitFor({ state: "visible" });
     assert.equal(await page.locator("#hold-total").textContent(), "€160.00");

@@ -305,7 +305,10 @@ function buildSeatMap(map) {
           text: seat.id.split("-")[2],
         });
         first = false;
-        button.addEventListener("click", () => toggleSeat(seat.id));
+        button.addEventListener("click", () => {
+          takeTabStop(button);
+          toggleSeat(seat.id);
+        });
         seatButtons.set(seat.id, button);
         rowBox.append(button);
       }
@@ -394,9 +397,14 @@ function moveFocus(key) {
   } else return;
   key.preventDefault();
   if (!next) return;
-  current.tabIndex = -1;
-  next.tabIndex = 0;
+  takeTabStop(next);
   next.focus();
+}
+
+/** The seat map is one tab stop: the seat last moved to or clicked. */
+function takeTabStop(seat) {
+  for (const other of $("seat-map").querySelectorAll('.seat[tabindex="0"]')) other.tabIndex = -1;
+  seat.tabIndex = 0;
 }
 
 async function holdSeats() {
