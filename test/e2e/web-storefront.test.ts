@@ -173,15 +173,23 @@ describe("the storefront in a browser, through the balancer", { skip, concurrenc
     assert.equal(await stranger.locator("#order").isHidden(), true);
   });
 
-  it("shows availability falling while another buyer buys", async () => {
+  it("shows availability falling, on the event page and the list, while another buyer buys", async () => {
     const event = await site.createEvent({ name: "Club night", capacity: 10 });
     const page = await newPage();
+    const list = await newPage();
     await page.goto(`${site.url}/events/${event.id}`);
+    await list.goto(`${site.url}/`);
+    const card = list.locator(`li[data-event-id="${event.id}"] .availability`);
     await page.locator("#availability", { hasText: "10 of 10 tickets available." }).waitFor();
+    await card.filter({ hasText: "10 of 10 left" }).waitFor();
     await buyByApi(event, 3);
     await page.locator("#availability", { hasText: "7 of 10 tickets available." }).waitFor();
+    await card.filter({ hasText: "7 of 10 left" }).waitFor();
     await buyByApi(event, 4);
     await page.locator("#availability", { hasText: "3 of 10 tickets available." }).waitFor();
+    await card.filter({ hasText: "3 of 10 left" }).waitFor();
+    await buyByApi(event, 3);
+    await card.filter({ hasText: "Sold out" }).waitFor();
   });
 
   it("says sold out, not open yet (with a countdown) and paused, and offers no purchase then", async () => {
