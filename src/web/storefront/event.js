@@ -222,6 +222,19 @@ async function buy(submit) {
     say("Choose how many tickets you want.");
     return;
   }
+  for (const type of event.ticketTypes) {
+    const input = $(`qty-${type.id}`);
+    if (!input.checkValidity()) {
+      say(`${type.name}: choose a whole number from 0 to ${input.max}.`);
+      input.focus();
+      return;
+    }
+  }
+  const count = items.reduce((sum, item) => sum + item.quantity, 0);
+  if (count > event.maxPerOrder) {
+    say(`At most ${event.maxPerOrder} tickets in one order.`);
+    return;
+  }
   const body = { customerId: customerId() };
   if (event.ticketTypes.length === 1) body.quantity = items[0].quantity;
   else body.items = items.map(({ ticketTypeId, quantity }) => ({ ticketTypeId, quantity }));
