@@ -19,6 +19,29 @@ export default tseslint.config(
     languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
   },
   {
+    // The pages' scripts run in the browser, as ES modules, unbundled.
+    files: ["src/web/**/*.js"],
+    languageOptions: {
+      sourceType: "module",
+      globals: {
+        window: "readonly",
+        document: "readonly",
+        location: "readonly",
+        history: "readonly",
+        localStorage: "readonly",
+        sessionStorage: "readonly",
+        fetch: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+        URLSearchParams: "readonly",
+        Intl: "readonly",
+        crypto: "readonly",
+      },
+    },
+  },
+  {
     // One logger (src/log/logger.ts) in every process; only the command line prints plain text (its UI).
     files: ["src/**/*.ts"],
     ignores: ["src/cli/**"],

@@ -1,9 +1,9 @@
-// Copies the non-TypeScript files the code reads at run time (SQL migrations, Lua scripts, web pages)
-// from src/ into dist/src/, keeping their paths, so `dist` is self-contained.
+// Copies the non-TypeScript files the code reads at run time (SQL migrations, Lua scripts, web pages and
+// their browser scripts) from src/ into dist/src/, keeping their paths, so `dist` is self-contained.
 import { cpSync, readdirSync, statSync, mkdirSync } from "node:fs";
 import { join, dirname, extname } from "node:path";
 
-const ASSET_EXTENSIONS = new Set([".sql", ".lua", ".html", ".css", ".svg", ".json"]);
+const ASSET_EXTENSIONS = new Set([".sql", ".lua", ".html", ".css", ".svg", ".json", ".js"]);
 
 function copyAssets(from, to) {
   for (const name of readdirSync(from)) {

@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, the tools that some test suites and benchmarks drive:
 # HAProxy and nginx (balancer comparison), PgBouncer (transaction pooling), iproute2 (network namespaces),
 # promtool (package prometheus: the alert rules in deploy/), systemd-analyze (the units in deploy/systemd),
-# podman, runc and debootstrap (the container image, built from a base made without any registry).
+# podman, runc and debootstrap (the container image, built from a base made without any registry), chromium
+# (the browser tests of the web pages, driven by playwright-core).
 # Skips what is already there; needs root (CI runs as root). Safe to run again.
 set -uo pipefail
 need=()
@@ -15,6 +16,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps: not root; install these yourself: ${need[*]}" >&2

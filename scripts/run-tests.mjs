@@ -1,7 +1,7 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's own test runner.
 // Before that it says which external services answer: on a developer's machine a suite whose
 // service is missing is skipped with a clear reason; under CI=true a missing service fails the run.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import net from "node:net";
@@ -41,6 +41,14 @@ for (const [name, url] of services) {
     process.exit(1);
   } else console.log(`services: ${name} does not answer at ${url}: the suites that need it are SKIPPED`);
 }
+
+// The browser tests drive Debian's Chromium (test/support/storefront-site.ts).
+const chromium = process.env.BOXOFFICE_TEST_CHROMIUM ?? "/usr/bin/chromium";
+if (existsSync(chromium)) console.log(`services: Chromium is at ${chromium}`);
+else if (process.env.CI === "true") {
+  console.error(`services: Chromium is not at ${chromium}; under CI=true that is a failure`);
+  process.exit(1);
+} else console.log(`services: Chromium is not at ${chromium}: the browser suites are SKIPPED`);
 
 const filter = process.argv.slice(2);
 const files = findTests(join("dist", "test")).filter(

@@ -4,7 +4,7 @@
  * then polls GET /v1/events/{eventId}/queue as often as the answer's `pollAfterSeconds` says, and shows
  * position, people ahead and the estimated wait in a polite live region, so that a screen reader hears
  * the changes without being interrupted. Once admitted it keeps the access token for the storefront
- * (a later issue) and says until when it is valid.
+ * (src/web/storefront/event.js reads it), says until when it is valid, and links back to the shop.
  *
  * Accessible: one h1, labelled figures (a description list), a live region, a progress element with a
  * text equivalent, visible focus, text at 4.5:1 contrast or more, no motion, readable at 320 px wide.
@@ -52,6 +52,7 @@ export function waitingPageHtml(eventId: string, eventName: string): string {
   <section id="admitted" hidden aria-labelledby="admitted-heading">
     <h2 id="admitted-heading" tabindex="-1">It is your turn</h2>
     <p id="admitted-text"></p>
+    <p><a id="shop" href="/events/${id}">Go to the ticket shop</a></p>
   </section>
   <p><button type="button" id="leave">Leave the queue</button></p>
   <noscript><p>This page needs JavaScript to keep your place up to date.</p></noscript>
@@ -74,8 +75,9 @@ dd { margin: 0; font-size: 1.5rem; font-weight: 700; }
 progress { width: 100%; height: 1.25rem; }
 #status { font-weight: 600; }
 button { font: inherit; padding: 0.6rem 1rem; border: 2px solid #1a1a1a; border-radius: 0.4rem; background: #ffffff; color: #1a1a1a; min-height: 44px; }
-button:focus-visible, [tabindex="-1"]:focus-visible { outline: 3px solid #0b57d0; outline-offset: 2px; }
+a:focus-visible, button:focus-visible, [tabindex="-1"]:focus-visible { outline: 3px solid #0b57d0; outline-offset: 2px; }
 #admitted { border: 2px solid #0a6b2e; border-radius: 0.5rem; padding: 0.75rem; color: #0a4d22; }
+#admitted a { color: #0b3d91; font-weight: 700; }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 

@@ -20,8 +20,12 @@ export interface CallOptions {
 export class HttpClient {
   readonly #agent: Agent;
 
-  constructor(connectionsPerOrigin = 64) {
-    this.#agent = new Agent({ connections: connectionsPerOrigin, keepAliveTimeout: 10_000 });
+  /**
+   * `keepAliveTimeoutMs`: how long an idle connection is kept for reuse; keep it under the server's own
+   * idle timeout (the balancer's is 5 s) or a request may go out on a socket the server is closing.
+   */
+  constructor(connectionsPerOrigin = 64, keepAliveTimeoutMs = 10_000) {
+    this.#agent = new Agent({ connections: connectionsPerOrigin, keepAliveTimeout: keepAliveTimeoutMs });
   }
 
   async call<T = unknown>(baseUrl: string, path: string, options: CallOptions = {}): Promise<HttpAnswer<T>> {

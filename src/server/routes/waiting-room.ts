@@ -266,7 +266,9 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       },
       handler: async (request, reply) => {
         const eventId = eventIdOf(request);
-        if (!eventId) return noRoom(reply);
+        // Whether the event has a room comes first (cached, cheap): anybody may learn it (the storefront
+        // asks before it offers to sell), as they may from the waiting page's 404.
+        if (!eventId || !(await deps.directory.roomOf(eventId))) return noRoom(reply);
         const identity = buyerOf(request, reply, eventId);
         if (identity === null) return reply;
         const view = await rooms.place(eventId, identity);
