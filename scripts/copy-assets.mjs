@@ -3,7 +3,8 @@
 import { cpSync, readdirSync, statSync, mkdirSync } from "node:fs";
 import { join, dirname, extname } from "node:path";
 
-const ASSET_EXTENSIONS = new Set([".sql", ".lua", ".html", ".css", ".svg", ".json"]);
+// .js: the browser's own modules (src/web), served as they are; the TypeScript sources are tsc's.
+const ASSET_EXTENSIONS = new Set([".sql", ".lua", ".html", ".css", ".svg", ".json", ".js"]);
 
 function copyAssets(from, to) {
   for (const name of readdirSync(from)) {

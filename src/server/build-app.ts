@@ -21,6 +21,7 @@ import { apiRoutes } from "./api-routes.js";
 import { BuyerIdentity } from "./hooks/buyer-identity.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { OrderAccess } from "./order-access.js";
+import { registerDashboard } from "./routes/dashboard.js";
 import { registerWaitingPage } from "./routes/waiting-page.js";
 import type { Problem } from "./problem.js";
 import type { RouteSpec } from "./route-spec.js";
@@ -263,6 +264,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (surface !== "admin") {
     app.get("/openapi.json", async () => openApi);
     registerWaitingPage(app, options.store);
+    registerDashboard(app);
   }
 
   return app;
