@@ -4,7 +4,7 @@
  * balancer's address: a wrong token shows nothing but the refusal; an instance SIGKILLed shows as died
  * and comes back (the supervisor restarts it); a sale paused from the dashboard (after its confirmation;
  * a cancelled one sends nothing) refuses purchases through the API with sale_paused; an instance drained
- * from the dashboard leaves the cluster; axe finds no serious or critical violation on the page, signed
+ * from the dashboard leaves the cluster, and scaling back (by keyboard alone) starts a new one; axe finds no serious or critical violation on the page, signed
  * out and signed in.
  */
 import { after, before, describe, it } from "node:test";
@@ -88,8 +88,10 @@ describe("the operations dashboard in a browser", { skip }, () => {
   });
 
   it("signs in with the admin token and lists the instances, with no serious accessibility violation", async () => {
-    await page.getByLabel("Admin token").fill(E2E_ADMIN_TOKEN);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    // By keyboard alone: type the token, press Enter.
+    await page.getByLabel("Admin token").focus();
+    await page.keyboard.type(E2E_ADMIN_TOKEN);
+    await page.keyboard.press("Enter");
     await waitFor("both instances ready on the dashboard", async () => {
       const rows = await Promise.all(["i-1", "i-2"].map((id) => instanceRow(page, id)));
       return rows.every((row) => row?.[1] === "ready");
@@ -154,6 +156,26 @@ describe("the operations dashboard in a browser", { skip }, () => {
     assert.deepEqual(
       status.instances.map((i) => i.id),
       ["i-1"],
+    );
+  });
+
+  it("scales the cluster, by keyboard alone, once confirmed", async () => {
+    await page.getByLabel("Number of instances").focus();
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type("2");
+    await page.keyboard.press("Enter");
+    // The dialog opens on Cancel; Tab moves to the confirmation.
+    await page.getByRole("dialog").getByRole("button", { name: "Scale to 2" }).waitFor();
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.getByText("Scaling to 2 instances.").waitFor();
+    await waitFor("a new instance serving", async () => (await instanceRow(page, "i-3"))?.[1] === "ready");
+    await page
+      .locator("#scaling-decisions li", { hasText: "up from 1 to 2 (asked by an operator)" })
+      .waitFor();
+    assert.deepEqual(
+      (await cluster.status()).instances.map((i) => i.id),
+      ["i-1", "i-3"],
     );
   });
 });
