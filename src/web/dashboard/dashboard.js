@@ -20,6 +20,8 @@ let polls = 0;
 /** The last balancer figures per backend, for requests per second without a supervisor. */
 let lastBackends = null;
 let clusterAttached = true;
+/** When the last cluster view charted was made. */
+let lastViewAt = null;
 
 const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
@@ -252,9 +254,13 @@ function showCluster(view) {
     viaCluster: true,
   }));
   showInstances(rows);
-  const at = new Date(view.at);
-  requestsChart.push(at, view.totals.requestsPerSecond);
-  ticketsChart.push(at, view.totals.ticketsPerSecond);
+  // A view shared with another poll (the supervisor keeps one for half a second) is one point.
+  if (view.at !== lastViewAt) {
+    lastViewAt = view.at;
+    const at = new Date(view.at);
+    requestsChart.push(at, view.totals.requestsPerSecond);
+    ticketsChart.push(at, view.totals.ticketsPerSecond);
+  }
   const serving = view.instances.filter((i) => i.state === "ready").length;
   const scale = $("scale-count");
   if (document.activeElement !== scale)
