@@ -182,4 +182,17 @@ describe("the operations dashboard in a browser", { skip }, () => {
       ["i-1", "i-3"],
     );
   });
+
+  it("signs out leaving nothing of what it showed, and the token forgotten", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByText("Signed out.").waitFor();
+    assert.equal(await page.locator("#board").isVisible(), false);
+    assert.equal(await page.locator("#board tbody tr").count(), 0);
+    assert.equal(await page.locator("#board li").count(), 0);
+    assert.equal(await page.evaluate("sessionStorage.length"), 0);
+    // A reload does not sign in again.
+    await page.reload();
+    await page.getByLabel("Admin token").waitFor();
+    assert.equal(await page.locator("#board").isVisible(), false);
+  });
 });

@@ -59,6 +59,12 @@ export class LineChart {
     this.#draw();
   }
 
+  /** Forgets every point (on sign-out: nothing shown stays in the page). */
+  reset() {
+    this.points = [];
+    this.#draw();
+  }
+
   #draw() {
     const known = this.points.filter((p) => p.value !== null);
     const max = Math.max(1, ...known.map((p) => p.value));

@@ -220,6 +220,7 @@ function showInstances(rows) {
       [shown(r.restarts), "number"],
       [shown(r.lockWaitsPerSecond, number), "number"],
       [milliseconds(r.lockWaitP99Ms), "number"],
+      [r.balancerState ?? "—", r.balancerState ? stateClass(r.balancerState) : ""],
     ],
     button: drainButton,
     label: (button, r) => {
@@ -251,6 +252,7 @@ function showCluster(view) {
     restarts: i.restarts,
     lockWaitsPerSecond: i.figures.lockWaitsPerSecond,
     lockWaitP99Ms: i.figures.lockWaitP99Ms,
+    balancerState: i.backend ? i.backend.state : null,
     viaCluster: true,
   }));
   showInstances(rows);
@@ -311,6 +313,7 @@ function showBackends(backends, atMs) {
       restarts: null,
       lockWaitsPerSecond: null,
       lockWaitP99Ms: null,
+      balancerState: b.state,
       viaCluster: false,
     };
   });
@@ -453,6 +456,11 @@ function signOut(message) {
   for (const id of ["instances", "events"]) $(id).querySelector("tbody").replaceChildren();
   for (const id of ["summary", "cluster-note", "scaling-policy"]) $(id).textContent = "";
   for (const id of ["scaling-decisions", "history"]) $(id).replaceChildren();
+  requestsChart.reset();
+  ticketsChart.reset();
+  lastViewAt = null;
+  lastBackends = null;
+  clusterAttached = true;
   $("login-error").textContent = message || "";
   $("token").focus();
 }
