@@ -9,14 +9,16 @@ import { LineChart } from "./chart.js";
 
 const TOKEN_KEY = "boxoffice:admin-token";
 const POLL_MS = 1000;
-const EVENTS_EVERY_POLLS = 2;
-const MAX_EVENTS = 50;
+/** Events' reports are read every 2 polls for up to 25 events, less often for more (25 per 2 s at most). */
+const EVENTS_PER_REFRESH = 25;
+const MAX_EVENTS = 500;
 
 const $ = (id) => document.getElementById(id);
 
 let token = null;
 let timer = null;
-let polls = 0;
+/** Polls until the events are read again. */
+let eventsDue = 0;
 /** The last balancer figures per backend, for requests per second without a supervisor. */
 let lastBackends = null;
 let clusterAttached = true;
@@ -56,10 +58,14 @@ function keepToken(value) {
 }
 
 class Unauthorized extends Error {}
+/** The answer came after a sign-out (or a sign-in with another token): nothing of it is shown. */
+class SignedOut extends Error {}
 
 /** One API call with the token; resolves to { status, body } (body parsed when JSON). */
 async function call(method, path, body) {
-  const headers = { accept: "application/json", authorization: `Bearer ${token}` };
+  const used = token;
+  if (used === null) throw new SignedOut();
+  const headers = { accept: "application/json", authorization: `Bearer ${used}` };
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -68,9 +74,10 @@ async function call(method, path, body) {
     credentials: "omit",
     cache: "no-store",
   });
-  if (response.status === 401) throw new Unauthorized();
   const type = response.headers.get("content-type") || "";
   const parsed = type.includes("json") ? await response.json() : null;
+  if (token !== used) throw new SignedOut();
+  if (response.status === 401) throw new Unauthorized();
   return { status: response.status, body: parsed };
 }
 
@@ -124,10 +131,13 @@ async function act(question, confirmLabel, run, doneText) {
     if (answer.status >= 200 && answer.status < 300) say(doneText);
     else say(`Refused: ${refusal(answer)}`);
   } catch (error) {
+    if (error instanceof SignedOut) return;
     if (error instanceof Unauthorized) return signOut("The admin token was refused; sign in again.");
     say("The cluster did not answer; try again.");
   }
-  void refresh();
+  // Show the outcome at once, events included.
+  eventsDue = 0;
+  void refresh().catch(() => undefined);
 }
 
 // ---- tables -------------------------------------------------------------------------------------
@@ -363,10 +373,24 @@ function saleButton(eventId) {
 }
 
 async function loadEvents() {
-  const list = await call("GET", `/v1/events?limit=${MAX_EVENTS}`);
-  if (list.status !== 200) return;
+  // Every page of the list (oldest first), up to MAX_EVENTS.
+  const events = [];
+  let cursor = null;
+  let more = false;
+  do {
+    const query = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
+    const page = await call("GET", `/v1/events?limit=100${query}`);
+    if (page.status !== 200) return;
+    events.push(...page.body.events);
+    cursor = page.body.nextCursor;
+    more = cursor !== null && events.length >= MAX_EVENTS;
+  } while (cursor !== null && !more);
+  eventsDue = 2 * Math.max(1, Math.ceil(events.length / EVENTS_PER_REFRESH));
+  $("events-note").textContent = more
+    ? `The oldest ${MAX_EVENTS} events are shown; read the others through the API.`
+    : `${events.length} ${events.length === 1 ? "event" : "events"}.`;
   const rows = await Promise.all(
-    list.body.events.map(async (event) => {
+    events.slice(0, MAX_EVENTS).map(async (event) => {
       const path = `/v1/events/${encodeURIComponent(event.id)}`;
       const [report, room] = await Promise.all([
         call("GET", `${path}/report`),
@@ -423,7 +447,7 @@ async function refresh() {
     if (backends.status === 200) showBackends(backends.body.backends, atMs);
   }
   $("scale-form").hidden = !clusterAttached;
-  if (polls++ % EVENTS_EVERY_POLLS === 0) await loadEvents();
+  if (eventsDue-- <= 0) await loadEvents();
 }
 
 function schedule() {
@@ -435,6 +459,7 @@ async function tick() {
   try {
     await refresh();
   } catch (error) {
+    if (error instanceof SignedOut) return;
     if (error instanceof Unauthorized) return signOut("The admin token was refused; sign in again.");
     $("cluster-note").textContent = "The cluster does not answer; trying again.";
   }
@@ -454,7 +479,7 @@ function signOut(message) {
   showBoard(false);
   // Nothing of what was shown stays in the page.
   for (const id of ["instances", "events"]) $(id).querySelector("tbody").replaceChildren();
-  for (const id of ["summary", "cluster-note", "scaling-policy"]) $(id).textContent = "";
+  for (const id of ["summary", "cluster-note", "scaling-policy", "events-note"]) $(id).textContent = "";
   for (const id of ["scaling-decisions", "history"]) $(id).replaceChildren();
   requestsChart.reset();
   ticketsChart.reset();
@@ -478,6 +503,7 @@ async function signIn(candidate) {
       return;
     }
   } catch (error) {
+    if (error instanceof SignedOut) return; // another sign-in began meanwhile
     token = null;
     $("login-error").textContent =
       error instanceof Unauthorized ? "This token was refused." : "The cluster cannot be reached; try again.";
@@ -488,7 +514,7 @@ async function signIn(candidate) {
   showBoard(true);
   $("summary-heading").setAttribute("tabindex", "-1");
   $("summary-heading").focus();
-  polls = 0;
+  eventsDue = 0;
   void tick();
 }
 
