@@ -266,6 +266,7 @@ export class Supervisor {
     if (count === from) return { from, to: count };
     const action = count > from ? "up" : "down";
     this.#recordDecision({ action, from, to: count, reason: "asked by an operator" });
+    this.#options.log.info(`scale ${action}: ${from} -> ${count} instances, asked by an operator`);
     this.#scaling = true;
     const work =
       action === "up"
@@ -366,7 +367,6 @@ export class Supervisor {
   #recordDecision(decision: ScaleDecision & { action: "up" | "down" }): void {
     this.#decisions.push({ ...decision, at: new Date().toISOString() });
     if (this.#decisions.length > 50) this.#decisions.shift();
-    this.#metrics.scale.inc({ direction: decision.action });
     this.#note("cluster", `scale ${decision.action} ${decision.from} -> ${decision.to}: ${decision.reason}`);
   }
 
@@ -493,6 +493,7 @@ export class Supervisor {
     const decision = this.#autoscaler.observe({ atMs: Date.now(), inFlight, instances: ready.length });
     if (decision.action === "none") return;
     this.#recordDecision(decision);
+    this.#metrics.scale.inc({ direction: decision.action });
     this.#options.log.info(
       `autoscale ${decision.action}: ${decision.from} -> ${decision.to} instances (${decision.reason})`,
     );
