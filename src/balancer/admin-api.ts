@@ -156,6 +156,7 @@ async function passToCluster(
   const body = method === "GET" ? undefined : await readBody(req);
   const contentType = req.headers["content-type"];
   let answer: Response;
+  let text: Buffer;
   try {
     answer = await fetch(`${context.clusterUrl}${path.slice("/_lb".length)}`, {
       method,
@@ -168,12 +169,12 @@ async function passToCluster(
       body: body === undefined || body.length === 0 ? undefined : body,
       signal: AbortSignal.timeout(CLUSTER_TIMEOUT_MS),
     });
+    text = Buffer.from(await answer.arrayBuffer());
   } catch {
     return sendProblem(res, 503, "unavailable", "the supervisor does not answer", {
       "retry-after": String(context.retryAfterSeconds),
     });
   }
-  const text = Buffer.from(await answer.arrayBuffer());
   res.writeHead(answer.status, {
     "content-type": answer.headers.get("content-type") ?? "application/json; charset=utf-8",
     "content-length": text.length,
