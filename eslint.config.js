@@ -48,6 +48,30 @@ export default tseslint.config(
     rules: { "no-console": "error" },
   },
   {
+    // The browser's own modules (src/web): no build step, so only what every current browser has.
+    files: ["src/web/**/*.js"],
+    languageOptions: {
+      sourceType: "module",
+      globals: {
+        document: "readonly",
+        window: "readonly",
+        fetch: "readonly",
+        sessionStorage: "readonly",
+        localStorage: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+        Intl: "readonly",
+        URL: "readonly",
+        URLSearchParams: "readonly",
+        EventSource: "readonly",
+        AbortController: "readonly",
+        console: "readonly",
+      },
+    },
+  },
+  {
     // Tool configs that must be CommonJS (.dependency-cruiser.cjs).
     files: ["*.cjs"],
     languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } },

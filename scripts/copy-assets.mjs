@@ -3,6 +3,7 @@
 import { cpSync, readdirSync, statSync, mkdirSync } from "node:fs";
 import { join, dirname, extname } from "node:path";
 
+// .js: the browser's own modules (src/web), served as they are; the TypeScript sources are tsc's.
 const ASSET_EXTENSIONS = new Set([".sql", ".lua", ".html", ".css", ".svg", ".json", ".js"]);
 
 function copyAssets(from, to) {

@@ -16,7 +16,8 @@ function prune(compiledDir, sourceDir) {
       continue;
     }
     if (!COMPILED.test(name)) continue;
-    if (!existsSync(source.replace(COMPILED, ".ts"))) rmSync(compiled);
+    // A browser module (src/web/**/*.js) is its own source, copied by copy-assets.mjs.
+    if (!existsSync(source.replace(COMPILED, ".ts")) && !existsSync(source)) rmSync(compiled);
   }
 }
 

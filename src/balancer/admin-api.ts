@@ -1,6 +1,8 @@
 /**
  * The balancer's own endpoints under `/_lb/` (docs/balancer.md): health, metrics, and the admin calls
- * that list, add, re-weight, drain and remove instances at run time.
+ * that list, add, re-weight, drain and remove instances at run time; and, when the balancer was told
+ * the supervisor's address (`--cluster-url`, set by `boxoffice up`), the cluster calls the dashboard
+ * makes under `/_lb/cluster`, passed on to the supervisor behind the same admin token.
  */
 import type { Logger } from "../log/logger.js";
 import type { FrontRequest, FrontResponse } from "./front.js";
@@ -28,6 +30,8 @@ export interface AdminContext {
   retryAfterSeconds: number;
   /** Where a failing admin call is logged. */
   log: Logger;
+  /** The supervisor's control address; none: `/_lb/cluster` answers 404. */
+  clusterUrl?: string | undefined;
 }
 
 interface AdminState {
@@ -35,7 +39,16 @@ interface AdminState {
   metrics: BalancerMetrics;
   adminCheck: AdminTokenCheck;
   retryAfterSeconds: number;
+  clusterUrl: string | undefined;
 }
+
+/** The cluster calls passed on to the supervisor, by method: nothing else under /_lb/cluster is. */
+const CLUSTER_CALLS: readonly { method: string; path: RegExp }[] = [
+  { method: "GET", path: /^\/_lb\/cluster$/ },
+  { method: "POST", path: /^\/_lb\/cluster\/scale$/ },
+  { method: "POST", path: /^\/_lb\/cluster\/instances\/[A-Za-z0-9_-]{1,64}\/drain$/ },
+];
+const CLUSTER_TIMEOUT_MS = 5000;
 
 function sendJson(
   res: FrontResponse,
@@ -58,7 +71,7 @@ class InvalidRequestError extends BoxofficeError {
   }
 }
 
-async function readJson(req: FrontRequest): Promise<Record<string, unknown>> {
+async function readBody(req: FrontRequest): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -66,9 +79,14 @@ async function readJson(req: FrontRequest): Promise<Record<string, unknown>> {
     if (size > MAX_ADMIN_BODY_BYTES) throw new InvalidRequestError("body over 64 KiB");
     chunks.push(chunk);
   }
+  return Buffer.concat(chunks);
+}
+
+async function readJson(req: FrontRequest): Promise<Record<string, unknown>> {
+  const body = await readBody(req);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    parsed = JSON.parse(body.toString("utf8"));
   } catch {
     throw new InvalidRequestError("body is not JSON");
   }
@@ -97,6 +115,7 @@ export class AdminApi {
       metrics: context.metrics,
       adminCheck: new AdminTokenCheck(context.adminToken),
       retryAfterSeconds: context.retryAfterSeconds,
+      clusterUrl: context.clusterUrl,
     };
   }
 
@@ -115,6 +134,53 @@ export class AdminApi {
     });
     return true;
   }
+}
+
+/**
+ * Passes a dashboard's cluster call on to the supervisor (its token already checked here; the supervisor
+ * checks it again) and its answer back: status, JSON or problem+json body. The supervisor down: 503.
+ */
+async function passToCluster(
+  context: AdminState,
+  req: FrontRequest,
+  res: FrontResponse,
+  path: string,
+  method: string,
+): Promise<void> {
+  if (context.clusterUrl === undefined)
+    return sendProblem(res, 404, "not_found", "no supervisor is attached to this balancer (--cluster-url)");
+  const calls = CLUSTER_CALLS.filter((call) => call.path.test(path));
+  if (calls.length === 0) return sendProblem(res, 404, "not_found", `no balancer endpoint ${path}`);
+  if (!calls.some((call) => call.method === method))
+    return sendProblem(res, 405, "method_not_allowed", `${calls.map((c) => c.method).join(" or ")} only`);
+  const body = method === "GET" ? undefined : await readBody(req);
+  const contentType = req.headers["content-type"];
+  let answer: Response;
+  let text: Buffer;
+  try {
+    answer = await fetch(`${context.clusterUrl}${path.slice("/_lb".length)}`, {
+      method,
+      headers: {
+        authorization: req.headers.authorization!,
+        ...(body === undefined || body.length === 0
+          ? {}
+          : { "content-type": contentType ?? "application/json" }),
+      },
+      body: body === undefined || body.length === 0 ? undefined : body,
+      signal: AbortSignal.timeout(CLUSTER_TIMEOUT_MS),
+    });
+    text = Buffer.from(await answer.arrayBuffer());
+  } catch {
+    return sendProblem(res, 503, "unavailable", "the supervisor does not answer", {
+      "retry-after": String(context.retryAfterSeconds),
+    });
+  }
+  res.writeHead(answer.status, {
+    "content-type": answer.headers.get("content-type") ?? "application/json; charset=utf-8",
+    "content-length": text.length,
+    "cache-control": "no-store",
+  });
+  res.end(text);
 }
 
 /** Answers one `/_lb/...` request. */
@@ -138,7 +204,8 @@ async function handleAdmin(context: AdminState, req: FrontRequest, res: FrontRes
       res.end(text);
       return;
     }
-    if (path !== "/_lb/backends" && !path.startsWith("/_lb/backends/"))
+    const cluster = path === "/_lb/cluster" || path.startsWith("/_lb/cluster/");
+    if (!cluster && path !== "/_lb/backends" && !path.startsWith("/_lb/backends/"))
       return sendProblem(res, 404, "not_found", `no balancer endpoint ${path}`);
     if (!context.adminCheck.allows(req.headers.authorization))
       return sendProblem(
@@ -147,6 +214,7 @@ async function handleAdmin(context: AdminState, req: FrontRequest, res: FrontRes
         "unauthorized",
         "missing or wrong admin token (Authorization: Bearer <token>)",
       );
+    if (cluster) return await passToCluster(context, req, res, path, method);
 
     if (path === "/_lb/backends") {
       if (method === "GET") return sendJson(res, 200, { backends: registry.list.map((b) => b.view()) });

@@ -82,6 +82,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
       adminToken: config.adminToken,
       retryAfterSeconds: config.retryAfterSeconds,
       log,
+      clusterUrl: config.clusterUrl,
     });
     this.accessLog =
       config.accessLog === undefined

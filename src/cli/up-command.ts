@@ -94,10 +94,12 @@ export function registerUpCommand(program: Command): void {
     process.on("SIGHUP", () => void supervisor.rollingRestart());
 
     try {
-      await supervisor.start();
+      // The control server first: the balancer is told its address, for the dashboard's cluster calls.
       control = await startControlServer(supervisor, token, log, cluster.metricsHost, cluster.metricsPort);
+      await supervisor.start(control.url);
     } catch (error) {
       log.error({ err: error }, `could not start: ${(error as Error).message}`);
+      await control?.close();
       await supervisor.close();
       process.exit(1);
     }
@@ -117,7 +119,7 @@ export function registerUpCommand(program: Command): void {
       : "fixed size";
     say(`ready: ${supervisor.balancerUrl} (balancer, ${cluster.instances} instances, ${scaling})`);
     say(`status: boxoffice status --data ${server.dataDir}; Ctrl-C stops everything`);
-    say("dashboard: not in this version yet (planned at the balancer's address); use `boxoffice status`");
+    say(`dashboard: ${supervisor.balancerUrl}/dashboard (sign in with the admin token)`);
   });
 
   // `status` and `restart` find the cluster by its data directory: the server's --data setting.

@@ -13,6 +13,14 @@ import type { AutoscalePolicy } from "../config/cluster-config.js";
 import type { ScaleDecision } from "./autoscaler.js";
 import { Autoscaler } from "./autoscaler.js";
 import { BalancerClient, type BackendFigures } from "./balancer-client.js";
+import { BoxofficeError } from "../domain/errors.js";
+import {
+  NO_FIGURES,
+  figuresBetween,
+  parseMetrics,
+  type InstanceFigures,
+  type MetricsSample,
+} from "./instance-figures.js";
 import { InstanceProcess } from "./instance-process.js";
 
 export interface SupervisorOptions {
@@ -57,6 +65,39 @@ export interface ClusterStatus {
   autoscale: (AutoscalePolicy & { decisions: (ScaleDecision & { at: string })[] }) | null;
 }
 
+/** Something that happened to an instance (started, died, drained, stopped) or to the cluster (scaled). */
+export interface ClusterEvent {
+  at: string;
+  /** The instance, or "cluster". */
+  subject: string;
+  what: string;
+}
+
+/** What the dashboard shows (GET /cluster on the control server, /_lb/cluster through the balancer). */
+export interface ClusterView extends ClusterStatus {
+  at: string;
+  /** The time the rates are over: since the view before, in seconds (null for the first). */
+  windowSeconds: number | null;
+  instances: (InstanceStatus & { figures: InstanceFigures })[];
+  totals: { requestsPerSecond: number | null; ticketsPerSecond: number | null };
+  /** The operator's scale actions and the autoscaler's, newest last. */
+  scaleActions: (ScaleDecision & { at: string })[];
+  history: ClusterEvent[];
+}
+
+/** A control action the cluster refuses: the HTTP layer turns `code` into a status. */
+export class ClusterActionError extends BoxofficeError {
+  constructor(code: "instance_not_found" | "invalid_transition" | "invalid_request", message: string) {
+    super(code, message);
+  }
+}
+
+/** Most instances an operator may ask for by hand without autoscaling (the --instances bound). */
+export const MAX_MANUAL_INSTANCES = 256;
+/** Views closer together than this share one scrape of the instances. */
+const VIEW_REUSE_MS = 500;
+const SCRAPE_TIMEOUT_MS = 2000;
+
 /** Crashes within this window count towards "keeps crashing". */
 const CRASH_WINDOW_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
@@ -70,6 +111,12 @@ export class Supervisor {
   readonly #crashes = new Map<string, number[]>();
   readonly #restarts = new Map<string, number>();
   readonly #decisions: (ScaleDecision & { at: string })[] = [];
+  readonly #history: ClusterEvent[] = [];
+  /** Instances that died and wait for their restart: shown as down until they are started again. */
+  readonly #down = new Map<string, { restarts: number; since: string; url: string }>();
+  /** The last scrape of each instance process (by pid), for the rates of the next view. */
+  #lastSamples = new Map<number, MetricsSample>();
+  #lastView: { atMs: number; view: Promise<ClusterView> } | null = null;
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #logs = new Map<string, WriteStream>();
   #nextIndex = 1;
@@ -107,8 +154,11 @@ export class Supervisor {
     return `http://${this.#options.host}:${this.#options.port}`;
   }
 
-  /** Starts the balancer, then the instances; resolves when all are serving. */
-  async start(): Promise<void> {
+  /**
+   * Starts the balancer, then the instances; resolves when all are serving. `controlUrl`, the control
+   * server's address, is given to the balancer, which passes the dashboard's `/_lb/cluster` calls to it.
+   */
+  async start(controlUrl?: string): Promise<void> {
     mkdirSync(this.#options.logDir, { recursive: true });
     const balancer = new InstanceProcess({
       id: "lb",
@@ -116,7 +166,7 @@ export class Supervisor {
       port: this.#options.port,
       host: this.#options.host,
       cliPath: this.#options.cliPath,
-      args: this.#options.balancerArgs,
+      args: [...this.#options.balancerArgs, ...(controlUrl ? ["--cluster-url", controlUrl] : [])],
       env: this.#options.env,
     });
     this.#balancer = balancer;
@@ -188,6 +238,138 @@ export class Supervisor {
     };
   }
 
+  /**
+   * Sets the number of instances (with autoscaling, within its bounds): starts new ones, or drains and
+   * stops the newest. Answers at once with the change; the instances follow (the view shows them).
+   */
+  scaleTo(count: number): { from: number; to: number } {
+    const policy = this.#autoscaler?.policy;
+    const min = policy?.minInstances ?? 1;
+    const max = policy?.maxInstances ?? MAX_MANUAL_INSTANCES;
+    if (!Number.isInteger(count) || count < min || count > max) {
+      const bounds = policy ? " (the autoscaling bounds)" : "";
+      throw new ClusterActionError(
+        "invalid_request",
+        `instances must be a whole number from ${min} to ${max}${bounds}`,
+      );
+    }
+    if (this.#scaling)
+      throw new ClusterActionError(
+        "invalid_transition",
+        "a scaling action is under way; try again once it is done",
+      );
+    if (this.#closing) throw new ClusterActionError("invalid_transition", "the cluster is stopping");
+    const serving = [...this.#instances.values()].filter(
+      (p) => p.state === "starting" || p.state === "ready",
+    );
+    const from = serving.length + this.#down.size;
+    if (count === from) return { from, to: count };
+    const action = count > from ? "up" : "down";
+    this.#recordDecision({ action, from, to: count, reason: "asked by an operator" });
+    this.#options.log.info(`scale ${action}: ${from} -> ${count} instances, asked by an operator`);
+    this.#scaling = true;
+    const work =
+      action === "up"
+        ? Promise.all(Array.from({ length: count - from }, () => this.#launch()))
+        : Promise.all(
+            this.#ready()
+              .slice(count - from)
+              .map((instance) => this.#retire(instance)),
+          );
+    void work
+      .catch((error: unknown) => this.#options.log.error({ err: error }, `scaling to ${count} failed`))
+      .finally(() => (this.#scaling = false));
+    return { from, to: count };
+  }
+
+  /** Drains one instance at the balancer and stops it once idle; the cluster has one fewer after. */
+  drainInstance(id: string): void {
+    const instance = this.#instances.get(id);
+    if (!instance) {
+      if (this.#down.has(id))
+        throw new ClusterActionError("invalid_transition", `${id} is down: nothing to drain`);
+      throw new ClusterActionError("instance_not_found", `no instance ${id}`);
+    }
+    if (instance.state !== "ready")
+      throw new ClusterActionError("invalid_transition", `${id} is ${instance.state}, not serving`);
+    if (this.#ready().length <= 1)
+      throw new ClusterActionError(
+        "invalid_transition",
+        `${id} is the last instance serving; scale up first`,
+      );
+    this.#note(id, "draining (asked by an operator)");
+    void this.#retire(instance).catch((error: unknown) =>
+      this.#options.log.error({ err: error }, `draining ${id} failed`),
+    );
+  }
+
+  /**
+   * The dashboard's view: the status, each instance's live figures (from its /metrics, over the time
+   * since the view before), the scale actions and the recent history. Views asked for within
+   * VIEW_REUSE_MS share one scrape, so that several dashboards do not multiply the load.
+   */
+  view(): Promise<ClusterView> {
+    const now = Date.now();
+    if (this.#lastView && now - this.#lastView.atMs < VIEW_REUSE_MS) return this.#lastView.view;
+    const previousAtMs = this.#lastView?.atMs ?? null;
+    const view = this.#buildView(now, previousAtMs);
+    this.#lastView = { atMs: now, view };
+    return view;
+  }
+
+  async #buildView(now: number, previousAtMs: number | null): Promise<ClusterView> {
+    const status = await this.status();
+    const samples = new Map<number, MetricsSample>();
+    const instances = await Promise.all(
+      status.instances.map(async (instance) => {
+        const pid = instance.pid;
+        const scraped =
+          pid === undefined || instance.state === "starting" ? null : await scrape(instance.url);
+        if (pid === undefined || scraped === null) return { ...instance, figures: NO_FIGURES };
+        samples.set(pid, scraped);
+        return { ...instance, figures: figuresBetween(this.#lastSamples.get(pid), scraped) };
+      }),
+    );
+    this.#lastSamples = samples;
+    for (const [id, down] of this.#down) {
+      instances.push({
+        id,
+        pid: undefined,
+        url: down.url,
+        state: "down",
+        restarts: down.restarts,
+        startedAt: down.since,
+        backend: null,
+        figures: NO_FIGURES,
+      });
+    }
+    instances.sort((a, b) => a.id.localeCompare(b.id, "en", { numeric: true }));
+    const sum = (field: "requestsPerSecond" | "ticketsPerSecond") => {
+      const values = instances.map((i) => i.figures[field]).filter((v): v is number => v !== null);
+      return values.length === 0 ? null : values.reduce((a, b) => a + b, 0);
+    };
+    return {
+      ...status,
+      at: new Date(now).toISOString(),
+      windowSeconds: previousAtMs === null ? null : (now - previousAtMs) / 1000,
+      instances,
+      totals: { requestsPerSecond: sum("requestsPerSecond"), ticketsPerSecond: sum("ticketsPerSecond") },
+      scaleActions: [...this.#decisions],
+      history: [...this.#history],
+    };
+  }
+
+  #note(subject: string, what: string): void {
+    this.#history.push({ at: new Date().toISOString(), subject, what });
+    if (this.#history.length > 50) this.#history.shift();
+  }
+
+  #recordDecision(decision: ScaleDecision & { action: "up" | "down" }): void {
+    this.#decisions.push({ ...decision, at: new Date().toISOString() });
+    if (this.#decisions.length > 50) this.#decisions.shift();
+    this.#note("cluster", `scale ${decision.action} ${decision.from} -> ${decision.to}: ${decision.reason}`);
+  }
+
   #ready(): InstanceProcess[] {
     return [...this.#instances.values()].filter((p) => p.state === "ready");
   }
@@ -214,6 +396,7 @@ export class Supervisor {
       env: this.#options.env,
     });
     this.#instances.set(id, instance);
+    this.#down.delete(id);
     instance.spawn((line) => this.#childLog(id, line));
     void instance.exited().then(({ code, signal }) => this.#onExit(instance, code, signal));
     if (!(await instance.waitReady(this.#options.readyTimeoutMs))) {
@@ -232,6 +415,7 @@ export class Supervisor {
     }
     instance.state = "ready";
     this.#metrics.instances.set(this.#ready().length);
+    this.#note(id, `serving (pid ${instance.pid})`);
     this.#options.log.info(`instance ${id} serving on ${instance.url} (pid ${instance.pid})`);
     return instance;
   }
@@ -247,6 +431,7 @@ export class Supervisor {
     await instance.stop(this.#options.stopGraceMs);
     if (instance.backendId) await this.#client.remove(instance.backendId).catch(() => undefined);
     this.#instances.delete(instance.spec.id);
+    this.#note(instance.spec.id, "drained and stopped");
     this.#options.log.info(`instance ${instance.spec.id} stopped`);
   }
 
@@ -266,6 +451,12 @@ export class Supervisor {
     crashes.push(now);
     this.#crashes.set(id, crashes);
     const backoffMs = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (crashes.length - 1));
+    this.#note(id, `died (${signal ?? `exit ${code}`}); restarting in ${backoffMs} ms`);
+    this.#down.set(id, {
+      restarts: this.#restarts.get(id) ?? 0,
+      since: new Date(now).toISOString(),
+      url: instance.url,
+    });
     if (crashes.length >= 4) {
       this.#options.log.error(
         `instance ${id} keeps crashing (${crashes.length} times in ${CRASH_WINDOW_MS / 1000} s); ` +
@@ -301,8 +492,7 @@ export class Supervisor {
     const inFlight = backends.filter((b) => ours.has(b.id)).reduce((sum, b) => sum + b.active, 0);
     const decision = this.#autoscaler.observe({ atMs: Date.now(), inFlight, instances: ready.length });
     if (decision.action === "none") return;
-    this.#decisions.push({ ...decision, at: new Date().toISOString() });
-    if (this.#decisions.length > 50) this.#decisions.shift();
+    this.#recordDecision(decision);
     this.#metrics.scale.inc({ direction: decision.action });
     this.#options.log.info(
       `autoscale ${decision.action}: ${decision.from} -> ${decision.to} instances (${decision.reason})`,
@@ -317,6 +507,20 @@ export class Supervisor {
     } finally {
       this.#scaling = false;
     }
+  }
+}
+
+/** One scrape of an instance's /metrics, or null when it does not answer in time. */
+async function scrape(url: string): Promise<MetricsSample | null> {
+  try {
+    const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return null;
+    }
+    return parseMetrics(await response.text(), Date.now());
+  } catch {
+    return null;
   }
 }
 

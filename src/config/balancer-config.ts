@@ -112,6 +112,20 @@ function dnsServer(value: string, name: string): DnsServerSpec | undefined {
   return { host, port: portNumber(match[3]!, name) };
 }
 
+/** An optional http://host:port address, without a path: empty for none. */
+function controlUrl(value: string, name: string): string | undefined {
+  if (value === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an http://host:port address, not "${value}"`);
+  }
+  if (url.protocol !== "http:" || url.pathname !== "/" || url.search !== "" || url.username !== "")
+    throw new ConfigError(`${name} must be an http://host:port address, not "${value}"`);
+  return url.origin;
+}
+
 /** An optional port: empty for none. */
 function optionalPort(value: string, name: string): number | undefined {
   return value === "" ? undefined : listenPort(value, name);
@@ -223,6 +237,19 @@ export const BALANCER_SETTINGS = {
     defaultText: "127.0.0.1",
     valueName: "host",
     parse: text(),
+  },
+  /**
+   * The supervisor's control address (`boxoffice up` sets it): `/_lb/cluster` and `/_lb/cluster/…` are
+   * passed on to its `/cluster…` calls, behind the admin token, for the dashboard.
+   */
+  clusterUrl: {
+    flag: "cluster-url",
+    env: "BOXOFFICE_LB_CLUSTER_URL",
+    description:
+      "the supervisor's control address, http://host:port, that /_lb/cluster/ is passed on to (set by `up`)",
+    defaultText: "",
+    valueName: "url",
+    parse: controlUrl,
   },
   logLevel: {
     flag: "log-level",

@@ -22,6 +22,7 @@ import { BuyerIdentity } from "./hooks/buyer-identity.js";
 import { buildOpenApiDocument } from "./openapi.js";
 import { OrderAccess } from "./order-access.js";
 import { registerStorefront } from "./routes/storefront.js";
+import { registerDashboard } from "./routes/dashboard.js";
 import { registerWaitingPage } from "./routes/waiting-page.js";
 import type { Problem } from "./problem.js";
 import type { RouteSpec } from "./route-spec.js";
@@ -265,6 +266,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     app.get("/openapi.json", async () => openApi);
     registerWaitingPage(app, options.store);
     registerStorefront(app);
+    registerDashboard(app);
   }
 
   return app;
