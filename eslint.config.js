@@ -19,7 +19,7 @@ export default tseslint.config(
     languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
   },
   {
-    // The pages' scripts run in the browser, as ES modules, unbundled.
+    // The pages' scripts run in the browser, as ES modules, unbundled: only what every current browser has.
     files: ["src/web/**/*.js"],
     languageOptions: {
       sourceType: "module",
@@ -38,6 +38,10 @@ export default tseslint.config(
         URLSearchParams: "readonly",
         Intl: "readonly",
         crypto: "readonly",
+        URL: "readonly",
+        EventSource: "readonly",
+        AbortController: "readonly",
+        console: "readonly",
       },
     },
   },
@@ -46,30 +50,6 @@ export default tseslint.config(
     files: ["src/**/*.ts"],
     ignores: ["src/cli/**"],
     rules: { "no-console": "error" },
-  },
-  {
-    // The browser's own modules (src/web): no build step, so only what every current browser has.
-    files: ["src/web/**/*.js"],
-    languageOptions: {
-      sourceType: "module",
-      globals: {
-        document: "readonly",
-        window: "readonly",
-        fetch: "readonly",
-        sessionStorage: "readonly",
-        localStorage: "readonly",
-        setTimeout: "readonly",
-        clearTimeout: "readonly",
-        setInterval: "readonly",
-        clearInterval: "readonly",
-        Intl: "readonly",
-        URL: "readonly",
-        URLSearchParams: "readonly",
-        EventSource: "readonly",
-        AbortController: "readonly",
-        console: "readonly",
-      },
-    },
   },
   {
     // Tool configs that must be CommonJS (.dependency-cruiser.cjs).
