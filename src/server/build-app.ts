@@ -57,6 +57,12 @@ export interface AppOptions {
   surface?: "all" | "public" | "admin";
   /** OpenTelemetry traces (`--otel-endpoint`); none when absent. */
   tracing?: Tracing;
+  /**
+   * Which events have a waiting room: one per instance, shared by its apps (with `--admin-port`, the
+   * admin app's PUT must reach the public app's cache at once); a new one with the default cache when
+   * absent.
+   */
+  roomDirectory?: RoomDirectory;
 }
 
 /** Whether a route is served on a surface: operators' routes go to the admin one when there is one. */
@@ -227,7 +233,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     access,
     waitingRoom: {
       signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
-      directory: new RoomDirectory(options.store.waitingRoom),
+      directory:
+        options.roomDirectory ??
+        new RoomDirectory(options.store.waitingRoom, (eventId) => options.store.getEvent(eventId)),
     },
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");

@@ -482,5 +482,95 @@ for (const backend of BACKENDS) {
         await sleep(200);
       }
     });
+
+    it("gates a sale from its first purchase on every instance when the room was turned on before it opened", async () => {
+      // Two more instances that trust what they read of a room for a minute: a cache that could be
+      // believed across the sale's opening would let the purchases below through.
+      const startCached = (i: number) =>
+        ServerProcess.start({
+          dataDir: setup.dataDir,
+          instanceId: `room-cached-${i}`,
+          args: [...setup.args, "--waiting-room-cache-ms", "60000"],
+          env: { BOXOFFICE_SIGNING_SECRET: SIGNING_SECRET },
+        });
+      const [a, b] = await Promise.all([startCached(0), startCached(1)]);
+      const on = async <T>(
+        server: ServerProcess,
+        path: string,
+        options: Parameters<HttpClient["call"]>[2] = {},
+      ) => http.call<T & { code?: string }>(server.url, path, options);
+      const order = (server: ServerProcess, eventId: string, kind: "orders" | "holds" = "orders") =>
+        on(server, `/v1/events/${eventId}/${kind}`, { body: { customerId: "early-bird", quantity: 1 } });
+      try {
+        // A scheduled sale: B has looked (no room yet) before the admin turns the room on through A.
+        const startsAtMs = Date.now() + 3000;
+        const scheduled = await on<Event>(a, "/v1/events", {
+          admin: true,
+          body: { name: "Scheduled", capacity: 100, salesStartAt: new Date(startsAtMs).toISOString() },
+        });
+        assert.equal(scheduled.status, 201, scheduled.text);
+        const before = await order(b, scheduled.body.id);
+        assert.equal(before.status, 409, before.text);
+        assert.equal(before.body.code, "sale_not_open");
+        const room = await on(a, `/v1/events/${scheduled.body.id}/waiting-room`, {
+          method: "PUT",
+          admin: true,
+          body: { admissionRatePerSecond: 100 },
+        });
+        assert.equal(room.status, 201, room.text);
+        await sleep(Math.max(0, startsAtMs - Date.now()) + 300);
+        for (const kind of ["orders", "holds"] as const) {
+          const opened = await order(b, scheduled.body.id, kind);
+          assert.equal(opened.status, 403, `${kind} at the opening: ${opened.text}`);
+          assert.equal(opened.body.code, "access_token_required");
+        }
+
+        // A draft: B has looked; the room goes on and the sale is published through A.
+        const draft = await on<Event>(a, "/v1/events", {
+          admin: true,
+          body: { name: "Draft", capacity: 100, state: "draft" },
+        });
+        assert.equal(draft.status, 201, draft.text);
+        assert.equal((await order(b, draft.body.id)).status, 409);
+        const draftRoom = await on(a, `/v1/events/${draft.body.id}/waiting-room`, {
+          method: "PUT",
+          admin: true,
+          body: { admissionRatePerSecond: 100 },
+        });
+        assert.equal(draftRoom.status, 201, draftRoom.text);
+        const published = await on(a, `/v1/events/${draft.body.id}/publish`, { method: "POST", admin: true });
+        assert.equal(published.status, 200, published.text);
+        const afterPublish = await order(b, draft.body.id);
+        assert.equal(afterPublish.status, 403, afterPublish.text);
+        assert.equal(afterPublish.body.code, "access_token_required");
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    it("gates a sale already open on the instance that turned the room on at once, on the others soon after", async () => {
+      const event = await createEvent("Open sale", 1000);
+      let buyers = 0;
+      const sell = (i: number) =>
+        call<{ code?: string }>(i, `/v1/events/${event.id}/orders`, {
+          body: { customerId: `walk-in-${buyers++}`, quantity: 1 },
+        });
+      for (let i = 0; i < INSTANCES; i++) assert.equal((await sell(i)).status, 201);
+      assert.equal((await putRoom(event.id, { admissionRatePerSecond: 100 })).status, 201);
+      const here = await sell(0);
+      assert.equal(here.status, 403, here.text);
+      // The others: within their cache's second (1 s by default); never anything but a sale or a refusal.
+      for (;;) {
+        const statuses = await Promise.all(
+          Array.from({ length: INSTANCES }, (_, i) => sell(i).then((answer) => answer.status)),
+        );
+        assert.ok(
+          statuses.every((s) => s === 201 || s === 403),
+          statuses.join(","),
+        );
+        if (statuses.every((s) => s === 403)) break;
+        await sleep(100);
+      }
+    });
   });
 }
