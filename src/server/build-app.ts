@@ -16,6 +16,8 @@ import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
 import { deriveKey } from "../config/signing-secret.js";
 import { PassSigner } from "../waiting-room/pass-signer.js";
+import { ADMISSION_INTERVAL_MS } from "../waiting-room/admission-ticker.js";
+import { CollectionLog } from "../waiting-room/collection-log.js";
 import { RoomDirectory } from "../waiting-room/room-directory.js";
 import { apiRoutes } from "./api-routes.js";
 import { BuyerIdentity } from "./hooks/buyer-identity.js";
@@ -223,6 +225,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sendProblem(reply, problemOf("not_found", `no route for ${request.method} ${request.url.split("?")[0]}`)),
   );
 
+  const collections = new CollectionLog(options.store.waitingRoom, ADMISSION_INTERVAL_MS, (error) =>
+    app.log.warn({ err: error }, "noting collected access tokens failed (they count as abandoned)"),
+  );
+  app.addHook("onClose", () => collections.close());
   const routes = apiRoutes({
     store: options.store,
     lock: options.lock,
@@ -233,6 +239,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     access,
     waitingRoom: {
       signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
+      collections,
       directory:
         options.roomDirectory ??
         new RoomDirectory(options.store.waitingRoom, (eventId) => options.store.getEvent(eventId)),

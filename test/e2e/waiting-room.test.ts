@@ -572,5 +572,74 @@ for (const backend of BACKENDS) {
         await sleep(100);
       }
     });
+
+    it("shows waiting buyers, admissions, active shoppers and abandonment on /metrics", async () => {
+      const later = await createEvent("Metrics, later", 100);
+      const now = await createEvent("Metrics, now", 100);
+      const inAnHour = new Date(Date.now() + 3600_000).toISOString();
+      assert.equal((await putRoom(later.id, { admissionRatePerSecond: 10, opensAt: inAnHour })).status, 201);
+      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000 })).status, 201);
+      const join = async (eventId: string, i: number) => {
+        const joined = await call<QueueAnswer>(i, `/v1/events/${eventId}/queue`, { body: {} });
+        assert.equal(joined.status, 201, joined.text);
+        return joined.body.queueToken!;
+      };
+      for (let i = 0; i < 3; i++) await join(later.id, i);
+      const collector = await join(now.id, 0);
+      const leaver = await join(now.id, 1);
+      await join(now.id, 2); // the idler
+      const poll = (token: string, i = 0) =>
+        call<QueueAnswer>(i, `/v1/events/${now.id}/queue`, { headers: { "queue-token": token } });
+      // The collector takes the access token; the leaver is let in but never takes it; the idler is let
+      // in and never asks (its session runs on).
+      for (;;) {
+        const answer = await poll(collector);
+        if (answer.body.accessToken) break;
+        await sleep(50);
+      }
+      for (;;) {
+        const room = await call<{ admitted: number }>(0, `/v1/events/${now.id}/waiting-room`, {
+          admin: true,
+        });
+        if (room.body.admitted === 3) break;
+        await sleep(50);
+      }
+      await sleep(1100); // every admission time has come (the look-ahead gives them up to 3 s early, at 1 ms apart)
+      // Then the collector and the leaver leave: only the leaver's session is abandoned.
+      for (const token of [collector, leaver]) {
+        const left = await call(1, `/v1/events/${now.id}/queue`, {
+          method: "DELETE",
+          headers: { "queue-token": token },
+        });
+        assert.equal(left.status, 204, left.text);
+      }
+      /** A metric's value for the event, as instance i reports it; null when absent. */
+      const metric = async (i: number, name: string, eventId: string): Promise<number | null> => {
+        const scraped = await call<string>(i, "/metrics", { admin: true });
+        assert.equal(scraped.status, 200, scraped.text);
+        const line = scraped.text
+          .split("\n")
+          .find((l) => l.startsWith(`${name}{`) && l.includes(`event="${eventId}"`));
+        return line === undefined ? null : Number(line.split(" ").at(-1));
+      };
+      // Every instance reports the store's figures.
+      for (let i = 0; i < INSTANCES; i++) {
+        assert.equal(await metric(i, "boxoffice_waiting_room_waiting", later.id), 3);
+        assert.equal(await metric(i, "boxoffice_waiting_room_waiting", now.id), 0);
+        assert.equal(await metric(i, "boxoffice_waiting_room_active_shoppers", now.id), 1);
+      }
+      for (;;) {
+        const abandoned = await metric(0, "boxoffice_waiting_room_abandoned", now.id);
+        assert.ok(abandoned === 0 || abandoned === 1, `${abandoned}`);
+        if (abandoned === 1) break;
+        await sleep(100);
+      }
+      // Admitted per second: rate() over the sum of the instances' counters, which add up to 3.
+      let admitted = 0;
+      for (let i = 0; i < INSTANCES; i++) {
+        admitted += (await metric(i, "boxoffice_waiting_room_admitted_total", now.id)) ?? 0;
+      }
+      assert.equal(admitted, 3);
+    });
   });
 }

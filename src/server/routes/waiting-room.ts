@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { isEventId } from "../../domain/ids.js";
 import type { Store } from "../../store/store.js";
 import type { Place, Room } from "../../store/waiting-room-store.js";
+import type { CollectionLog } from "../../waiting-room/collection-log.js";
 import { JoinBatcher } from "../../waiting-room/join-batcher.js";
 import { openingOf } from "../../waiting-room/opening.js";
 import type { PassSigner } from "../../waiting-room/pass-signer.js";
@@ -42,6 +43,7 @@ export interface WaitingRoomRouteDeps {
   store: Store;
   signer: PassSigner;
   directory: RoomDirectory;
+  collections: CollectionLog;
 }
 
 interface RoomBody {
@@ -89,7 +91,8 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
   const placeAnswer = async (eventId: string, room: Room, place: Place, nowMs: number) => {
     const status = queueStatusOf(room, place, nowMs);
     if (!isAdmitted(place, nowMs)) return status;
-    if (place.collectedAtMs === null) await rooms.markCollected(eventId, place.identity, nowMs);
+    if (place.collectedAtMs === null)
+      deps.collections.note({ eventId, identity: place.identity, atMs: nowMs });
     const accessToken = deps.signer.signAccess({
       eventId,
       identity: place.identity,

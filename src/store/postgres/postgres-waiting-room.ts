@@ -12,6 +12,7 @@ import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import type {
   Admission,
   AdmissionRecord,
+  CollectedMark,
   ConfigureResult,
   JoinResult,
   PlaceView,
@@ -75,9 +76,11 @@ function statements(s: string) {
              p.session_ends_at_ms, p.left_at_ms, p.collected_at_ms
       FROM ${room} r LEFT JOIN ${places} p ON p.event_id = r.event_id AND p.identity = $2
       WHERE r.event_id = $1`,
+    // $1 events, $2 identities, $3 times, in step.
     markCollected: `
-      UPDATE ${places} SET collected_at_ms = $3
-      WHERE event_id = $1 AND identity = $2 AND collected_at_ms IS NULL`,
+      UPDATE ${places} p SET collected_at_ms = m.at_ms
+      FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m (event_id, identity, at_ms)
+      WHERE p.event_id = m.event_id AND p.identity = m.identity AND p.collected_at_ms IS NULL`,
     leavePreQueue: `
       WITH gone AS (DELETE FROM ${places} WHERE event_id = $1 AND identity = $2 RETURNING 1)
       UPDATE ${room} SET prequeue_count = prequeue_count - (SELECT count(*) FROM gone) WHERE event_id = $1`,
@@ -263,9 +266,14 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
     };
   }
 
-  async markCollected(eventId: string, identity: string, nowMs: number): Promise<void> {
+  async markCollected(marks: readonly CollectedMark[]): Promise<void> {
+    if (marks.length === 0) return;
     await this.#pool.transaction(null, (tx) =>
-      tx.rows(this.#sql.markCollected, [eventId, identity, Math.floor(nowMs)]),
+      tx.rows(this.#sql.markCollected, [
+        marks.map((mark) => mark.eventId),
+        marks.map((mark) => mark.identity),
+        marks.map((mark) => String(Math.floor(mark.atMs))),
+      ]),
     );
   }
 

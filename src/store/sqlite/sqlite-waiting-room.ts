@@ -9,6 +9,7 @@ import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import type {
   Admission,
   AdmissionRecord,
+  CollectedMark,
   ConfigureResult,
   JoinResult,
   PlaceView,
@@ -170,17 +171,15 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
     }, "read queue place");
   }
 
-  async markCollected(eventId: string, identity: string, nowMs: number): Promise<void> {
-    this.#write(
-      (db) =>
-        db
-          .prepare(
-            `UPDATE waiting_room_places SET collected_at_ms = ?
-             WHERE event_id = ? AND identity = ? AND collected_at_ms IS NULL`,
-          )
-          .run(nowMs, eventId, identity),
-      "note access collected",
-    );
+  async markCollected(marks: readonly CollectedMark[]): Promise<void> {
+    if (marks.length === 0) return;
+    this.#write((db) => {
+      const mark = db.prepare(
+        `UPDATE waiting_room_places SET collected_at_ms = ?
+         WHERE event_id = ? AND identity = ? AND collected_at_ms IS NULL`,
+      );
+      for (const { eventId, identity, atMs } of marks) mark.run(Math.floor(atMs), eventId, identity);
+    }, "note access collected");
   }
 
   async leave(eventId: string, identity: string): Promise<boolean> {
