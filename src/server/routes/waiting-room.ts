@@ -118,6 +118,23 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
     return identity;
   };
 
+  /** A buyer's own place (GET and DELETE …/queue): the work gets the event and the Queue-Token's buyer. */
+  const ownPlace =
+    (work: (eventId: string, identity: string, reply: FastifyReply) => Promise<unknown>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const eventId = eventIdOf(request);
+      if (!eventId) return noRoom(reply);
+      const identity = buyerOf(request, reply, eventId);
+      if (identity === null) return reply;
+      return work(eventId, identity, reply);
+    };
+  const ownPlaceRoute = {
+    url: "/v1/events/:eventId/queue",
+    tag: "waiting room",
+    buyer: true,
+    schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
+  } as const;
+
   return {
     putRoom: {
       method: "PUT",
@@ -254,56 +271,42 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       },
     },
     getQueuePlace: {
+      ...ownPlaceRoute,
       method: "GET",
-      url: "/v1/events/:eventId/queue",
       operationId: "getQueuePlace",
       summary: "Your place: position, people ahead, estimated wait; once admitted, the access token",
-      tag: "waiting room",
-      buyer: true,
-      schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
       responses: {
         200: { description: "The place", schema: queueStatusSchema },
         403: problem("queue_token_invalid"),
         404: problem("waiting_room_not_found, or not_in_queue (join again)"),
         503: unavailable,
       },
-      handler: async (request, reply) => {
-        const eventId = eventIdOf(request);
-        if (!eventId) return noRoom(reply);
-        const identity = buyerOf(request, reply, eventId);
-        if (identity === null) return reply;
+      handler: ownPlace(async (eventId, identity, reply) => {
         const view = await rooms.place(eventId, identity);
         if (!view) return noRoom(reply);
         if (!view.place)
           return sendProblem(reply, problemOf("not_in_queue", "no place for you here: join again"));
         const answer = await placeAnswer(eventId, view.room, view.place, view.nowMs);
         return reply.header("cache-control", "no-store").send(answer);
-      },
+      }),
     },
     leaveQueue: {
+      ...ownPlaceRoute,
       method: "DELETE",
-      url: "/v1/events/:eventId/queue",
       operationId: "leaveQueue",
       summary: "Leave the queue, or end your shopping session now (its access token stops working)",
-      tag: "waiting room",
-      buyer: true,
-      schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
       responses: {
         204: { description: "Left" },
         403: problem("queue_token_invalid"),
         404: problem("not_in_queue"),
         503: unavailable,
       },
-      handler: async (request, reply) => {
-        const eventId = eventIdOf(request);
-        if (!eventId) return noRoom(reply);
-        const identity = buyerOf(request, reply, eventId);
-        if (identity === null) return reply;
+      handler: ownPlace(async (eventId, identity, reply) => {
         if (!(await rooms.leave(eventId, identity))) {
           return sendProblem(reply, problemOf("not_in_queue", "no place for you here"));
         }
         return reply.code(204).send();
-      },
+      }),
     },
   };
 }

@@ -22,7 +22,16 @@ import type {
   WaitingRoomStore,
 } from "../waiting-room-store.js";
 import type { PlaceRow, RoomRow } from "../waiting-room-rows.js";
-import { admissionWindow, PLACE_COLUMNS, toPlace, toRoom } from "../waiting-room-rows.js";
+import {
+  admissionWindow,
+  joinsPreQueue,
+  leavingRemovesPlace,
+  nextSlotAfter,
+  openingMoves,
+  PLACE_COLUMNS,
+  toPlace,
+  toRoom,
+} from "../waiting-room-rows.js";
 import type { PostgresPool, Transaction } from "./postgres-pool.js";
 
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::float8";
@@ -163,7 +172,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         if (existing) {
           const room = toRoom(existing);
           const nowMs = await this.#nowMs(tx);
-          if ((room.drawn || nowMs >= room.opensAtMs) && settings.opensAtMs !== room.opensAtMs) {
+          if (openingMoves(room, settings, nowMs)) {
             return { ok: false, reason: "already_open", opensAtMs: room.opensAtMs } as const;
           }
           const [row] = await tx.rows<RoomRow>(this.#sql.updateRoom, [eventId, ...values]);
@@ -210,7 +219,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         const nowMs = Number((clock as { now_ms: number }[])[0]!.now_ms);
         const existing = new Map((places as PlaceRow[]).map((place) => [place.identity, place]));
         const open = nowMs >= room.preQueueOpensAtMs;
-        const preQueue = nowMs < room.opensAtMs && !room.drawn;
+        const preQueue = joinsPreQueue(room, nowMs);
         // Who gets a new place, in the order given, once each.
         const newcomers = open
           ? distinct.filter((identity) => {
@@ -287,7 +296,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         const nowMs = Math.floor(await this.#nowMs(tx));
         const [place] = await tx.rows<PlaceRow>(this.#sql.selectPlace, [eventId, identity]);
         if (!place || place.left_at_ms !== null) return false;
-        if (place.place === null && !room.drawn && nowMs < room.opensAtMs) {
+        if (leavingRemovesPlace(room, toPlace(place), nowMs)) {
           // In the pre-queue before the opening: the place goes away altogether.
           await tx.rows(this.#sql.leavePreQueue, [eventId, identity]);
         } else {
@@ -350,10 +359,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
     ]);
     if (admitted.length === 0) return 0;
     const through = Math.max(...admitted.map((row) => Number(row.place)));
-    const nextSlotMs =
-      room.admissionRatePerSecond === null
-        ? room.nextSlotMs
-        : window.startMs + admitted.length * window.intervalMs;
+    const nextSlotMs = nextSlotAfter(room, window, admitted.length);
     await tx.rows(this.#sql.moveRoom, [room.eventId, through, nextSlotMs]);
     return admitted.length;
   }
