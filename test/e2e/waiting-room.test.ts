@@ -1,6 +1,6 @@
 /**
  * The waiting room end to end, on real `boxoffice server` processes sharing one store (SQLite files on
- * this host; PostgreSQL):
+ * this host; PostgreSQL, with the Redis lock under the sell path):
  *
  * - the surge: 10,000 buyers (5,000 join before the opening, 5,000 after) behind a room admitting 200 per
  *   second, with a rolling restart of every instance in the middle. Measured from the database's own
@@ -27,7 +27,7 @@ import { PassSigner } from "../../src/waiting-room/pass-signer.js";
 import { HttpClient, type HttpAnswer } from "../support/http-client.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { ServerProcess, stopAll } from "../support/server-process.js";
-import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
+import { postgresSkip, redisSkip, TEST_POSTGRES_URL, TEST_REDIS_URL } from "../support/services.js";
 import { uniformShuffleVerdict } from "../support/uniform-shuffle.js";
 
 const INSTANCES = 3;
@@ -89,8 +89,8 @@ const BACKENDS: Backend[] = [
     },
   },
   {
-    name: "PostgreSQL",
-    skip: await postgresSkip(),
+    name: "PostgreSQL, with the Redis lock",
+    skip: (await postgresSkip()) ?? (await redisSkip()),
     async setUp() {
       const dataDir = mkdtempSync(join(tmpdir(), "boxoffice-e2e-room-pg-"));
       const schema = freshSchemaName("room");
@@ -101,7 +101,7 @@ const BACKENDS: Backend[] = [
           "--pg-pool-size",
           "6",
           "--lock",
-          "postgres",
+          TEST_REDIS_URL,
         ],
         dataDir,
         async openStore() {
