@@ -216,6 +216,14 @@ export const SERVER_SETTINGS = {
     defaultText: "1000",
     parse: wholeNumber(10, 3_600_000),
   },
+  waitingRoomCacheMs: {
+    flag: "waiting-room-cache-ms",
+    env: "BOXOFFICE_WAITING_ROOM_CACHE_MS",
+    description:
+      "waiting rooms: how long an instance trusts what it read of an event's room (a room turned on mid-sale reaches the other instances within it; never across a sale's opening)",
+    defaultText: "1000",
+    parse: wholeNumber(0, 600_000),
+  },
   webhookRelayIntervalMs: {
     flag: "webhook-relay-interval-ms",
     env: "BOXOFFICE_WEBHOOK_RELAY_INTERVAL_MS",

@@ -17,6 +17,7 @@ import { holdRoutes } from "./routes/holds.js";
 import { operationRoutes } from "./routes/operations.js";
 import { orderRoutes } from "./routes/orders.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import type { CollectionLog } from "../waiting-room/collection-log.js";
 import { waitingRoomRoutes } from "./routes/waiting-room.js";
 import { SellGate } from "./sell-gate.js";
 import type { ServerMetrics } from "./server-metrics.js";
@@ -33,13 +34,17 @@ export interface ApiDeps {
   /** Who may act on an order or a hold. */
   access: OrderAccess;
   /** The waiting room's signer of passes and its per-instance cache of which events have a room. */
-  waitingRoom: { signer: PassSigner; directory: RoomDirectory };
+  waitingRoom: { signer: PassSigner; directory: RoomDirectory; collections: CollectionLog };
 }
 
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const gate = new SellGate(deps.sellPath, deps.metrics, deps.access, deps.identity.verifiesBuyers);
   const events = eventRoutes(deps.store);
-  const roomPass = accessTokenCheck({ waitingRoom: deps.store.waitingRoom, ...deps.waitingRoom });
+  const roomPass = accessTokenCheck({
+    waitingRoom: deps.store.waitingRoom,
+    directory: deps.waitingRoom.directory,
+    signer: deps.waitingRoom.signer,
+  });
   const orders = orderRoutes(deps.store, gate, deps.access, roomPass);
   const holds = holdRoutes(deps.store, gate, deps.access, roomPass);
   const rooms = waitingRoomRoutes({ store: deps.store, ...deps.waitingRoom });

@@ -16,6 +16,8 @@ import { SellPathOverloadedError } from "../sales/sell-path.js";
 import type { Store } from "../store/store.js";
 import { deriveKey } from "../config/signing-secret.js";
 import { PassSigner } from "../waiting-room/pass-signer.js";
+import { ADMISSION_INTERVAL_MS } from "../waiting-room/admission-ticker.js";
+import { CollectionLog } from "../waiting-room/collection-log.js";
 import { RoomDirectory } from "../waiting-room/room-directory.js";
 import { apiRoutes } from "./api-routes.js";
 import { BuyerIdentity } from "./hooks/buyer-identity.js";
@@ -59,6 +61,12 @@ export interface AppOptions {
   surface?: "all" | "public" | "admin";
   /** OpenTelemetry traces (`--otel-endpoint`); none when absent. */
   tracing?: Tracing;
+  /**
+   * Which events have a waiting room: one per instance, shared by its apps (with `--admin-port`, the
+   * admin app's PUT must reach the public app's cache at once); a new one with the default cache when
+   * absent.
+   */
+  roomDirectory?: RoomDirectory;
 }
 
 /** Whether a route is served on a surface: operators' routes go to the admin one when there is one. */
@@ -219,6 +227,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sendProblem(reply, problemOf("not_found", `no route for ${request.method} ${request.url.split("?")[0]}`)),
   );
 
+  const collections = new CollectionLog(options.store.waitingRoom, ADMISSION_INTERVAL_MS, (error) =>
+    app.log.warn({ err: error }, "noting collected access tokens failed (they count as abandoned)"),
+  );
+  app.addHook("onClose", () => collections.close());
   const routes = apiRoutes({
     store: options.store,
     lock: options.lock,
@@ -229,7 +241,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     access,
     waitingRoom: {
       signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
-      directory: new RoomDirectory(options.store.waitingRoom),
+      collections,
+      directory:
+        options.roomDirectory ??
+        new RoomDirectory(options.store.waitingRoom, (eventId) => options.store.getEvent(eventId)),
     },
   });
   const openApi = buildOpenApiDocument(routes, options.version ?? "1.0.0");

@@ -664,7 +664,12 @@ export const queueStatusSchema: JsonSchema = {
     opensAt: time,
     admitAt: { ...nullableString, format: "date-time" },
     sessionEndsAt: { ...nullableString, format: "date-time" },
-    pollAfterSeconds: { type: "integer" },
+    pollAfterMs: {
+      type: "integer",
+      description:
+        "ask again after this many milliseconds: once admitAt is known, that instant plus less than one slot's spacing",
+    },
+    pollAfterSeconds: { type: "integer", description: "pollAfterMs in whole seconds, rounded up" },
     queueToken: token("send it as Queue-Token to read your place (POST answers it)"),
     accessToken: token("admitted only: send it as Access-Token with orders and holds until sessionEndsAt"),
   },
@@ -676,6 +681,7 @@ export const queueStatusSchema: JsonSchema = {
     "opensAt",
     "admitAt",
     "sessionEndsAt",
+    "pollAfterMs",
     "pollAfterSeconds",
   ],
 };

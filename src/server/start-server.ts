@@ -23,6 +23,7 @@ import {
   ADMISSION_LOOK_AHEAD_MS,
   AdmissionTicker,
 } from "../waiting-room/admission-ticker.js";
+import { RoomDirectory } from "../waiting-room/room-directory.js";
 import { buildApp } from "./build-app.js";
 import { GracefulDrain } from "./graceful-drain.js";
 import { ServerMetrics } from "./server-metrics.js";
@@ -160,6 +161,11 @@ export async function startServer(
       signingSecret: secrets.signingSecret,
       buyerAuth,
       logger: log,
+      roomDirectory: new RoomDirectory(
+        store.waitingRoom,
+        (eventId) => store.getEvent(eventId),
+        config.waitingRoomCacheMs,
+      ),
     };
     let adminUrl: string | undefined;
     if (config.adminPort !== undefined) {

@@ -1,8 +1,10 @@
 /**
  * What the waiting room's backends share: the rows as both databases name their columns, their mapping
- * to the store's records, and the one rule of how many buyers a pass lets in and when.
+ * to the store's records, and the rules both apply inside their transactions: when a join is in the
+ * pre-queue, when the opening can no longer move, what leaving does, how many buyers a pass lets in and
+ * when.
  */
-import type { Place, Room } from "./waiting-room-store.js";
+import type { Place, Room, RoomSettings } from "./waiting-room-store.js";
 
 export interface RoomRow {
   event_id: string;
@@ -66,16 +68,39 @@ export function toPlace(row: PlaceRow): Place {
   };
 }
 
+/** A join at `nowMs` (the store's clock, inside the join's transaction) goes to the pre-queue. */
+export function joinsPreQueue(room: Room, nowMs: number): boolean {
+  return nowMs < room.opensAtMs && !room.drawn;
+}
+
+/** The room has opened (or been drawn): new settings may not move its opening. */
+export function openingMoves(room: Room, settings: RoomSettings, nowMs: number): boolean {
+  return (room.drawn || nowMs >= room.opensAtMs) && settings.opensAtMs !== room.opensAtMs;
+}
+
 /**
- * How many buyers a pass may let in now, and from when: the one rule both backends use. `start` is the
- * first admission time; the i-th buyer is let in at `start + i * intervalMs`.
+ * Leaving from the pre-queue before the draw takes the place away altogether (no later place exists
+ * yet); any other leaving keeps the place, marked left (a session cut short ends now).
  */
+export function leavingRemovesPlace(room: Room, place: Pick<Place, "place">, nowMs: number): boolean {
+  return place.place === null && !room.drawn && nowMs < room.opensAtMs;
+}
+
+export interface AdmissionWindow {
+  /** Buyers this pass may let in (Infinity: all who wait). */
+  count: number;
+  /** The first admission time; the i-th buyer is let in at `startMs + i * intervalMs`. */
+  startMs: number;
+  intervalMs: number;
+}
+
+/** How many buyers a pass may let in now, and from when: the one rule both backends use. */
 export function admissionWindow(
   room: Room,
   nowMs: number,
   lookAheadMs: number,
   active: number,
-): { count: number; startMs: number; intervalMs: number } {
+): AdmissionWindow {
   const capRoom = room.maxActiveShoppers === null ? Infinity : Math.max(0, room.maxActiveShoppers - active);
   if (room.admissionRatePerSecond === null) return { count: capRoom, startMs: nowMs, intervalMs: 0 };
   const intervalMs = 1000 / room.admissionRatePerSecond;
@@ -85,4 +110,11 @@ export function admissionWindow(
   const horizonMs = nowMs + lookAheadMs;
   const slots = startMs > horizonMs ? 0 : Math.floor((horizonMs - startMs) / intervalMs) + 1;
   return { count: Math.min(slots, capRoom), startMs, intervalMs };
+}
+
+/** The room's next slot once a pass has let `admitted` buyers in through `window`. */
+export function nextSlotAfter(room: Room, window: AdmissionWindow, admitted: number): number {
+  return room.admissionRatePerSecond === null
+    ? room.nextSlotMs
+    : window.startMs + admitted * window.intervalMs;
 }

@@ -102,6 +102,13 @@ export interface RoomFigures {
   abandoned: number;
 }
 
+/** A buyer who was handed the access token, and when. */
+export interface CollectedMark {
+  eventId: string;
+  identity: string;
+  atMs: number;
+}
+
 /** One admitted place, for the admin's record of the admissions (and the tests). */
 export interface AdmissionRecord {
   identity: string;
@@ -130,8 +137,11 @@ export interface WaitingRoomStore {
   join(eventId: string, identities: readonly string[], randomRank: () => number): Promise<JoinResult[]>;
   /** The buyer's place with its room and the store's clock, in one indexed read (no write, no lock). */
   place(eventId: string, identity: string): Promise<PlaceView | null>;
-  /** Notes that the buyer collected the access token (once; it is what tells abandonment apart). */
-  markCollected(eventId: string, identity: string, nowMs: number): Promise<void>;
+  /**
+   * Notes that buyers collected their access tokens (the first time counts; it is what tells abandonment
+   * apart), all in one transaction (waiting-room/collection-log.ts gathers them).
+   */
+  markCollected(marks: readonly CollectedMark[]): Promise<void>;
   /** The buyer leaves: out of the queue, or the shopping session ends now. True when there was a place. */
   leave(eventId: string, identity: string): Promise<boolean>;
   /**

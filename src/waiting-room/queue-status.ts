@@ -1,8 +1,16 @@
 /**
  * What a waiting buyer is told, from one read of the place and its room (PlaceView): state, position,
- * people ahead, an estimated wait, and how soon to ask again. Pure: no I/O, the store's clock passed in.
+ * people ahead, an estimated wait, and when to ask again. Pure: no I/O, the store's clock and the random
+ * source passed in.
+ *
+ * When to ask again is what keeps the sell path at the admission rate: a buyer whose admission time is
+ * known (a pass gives it up to ADMISSION_LOOK_AHEAD_MS ahead) is told to ask exactly then, plus a jitter
+ * smaller than the spacing of two slots, so the purchases of admitted buyers arrive spread as the
+ * admissions are, not bunched at whole seconds. A buyer further back asks about five times over the
+ * wait, and no later than when a pass will have given the slot.
  */
 import type { Place, Room } from "../store/waiting-room-store.js";
+import { ADMISSION_INTERVAL_MS, ADMISSION_LOOK_AHEAD_MS } from "./admission-ticker.js";
 
 export type QueueState = "pre-queue" | "waiting" | "admitted" | "session-ended" | "left";
 
@@ -20,19 +28,54 @@ export interface QueueStatus {
   admitAt: string | null;
   /** When the shopping session ends (ISO 8601), once known. */
   sessionEndsAt: string | null;
-  /** Ask again after this many seconds. */
+  /** Ask again after this many milliseconds (for an admission time known, that instant plus a jitter). */
+  pollAfterMs: number;
+  /** pollAfterMs in whole seconds, rounded up (for clients that count in seconds, e.g. Retry-After). */
   pollAfterSeconds: number;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));
 
-/** How soon a buyer expecting to wait `waitSeconds` should ask again: often near the front, rarely far back. */
-function pollAfter(waitSeconds: number): number {
-  return clamp(Math.ceil(waitSeconds / 5), 1, 30);
+/** A buyer with nothing to wait for (admitted, session over, left) asks again after this long. */
+const IDLE_POLL_MS = 30_000;
+/** The longest wait between two polls of a waiting buyer. */
+const MAX_POLL_MS = 30_000;
+/** Jitter of a poll whose time is a guess: up to this fraction of it (buyers who joined together drift apart). */
+const GUESS_JITTER = 0.2;
+
+/**
+ * How soon a buyer expecting to wait `waitMs`, with no admission time yet, should ask again: about five
+ * times over the wait, often near the front, and by the time a pass will have given the slot (the slot is
+ * given up to the look-ahead before it comes).
+ */
+function pollAfterGuessMs(waitMs: number, random: () => number): number {
+  const slotKnownInMs = waitMs - ADMISSION_LOOK_AHEAD_MS + ADMISSION_INTERVAL_MS;
+  const ms = clamp(Math.min(waitMs / 5, slotKnownInMs), ADMISSION_INTERVAL_MS, MAX_POLL_MS);
+  return Math.round(ms * (1 + GUESS_JITTER * random()));
 }
 
-export function queueStatusOf(room: Room, place: Place, nowMs: number): QueueStatus {
+/**
+ * When to ask again, before the opening, for a buyer in the pre-queue: a few times while it lasts, and
+ * once just after the draw (a pass after the opening); the buyers of the pre-queue then come spread over a
+ * second, in an order that has nothing to do with their place.
+ */
+function pollAfterOpeningMs(untilOpenMs: number, random: () => number): number {
+  if (untilOpenMs <= 0) return Math.round(ADMISSION_INTERVAL_MS * (1 + random()));
+  const afterDrawMs = untilOpenMs + ADMISSION_INTERVAL_MS + 1000 * random();
+  return Math.round(Math.min(clamp(untilOpenMs / 5, 1000, MAX_POLL_MS), afterDrawMs));
+}
+
+/**
+ * The buyer's status. `random` (uniform in [0, 1)) spreads the polls; tests pass a fixed one.
+ */
+export function queueStatusOf(
+  room: Room,
+  place: Place,
+  nowMs: number,
+  random: () => number = Math.random,
+): QueueStatus {
+  const polls = (pollAfterMs: number) => ({ pollAfterMs, pollAfterSeconds: Math.ceil(pollAfterMs / 1000) });
   const base = {
     opensAt: new Date(room.opensAtMs).toISOString(),
     admitAt: iso(place.admitAtMs),
@@ -45,7 +88,7 @@ export function queueStatusOf(room: Room, place: Place, nowMs: number): QueueSta
       position: null,
       peopleAhead: null,
       estimatedWaitSeconds: null,
-      pollAfterSeconds: 30,
+      ...polls(IDLE_POLL_MS),
     };
   }
   if (place.admitAtMs !== null) {
@@ -57,31 +100,33 @@ export function queueStatusOf(room: Room, place: Place, nowMs: number): QueueSta
         position: null,
         peopleAhead: 0,
         estimatedWaitSeconds: 0,
-        pollAfterSeconds: 30,
+        ...polls(IDLE_POLL_MS),
       };
     }
-    // Given an admission time a moment ahead (the pass's look-ahead): next in line.
-    const waitSeconds = (place.admitAtMs - nowMs) / 1000;
+    // Given an admission time a moment ahead (the pass's look-ahead): next in line, asking at that
+    // instant, a little after it but before the next slot's.
+    const waitMs = place.admitAtMs - nowMs;
+    const slotMs = room.admissionRatePerSecond === null ? 0 : 1000 / room.admissionRatePerSecond;
     return {
       ...base,
       state: "waiting",
       position: 1,
       peopleAhead: 0,
-      estimatedWaitSeconds: Math.ceil(waitSeconds),
-      pollAfterSeconds: clamp(Math.ceil(waitSeconds), 1, 5),
+      estimatedWaitSeconds: Math.ceil(waitMs / 1000),
+      ...polls(Math.ceil(waitMs + slotMs * random())),
     };
   }
   if (place.place === null) {
     // The pre-queue: nobody's position exists before the draw. Before the opening, the wait is at least
     // the time until it; just after, the draw is a pass away.
-    const untilOpenSeconds = Math.max(0, (room.opensAtMs - nowMs) / 1000);
+    const untilOpenMs = Math.max(0, room.opensAtMs - nowMs);
     return {
       ...base,
       state: nowMs < room.opensAtMs ? "pre-queue" : "waiting",
       position: null,
       peopleAhead: null,
-      estimatedWaitSeconds: Math.ceil(untilOpenSeconds),
-      pollAfterSeconds: untilOpenSeconds > 0 ? pollAfter(untilOpenSeconds) : 1,
+      estimatedWaitSeconds: Math.ceil(untilOpenMs / 1000),
+      ...polls(pollAfterOpeningMs(untilOpenMs, random)),
     };
   }
   const peopleAhead = Math.max(0, place.place - room.admittedThrough - 1);
@@ -101,7 +146,7 @@ export function queueStatusOf(room: Room, place: Place, nowMs: number): QueueSta
     position: peopleAhead + 1,
     peopleAhead,
     estimatedWaitSeconds: Math.ceil(waitSeconds),
-    pollAfterSeconds: pollAfter(waitSeconds),
+    ...polls(pollAfterGuessMs(waitSeconds * 1000, random)),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The page a waiting buyer sees (GET /queue/{eventId}): plain server-rendered HTML, a style sheet and a
  * small script, no framework. The script joins the queue (or finds the place it kept in localStorage),
- * then polls GET /v1/events/{eventId}/queue as often as the answer's `pollAfterSeconds` says, and shows
+ * then polls GET /v1/events/{eventId}/queue when the answer's `pollAfterMs` says (at the admission time
+ * once it is known, so that the buyer is in at once), and shows
  * position, people ahead and the estimated wait in a polite live region, so that a screen reader hears
  * the changes without being interrupted. Once admitted it keeps the access token for the storefront
  * (src/web/storefront/event.js reads it), says until when it is valid, and links back to the shop.
@@ -133,7 +134,7 @@ export const WAITING_PAGE_SCRIPT = `"use strict";
       say("You have left the queue.");
     }
   }
-  function schedule(seconds) { clearTimeout(timer); timer = setTimeout(poll, Math.max(1, seconds || 5) * 1000); }
+  function schedule(ms) { clearTimeout(timer); timer = setTimeout(poll, typeof ms === "number" && ms >= 0 ? ms : 5000); }
   function request(method, token) {
     var headers = { "accept": "application/json" };
     if (token) headers["queue-token"] = token;
@@ -143,10 +144,10 @@ export const WAITING_PAGE_SCRIPT = `"use strict";
   function join() {
     return request("POST", storedToken()).then(function (response) {
       return response.json().then(function (answer) {
-        if (!response.ok) { say(answer.detail || "The queue cannot be joined right now."); schedule(10); return; }
+        if (!response.ok) { say(answer.detail || "The queue cannot be joined right now."); schedule(10000); return; }
         store(queueKey, answer.queueToken);
         show(answer);
-        schedule(answer.pollAfterSeconds);
+        schedule(answer.pollAfterMs);
       });
     });
   }
@@ -155,11 +156,11 @@ export const WAITING_PAGE_SCRIPT = `"use strict";
     if (!token) { join().catch(retry); return; }
     request("GET", token).then(function (response) {
       if (response.status === 403 || response.status === 404) { forget(queueKey); return join(); }
-      if (response.status === 503) { say("Busy for a moment; your place is kept."); schedule(5); return; }
-      return response.json().then(function (answer) { show(answer); schedule(answer.pollAfterSeconds); });
+      if (response.status === 503) { say("Busy for a moment; your place is kept."); schedule(1000 * (Number(response.headers.get("retry-after")) || 5) * (0.5 + Math.random())); return; }
+      return response.json().then(function (answer) { show(answer); schedule(answer.pollAfterMs); });
     }).catch(retry);
   }
-  function retry() { say("Connection lost; trying again. Your place is kept."); schedule(5); }
+  function retry() { say("Connection lost; trying again. Your place is kept."); schedule(5000); }
   $("leave").addEventListener("click", function () {
     var token = storedToken();
     clearTimeout(timer);

@@ -1,6 +1,6 @@
 /**
  * The waiting room end to end, on real `boxoffice server` processes sharing one store (SQLite files on
- * this host; PostgreSQL):
+ * this host; PostgreSQL, with the Redis lock under the sell path):
  *
  * - the surge: 10,000 buyers (5,000 join before the opening, 5,000 after) behind a room admitting 200 per
  *   second, with a rolling restart of every instance in the middle. Measured from the database's own
@@ -27,7 +27,7 @@ import { PassSigner } from "../../src/waiting-room/pass-signer.js";
 import { HttpClient, type HttpAnswer } from "../support/http-client.js";
 import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { ServerProcess, stopAll } from "../support/server-process.js";
-import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
+import { postgresSkip, redisSkip, TEST_POSTGRES_URL, TEST_REDIS_URL } from "../support/services.js";
 import { uniformShuffleVerdict } from "../support/uniform-shuffle.js";
 
 const INSTANCES = 3;
@@ -89,8 +89,8 @@ const BACKENDS: Backend[] = [
     },
   },
   {
-    name: "PostgreSQL",
-    skip: await postgresSkip(),
+    name: "PostgreSQL, with the Redis lock",
+    skip: (await postgresSkip()) ?? (await redisSkip()),
     async setUp() {
       const dataDir = mkdtempSync(join(tmpdir(), "boxoffice-e2e-room-pg-"));
       const schema = freshSchemaName("room");
@@ -101,7 +101,7 @@ const BACKENDS: Backend[] = [
           "--pg-pool-size",
           "6",
           "--lock",
-          "postgres",
+          TEST_REDIS_URL,
         ],
         dataDir,
         async openStore() {
@@ -481,6 +481,165 @@ for (const backend of BACKENDS) {
         );
         await sleep(200);
       }
+    });
+
+    it("gates a sale from its first purchase on every instance when the room was turned on before it opened", async () => {
+      // Two more instances that trust what they read of a room for a minute: a cache that could be
+      // believed across the sale's opening would let the purchases below through.
+      const startCached = (i: number) =>
+        ServerProcess.start({
+          dataDir: setup.dataDir,
+          instanceId: `room-cached-${i}`,
+          args: [...setup.args, "--waiting-room-cache-ms", "60000"],
+          env: { BOXOFFICE_SIGNING_SECRET: SIGNING_SECRET },
+        });
+      const [a, b] = await Promise.all([startCached(0), startCached(1)]);
+      const on = async <T>(
+        server: ServerProcess,
+        path: string,
+        options: Parameters<HttpClient["call"]>[2] = {},
+      ) => http.call<T & { code?: string }>(server.url, path, options);
+      const order = (server: ServerProcess, eventId: string, kind: "orders" | "holds" = "orders") =>
+        on(server, `/v1/events/${eventId}/${kind}`, { body: { customerId: "early-bird", quantity: 1 } });
+      try {
+        // A scheduled sale: B has looked (no room yet) before the admin turns the room on through A.
+        const startsAtMs = Date.now() + 3000;
+        const scheduled = await on<Event>(a, "/v1/events", {
+          admin: true,
+          body: { name: "Scheduled", capacity: 100, salesStartAt: new Date(startsAtMs).toISOString() },
+        });
+        assert.equal(scheduled.status, 201, scheduled.text);
+        const before = await order(b, scheduled.body.id);
+        assert.equal(before.status, 409, before.text);
+        assert.equal(before.body.code, "sale_not_open");
+        const room = await on(a, `/v1/events/${scheduled.body.id}/waiting-room`, {
+          method: "PUT",
+          admin: true,
+          body: { admissionRatePerSecond: 100 },
+        });
+        assert.equal(room.status, 201, room.text);
+        await sleep(Math.max(0, startsAtMs - Date.now()) + 300);
+        for (const kind of ["orders", "holds"] as const) {
+          const opened = await order(b, scheduled.body.id, kind);
+          assert.equal(opened.status, 403, `${kind} at the opening: ${opened.text}`);
+          assert.equal(opened.body.code, "access_token_required");
+        }
+
+        // A draft: B has looked; the room goes on and the sale is published through A.
+        const draft = await on<Event>(a, "/v1/events", {
+          admin: true,
+          body: { name: "Draft", capacity: 100, state: "draft" },
+        });
+        assert.equal(draft.status, 201, draft.text);
+        assert.equal((await order(b, draft.body.id)).status, 409);
+        const draftRoom = await on(a, `/v1/events/${draft.body.id}/waiting-room`, {
+          method: "PUT",
+          admin: true,
+          body: { admissionRatePerSecond: 100 },
+        });
+        assert.equal(draftRoom.status, 201, draftRoom.text);
+        const published = await on(a, `/v1/events/${draft.body.id}/publish`, { method: "POST", admin: true });
+        assert.equal(published.status, 200, published.text);
+        const afterPublish = await order(b, draft.body.id);
+        assert.equal(afterPublish.status, 403, afterPublish.text);
+        assert.equal(afterPublish.body.code, "access_token_required");
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    it("gates a sale already open on the instance that turned the room on at once, on the others soon after", async () => {
+      const event = await createEvent("Open sale", 1000);
+      let buyers = 0;
+      const sell = (i: number) =>
+        call<{ code?: string }>(i, `/v1/events/${event.id}/orders`, {
+          body: { customerId: `walk-in-${buyers++}`, quantity: 1 },
+        });
+      for (let i = 0; i < INSTANCES; i++) assert.equal((await sell(i)).status, 201);
+      assert.equal((await putRoom(event.id, { admissionRatePerSecond: 100 })).status, 201);
+      const here = await sell(0);
+      assert.equal(here.status, 403, here.text);
+      // The others: within their cache's second (1 s by default); never anything but a sale or a refusal.
+      for (;;) {
+        const statuses = await Promise.all(
+          Array.from({ length: INSTANCES }, (_, i) => sell(i).then((answer) => answer.status)),
+        );
+        assert.ok(
+          statuses.every((s) => s === 201 || s === 403),
+          statuses.join(","),
+        );
+        if (statuses.every((s) => s === 403)) break;
+        await sleep(100);
+      }
+    });
+
+    it("shows waiting buyers, admissions, active shoppers and abandonment on /metrics", async () => {
+      const later = await createEvent("Metrics, later", 100);
+      const now = await createEvent("Metrics, now", 100);
+      const inAnHour = new Date(Date.now() + 3600_000).toISOString();
+      assert.equal((await putRoom(later.id, { admissionRatePerSecond: 10, opensAt: inAnHour })).status, 201);
+      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000 })).status, 201);
+      const join = async (eventId: string, i: number) => {
+        const joined = await call<QueueAnswer>(i, `/v1/events/${eventId}/queue`, { body: {} });
+        assert.equal(joined.status, 201, joined.text);
+        return joined.body.queueToken!;
+      };
+      for (let i = 0; i < 3; i++) await join(later.id, i);
+      const collector = await join(now.id, 0);
+      const leaver = await join(now.id, 1);
+      await join(now.id, 2); // the idler
+      const poll = (token: string, i = 0) =>
+        call<QueueAnswer>(i, `/v1/events/${now.id}/queue`, { headers: { "queue-token": token } });
+      // The collector takes the access token; the leaver is let in but never takes it; the idler is let
+      // in and never asks (its session runs on).
+      for (;;) {
+        const answer = await poll(collector);
+        if (answer.body.accessToken) break;
+        await sleep(50);
+      }
+      for (;;) {
+        const room = await call<{ admitted: number }>(0, `/v1/events/${now.id}/waiting-room`, {
+          admin: true,
+        });
+        if (room.body.admitted === 3) break;
+        await sleep(50);
+      }
+      await sleep(1100); // every admission time has come (the look-ahead gives them up to 3 s early, at 1 ms apart)
+      // Then the collector and the leaver leave: only the leaver's session is abandoned.
+      for (const token of [collector, leaver]) {
+        const left = await call(1, `/v1/events/${now.id}/queue`, {
+          method: "DELETE",
+          headers: { "queue-token": token },
+        });
+        assert.equal(left.status, 204, left.text);
+      }
+      /** A metric's value for the event, as instance i reports it; null when absent. */
+      const metric = async (i: number, name: string, eventId: string): Promise<number | null> => {
+        const scraped = await call<string>(i, "/metrics", { admin: true });
+        assert.equal(scraped.status, 200, scraped.text);
+        const line = scraped.text
+          .split("\n")
+          .find((l) => l.startsWith(`${name}{`) && l.includes(`event="${eventId}"`));
+        return line === undefined ? null : Number(line.split(" ").at(-1));
+      };
+      // Every instance reports the store's figures.
+      for (let i = 0; i < INSTANCES; i++) {
+        assert.equal(await metric(i, "boxoffice_waiting_room_waiting", later.id), 3);
+        assert.equal(await metric(i, "boxoffice_waiting_room_waiting", now.id), 0);
+        assert.equal(await metric(i, "boxoffice_waiting_room_active_shoppers", now.id), 1);
+      }
+      for (;;) {
+        const abandoned = await metric(0, "boxoffice_waiting_room_abandoned", now.id);
+        assert.ok(abandoned === 0 || abandoned === 1, `${abandoned}`);
+        if (abandoned === 1) break;
+        await sleep(100);
+      }
+      // Admitted per second: rate() over the sum of the instances' counters, which add up to 3.
+      let admitted = 0;
+      for (let i = 0; i < INSTANCES; i++) {
+        admitted += (await metric(i, "boxoffice_waiting_room_admitted_total", now.id)) ?? 0;
+      }
+      assert.equal(admitted, 3);
     });
   });
 }

@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { isEventId } from "../../domain/ids.js";
 import type { Store } from "../../store/store.js";
 import type { Place, Room } from "../../store/waiting-room-store.js";
+import type { CollectionLog } from "../../waiting-room/collection-log.js";
 import { JoinBatcher } from "../../waiting-room/join-batcher.js";
 import { openingOf } from "../../waiting-room/opening.js";
 import type { PassSigner } from "../../waiting-room/pass-signer.js";
@@ -42,6 +43,7 @@ export interface WaitingRoomRouteDeps {
   store: Store;
   signer: PassSigner;
   directory: RoomDirectory;
+  collections: CollectionLog;
 }
 
 interface RoomBody {
@@ -89,7 +91,8 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
   const placeAnswer = async (eventId: string, room: Room, place: Place, nowMs: number) => {
     const status = queueStatusOf(room, place, nowMs);
     if (!isAdmitted(place, nowMs)) return status;
-    if (place.collectedAtMs === null) await rooms.markCollected(eventId, place.identity, nowMs);
+    if (place.collectedAtMs === null)
+      deps.collections.note({ eventId, identity: place.identity, atMs: nowMs });
     const accessToken = deps.signer.signAccess({
       eventId,
       identity: place.identity,
@@ -114,6 +117,25 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
     }
     return identity;
   };
+
+  /** A buyer's own place (GET and DELETE …/queue): the work gets the event and the Queue-Token's buyer. */
+  const ownPlace =
+    (work: (eventId: string, identity: string, reply: FastifyReply) => Promise<unknown>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const eventId = eventIdOf(request);
+      // Whether the event has a room comes first (cached, cheap): anybody may learn it (the storefront
+      // asks before it offers to sell), as they may from the waiting page's 404.
+      if (!eventId || !(await deps.directory.roomOf(eventId))) return noRoom(reply);
+      const identity = buyerOf(request, reply, eventId);
+      if (identity === null) return reply;
+      return work(eventId, identity, reply);
+    };
+  const ownPlaceRoute = {
+    url: "/v1/events/:eventId/queue",
+    tag: "waiting room",
+    buyer: true,
+    schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
+  } as const;
 
   return {
     putRoom: {
@@ -251,58 +273,42 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
       },
     },
     getQueuePlace: {
+      ...ownPlaceRoute,
       method: "GET",
-      url: "/v1/events/:eventId/queue",
       operationId: "getQueuePlace",
       summary: "Your place: position, people ahead, estimated wait; once admitted, the access token",
-      tag: "waiting room",
-      buyer: true,
-      schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
       responses: {
         200: { description: "The place", schema: queueStatusSchema },
         403: problem("queue_token_invalid"),
         404: problem("waiting_room_not_found, or not_in_queue (join again)"),
         503: unavailable,
       },
-      handler: async (request, reply) => {
-        const eventId = eventIdOf(request);
-        // Whether the event has a room comes first (cached, cheap): anybody may learn it (the storefront
-        // asks before it offers to sell), as they may from the waiting page's 404.
-        if (!eventId || !(await deps.directory.roomOf(eventId))) return noRoom(reply);
-        const identity = buyerOf(request, reply, eventId);
-        if (identity === null) return reply;
+      handler: ownPlace(async (eventId, identity, reply) => {
         const view = await rooms.place(eventId, identity);
         if (!view) return noRoom(reply);
         if (!view.place)
           return sendProblem(reply, problemOf("not_in_queue", "no place for you here: join again"));
         const answer = await placeAnswer(eventId, view.room, view.place, view.nowMs);
         return reply.header("cache-control", "no-store").send(answer);
-      },
+      }),
     },
     leaveQueue: {
+      ...ownPlaceRoute,
       method: "DELETE",
-      url: "/v1/events/:eventId/queue",
       operationId: "leaveQueue",
       summary: "Leave the queue, or end your shopping session now (its access token stops working)",
-      tag: "waiting room",
-      buyer: true,
-      schema: { params: idParams("eventId"), headers: queueTokenHeadersSchema },
       responses: {
         204: { description: "Left" },
         403: problem("queue_token_invalid"),
         404: problem("not_in_queue"),
         503: unavailable,
       },
-      handler: async (request, reply) => {
-        const eventId = eventIdOf(request);
-        if (!eventId) return noRoom(reply);
-        const identity = buyerOf(request, reply, eventId);
-        if (identity === null) return reply;
+      handler: ownPlace(async (eventId, identity, reply) => {
         if (!(await rooms.leave(eventId, identity))) {
           return sendProblem(reply, problemOf("not_in_queue", "no place for you here"));
         }
         return reply.code(204).send();
-      },
+      }),
     },
   };
 }

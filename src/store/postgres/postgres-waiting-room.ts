@@ -12,6 +12,7 @@ import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import type {
   Admission,
   AdmissionRecord,
+  CollectedMark,
   ConfigureResult,
   JoinResult,
   PlaceView,
@@ -21,7 +22,16 @@ import type {
   WaitingRoomStore,
 } from "../waiting-room-store.js";
 import type { PlaceRow, RoomRow } from "../waiting-room-rows.js";
-import { admissionWindow, PLACE_COLUMNS, toPlace, toRoom } from "../waiting-room-rows.js";
+import {
+  admissionWindow,
+  joinsPreQueue,
+  leavingRemovesPlace,
+  nextSlotAfter,
+  openingMoves,
+  PLACE_COLUMNS,
+  toPlace,
+  toRoom,
+} from "../waiting-room-rows.js";
 import type { PostgresPool, Transaction } from "./postgres-pool.js";
 
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::float8";
@@ -75,9 +85,11 @@ function statements(s: string) {
              p.session_ends_at_ms, p.left_at_ms, p.collected_at_ms
       FROM ${room} r LEFT JOIN ${places} p ON p.event_id = r.event_id AND p.identity = $2
       WHERE r.event_id = $1`,
+    // $1 events, $2 identities, $3 times, in step.
     markCollected: `
-      UPDATE ${places} SET collected_at_ms = $3
-      WHERE event_id = $1 AND identity = $2 AND collected_at_ms IS NULL`,
+      UPDATE ${places} p SET collected_at_ms = m.at_ms
+      FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m (event_id, identity, at_ms)
+      WHERE p.event_id = m.event_id AND p.identity = m.identity AND p.collected_at_ms IS NULL`,
     leavePreQueue: `
       WITH gone AS (DELETE FROM ${places} WHERE event_id = $1 AND identity = $2 RETURNING 1)
       UPDATE ${room} SET prequeue_count = prequeue_count - (SELECT count(*) FROM gone) WHERE event_id = $1`,
@@ -160,7 +172,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         if (existing) {
           const room = toRoom(existing);
           const nowMs = await this.#nowMs(tx);
-          if ((room.drawn || nowMs >= room.opensAtMs) && settings.opensAtMs !== room.opensAtMs) {
+          if (openingMoves(room, settings, nowMs)) {
             return { ok: false, reason: "already_open", opensAtMs: room.opensAtMs } as const;
           }
           const [row] = await tx.rows<RoomRow>(this.#sql.updateRoom, [eventId, ...values]);
@@ -207,7 +219,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         const nowMs = Number((clock as { now_ms: number }[])[0]!.now_ms);
         const existing = new Map((places as PlaceRow[]).map((place) => [place.identity, place]));
         const open = nowMs >= room.preQueueOpensAtMs;
-        const preQueue = nowMs < room.opensAtMs && !room.drawn;
+        const preQueue = joinsPreQueue(room, nowMs);
         // Who gets a new place, in the order given, once each.
         const newcomers = open
           ? distinct.filter((identity) => {
@@ -263,9 +275,14 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
     };
   }
 
-  async markCollected(eventId: string, identity: string, nowMs: number): Promise<void> {
+  async markCollected(marks: readonly CollectedMark[]): Promise<void> {
+    if (marks.length === 0) return;
     await this.#pool.transaction(null, (tx) =>
-      tx.rows(this.#sql.markCollected, [eventId, identity, Math.floor(nowMs)]),
+      tx.rows(this.#sql.markCollected, [
+        marks.map((mark) => mark.eventId),
+        marks.map((mark) => mark.identity),
+        marks.map((mark) => String(Math.floor(mark.atMs))),
+      ]),
     );
   }
 
@@ -279,7 +296,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
         const nowMs = Math.floor(await this.#nowMs(tx));
         const [place] = await tx.rows<PlaceRow>(this.#sql.selectPlace, [eventId, identity]);
         if (!place || place.left_at_ms !== null) return false;
-        if (place.place === null && !room.drawn && nowMs < room.opensAtMs) {
+        if (leavingRemovesPlace(room, toPlace(place), nowMs)) {
           // In the pre-queue before the opening: the place goes away altogether.
           await tx.rows(this.#sql.leavePreQueue, [eventId, identity]);
         } else {
@@ -342,10 +359,7 @@ export class PostgresWaitingRoom implements WaitingRoomStore {
     ]);
     if (admitted.length === 0) return 0;
     const through = Math.max(...admitted.map((row) => Number(row.place)));
-    const nextSlotMs =
-      room.admissionRatePerSecond === null
-        ? room.nextSlotMs
-        : window.startMs + admitted.length * window.intervalMs;
+    const nextSlotMs = nextSlotAfter(room, window, admitted.length);
     await tx.rows(this.#sql.moveRoom, [room.eventId, through, nextSlotMs]);
     return admitted.length;
   }

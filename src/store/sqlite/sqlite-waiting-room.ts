@@ -9,6 +9,7 @@ import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import type {
   Admission,
   AdmissionRecord,
+  CollectedMark,
   ConfigureResult,
   JoinResult,
   PlaceView,
@@ -18,7 +19,16 @@ import type {
   WaitingRoomStore,
 } from "../waiting-room-store.js";
 import type { PlaceRow, RoomRow } from "../waiting-room-rows.js";
-import { admissionWindow, PLACE_COLUMNS, toPlace, toRoom } from "../waiting-room-rows.js";
+import {
+  admissionWindow,
+  joinsPreQueue,
+  leavingRemovesPlace,
+  nextSlotAfter,
+  openingMoves,
+  PLACE_COLUMNS,
+  toPlace,
+  toRoom,
+} from "../waiting-room-rows.js";
 import { mapSqliteError } from "./sqlite-database.js";
 
 export class SqliteWaitingRoom implements WaitingRoomStore {
@@ -50,7 +60,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
       const nowMs = Date.now();
       if (existing) {
         const room = toRoom(existing);
-        if ((room.drawn || nowMs >= room.opensAtMs) && settings.opensAtMs !== room.opensAtMs) {
+        if (openingMoves(room, settings, nowMs)) {
           return { ok: false, reason: "already_open", opensAtMs: room.opensAtMs } as const;
         }
         db.prepare(
@@ -125,7 +135,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
         }
         // The opening is decided by the clock inside the write transaction: a join that reads a time
         // before the opening commits before any pass that draws (passes take the same write lock).
-        const preQueue = nowMs < room.opensAtMs && !room.drawn;
+        const preQueue = joinsPreQueue(room, nowMs);
         if (existing) {
           db.prepare("DELETE FROM waiting_room_places WHERE event_id = ? AND identity = ?").run(
             eventId,
@@ -170,17 +180,15 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
     }, "read queue place");
   }
 
-  async markCollected(eventId: string, identity: string, nowMs: number): Promise<void> {
-    this.#write(
-      (db) =>
-        db
-          .prepare(
-            `UPDATE waiting_room_places SET collected_at_ms = ?
-             WHERE event_id = ? AND identity = ? AND collected_at_ms IS NULL`,
-          )
-          .run(nowMs, eventId, identity),
-      "note access collected",
-    );
+  async markCollected(marks: readonly CollectedMark[]): Promise<void> {
+    if (marks.length === 0) return;
+    this.#write((db) => {
+      const mark = db.prepare(
+        `UPDATE waiting_room_places SET collected_at_ms = ?
+         WHERE event_id = ? AND identity = ? AND collected_at_ms IS NULL`,
+      );
+      for (const { eventId, identity, atMs } of marks) mark.run(Math.floor(atMs), eventId, identity);
+    }, "note access collected");
   }
 
   async leave(eventId: string, identity: string): Promise<boolean> {
@@ -194,7 +202,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
       const nowMs = Date.now();
       const roomRow = this.#roomRow(db, eventId);
       const room = roomRow ? toRoom(roomRow) : null;
-      if (row.place === null && room && !room.drawn && nowMs < room.opensAtMs) {
+      if (room && leavingRemovesPlace(room, toPlace(row), nowMs)) {
         // In the pre-queue before the opening: the place goes away altogether (no later place exists yet).
         db.prepare("DELETE FROM waiting_room_places WHERE event_id = ? AND identity = ?").run(
           eventId,
@@ -287,10 +295,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
       const admitAtMs = Math.ceil(window.startMs + i * window.intervalMs);
       admitStatement.run(admitAtMs, admitAtMs + room.sessionSeconds * 1000, eventId, entry.identity);
     });
-    const nextSlotMs =
-      room.admissionRatePerSecond === null
-        ? room.nextSlotMs
-        : window.startMs + next.length * window.intervalMs;
+    const nextSlotMs = nextSlotAfter(room, window, next.length);
     db.prepare("UPDATE waiting_rooms SET admitted_through = ?, next_slot_ms = ? WHERE event_id = ?").run(
       Number(next.at(-1)!.place),
       nextSlotMs,

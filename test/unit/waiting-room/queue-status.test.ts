@@ -62,6 +62,44 @@ describe("queue status", () => {
   });
 });
 
+describe("when to ask again", () => {
+  const none = () => 0;
+  const most = () => 0.999;
+
+  it("asks at the admission time once it is known, later by less than the spacing of two slots", () => {
+    const scheduled = place({ admitAtMs: NOW + 1234, sessionEndsAtMs: NOW + 601_234 });
+    const soonest = queueStatusOf(room, scheduled, NOW, none);
+    assert.equal(soonest.pollAfterMs, 1234, "exactly then, not rounded to a whole second");
+    assert.equal(soonest.pollAfterSeconds, 2);
+    assert.equal(soonest.admitAt, new Date(NOW + 1234).toISOString());
+    const latest = queueStatusOf(room, scheduled, NOW, most);
+    assert.ok(latest.pollAfterMs > 1234 && latest.pollAfterMs <= 1234 + 10, `${latest.pollAfterMs}`);
+  });
+
+  it("asks about five times over a long wait, and by the time a pass will have given the slot", () => {
+    // 199 ahead at 100/s: about 2 s, the slot given by a pass within the look-ahead.
+    const near = queueStatusOf(room, place({}), NOW, none);
+    assert.ok(near.pollAfterMs >= 250 && near.pollAfterMs <= 400, `${near.pollAfterMs}`);
+    // 6,000 ahead: 60 s.
+    const far = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, none);
+    assert.equal(far.pollAfterMs, 12_000);
+    const farthest = queueStatusOf({ ...room, laterCount: 1e6 }, place({ place: 900_000 }), NOW, none);
+    assert.equal(farthest.pollAfterMs, 30_000);
+    const spread = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, most);
+    assert.ok(spread.pollAfterMs > 12_000 && spread.pollAfterMs <= 14_400, `${spread.pollAfterMs}`);
+  });
+
+  it("asks just after the draw in the pre-queue, spread over a second", () => {
+    const early = { ...room, drawn: false, opensAtMs: NOW + 600 };
+    const inPreQueue = place({ place: null, preQueue: true });
+    const first = queueStatusOf(early, inPreQueue, NOW, none).pollAfterMs;
+    const last = queueStatusOf(early, inPreQueue, NOW, most).pollAfterMs;
+    assert.ok(first >= 600 + 250 && last <= 600 + 250 + 1000 && last > first, `${first}…${last}`);
+    const longBefore = queueStatusOf({ ...early, opensAtMs: NOW + 3600_000 }, inPreQueue, NOW, none);
+    assert.equal(longBefore.pollAfterMs, 30_000);
+  });
+});
+
 describe("opening", () => {
   it("opens now by default, the pre-queue no later than the opening", () => {
     assert.deepEqual(openingOf({}, null, NOW), { ok: true, opensAtMs: NOW, preQueueOpensAtMs: NOW });
