@@ -13,6 +13,7 @@ import {
   QUICK_MATRIX,
   WHOLE_MATRIX,
   describeRun,
+  fenceExpected,
   runFault,
   type RunResult,
 } from "../test/support/fault-matrix.js";
@@ -34,7 +35,13 @@ function faultHitSales(result: RunResult): boolean {
     case "kill":
       return common && e.directUnansweredAtFault >= 1;
     case "pause":
-      return common && e.directAnsweredAfterFault >= 1;
+      return (
+        common &&
+        e.directAnsweredAfterFault >= 1 &&
+        e.pause !== null &&
+        (fenceExpected(result.stack) ? e.pause.fencedOut : e.pause.fencedOut + e.pause.leaseLost) >= 1 &&
+        e.pause.staleCommitted === 0
+      );
     case "slow":
       return common && e.directAnsweredDuringFault >= 1;
     default:
