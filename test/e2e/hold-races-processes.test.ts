@@ -152,8 +152,16 @@ async function race(store: Store, config: RaceStoreConfig): Promise<void> {
         return counts;
       }, {}),
     });
+  // A store error (SQLITE_BUSY past its timeout on a loaded machine, PostgreSQL unreachable) is retryable:
+  // the command may not have been applied, or, if the answer was lost at the commit, it may have been. So
+  // an outcome below may be explained by an error, never by nothing.
   const errors = records.filter((r) => r.code?.startsWith("error:"));
-  assert.deepEqual(errors, [], "no store errors");
+  const retryable = new Set(["error:STORE_UNAVAILABLE", "error:LOCK_UNAVAILABLE"]);
+  assert.deepEqual(
+    errors.filter((r) => !retryable.has(r.code!)),
+    [],
+    "no store errors but retryable ones",
+  );
 
   // Each hold ended exactly once.
   const ended = { confirmed: 0, expired: 0, released: 0 };
@@ -167,7 +175,13 @@ async function race(store: Store, config: RaceStoreConfig): Promise<void> {
     ended[status]++;
     const mine = records.filter((r) => r.holdId === hold.id);
     const confirmed = mine.filter((r) => r.op === "confirm" && r.ok);
-    assert.equal(confirmed.length, status === "confirmed" ? 1 : 0, `confirms of a ${status} hold`);
+    const inDoubt = mine.some((r) => r.op === "confirm" && r.code?.startsWith("error:"));
+    if (status === "confirmed")
+      assert.ok(
+        confirmed.length === 1 || (confirmed.length === 0 && inDoubt),
+        `a confirmed hold, ${confirmed.length} confirms answered`,
+      );
+    else assert.equal(confirmed.length, 0, `a ${status} hold, yet a confirm succeeded`);
     for (const confirm of confirmed)
       assert.ok(
         confirm.atMs < hold.deadlineMs,
@@ -194,9 +208,18 @@ async function race(store: Store, config: RaceStoreConfig): Promise<void> {
   const cancelled = new Set(records.filter((r) => r.ok && r.op === "cancel").map((r) => r.orderId!));
   for (const event of [seated, general]) {
     const orders = await allOrders(store, event.id);
+    const unanswered = orders.filter((order) => !answered.has(order.id));
+    assert.ok(
+      unanswered.length <= errors.filter((r) => r.op === "confirm" || r.op === "purchase").length,
+      `orders nobody was answered: ${unanswered.map((order) => order.id).join(", ")}`,
+    );
     for (const order of orders) {
-      assert.ok(answered.has(order.id), `order ${order.id} was answered`);
-      assert.equal(order.status, cancelled.has(order.id) ? "cancelled" : "confirmed");
+      if (cancelled.has(order.id)) assert.equal(order.status, "cancelled");
+      else if (order.status === "cancelled")
+        assert.ok(
+          errors.some((r) => r.op === "cancel" && r.orderId === order.id),
+          `order ${order.id} cancelled by no cancel`,
+        );
     }
     const live = orders.filter((order) => order.status === "confirmed");
     const sold = live.reduce((n, order) => n + order.quantity, 0);

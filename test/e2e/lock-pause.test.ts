@@ -66,70 +66,73 @@ const stacks: PauseStack[] = [
   },
 ];
 
-for (const stack of stacks) {
-  describe(`a paused lock holder (${stack.name})`, { skip: stack.skip }, () => {
-    let fixture: SellerFixture;
-    before(async () => {
-      fixture = await SellerFixture.open(await stack.start(), { store: stack.store });
-    });
-    after(async () => {
-      await fixture?.close();
-      await stack.cleanup();
-    });
-
-    // On PostgreSQL, only the holder that did not notice: the signal's path is the sell path's, the same on
-    // every store; the fence is the store's own.
-    for (const blind of stack.store === "postgres" ? [true] : [false, true]) {
-      const how = blind ? "did not notice and is stopped by the fence" : "is told through its signal";
-      it(`${how}; nothing is oversold`, async () => {
-        const capacity = 10;
-        const event = await fixture.store.createEvent(
-          planEvent({ name: "Pause", capacity }, newEventId(), new Date()),
-        );
-        const key = lockKeyFor("event", event.id);
-        const paused = await fixture.startSeller();
-        const other = await fixture.startSeller();
-        const leaseMs = 300;
-
-        // 4 + 8 > 10: the late write must be refused, though on its own it would fit.
-        const lateId = paused.send({
-          op: "buy",
-          key,
-          eventId: event.id,
-          quantity: 4,
-          leaseMs,
-          waitMs: 1000,
-          waitForGo: true,
-          blind,
-        });
-        const late = await paused.next(lateId, "acquired");
-        paused.process.kill("SIGSTOP");
-        await sleep(leaseMs * 2);
-
-        const onTime = await other.run({
-          op: "buy",
-          key,
-          eventId: event.id,
-          quantity: 8,
-          leaseMs: 5000,
-          waitMs: 3000,
-          waitForGo: false,
-          blind: false,
-        });
-        assert.deepEqual({ ok: onTime.ok, sold: onTime.sold }, { ok: true, sold: 8 });
-
-        paused.process.kill("SIGCONT");
-        paused.send({ op: "go", buyId: lateId });
-        const refused = await paused.next(lateId, "done");
-        assert.equal(refused.ok, false);
-        if (blind) assert.equal(refused.code, "STALE_FENCE");
-        else assert.ok(["LOCK_LOST", "STALE_FENCE"].includes(refused.code!), refused.code);
-        assert.ok(late.fence !== null);
-
-        const final = await fixture.store.getEvent(event.id);
-        assert.equal(final?.sold, 8);
-        assert.ok(final.sold + final.held <= capacity);
+// The stacks run at the same time (each its own store and lock keys): most of a test is processes starting.
+describe("paused lock holders", { concurrency: true }, () => {
+  for (const stack of stacks) {
+    describe(`a paused lock holder (${stack.name})`, { skip: stack.skip }, () => {
+      let fixture: SellerFixture;
+      before(async () => {
+        fixture = await SellerFixture.open(await stack.start(), { store: stack.store });
       });
-    }
-  });
-}
+      after(async () => {
+        await fixture?.close();
+        await stack.cleanup();
+      });
+
+      // On PostgreSQL, only the holder that did not notice: the signal's path is the sell path's, the same on
+      // every store; the fence is the store's own.
+      for (const blind of stack.store === "postgres" ? [true] : [false, true]) {
+        const how = blind ? "did not notice and is stopped by the fence" : "is told through its signal";
+        it(`${how}; nothing is oversold`, async () => {
+          const capacity = 10;
+          const event = await fixture.store.createEvent(
+            planEvent({ name: "Pause", capacity }, newEventId(), new Date()),
+          );
+          const key = lockKeyFor("event", event.id);
+          const paused = await fixture.startSeller();
+          const other = await fixture.startSeller();
+          const leaseMs = 300;
+
+          // 4 + 8 > 10: the late write must be refused, though on its own it would fit.
+          const lateId = paused.send({
+            op: "buy",
+            key,
+            eventId: event.id,
+            quantity: 4,
+            leaseMs,
+            waitMs: 1000,
+            waitForGo: true,
+            blind,
+          });
+          const late = await paused.next(lateId, "acquired");
+          paused.process.kill("SIGSTOP");
+          await sleep(leaseMs * 2);
+
+          const onTime = await other.run({
+            op: "buy",
+            key,
+            eventId: event.id,
+            quantity: 8,
+            leaseMs: 5000,
+            waitMs: 3000,
+            waitForGo: false,
+            blind: false,
+          });
+          assert.deepEqual({ ok: onTime.ok, sold: onTime.sold }, { ok: true, sold: 8 });
+
+          paused.process.kill("SIGCONT");
+          paused.send({ op: "go", buyId: lateId });
+          const refused = await paused.next(lateId, "done");
+          assert.equal(refused.ok, false);
+          if (blind) assert.equal(refused.code, "STALE_FENCE");
+          else assert.ok(["LOCK_LOST", "STALE_FENCE"].includes(refused.code!), refused.code);
+          assert.ok(late.fence !== null);
+
+          const final = await fixture.store.getEvent(event.id);
+          assert.equal(final?.sold, 8);
+          assert.ok(final.sold + final.held <= capacity);
+        });
+      }
+    });
+  }
+});
