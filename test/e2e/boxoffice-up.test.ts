@@ -354,7 +354,12 @@ describe("boxoffice up", () => {
       assert.equal(pids.filter(alive).length, 3, "the balancer and 2 instances run");
       process.kill(cluster.pid, "SIGKILL");
       await cluster.stop();
-      await waitFor("every process up started gone", async () => pids.every((pid) => !alive(pid)), 30_000);
+      try {
+        await waitFor("every process up started gone", async () => pids.every((pid) => !alive(pid)), 30_000);
+      } finally {
+        // Should the test fail, leave no orphan behind it.
+        for (const pid of pids.filter(alive)) process.kill(pid!, "SIGKILL");
+      }
       for (const url of urls) assert.ok(await portFree(url), `${url} is free`);
     },
   );
