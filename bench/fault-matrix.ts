@@ -13,6 +13,7 @@ import {
   QUICK_MATRIX,
   WHOLE_MATRIX,
   describeRun,
+  fenceExpected,
   runFault,
   type RunResult,
 } from "../test/support/fault-matrix.js";
@@ -34,7 +35,13 @@ function faultHitSales(result: RunResult): boolean {
     case "kill":
       return common && e.directUnansweredAtFault >= 1;
     case "pause":
-      return common && e.directAnsweredAfterFault >= 1;
+      return (
+        common &&
+        e.directAnsweredAfterFault >= 1 &&
+        e.pause !== null &&
+        (fenceExpected(result.stack) ? e.pause.fencedOut : e.pause.fencedOut + e.pause.leaseLost) >= 1 &&
+        e.pause.staleCommitted === 0
+      );
     case "slow":
       return common && e.directAnsweredDuringFault >= 1;
     default:
@@ -70,7 +77,9 @@ const rows = results.map((result) => {
   const failed = result.report.checks.filter((check) => !check.pass).map((check) => check.name);
   return (
     `| ${result.stack} | ${result.fault} | ${result.report.pass ? "PASS" : `FAIL (${failed.join(", ")})`} | ` +
-    `${faultHitSales(result) ? "yes" : "NO"} | ${e.availableAtFault} | ${e.directInFlightAtFault} ` +
+    `${faultHitSales(result) ? "yes" : "NO"} | ` +
+    `${e.pause === null ? "—" : `${e.pause.attempts} / ${e.pause.fencedOut} / ${e.pause.leaseLost} / ${e.pause.staleCommitted}`} | ` +
+    `${e.availableAtFault} | ${e.directInFlightAtFault} ` +
     `(${e.directUnansweredAtFault} unanswered, ${e.directAnsweredAfterFault} answered after; ` +
     `${e.directAnsweredDuringFault} taken and answered during) | ` +
     `${e.salesDuringFault} / ${e.salesAfterFault} | ${e.unavailable} / ${e.noAnswer} | ${c.replayed} | ` +
@@ -86,8 +95,8 @@ const markdown = [
     `(${concurrency} runs at a time). What each column means and what each fault proves: ` +
     `[architecture.md](../architecture.md#the-fault-matrix).`,
   "",
-  "| stack | fault | verifier | fault hit sales | tickets left at the fault | keyed POSTs open on the victim | sales during / after | 503s / no answer | keys replayed by the verifier | orders live / cancelled | carts expired | requests | time |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  "| stack | fault | verifier | fault hit sales | pause: stops / writes fenced out / refused for a lost lease / refused but committed | tickets left at the fault | keyed POSTs open on the victim | sales during / after | 503s / no answer | keys replayed by the verifier | orders live / cancelled | carts expired | requests | time |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ...rows,
   ...(errors.length > 0
     ? ["", "Runs that could not be made:", "", ...errors.map((error) => `- ${error}`)]

@@ -3,12 +3,14 @@
  * separate processes. Purchases through the balancer spread over every instance; an instance SIGKILLed
  * while tickets are still on sale and keyed purchases are open on it is restarted and rejoins, and the
  * independent verifier (src/rehearsal/verifier.ts) finds every sale exactly once; a rolling restart and an
- * autoscaling cycle under a load of purchases and reads fail no request; SIGTERM leaves no process behind.
+ * autoscaling cycle under a load of purchases and reads fail no request; SIGTERM leaves no process behind,
+ * and so does SIGKILL (the children stop when their IPC channel to the supervisor closes).
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Event } from "../../src/domain/event.js";
@@ -51,6 +53,16 @@ function alive(pid: number | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether a server can listen where `url` points (the host and port a process of `up` listened on). */
+function portFree(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(Number(port), hostname, () => server.close(() => resolve(true)));
+  });
 }
 
 async function createEvent(cluster: ClusterProcess, capacity: number): Promise<Event> {
@@ -298,7 +310,7 @@ describe("boxoffice up", () => {
   );
 
   it(
-    "restarts every instance one at a time under load with zero failed requests",
+    "restarts every instance one at a time under load with zero failed requests; SIGKILLed, up leaves no process and no port taken",
     { timeout: 120_000 },
     async () => {
       const { port, instancePortBase } = await clusterPorts();
@@ -333,7 +345,22 @@ describe("boxoffice up", () => {
         sold,
         [...result.orders.values()].reduce((n, o) => n + o.quantity, 0),
       );
+
+      // A supervisor SIGKILLed cannot stop what it started: each child sees its IPC channel close and
+      // stops on its own, freeing its port.
+      const status = await cluster.status();
+      const pids = [status.balancer.pid, ...status.instances.map((i) => i.pid)];
+      const urls = [status.balancer.url, ...status.instances.map((i) => i.url)];
+      assert.equal(pids.filter(alive).length, 3, "the balancer and 2 instances run");
+      process.kill(cluster.pid, "SIGKILL");
       await cluster.stop();
+      try {
+        await waitFor("every process up started gone", async () => pids.every((pid) => !alive(pid)), 30_000);
+      } finally {
+        // Should the test fail, leave no orphan behind it.
+        for (const pid of pids.filter(alive)) process.kill(pid!, "SIGKILL");
+      }
+      for (const url of urls) assert.ok(await portFree(url), `${url} is free`);
     },
   );
 

@@ -1,6 +1,7 @@
 /**
- * Three real server processes on one data directory: idempotency across instances, hold expiry exactly
- * once with every instance sweeping, confirm rules, and 50 kinds of bad input over real HTTP. The holds
+ * Three real server processes on one data directory: idempotency across instances, a customer's limit
+ * across instances, hold expiry exactly once with every instance sweeping, confirm rules, and 50 kinds of
+ * bad input over real HTTP. The holds
  * are created first (the shortest hold lasts 30 s) and checked last, so the wait overlaps the rest.
  */
 import { after, before, describe, it } from "node:test";
@@ -159,6 +160,26 @@ describe(`${INSTANCES} processes: idempotency, holds, bad input`, () => {
     assert.equal(replay.body.id, first.body.id);
     const after = await readEvent(event.id, 1);
     assert.deepEqual([after.sold, after.held, after.available], [3, 0, 7]);
+  });
+
+  it("holds maxPerCustomer across processes: 12 purchases by one customer at once on 3 make 4 tickets", async () => {
+    const limited = await createEvent({ name: "Limited", capacity: 100, maxPerOrder: 4, maxPerCustomer: 4 });
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        http.call<Order | Problem>(url(i), `/v1/events/${limited.id}/orders`, {
+          body: { customerId: "one-fan", quantity: 1 },
+          headers: { "idempotency-key": `limit-${i}` },
+        }),
+      ),
+    );
+    const codes = answers.map((a) => (a.status === 201 ? "201" : `${a.status} ${(a.body as Problem).code}`));
+    assert.deepEqual(
+      codes.filter((code) => code !== "201"),
+      Array(8).fill("409 customer_limit_reached"),
+      codes.join(", "),
+    );
+    const event = await readEvent(limited.id, 1);
+    assert.deepEqual([event.sold, event.held, event.available], [4, 0, 96]);
   });
 
   it("refuses 50 kinds of bad input over HTTP with the listed code, and changes nothing", async () => {

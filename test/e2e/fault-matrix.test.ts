@@ -12,6 +12,7 @@ import {
   PLANTED_BUG_ENTRY,
   QUICK_MATRIX,
   describeRun,
+  fenceExpected,
   runFault,
   type RunResult,
 } from "../support/fault-matrix.js";
@@ -34,8 +35,17 @@ function assertFaultHitSales(result: RunResult): void {
       assert.ok(e.directUnansweredAtFault >= 1, `the killed instance took keyed POSTs with it: ${what}`);
       break;
     case "pause":
-      // They waited inside the stopped process and were answered only after it resumed.
+      // They waited inside the stopped process and were answered only after it resumed; one batch of them
+      // was under the lock when it stopped (the fault stops it again until so), and that late write was
+      // refused, never committed: by the fence on SQLite, by the fence or the lost lease's signal on
+      // PostgreSQL (see pauseHoldingTheLock).
       assert.ok(e.directAnsweredAfterFault >= 1, `the stopped instance answered them on resuming: ${what}`);
+      assert.ok(e.pause !== null, what);
+      assert.ok(
+        fenceExpected(result.stack) ? e.pause.fencedOut >= 1 : e.pause.fencedOut + e.pause.leaseLost >= 1,
+        `the victim held the lock when stopped, and its late write was refused: ${what}`,
+      );
+      assert.equal(e.pause.staleCommitted, 0, `no refused write was committed: ${what}`);
       break;
     case "slow":
       // It was slowed with them open, and went on taking and answering keyed POSTs while slow.

@@ -249,12 +249,13 @@ export async function spawnRealInstance(
   id: string,
   dataDir: string,
   adminToken: string,
+  args: readonly string[] = [],
 ): Promise<RealInstance> {
   const port = await freePort();
   const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
   const child = spawn(
     process.execPath,
-    [cli, "server", "--port", String(port), "--data", dataDir, "--instance-id", id],
+    [cli, "server", "--port", String(port), "--data", dataDir, "--instance-id", id, ...args],
     { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, BOXOFFICE_ADMIN_TOKEN: adminToken } },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -65,6 +65,34 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
+/** How many times a pause fault stops the victim, at most, to catch it holding the lock. */
+const PAUSE_ATTEMPTS = 10;
+
+/** Whether a pause fault on this stack must end with the fence refusing the victim (pauseHoldingTheLock). */
+export function fenceExpected(stack: StackName): boolean {
+  return stack.startsWith("sqlite");
+}
+
+/**
+ * What shows that a paused victim held the lock when it was stopped, and that its write, late past its
+ * lease, was refused rather than committed.
+ */
+export interface PauseEvidence {
+  /** Stops it took (a stop between the victim's batches proves nothing, so the fault stops it again). */
+  attempts: number;
+  /** Keyed POSTs open on the victim at a stop, answered after it resumed with a 503 because its lease
+   * was gone: refused by the fence (STALE_FENCE) or by its lost lease's signal (LOCK_LOST). Only a
+   * batch under the lock when the victim stopped ends so. */
+  fencedOut: number;
+  leaseLost: number;
+  /** The purchase another instance made on the same event while the victim was stopped: 201 when it took
+   * the lock and raised the fence; null when no answer came. */
+  takeoverStatus: number | null;
+  /** Of the refused keys, those whose order (made by the client's retry) dates from before the resume:
+   * a stale write that was committed after all. */
+  staleCommitted: number;
+}
+
 /** What shows that the fault hit a sale under way. */
 export interface FaultEvidence {
   /** Tickets left on the general-admission and seated events, read just before the fault. */
@@ -88,6 +116,8 @@ export interface FaultEvidence {
   noAnswer: number;
   faultStartedAtMs: number;
   faultEndedAtMs: number;
+  /** For a pause fault: that the victim held the lock and was fenced off. */
+  pause: PauseEvidence | null;
 }
 
 export interface RunResult {
@@ -202,19 +232,17 @@ async function waitFor(what: string, ready: () => boolean, timeoutMs: number): P
   }
 }
 
-/** Injects the fault; resolves when it is over (the victim is dead, or resumed, or the server is back). */
-async function inject(fault: FaultName, stack: Stack, log: (line: string) => void): Promise<void> {
+/** Injects the fault (a pause: pauseHoldingTheLock); resolves when it is over (the victim is dead, or resumed, or the server is back). */
+async function inject(
+  fault: Exclude<FaultName, "pause">,
+  stack: Stack,
+  log: (line: string) => void,
+): Promise<void> {
   const victim = stack.instances[0]!;
   switch (fault) {
     case "kill":
       victim.kill("SIGKILL");
       await victim.exited;
-      return;
-    case "pause":
-      // Past its lease: another instance may take the lock, and the victim's late writes must be refused.
-      victim.kill("SIGSTOP");
-      await sleep(LEASE_MS * 3);
-      victim.kill("SIGCONT");
       return;
     case "slow":
       // Alive but slow: stopped half of every 200 ms for 4 s.
@@ -240,6 +268,85 @@ async function inject(fault: FaultName, stack: Stack, log: (line: string) => voi
       await sleep(1000);
       await stack.postgres!.startServer();
       return;
+  }
+}
+
+/** A 503's detail starts with the code of the error that refused the write (src/server/build-app.ts). */
+function refusedBecause(record: ClientRecord): string | null {
+  if (record.status !== 503) return null;
+  const detail = (record.response as { detail?: unknown } | null)?.detail;
+  return typeof detail === "string" ? (/^([A-Z_]+):/.exec(detail)?.[1] ?? null) : null;
+}
+
+/**
+ * The pause fault: SIGSTOP the victim while keyed POSTs are open on it; once its lease is over, another
+ * instance buys on the same event (taking the lock and raising the fence, unless the victim stopped inside
+ * a database transaction, which holds everyone off); SIGCONT after three leases. The victim held the lock
+ * at the stop exactly when a batch of those POSTs was under it: then, resumed, that batch must be refused
+ * (503 STALE_FENCE or LOCK_LOST), never committed. The fault stops the victim again until a late write
+ * was refused, up to PAUSE_ATTEMPTS times: on SQLite, by the fence itself (STALE_FENCE, the store's last
+ * line for a holder that did not notice it lost its lease); on PostgreSQL, where a resumed batch always
+ * hears of its lost lease first (its renewal timer is overdue), by either (lock-pause.test.ts shows the
+ * fence there, with a holder that does not listen). Returns when the last stop began and ended, and the
+ * evidence.
+ */
+async function pauseHoldingTheLock(
+  stackName: StackName,
+  stack: Stack,
+  workload: FaultWorkload,
+  log: (line: string) => void,
+): Promise<{ startedAtMs: number; endedAtMs: number; evidence: PauseEvidence }> {
+  const victim = stack.instances[0]!;
+  let startedAtMs = 0;
+  let fencedOut = 0;
+  let leaseLost = 0;
+  let staleCommitted = 0;
+  for (let attempt = 1; ; attempt++) {
+    await waitFor("a keyed POST open on the victim", () => workload.directInFlight >= 1, 30_000);
+    const stoppedAtMs = Date.now();
+    victim.kill("SIGSTOP");
+    const openAtStop = workload.directInFlight;
+    // The fault is the last stop, the one that caught the victim holding the lock.
+    startedAtMs = stoppedAtMs;
+    await sleep(LEASE_MS * 1.5);
+    const takeover = workload.purchaseOn(stack.instances[1]!.url);
+    await sleep(LEASE_MS * 1.5);
+    victim.kill("SIGCONT");
+    const resumedAtMs = Date.now();
+    const takeoverStatus = (await takeover).status;
+    const open = (): ClientRecord[] =>
+      workload.directRecords.filter((r) => r.startedAtMs <= stoppedAtMs && r.endedAtMs >= stoppedAtMs);
+    await waitFor(
+      "the answers to the keyed POSTs open at the stop",
+      () => open().length >= openAtStop,
+      30_000,
+    );
+    const refused = open().filter(
+      (r) => r.endedAtMs >= resumedAtMs && ["STALE_FENCE", "LOCK_LOST"].includes(refusedBecause(r) ?? ""),
+    );
+    const codes = refused.map(refusedBecause);
+    const keys = new Set(refused.map((r) => r.idempotencyKey));
+    const stale = workload.records.filter(
+      (r) =>
+        keys.has(r.idempotencyKey) &&
+        r.status === 201 &&
+        Date.parse((r.response as { createdAt: string }).createdAt) < resumedAtMs,
+    ).length;
+    log(
+      `# pause ${attempt}: ${openAtStop} keyed POSTs open at the stop, refused on resuming: ` +
+        `${codes.join(", ") || "none"}; the other instance's purchase meanwhile: ${takeoverStatus}`,
+    );
+    fencedOut += codes.filter((code) => code === "STALE_FENCE").length;
+    leaseLost += codes.filter((code) => code === "LOCK_LOST").length;
+    staleCommitted += stale;
+    if (fencedOut > 0 || (!fenceExpected(stackName) && leaseLost > 0) || attempt === PAUSE_ATTEMPTS) {
+      return {
+        startedAtMs,
+        endedAtMs: resumedAtMs,
+        evidence: { attempts: attempt, fencedOut, leaseLost, takeoverStatus, staleCommitted },
+      };
+    }
+    await sleep(300);
   }
 }
 
@@ -289,16 +396,25 @@ export async function runFault(options: RunOptions): Promise<RunResult> {
     await waitFor("40 sales", () => workload.sales >= 40, 60_000);
     const availableAtFault = await available(base, eventIds);
     await waitFor("3 keyed POSTs open on the victim", () => workload.directInFlight >= 3, 30_000);
-    const faultStartedAtMs = Date.now();
+    let faultStartedAtMs = Date.now();
     const openAtFault = workload.directInFlight;
     log(
       `# ${options.stack} × ${options.fault}: fault at ${workload.sales} sales, ${openAtFault} open on the victim`,
     );
-    const injected = inject(options.fault, stack, log);
-    if (options.fault === "kill") workload.stopDirect();
-    await injected;
+    let pause: PauseEvidence | null = null;
+    let faultEndedAtMs: number;
+    if (options.fault === "pause") {
+      const paused = await pauseHoldingTheLock(options.stack, stack, workload, log);
+      faultStartedAtMs = paused.startedAtMs;
+      faultEndedAtMs = paused.endedAtMs;
+      pause = paused.evidence;
+    } else {
+      const injected = inject(options.fault, stack, log);
+      if (options.fault === "kill") workload.stopDirect();
+      await injected;
+      faultEndedAtMs = Date.now();
+    }
     workload.stopDirect();
-    const faultEndedAtMs = Date.now();
     // The sale goes on after the fault, then stops; the abandoned carts must have expired by the check.
     const salesAtEnd = workload.sales;
     await waitFor("20 sales after the fault", () => workload.sales >= salesAtEnd + 20, 60_000);
@@ -343,6 +459,7 @@ export async function runFault(options: RunOptions): Promise<RunResult> {
       noAnswer: workload.records.filter((record) => record.status === null).length,
       faultStartedAtMs,
       faultEndedAtMs,
+      pause,
     };
     return {
       stack: options.stack,
@@ -369,6 +486,11 @@ export function describeRun(result: RunResult): string {
     `${e.availableAtFault} tickets left, ${e.directInFlightAtFault} keyed POSTs open on the victim ` +
     `(${e.directUnansweredAtFault} unanswered by it); ${e.salesDuringFault} sales during, ` +
     `${e.salesAfterFault} after; ${e.unavailable} 503s, ${e.noAnswer} without answer` +
+    (e.pause === null
+      ? ""
+      : `; stopped ${e.pause.attempts}× to catch it holding the lock, then ${e.pause.fencedOut} writes ` +
+        `fenced out and ${e.pause.leaseLost} refused for a lost lease (${e.pause.staleCommitted} committed), ` +
+        `the other instance's purchase meanwhile ${e.pause.takeoverStatus}`) +
     (failed.length > 0 ? `\n  ${failed.map((check) => `${check.name}: ${check.detail}`).join("\n  ")}` : "")
   );
 }

@@ -183,6 +183,24 @@ export class FaultWorkload {
     }
   }
 
+  /**
+   * One keyed general-admission purchase sent straight to `instanceUrl` (recorded like every other);
+   * a fault uses it to make another instance take the event's lock while the victim is stopped.
+   */
+  async purchaseOn(instanceUrl: string): Promise<ClientRecord> {
+    const event = this.#options.general;
+    const body = { customerId: this.#customer(), quantity: 1 };
+    return this.#attempt(
+      instanceUrl,
+      "purchase",
+      event.id,
+      "POST",
+      `/v1/events/${event.id}/orders`,
+      body,
+      randomUUID(),
+    );
+  }
+
   /** Keyed general-admission purchases sent to the victim; once it is gone, retried through the base URL. */
   async #directBuyer(index: number): Promise<void> {
     const victim = this.#options.victimUrl;
