@@ -26,6 +26,7 @@ import type {
   TierRow,
 } from "./postgres-mappers.js";
 import { tierCountsOf, toHold, toIdempotencyRecord, toOrder, toSaleRules } from "./postgres-mappers.js";
+import type { PipelineStatement } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
 import type { CloseBatchParams, Statements } from "./postgres-statements.js";
 import { bindNamed } from "./postgres-statements.js";
@@ -57,6 +58,8 @@ export class PostgresBatch {
   readonly #taken = new Map<string, number>();
   /** The webhook messages of the batch's changes, inserted by closeBatch. */
   readonly #outbox: OutboxMessage[] = [];
+  /** How many ticket types the closing statement moves (each must come back). */
+  #movedTiers = 0;
 
   /**
    * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
@@ -124,6 +127,17 @@ export class PostgresBatch {
 
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
+    const closing = this.closing(now);
+    if (!closing) return;
+    const [rows] = await tx.pipeline([closing]);
+    this.checkClosed(rows ?? []);
+  }
+
+  /**
+   * The closing statement (closeBatch) with its values, or null when the batch writes nothing; its rows
+   * go to checkClosed. Apart from close() so that several events' batches close in one pipeline.
+   */
+  closing(now: Date): PipelineStatement | null {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
     const row = this.#row;
     // event.sold_out: the batch took tickets and leaves none (row.held already lost what expired).
@@ -132,6 +146,7 @@ export class PostgresBatch {
       this.#outbox.push(soldOutMessage(row.id, counters, now));
     }
     const tiers = [...this.#tally.movedTiers()].filter(([, moved]) => moved.sold !== 0 || moved.held !== 0);
+    this.#movedTiers = tiers.length;
     const nothing =
       this.#sales.length === 0 &&
       this.#newAnswers.length === 0 &&
@@ -139,7 +154,7 @@ export class PostgresBatch {
       soldDelta === 0 &&
       heldDelta === 0 &&
       tiers.length === 0;
-    if (nothing) return;
+    if (nothing) return null;
     const params: CloseBatchParams = {
       eventId: this.#row.id,
       now,
@@ -171,17 +186,19 @@ export class PostgresBatch {
       heldDelta,
     };
     const closeBatch = this.#sql.closeBatch;
-    const [written] = await tx.rows<{ customers: number; events: number; tiers: number }>(
-      closeBatch.text,
-      bindNamed(closeBatch, params),
-    );
+    return { text: closeBatch.text, values: bindNamed(closeBatch, params) };
+  }
+
+  /** Checks what the closing statement wrote: a guard that refused throws, and nothing may commit. */
+  checkClosed(rows: readonly unknown[]): void {
+    const [written] = rows as { customers: number; events: number; tiers: number }[];
     // A guard that refused means someone wrote to this event without its row lock: commit nothing.
     if (written?.customers !== this.#taken.size) {
       throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
     }
     if (written.events !== 1)
       throw new StoreConflictError("23514", "the event's counters would pass capacity");
-    if (written.tiers !== tiers.length) {
+    if (written.tiers !== this.#movedTiers) {
       throw new StoreConflictError("23514", "a ticket type's counters would pass its quota");
     }
   }

@@ -30,12 +30,22 @@ import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type {
+  AdminOutcome,
+  EventBatch,
+  EventBatchResult,
+  EventPage,
+  OrderFilter,
+  OrderPage,
+  Store,
+} from "../store.js";
+import { BoxofficeError } from "../../domain/errors.js";
+import { LockBusyError, LockLostError } from "../../domain/lock-errors.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
 import { PostgresBatch } from "./postgres-batch.js";
-import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
+import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import type {
   EventRow,
   HoldRow,
@@ -47,8 +57,9 @@ import type {
 import { tierCountsOf, toEvent, toHold, toOrder, toPlan } from "./postgres-mappers.js";
 import { checkSchemaVersion, migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
+import { failedStatementOf } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
-import { PostgresPool } from "./postgres-pool.js";
+import { failedOpeningOf, PostgresPool, transactionLockStatements } from "./postgres-pool.js";
 import type { Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
 import type { PostgresStoreConfig } from "./postgres-store-config.js";
@@ -322,6 +333,175 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Several events' batches in one transaction with one durable commit, in three round trips whatever
+   * the number of events (#executeGroup). The parts are taken in the order of their event ids, so that
+   * two instances' transactions take advisory locks, fences and event rows in one order and never
+   * deadlock. A part that fails (a stale fence, a lost lease, a busy transaction lock, a guard or
+   * constraint that refused its writes) is taken out and the others run again in a fresh transaction:
+   * the failed part's work is rolled back with the first try, the others decide again on fresh reads,
+   * so each is applied exactly as execute() alone would apply it. (Rather than a savepoint per part:
+   * nested subtransactions past 64 overflow every backend's subtransaction cache, and each costs a
+   * statement; a retry costs only when a part fails.) A part the database refuses for one command's
+   * data runs alone afterwards through execute(), whose slow path fails only that command.
+   */
+  async executeMany(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]> {
+    const results: (EventBatchResult | null)[] = batches.map(() => null);
+    const group: GroupPart[] = [];
+    const alone: number[] = [];
+    batches.forEach((batch, index) => {
+      if (!isEventId(batch.eventId)) {
+        results[index] = { ok: true, outcomes: batch.commands.map(() => eventNotFound(batch.eventId)) };
+        return;
+      }
+      const outcomes: (Outcome | null)[] = batch.commands.map((command) => {
+        const refusal = checkCommand(command);
+        return refusal ? { ok: false, refusal, replayed: false } : null;
+      });
+      const takeable = batch.commands.filter((_, i) => outcomes[i] === null);
+      if (takeable.length === 0) results[index] = { ok: true, outcomes: outcomes as Outcome[] };
+      else group.push({ index, batch, takeable, outcomes });
+    });
+    group.sort((a, b) =>
+      a.batch.eventId < b.batch.eventId ? -1 : a.batch.eventId > b.batch.eventId ? 1 : 0,
+    );
+    while (group.length > 0) {
+      try {
+        const taken = await this.#executeGroup(group, now);
+        group.forEach((part, i) => {
+          let next = 0;
+          const outcomes = part.outcomes.map((outcome) => outcome ?? (taken[i]?.[next++] as Outcome));
+          results[part.index] = { ok: true, outcomes };
+        });
+        break;
+      } catch (error) {
+        const failed = this.#failedPart(group, error);
+        if (failed === null) throw error;
+        const [part] = group.splice(failed.at, 1) as [GroupPart];
+        if (isCommandDataError(failed.error)) alone.push(part.index);
+        else results[part.index] = { ok: false, error: failed.error };
+      }
+    }
+    for (const index of alone) {
+      const { eventId, commands, guard } = batches[index] as EventBatch;
+      try {
+        results[index] = { ok: true, outcomes: await this.execute(eventId, commands, guard, now) };
+      } catch (error) {
+        results[index] = { ok: false, error };
+      }
+    }
+    return results as EventBatchResult[];
+  }
+
+  /** Which part of the group `error` (thrown by #executeGroup) failed, with its own error; null: all. */
+  #failedPart(group: readonly GroupPart[], error: unknown): { at: number; error: unknown } | null {
+    if (error instanceof PartFailedError) {
+      return { at: error.part, error: toStoreError(error.cause, "running a transaction") };
+    }
+    // A failed opening statement: the part whose statements it was among.
+    let at = failedOpeningOf(error);
+    if (at === null) return null;
+    for (let part = 0; part < group.length; part++) {
+      const { batch, opening } = group[part] as GroupPart;
+      const count = opening ?? 0;
+      if (at < count) {
+        const { guard } = batch;
+        const lock = guard?.transactionLock;
+        const busy = lock && sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
+        return { at: part, error: busy && guard ? new LockBusyError(guard.lockKey, lock.waitMs) : error };
+      }
+      at -= count;
+    }
+    return null;
+  }
+
+  /**
+   * The parts of executeMany() in one transaction of three round trips:
+   * (1) BEGIN and its settings, then for each part its transaction lock (when its guard has one), its
+   *     fence, its event row lock and what its batch decides on (#executeBatch's first round trip, once
+   *     per part), as one pipeline;
+   * (2) every part's closing statement, as one pipeline (confirm, release and cancel, and overdue
+   *     holds, add their statements before it, as in execute());
+   * (3) COMMIT, after every part's lease is checked.
+   * Throws PartFailedError for a part that failed alone; an opening statement's failure is told by
+   * failedOpeningOf; anything else fails the whole group.
+   */
+  async #executeGroup(group: GroupPart[], now: Date): Promise<Outcome[][]> {
+    const opening: PipelineStatement[] = [];
+    const reads: PipelineStatement[][] = [];
+    for (const part of group) {
+      const { batch, takeable } = part;
+      const decidingReads = this.#decidingReads(batch.eventId, takeable);
+      reads.push(decidingReads);
+      const statements = [
+        ...(batch.guard ? transactionLockStatements(batch.guard) : []),
+        ...this.#openingStatements(batch.guard, batch.eventId, now),
+        this.#answersRead(batch.eventId, takeable),
+        ...decidingReads,
+      ];
+      part.opening = statements.length;
+      opening.push(...statements);
+    }
+    return this.#pool.transaction(
+      null,
+      async (tx, results) => {
+        const outcomes: Outcome[][] = [];
+        const closings: { part: number; batch: PostgresBatch; statement: PipelineStatement }[] = [];
+        let next = 0;
+        for (let i = 0; i < group.length; i++) {
+          const { batch: eventBatch, takeable, opening: count = 0 } = group[i] as GroupPart;
+          const { eventId, guard } = eventBatch;
+          const locks = guard ? transactionLockStatements(guard).length : 0;
+          const rows = results.slice(next + locks, next + count);
+          next += count;
+          try {
+            const opened = this.#opened(guard, eventId, rows);
+            if (!opened.row) {
+              outcomes.push(takeable.map(() => eventNotFound(eventId)));
+              continue;
+            }
+            const [answerRows, ...readDeciding] = opened.rest as [IdempotencyRow[], ...OpeningRows];
+            let deciding = readDeciding;
+            if (opened.row.has_due) {
+              await this.#expireDue(tx, opened.row, now);
+              deciding = await tx.pipeline(reads[i] ?? []);
+            }
+            const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
+            const partOutcomes: Outcome[] = [];
+            for (const command of takeable) partOutcomes.push(await batch.apply(tx, command, now));
+            outcomes.push(partOutcomes);
+            const statement = batch.closing(now);
+            if (statement) closings.push({ part: i, batch, statement });
+          } catch (error) {
+            throw partFailed(i, error);
+          }
+        }
+        let closed: OpeningRows;
+        try {
+          closed = await tx.pipeline(closings.map((closing) => closing.statement));
+        } catch (error) {
+          const at = failedStatementOf(error);
+          if (at === null) throw error;
+          throw partFailed(closings[at]?.part ?? 0, error);
+        }
+        closings.forEach((closing, k) => {
+          try {
+            closing.batch.checkClosed(closed[k] ?? []);
+          } catch (error) {
+            throw new PartFailedError(closing.part, error);
+          }
+        });
+        // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
+        group.forEach(({ batch }, i) => {
+          if (batch.guard?.signal.aborted)
+            throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
+        });
+        return outcomes;
+      },
+      opening,
+    );
+  }
+
+  /**
    * One transaction in three round trips, whatever the number of commands that only take tickets:
    * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
    *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
@@ -565,6 +745,41 @@ interface ExpiredRow {
     total: number | string;
     currency: string;
   }[];
+}
+
+/** One part of executeMany's group: its batch, the commands it takes, and its refused-first outcomes. */
+interface GroupPart {
+  /** Its place in executeMany's arguments. */
+  index: number;
+  batch: EventBatch;
+  takeable: Command[];
+  outcomes: (Outcome | null)[];
+  /** How many opening statements it sent, set by #executeGroup. */
+  opening?: number;
+}
+
+/**
+ * One part of executeMany's group failed alone (its own error is the cause): the group's transaction
+ * is rolled back and runs again without it. A BoxofficeError so that the pool passes it through as is.
+ */
+class PartFailedError extends BoxofficeError {
+  readonly part: number;
+  constructor(part: number, cause: unknown) {
+    super("STORE_PART_FAILED", `part ${part} of a multi-event transaction failed`, {
+      retryable: true,
+      cause,
+    });
+    this.part = part;
+  }
+}
+
+/**
+ * `error` as the failure of part `part` alone, unless it is the connection's: a connection that failed
+ * fails every part (and pg's own errors without a SQLSTATE are that).
+ */
+function partFailed(part: number, error: unknown): unknown {
+  if (!(error instanceof BoxofficeError) && sqlStateOf(error) === null) return error;
+  return new PartFailedError(part, error);
 }
 
 function eventNotFound(eventId: string): Outcome {
