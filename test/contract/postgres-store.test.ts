@@ -1,7 +1,15 @@
 /** The store contract against PostgreSQL on 127.0.0.1:5432, in a schema of its own dropped afterwards. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 import pg from "pg";
+import type { EventPlan } from "../../src/domain/event.js";
+import { planEvent } from "../../src/domain/event.js";
+import { newEventId } from "../../src/domain/ids.js";
+import type { Command } from "../../src/domain/sale.js";
+import type { WriteGuard } from "../../src/domain/write-guard.js";
+import { advisoryKeyFor } from "../../src/postgres/advisory-key.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
+import { createTestPostgresStore, dropSchema, freshSchemaName } from "../support/postgres-test-store.js";
 import { postgresSkip, TEST_POSTGRES_URL } from "../support/services.js";
 import { describePostgresSlowPath } from "./postgres-poison-contract.js";
 import type { CommitBreaker } from "./execute-many-contract.js";
@@ -120,3 +128,64 @@ describePostgresSlowPath(
   async () => ({ url: TEST_POSTGRES_URL, close: async () => undefined }),
   skip === undefined ? {} : { skip },
 );
+
+describe("PostgreSQL executeMany with advisory transaction locks", { skip }, () => {
+  it("takes each part's advisory lock in its transaction; a part whose lock stays busy fails alone", async () => {
+    const { store, cleanup } = await createTestPostgresStore("many_locks");
+    const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await holder.connect();
+    try {
+      const plans = [0, 1, 2].map((n) =>
+        planEvent({ name: `L${n}`, capacity: 5 }, newEventId(Date.now()), new Date()),
+      );
+      for (const plan of plans) await store.createEvent(plan);
+      const [a, b, c] = plans as [EventPlan, EventPlan, EventPlan];
+      const guardOf = (plan: EventPlan): WriteGuard => ({
+        lockKey: `event:${plan.id}`,
+        fence: null,
+        signal: new AbortController().signal,
+        transactionLock: { waitMs: 150 },
+      });
+      const buy: Command = {
+        type: "purchase",
+        customerId: "x",
+        selection: { quantity: 1, seats: null },
+        idempotency: null,
+      };
+      // Another transaction holds b's lock for the whole call.
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1::bigint)", [
+        advisoryKeyFor(`event:${b.id}`).toString(),
+      ]);
+      const results = await store.executeMany(
+        [c, b, a].map((plan) => ({ eventId: plan.id, commands: [buy], guard: guardOf(plan) })),
+        new Date(),
+      );
+      assert.ok(results[0]?.ok && results[0].outcomes[0]?.ok, "c sold");
+      assert.ok(results[1] && !results[1].ok && (results[1].error as { code?: string }).code === "LOCK_BUSY");
+      assert.ok(results[2]?.ok && results[2].outcomes[0]?.ok, "a sold");
+      // The locks were the transaction's: released by its commit, not left on a pooled connection.
+      for (const plan of [a, c]) {
+        const [free] = (
+          await holder.query<{ free: boolean }>("SELECT pg_try_advisory_xact_lock($1::bigint) AS free", [
+            advisoryKeyFor(`event:${plan.id}`).toString(),
+          ])
+        ).rows;
+        assert.equal(free?.free, true, "its lock went with the transaction's commit");
+      }
+      await holder.query("COMMIT");
+      assert.deepEqual(
+        await Promise.all(plans.map(async (plan) => (await store.getEvent(plan.id))?.sold)),
+        [1, 0, 1],
+      );
+      const [again] = await store.executeMany(
+        [{ eventId: b.id, commands: [buy], guard: guardOf(b) }],
+        new Date(),
+      );
+      assert.ok(again?.ok && again.outcomes[0]?.ok, "b sells once its lock is free");
+    } finally {
+      await holder.end();
+      await cleanup();
+    }
+  });
+});
