@@ -3,10 +3,13 @@
  * lock (the stored first answers to its keys, its customers' tickets, its seats' owners) as a SaleTally
  * that the domain's decider (src/domain/decide.ts) decides each command on, and what the batch writes.
  *
- * New orders and holds, their seats, the customers' counts, the kept answers and the event's counters
- * wait for one closing statement (closeBatch), whatever the number of commands; confirm, release and
- * cancel write their guarded statement when decided, on rows committed earlier (so a hold made in this
- * batch is not yet there to confirm: it is committed with the batch).
+ * Nothing is written while the batch decides: the holds and orders its commands name were read (with
+ * their row locks) beside the rest, and every change waits for the closing statements (closing()), a
+ * fixed number whatever the number of commands: one each for the extended, confirmed, ended holds and
+ * the cancelled orders when there are any, then closeBatch for new orders and holds, their seats, the
+ * customers' counts, the kept answers, the webhook messages and the event's counters. The named holds
+ * and orders are those committed before the batch (so a hold made in this batch is not yet there to
+ * confirm: it is committed with the batch); a change to one is seen by the batch's later commands.
  */
 import type { Change, NewIds } from "../../domain/decide.js";
 import { decide, replayOf } from "../../domain/decide.js";
@@ -50,28 +53,40 @@ export class PostgresBatch {
   /** Stored first answers to this batch's keys, and the ones it adds. */
   readonly #answers: Map<string, IdempotencyRecord>;
   readonly #newAnswers: IdempotencyRecord[] = [];
-  /** The hold or order the command being decided names, read with its row lock. */
-  readonly #named = { hold: undefined as Hold | undefined, order: undefined as Order | undefined };
+  /** The holds and orders the batch's commands name, as read with their row locks and as changed since. */
+  readonly #holds = new Map<string, Hold>();
+  readonly #orders = new Map<string, Order>();
+  /** The writes of confirm, extend, release and cancel, for the closing statements. */
+  readonly #extended = new Map<string, Date>();
+  readonly #confirmed: { holdId: string; orderId: string; paymentReference: string | null }[] = [];
+  readonly #ended: { holdId: string; status: string }[] = [];
+  readonly #cancelled: string[] = [];
   readonly #sales: NewSale[] = [];
   readonly #claims: { seatId: string; ownerId: string; sold: boolean }[] = [];
   /** Tickets each customer takes in this batch. */
   readonly #taken = new Map<string, number>();
   /** The webhook messages of the batch's changes, inserted by closeBatch. */
   readonly #outbox: OutboxMessage[] = [];
-  /** How many ticket types the closing statement moves (each must come back). */
+  /** How many ticket types closeBatch moves (each must come back). */
   #movedTiers = 0;
+  /** How many rows each closing statement before closeBatch must come back with. */
+  #expected: { rows: number; what: string }[] = [];
 
   /**
    * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
    * clock's reads (PostgresStore.#decidingReads), all made after the lock.
    */
   constructor(sql: Statements, row: EventRow, answerRows: IdempotencyRow[], deciding: OpeningRows) {
-    const [customerRows, seatRows, tierRows, clockRows] = deciding as [
+    const [customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] = deciding as [
       CustomerRow[] | undefined,
       SeatOwnerRow[] | undefined,
       TierRow[] | undefined,
       { clock_ms: number }[] | undefined,
+      HoldRow[] | undefined,
+      OrderRow[] | undefined,
     ];
+    for (const hold of holdRows ?? []) this.#holds.set(hold.id, toHold(hold));
+    for (const order of orderRows ?? []) this.#orders.set(order.id, toOrder(order));
     const clockMs = Number(clockRows?.[0]?.clock_ms ?? row.clock_ms);
     this.#sql = sql;
     this.#row = row;
@@ -82,8 +97,8 @@ export class PostgresBatch {
       (customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets] as const),
       (seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id] as const),
       {
-        hold: (holdId) => (this.#named.hold?.id === holdId ? this.#named.hold : undefined),
-        order: (orderId) => (this.#named.order?.id === orderId ? this.#named.order : undefined),
+        hold: (holdId) => this.#holds.get(holdId),
+        order: (orderId) => this.#orders.get(orderId),
         firstAnswer: (key) => this.#answers.get(key),
         clockMs: () => clockMs,
       },
@@ -91,33 +106,19 @@ export class PostgresBatch {
   }
 
   /**
-   * One command, with its idempotency key: a stored first answer is replayed (reading nothing), else
-   * the hold or order it names is read with its row lock, the decider decides, and the change is
-   * written (confirm, release, cancel) or queued for closeBatch (new orders and holds).
+   * One command, with its idempotency key: a stored first answer is replayed, else the decider decides
+   * on what the batch read and changed so far, and the change is queued for the closing statements.
    */
-  async apply(tx: Transaction, command: Command, now: Date): Promise<Outcome> {
+  apply(command: Command, now: Date): Outcome {
     const replay = replayOf(this.#tally, command);
     if (replay) return replay.outcome;
     const eventId = this.#row.id;
-    this.#named.hold = undefined;
-    this.#named.order = undefined;
-    if (
-      command.type === "confirm-hold" ||
-      command.type === "release-hold" ||
-      command.type === "extend-hold"
-    ) {
-      const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [command.holdId, eventId]);
-      this.#named.hold = hold ? toHold(hold) : undefined;
-    } else if (command.type === "cancel-order") {
-      const [order] = await tx.rows<OrderRow>(this.#sql.lockOrder, [command.orderId, eventId]);
-      this.#named.order = order ? toOrder(order) : undefined;
-    }
     const ids: NewIds = {
       order: () => newOrderId(eventId, now.getTime()),
       hold: () => newHoldId(eventId, now.getTime()),
     };
     const decision = decide(this.#tally, command, now, ids);
-    if (decision.change) await this.#write(tx, decision.change, now);
+    if (decision.change) this.#queue(decision.change, now);
     if (decision.keep) {
       this.#answers.set(decision.keep.key, decision.keep);
       this.#newAnswers.push(decision.keep);
@@ -128,16 +129,68 @@ export class PostgresBatch {
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
     const closing = this.closing(now);
-    if (!closing) return;
-    const [rows] = await tx.pipeline([closing]);
-    this.checkClosed(rows ?? []);
+    if (closing.length === 0) return;
+    this.checkClosed(await tx.pipeline(closing));
   }
 
   /**
-   * The closing statement (closeBatch) with its values, or null when the batch writes nothing; its rows
-   * go to checkClosed. Apart from close() so that several events' batches close in one pipeline.
+   * The closing statements with their values (none when the batch writes nothing), for one pipeline;
+   * their rows go to checkClosed. Apart from close() so that several events' batches close in one.
    */
-  closing(now: Date): PipelineStatement | null {
+  closing(now: Date): PipelineStatement[] {
+    const eventId = this.#row.id;
+    const statements: PipelineStatement[] = [];
+    this.#expected = [];
+    const add = (text: string, values: unknown[], rows: number, what: string) => {
+      statements.push({ text, values });
+      this.#expected.push({ rows, what });
+    };
+    if (this.#extended.size > 0) {
+      add(
+        this.#sql.extendHolds,
+        [[...this.#extended.keys()], [...this.#extended.values()], eventId],
+        this.#extended.size,
+        "an extended hold",
+      );
+    }
+    if (this.#confirmed.length > 0) {
+      const confirmed = this.#confirmed;
+      add(
+        this.#sql.confirmHolds,
+        [
+          confirmed.map((c) => c.holdId),
+          confirmed.map((c) => c.orderId),
+          confirmed.map((c) => c.paymentReference),
+          eventId,
+          now,
+        ],
+        confirmed.length,
+        "a confirmed hold",
+      );
+    }
+    if (this.#ended.length > 0) {
+      add(
+        this.#sql.endHolds,
+        [this.#ended.map((e) => e.holdId), this.#ended.map((e) => e.status), eventId],
+        this.#ended.length,
+        "an ended hold",
+      );
+    }
+    if (this.#cancelled.length > 0) {
+      add(
+        this.#sql.cancelOrders,
+        [this.#cancelled, eventId, now],
+        this.#cancelled.length,
+        "a cancelled order",
+      );
+    }
+    const close = this.#closeBatch(now);
+    if (close) statements.push(close);
+    return statements;
+  }
+
+  /** closeBatch with its values, or null when it has nothing to write. */
+  #closeBatch(now: Date): PipelineStatement | null {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
     const row = this.#row;
     // event.sold_out: the batch took tickets and leaves none (row.held already lost what expired).
@@ -189,9 +242,19 @@ export class PostgresBatch {
     return { text: closeBatch.text, values: bindNamed(closeBatch, params) };
   }
 
-  /** Checks what the closing statement wrote: a guard that refused throws, and nothing may commit. */
-  checkClosed(rows: readonly unknown[]): void {
-    const [written] = rows as { customers: number; events: number; tiers: number }[];
+  /** Checks what the closing statements wrote: a guard that refused throws, and nothing may commit. */
+  checkClosed(results: readonly (readonly unknown[])[]): void {
+    // A row that changed under its lock: someone wrote to this event without its row lock.
+    this.#expected.forEach(({ rows, what }, i) => {
+      if (results[i]?.length !== rows)
+        throw new StoreConflictError("40001", `${what} changed under its lock`);
+    });
+    if (results.length === this.#expected.length) return;
+    const [written] = (results[this.#expected.length] ?? []) as {
+      customers: number;
+      events: number;
+      tiers: number;
+    }[];
     // A guard that refused means someone wrote to this event without its row lock: commit nothing.
     if (written?.customers !== this.#taken.size) {
       throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
@@ -204,12 +267,10 @@ export class PostgresBatch {
   }
 
   /**
-   * Writes a decided change: confirm, release, expire and cancel at once, each guarded on the status
-   * it leaves (a row that changed under its lock is a conflict, and the batch commits nothing); new
-   * orders and holds are queued for closeBatch, whose guards check them.
+   * Queues a decided change for the closing statements, and keeps the batch's view of the holds and
+   * orders it changed, for its later commands.
    */
-  async #write(tx: Transaction, change: Change, now: Date): Promise<void> {
-    const eventId = this.#row.id;
+  #queue(change: Change, now: Date): void {
     switch (change.type) {
       case "sell":
       case "hold": {
@@ -234,37 +295,32 @@ export class PostgresBatch {
       }
       case "confirm": {
         const { hold, order } = change;
-        const confirmed = await tx.rows(this.#sql.confirmHold, [
-          hold.id,
-          eventId,
-          order.id,
-          now,
-          order.paymentReference,
-        ]);
-        if (confirmed.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        this.#confirmed.push({
+          holdId: hold.id,
+          orderId: order.id,
+          paymentReference: order.paymentReference ?? null,
+        });
+        this.#holds.set(hold.id, hold);
+        this.#orders.set(order.id, order);
         break;
       }
       case "extend-hold": {
         const { hold } = change;
-        const extended = await tx.rows(this.#sql.extendHold, [hold.id, eventId, new Date(hold.expiresAt)]);
-        if (extended.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        // Extended twice: the last expiry is the one written.
+        this.#extended.set(hold.id, new Date(hold.expiresAt));
+        this.#holds.set(hold.id, hold);
         break;
       }
       case "end-hold": {
         const { hold } = change;
-        const ended = await tx.rows(this.#sql.endHold, [hold.id, eventId, hold.status]);
-        if (ended.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        this.#ended.push({ holdId: hold.id, status: hold.status });
+        this.#holds.set(hold.id, hold);
         break;
       }
       case "cancel": {
         const { order } = change;
-        const cancelled = await tx.rows(this.#sql.cancelOrder, [order.id, eventId, now]);
-        if (cancelled.length === 0) {
-          throw new StoreConflictError("40001", `order ${order.id} changed under its lock`);
-        }
+        this.#cancelled.push(order.id);
+        this.#orders.set(order.id, order);
         break;
       }
     }

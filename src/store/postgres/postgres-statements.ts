@@ -48,8 +48,6 @@ export function buildStatements(s: string) {
         max_hold_lifetime_seconds = $10
       WHERE id = $1 AND sold + held <= $4
       RETURNING id`,
-    extendHold: `
-      UPDATE ${s}.holds SET expires_at = $3 WHERE id = $1 AND event_id = $2 AND status = 'active' RETURNING id`,
 
     selectEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1`,
 
@@ -193,52 +191,84 @@ export function buildStatements(s: string) {
     selectSeatOwners: `
       SELECT seat_id, owner_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
 
-    lockHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1 AND event_id = $2 FOR UPDATE`,
-    lockOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1 AND event_id = $2 FOR UPDATE`,
+    // The holds and orders a batch's commands name ($1, ids), read with their row locks after the event
+    // row's, in one statement each whatever the batch's size.
+    lockHolds: `
+      SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = $2 ORDER BY id FOR UPDATE`,
+    lockOrders: `
+      SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = ANY($1::text[]) AND event_id = $2 ORDER BY id
+      FOR UPDATE`,
 
-    // Hold -> order. Guarded on status = 'active', so a hold is confirmed once.
-    confirmHold: `
-      WITH hold AS (
-        UPDATE ${s}.holds SET status = 'confirmed'
-        WHERE id = $1 AND event_id = $2 AND status = 'active'
-        RETURNING id, customer_id, quantity, seats, lines, total, currency
+    // The writes of a batch's confirm, extend, release and cancel commands: one statement per kind
+    // whatever their number, each row's change guarded on the status it leaves (a hold is confirmed,
+    // ended or extended only while 'active', an order cancelled only while 'confirmed'), so each happens
+    // once; the caller checks that every row came back. They run before closeBatch, in this order:
+    // extend, confirm, end, cancel (a confirmed order may be cancelled in the same batch).
+
+    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id. Rows: one per extended hold.
+    extendHolds: `
+      UPDATE ${s}.holds h SET expires_at = x.expires_at
+      FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
+      WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
+      RETURNING h.id`,
+
+    // Hold -> order. Params: $1 hold ids, $2 the new orders' ids, $3 payment references, $4 event id,
+    // $5 now. The seats move to the order. Rows: one per order written.
+    confirmHolds: `
+      WITH c AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS c (hold_id, order_id, payment_reference)
+      ), hold AS (
+        UPDATE ${s}.holds h SET status = 'confirmed'
+        FROM c WHERE h.id = c.hold_id AND h.event_id = $4 AND h.status = 'active'
+        RETURNING h.id, c.order_id, c.payment_reference, h.customer_id, h.quantity, h.seats, h.lines,
+                  h.total, h.currency
       ), seats AS (
-        UPDATE ${s}.seat_claims SET owner_id = $3, sold = true
-        WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+        UPDATE ${s}.seat_claims sc SET owner_id = hold.order_id, sold = true
+        FROM hold WHERE sc.event_id = $4 AND sc.owner_id = hold.id
       )
       INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
                                currency, payment_reference)
-      SELECT $3, $2, customer_id, quantity, seats, 'confirmed', $4, lines, total, currency, $5 FROM hold
+      SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
+             payment_reference
+      FROM hold
       RETURNING id`,
 
-    // Ends an active hold ($3 = 'released' or 'expired') and gives its tickets back. Every give-back hangs
-    // on the guarded status change, so it happens exactly once.
-    endHold: `
-      WITH hold AS (
-        UPDATE ${s}.holds SET status = $3
-        WHERE id = $1 AND event_id = $2 AND status = 'active'
-        RETURNING id, customer_id, quantity
+    // Ends active holds (each 'released' or 'expired') and gives their tickets back: the customers'
+    // counts (summed per customer: one update per row) and the seats. Every give-back hangs on the
+    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id.
+    endHolds: `
+      WITH e AS (
+        SELECT * FROM unnest($1::text[], $2::text[]) AS e (id, status)
+      ), hold AS (
+        UPDATE ${s}.holds h SET status = e.status
+        FROM e WHERE h.id = e.id AND h.event_id = $3 AND h.status = 'active'
+        RETURNING h.id, h.customer_id, h.quantity
+      ), per_customer AS (
+        SELECT customer_id, sum(quantity)::integer AS quantity FROM hold GROUP BY customer_id
       ), customer AS (
-        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - hold.quantity
-        FROM hold WHERE c.event_id = $2 AND c.customer_id = hold.customer_id
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - p.quantity
+        FROM per_customer p WHERE c.event_id = $3 AND c.customer_id = p.customer_id
       ), seats AS (
-        DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+        DELETE FROM ${s}.seat_claims WHERE event_id = $3 AND owner_id IN (SELECT id FROM hold)
       )
-      SELECT quantity FROM hold`,
+      SELECT id FROM hold`,
 
-    // Cancels a confirmed order and gives its tickets back, once: guarded on status = 'confirmed'.
-    cancelOrder: `
+    // Cancels confirmed orders and gives their tickets back, once each: guarded on status = 'confirmed'.
+    // Params: $1 order ids, $2 event id, $3 now.
+    cancelOrders: `
       WITH cancelled AS (
         UPDATE ${s}.orders SET status = 'cancelled', cancelled_at = $3
-        WHERE id = $1 AND event_id = $2 AND status = 'confirmed'
+        WHERE id = ANY($1::text[]) AND event_id = $2 AND status = 'confirmed'
         RETURNING id, customer_id, quantity
+      ), per_customer AS (
+        SELECT customer_id, sum(quantity)::integer AS quantity FROM cancelled GROUP BY customer_id
       ), customer AS (
-        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - cancelled.quantity
-        FROM cancelled WHERE c.event_id = $2 AND c.customer_id = cancelled.customer_id
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - p.quantity
+        FROM per_customer p WHERE c.event_id = $2 AND c.customer_id = p.customer_id
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM cancelled)
       )
-      SELECT quantity FROM cancelled`,
+      SELECT id FROM cancelled`,
 
     // The end of a batch, in one statement: its new orders and holds, their seats, the customers' new
     // counts, the first answers to its idempotency keys, and the event's counters. Every write is guarded

@@ -419,8 +419,8 @@ export class PostgresStore implements Store {
    * (1) BEGIN and its settings, then for each part its transaction lock (when its guard has one), its
    *     fence, its event row lock and what its batch decides on (#executeBatch's first round trip, once
    *     per part), as one pipeline;
-   * (2) every part's closing statement, as one pipeline (confirm, release and cancel, and overdue
-   *     holds, add their statements before it, as in execute());
+   * (2) every part's closing statements, as one pipeline (overdue holds add their round trips first,
+   *     as in execute());
    * (3) COMMIT, after every part's lease is checked.
    * Throws PartFailedError for a part that failed alone; an opening statement's failure is told by
    * failedOpeningOf; anything else fails the whole group.
@@ -445,7 +445,7 @@ export class PostgresStore implements Store {
       null,
       async (tx, results) => {
         const outcomes: Outcome[][] = [];
-        const closings: { part: number; batch: PostgresBatch; statement: PipelineStatement }[] = [];
+        const closings: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
         let next = 0;
         for (let i = 0; i < group.length; i++) {
           const { batch: eventBatch, takeable, opening: count = 0 } = group[i] as GroupPart;
@@ -467,29 +467,36 @@ export class PostgresStore implements Store {
             }
             const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
             const partOutcomes: Outcome[] = [];
-            for (const command of takeable) partOutcomes.push(await batch.apply(tx, command, now));
+            for (const command of takeable) partOutcomes.push(batch.apply(command, now));
             outcomes.push(partOutcomes);
-            const statement = batch.closing(now);
-            if (statement) closings.push({ part: i, batch, statement });
+            const statements = batch.closing(now);
+            if (statements.length > 0) closings.push({ part: i, batch, statements });
           } catch (error) {
             throw partFailed(i, error);
           }
         }
         let closed: OpeningRows;
         try {
-          closed = await tx.pipeline(closings.map((closing) => closing.statement));
+          closed = await tx.pipeline(closings.flatMap((closing) => closing.statements));
         } catch (error) {
-          const at = failedStatementOf(error);
+          let at = failedStatementOf(error);
           if (at === null) throw error;
-          throw partFailed(closings[at]?.part ?? 0, error);
+          for (const closing of closings) {
+            if (at < closing.statements.length) throw partFailed(closing.part, error);
+            at -= closing.statements.length;
+          }
+          throw error;
         }
-        closings.forEach((closing, k) => {
+        let from = 0;
+        for (const closing of closings) {
+          const rows = closed.slice(from, from + closing.statements.length);
+          from += closing.statements.length;
           try {
-            closing.batch.checkClosed(closed[k] ?? []);
+            closing.batch.checkClosed(rows);
           } catch (error) {
             throw new PartFailedError(closing.part, error);
           }
-        });
+        }
         // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
         group.forEach(({ batch }, i) => {
           if (batch.guard?.signal.aborted)
@@ -506,9 +513,10 @@ export class PostgresStore implements Store {
    * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
    *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
    *     statement sees what committed before it ran, so all of it is read with the lock held;
-   * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
-   *     and cancel add one statement each before it, on rows committed earlier; overdue holds, when the
-   *     event has some, one statement to expire them and one to read again);
+   * (2) one statement for all new orders, holds, seats, counts, answers and counters, after at most one
+   *     statement per kind for the batch's extended, confirmed, ended holds and cancelled orders (the
+   *     holds and orders its commands name are read with their row locks in (1)), as one pipeline;
+   *     overdue holds, when the event has some, add one statement to expire them and one to read again;
    * (3) COMMIT.
    */
   async #executeBatch(
@@ -531,8 +539,7 @@ export class PostgresStore implements Store {
           deciding = await tx.pipeline(decidingReads);
         }
         const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
-        const outcomes: Outcome[] = [];
-        for (const command of commands) outcomes.push(await batch.apply(tx, command, now));
+        const outcomes = commands.map((command) => batch.apply(command, now));
         await batch.close(tx, now);
         return outcomes;
       },
@@ -574,7 +581,7 @@ export class PostgresStore implements Store {
             ])) as [EventRow[], IdempotencyRow[], ...OpeningRows];
             if (!row) throw new StoreConflictError("40001", `event ${eventId} vanished under its lock`);
             const batch = new PostgresBatch(this.#sql, row, answerRows, deciding);
-            const outcome = await batch.apply(tx, command, now);
+            const outcome = batch.apply(command, now);
             await batch.close(tx, now);
             await tx.rows("RELEASE SAVEPOINT command");
             outcomes.push(outcome);
@@ -634,18 +641,32 @@ export class PostgresStore implements Store {
   #decidingReads(eventId: string, commands: readonly Command[]): PipelineStatement[] {
     const customers = new Set<string>();
     const seats = new Set<string>();
+    const holds = new Set<string>();
+    const orders = new Set<string>();
     for (const command of commands) {
       if (command.type === "purchase" || command.type === "hold") {
         customers.add(command.customerId);
         for (const seat of command.selection.seats ?? []) seats.add(seat);
+      } else if (command.type === "cancel-order") {
+        orders.add(command.orderId);
+      } else {
+        holds.add(command.holdId);
       }
     }
-    return [
+    const reads: PipelineStatement[] = [
       { text: this.#sql.selectCustomers, values: [eventId, [...customers]] },
       { text: this.#sql.selectSeatOwners, values: [eventId, [...seats]] },
       { text: this.#sql.selectTiers, values: [eventId] },
       { text: this.#sql.clock, values: [] },
     ];
+    // The named holds and orders, with their row locks; a batch of purchases alone reads neither.
+    if (holds.size > 0 || orders.size > 0) {
+      reads.push(
+        { text: this.#sql.lockHolds, values: [[...holds], eventId] },
+        { text: this.#sql.lockOrders, values: [[...orders], eventId] },
+      );
+    }
+    return reads;
   }
 
   /** Expires the (locked) event's overdue holds and takes what they gave back off the row's count. */
