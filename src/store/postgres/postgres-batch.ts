@@ -128,16 +128,20 @@ export class PostgresBatch {
 
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
-    const closing = this.closing(now);
-    if (closing.length === 0) return;
-    this.checkClosed(await tx.pipeline(closing));
+    const writes = this.closingWrites(now);
+    const part = this.closePart(now);
+    const statements = part ? [...writes, closeStatement(this.#sql, [part], now)] : writes;
+    if (statements.length === 0) return;
+    const results = await tx.pipeline(statements);
+    this.checkWrites(results.slice(0, writes.length));
+    if (part) this.checkClose(closeWritten(results[writes.length]));
   }
 
   /**
-   * The closing statements with their values (none when the batch writes nothing), for one pipeline;
-   * their rows go to checkClosed. Apart from close() so that several events' batches close in one.
+   * The statements for the batch's extended, confirmed, ended holds and cancelled orders (one per kind
+   * there is), to run before closeBatch in one pipeline; their rows go to checkWrites.
    */
-  closing(now: Date): PipelineStatement[] {
+  closingWrites(now: Date): PipelineStatement[] {
     const eventId = this.#row.id;
     const statements: PipelineStatement[] = [];
     this.#expected = [];
@@ -184,13 +188,23 @@ export class PostgresBatch {
         "a cancelled order",
       );
     }
-    const close = this.#closeBatch(now);
-    if (close) statements.push(close);
     return statements;
   }
 
-  /** closeBatch with its values, or null when it has nothing to write. */
-  #closeBatch(now: Date): PipelineStatement | null {
+  /** Checks the rows of closingWrites: a row that changed under its lock throws, and nothing may commit. */
+  checkWrites(results: readonly (readonly unknown[] | undefined)[]): void {
+    // A row that changed under its lock: someone wrote to this event without its row lock.
+    this.#expected.forEach(({ rows, what }, i) => {
+      if (results[i]?.length !== rows)
+        throw new StoreConflictError("40001", `${what} changed under its lock`);
+    });
+  }
+
+  /**
+   * This batch's rows for closeBatch (closeStatement puts several batches' in one statement), or null
+   * when it writes nothing there.
+   */
+  closePart(now: Date): ClosePart | null {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
     const row = this.#row;
     // event.sold_out: the batch took tickets and leaves none (row.held already lost what expired).
@@ -208,9 +222,10 @@ export class PostgresBatch {
       heldDelta === 0 &&
       tiers.length === 0;
     if (nothing) return null;
-    const params: CloseBatchParams = {
-      eventId: this.#row.id,
-      now,
+    const eventId = row.id;
+    const each = <T>(items: readonly T[]) => items.map(() => eventId);
+    return {
+      saleEventIds: each(this.#sales),
       saleIds: this.#sales.map((sale) => sale.id),
       saleCustomerIds: this.#sales.map((sale) => sale.customerId),
       saleQuantities: this.#sales.map((sale) => sale.quantity),
@@ -219,49 +234,46 @@ export class PostgresBatch {
       saleAts: this.#sales.map((sale) => sale.at),
       saleLines: this.#sales.map((sale) => sale.lines),
       saleTotals: this.#sales.map((sale) => sale.total),
-      currency: this.#row.currency,
+      saleCurrencies: this.#sales.map(() => row.currency),
+      tierEventIds: each(tiers),
       tierIds: tiers.map(([id]) => id),
       tierSoldDeltas: tiers.map(([, moved]) => moved.sold),
       tierHeldDeltas: tiers.map(([, moved]) => moved.held),
+      claimEventIds: each(this.#claims),
       claimSeatIds: this.#claims.map((claim) => claim.seatId),
       claimOwnerIds: this.#claims.map((claim) => claim.ownerId),
       claimSold: this.#claims.map((claim) => claim.sold),
+      takenEventIds: [...this.#taken.keys()].map(() => eventId),
       takenCustomerIds: [...this.#taken.keys()],
       takenTickets: [...this.#taken.values()],
-      maxPerCustomer: this.#tally.rules.maxPerCustomer,
+      answerEventIds: each(this.#newAnswers),
       answerKeys: this.#newAnswers.map((answer) => answer.key),
       answerFingerprints: this.#newAnswers.map((answer) => answer.fingerprint),
       answerOutcomes: this.#newAnswers.map((answer) => JSON.stringify(answer.answer)),
       outboxIds: this.#outbox.map((message) => message.id),
+      outboxEventIds: each(this.#outbox),
       outboxTypes: this.#outbox.map((message) => message.type),
       outboxPayloads: this.#outbox.map((message) => message.payload),
-      soldDelta,
-      heldDelta,
+      counterEventIds: [eventId],
+      soldDeltas: [soldDelta],
+      heldDeltas: [heldDelta],
     };
-    const closeBatch = this.#sql.closeBatch;
-    return { text: closeBatch.text, values: bindNamed(closeBatch, params) };
   }
 
-  /** Checks what the closing statements wrote: a guard that refused throws, and nothing may commit. */
-  checkClosed(results: readonly (readonly unknown[])[]): void {
-    // A row that changed under its lock: someone wrote to this event without its row lock.
-    this.#expected.forEach(({ rows, what }, i) => {
-      if (results[i]?.length !== rows)
-        throw new StoreConflictError("40001", `${what} changed under its lock`);
-    });
-    if (results.length === this.#expected.length) return;
-    const [written] = (results[this.#expected.length] ?? []) as {
-      customers: number;
-      events: number;
-      tiers: number;
-    }[];
-    // A guard that refused means someone wrote to this event without its row lock: commit nothing.
-    if (written?.customers !== this.#taken.size) {
+  /**
+   * Checks what closeBatch wrote for this batch (closeWritten): a guard that refused means someone
+   * wrote to this event without its row lock, and nothing may commit.
+   */
+  checkClose(written: CloseWritten): void {
+    const eventId = this.#row.id;
+    const count = (ids: readonly string[]) => ids.reduce((n, id) => (id === eventId ? n + 1 : n), 0);
+    if (count(written.customers) !== this.#taken.size) {
       throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
     }
-    if (written.events !== 1)
+    if (count(written.events) !== 1) {
       throw new StoreConflictError("23514", "the event's counters would pass capacity");
-    if (written.tiers !== this.#movedTiers) {
+    }
+    if (count(written.tiers) !== this.#movedTiers) {
       throw new StoreConflictError("23514", "a ticket type's counters would pass its quota");
     }
   }
@@ -327,4 +339,33 @@ export class PostgresBatch {
     this.#tally.apply(change);
     this.#outbox.push(...messagesOfChange(this.#row.id, change, now));
   }
+}
+
+/** One batch's rows for closeBatch. */
+export type ClosePart = Omit<CloseBatchParams, "now">;
+
+/** The event ids of the rows closeBatch wrote, per guard. */
+export interface CloseWritten {
+  customers: string[];
+  events: string[];
+  tiers: string[];
+}
+
+/** closeBatch for several batches' parts (distinct events) at once, with its values. */
+export function closeStatement(sql: Statements, parts: readonly ClosePart[], now: Date): PipelineStatement {
+  const first = parts[0];
+  const params = { now } as CloseBatchParams;
+  if (first) {
+    for (const key of Object.keys(first) as (keyof ClosePart)[]) {
+      (params as unknown as Record<string, unknown[]>)[key] =
+        parts.length === 1 ? first[key] : parts.flatMap((part) => part[key] as unknown[]);
+    }
+  }
+  return { text: sql.closeBatch.text, values: bindNamed(sql.closeBatch, params) };
+}
+
+/** closeBatch's one row, read. */
+export function closeWritten(rows: readonly unknown[] | undefined): CloseWritten {
+  const [row] = (rows ?? []) as Partial<CloseWritten>[];
+  return { customers: row?.customers ?? [], events: row?.events ?? [], tiers: row?.tiers ?? [] };
 }

@@ -41,6 +41,14 @@ export function failedOpeningOf(error: unknown): number | null {
   return typeof error === "object" && error !== null ? (openingFailures.get(error) ?? null) : null;
 }
 
+/** The errors transaction() threw because COMMIT failed. */
+const commitFailures = new WeakSet<object>();
+
+/** Whether transaction() threw `error` because its COMMIT failed (so nothing of it was committed). */
+export function isCommitFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && commitFailures.has(error);
+}
+
 export interface PostgresPoolOptions {
   /** The connection string, without boxoffice's own `?schema=`. */
   connectionString: string;
@@ -145,12 +153,14 @@ export class PostgresPool {
       },
     };
     let begun = false;
+    let committing = false;
     const prelude = this.#prelude(guard);
     try {
       const results = await tx.pipeline([...prelude, ...opening]);
       begun = true;
       const result = await work(tx, results.slice(prelude.length));
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
+      committing = true;
       await tx.rows("COMMIT");
       return result;
     } catch (error) {
@@ -164,6 +174,7 @@ export class PostgresPool {
       if (failedAt !== null && failedAt >= prelude.length && typeof thrown === "object" && thrown !== null) {
         openingFailures.set(thrown, failedAt - prelude.length);
       }
+      if (committing && typeof thrown === "object" && thrown !== null) commitFailures.add(thrown);
       throw thrown;
     } finally {
       this.release(client, broken);

@@ -270,121 +270,181 @@ export function buildStatements(s: string) {
       )
       SELECT id FROM cancelled`,
 
-    // The end of a batch, in one statement: its new orders and holds, their seats, the customers' new
-    // counts, the first answers to its idempotency keys, and the event's counters. Every write is guarded
-    // on its own, whatever the batch decided before:
+    // The end of one or more events' batches, in one statement: their new orders and holds, their seats,
+    // the customers' new counts, the first answers to their idempotency keys, their webhook messages and
+    // the events' counters. Every row carries its event's id, so one statement closes every event of a
+    // multi-event commit (executeMany) as it closes one. Every write is guarded on its own, whatever the
+    // batches decided before:
     // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
-    // - customers: active holds + confirmed orders <= maxPerCustomer, checked on the locked row;
+    // - customers: active holds + confirmed orders <= the event's maxPerCustomer, checked on the locked row;
     // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
-    // - sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids
-    //   overselling.
-    // The caller checks that every customer row and the event row came back. Its parameters are named
-    // (CloseBatchParams); `bindNamed` puts them in the order of their $n.
+    // - sold + held <= capacity is in the WHERE (and in a CHECK), and sold + held <= quota per ticket
+    //   type: the database, not the lock, forbids overselling.
+    // It answers, per guard, the event id of every row it wrote (customers, events, tiers); the caller
+    // checks that each event got all of its rows. Its parameters are named (CloseBatchParams);
+    // `bindNamed` puts them in the order of their $n.
     closeBatch: named<CloseBatchParams>(`
       WITH sale AS (
-        SELECT * FROM unnest($saleIds::text[], $saleCustomerIds::text[], $saleQuantities::integer[],
-                             $saleSeats::text[], $saleKinds::text[], $saleAts::timestamptz[],
-                             $saleLines::text[], $saleTotals::bigint[])
-          AS sale (id, customer_id, quantity, seats, kind, at, lines, total)
+        SELECT * FROM unnest($saleEventIds::text[], $saleIds::text[], $saleCustomerIds::text[],
+                             $saleQuantities::integer[], $saleSeats::text[], $saleKinds::text[],
+                             $saleAts::timestamptz[], $saleLines::text[], $saleTotals::bigint[],
+                             $saleCurrencies::text[])
+          AS sale (event_id, id, customer_id, quantity, seats, kind, at, lines, total, currency)
       ), new_orders AS (
         INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
                                  currency)
-        SELECT id, $eventId, customer_id, quantity,
+        SELECT id, event_id, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'confirmed', at, lines::jsonb, total, $currency
+               'confirmed', at, lines::jsonb, total, currency
         FROM sale WHERE kind = 'order'
       ), new_holds AS (
         INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at, created_at,
                                 lines, total, currency)
-        SELECT id, $eventId, customer_id, quantity,
+        SELECT id, event_id, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'active', at, $now, lines::jsonb, total, $currency
+               'active', at, $now, lines::jsonb, total, currency
         FROM sale WHERE kind = 'hold'
       ), tiers AS (
         -- sold + held <= quota per ticket type, in the WHERE (and in a CHECK)
         UPDATE ${s}.price_tiers t SET sold = t.sold + d.sold, held = t.held + d.held
-        FROM unnest($tierIds::text[], $tierSoldDeltas::integer[], $tierHeldDeltas::integer[])
-          AS d (tier_id, sold, held)
-        WHERE t.event_id = $eventId AND t.tier_id = d.tier_id
+        FROM unnest($tierEventIds::text[], $tierIds::text[], $tierSoldDeltas::integer[],
+                    $tierHeldDeltas::integer[]) AS d (event_id, tier_id, sold, held)
+        WHERE t.event_id = d.event_id AND t.tier_id = d.tier_id
           AND (t.quota IS NULL OR t.sold + d.sold + t.held + d.held <= t.quota)
           AND t.sold + d.sold >= 0 AND t.held + d.held >= 0
-        RETURNING 1
+        RETURNING t.event_id
       ), claims AS (
         INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT $eventId, seat_id, owner_id, sold
-        FROM unnest($claimSeatIds::text[], $claimOwnerIds::text[], $claimSold::boolean[])
-          AS claim (seat_id, owner_id, sold)
+        SELECT event_id, seat_id, owner_id, sold
+        FROM unnest($claimEventIds::text[], $claimSeatIds::text[], $claimOwnerIds::text[],
+                    $claimSold::boolean[]) AS claim (event_id, seat_id, owner_id, sold)
       ), customers AS (
+        -- the limit is the locked event row's (the one the batch decided on)
         INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT $eventId, customer_id, tickets
-        FROM unnest($takenCustomerIds::text[], $takenTickets::integer[]) AS taken (customer_id, tickets)
-        WHERE tickets <= $maxPerCustomer
+        SELECT taken.event_id, taken.customer_id, taken.tickets
+        FROM unnest($takenEventIds::text[], $takenCustomerIds::text[], $takenTickets::integer[])
+          AS taken (event_id, customer_id, tickets)
+        JOIN ${s}.events e ON e.id = taken.event_id
+        WHERE taken.tickets <= e.max_per_customer
         ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        WHERE c.tickets + EXCLUDED.tickets <= $maxPerCustomer
-        RETURNING 1
+        WHERE c.tickets + EXCLUDED.tickets
+              <= (SELECT max_per_customer FROM ${s}.events e WHERE e.id = c.event_id)
+        RETURNING c.event_id
       ), answers AS (
         INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT $eventId, key, fingerprint, outcome::jsonb, $now
-        FROM unnest($answerKeys::text[], $answerFingerprints::text[], $answerOutcomes::text[])
-          AS answer (key, fingerprint, outcome)
+        SELECT event_id, key, fingerprint, outcome::jsonb, $now
+        FROM unnest($answerEventIds::text[], $answerKeys::text[], $answerFingerprints::text[],
+                    $answerOutcomes::text[]) AS answer (event_id, key, fingerprint, outcome)
       ), outbox AS (
-        -- the batch's webhook messages: they commit with the changes they report, or not at all
+        -- the batches' webhook messages: they commit with the changes they report, or not at all
         INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
-        SELECT id, $eventId, type, payload, $now
-        FROM unnest($outboxIds::text[], $outboxTypes::text[], $outboxPayloads::text[]) WITH ORDINALITY
-          AS o (id, type, payload, n)
+        SELECT id, event_id, type, payload, $now
+        FROM unnest($outboxIds::text[], $outboxEventIds::text[], $outboxTypes::text[],
+                    $outboxPayloads::text[]) WITH ORDINALITY AS o (id, event_id, type, payload, n)
         ORDER BY n
       ), counters AS (
-        UPDATE ${s}.events SET sold = sold + $soldDelta, held = held + $heldDelta
-        WHERE id = $eventId AND sold + $soldDelta + held + $heldDelta <= capacity
-          AND sold + $soldDelta >= 0 AND held + $heldDelta >= 0
-        RETURNING 1
+        UPDATE ${s}.events e SET sold = e.sold + d.sold, held = e.held + d.held
+        FROM unnest($counterEventIds::text[], $soldDeltas::integer[], $heldDeltas::integer[])
+          AS d (id, sold, held)
+        WHERE e.id = d.id AND e.sold + d.sold + e.held + d.held <= e.capacity
+          AND e.sold + d.sold >= 0 AND e.held + d.held >= 0
+        RETURNING e.id
       )
-      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events,
-             (SELECT count(*) FROM tiers)::int AS tiers`),
+      SELECT ARRAY(SELECT event_id FROM customers) AS customers, ARRAY(SELECT id FROM counters) AS events,
+             ARRAY(SELECT event_id FROM tiers) AS tiers`),
+
+    // The same reads as a batch of one event decides on (above), for several events at once
+    // (executeMany), each row with its event's id. Params: pairs of arrays (event ids, keys/customers/seats).
+    lockEvents: `
+      SELECT ${EVENT_COLUMNS},
+             EXISTS (SELECT 1 FROM ${s}.holds h
+                     WHERE h.event_id = e.id AND h.status = 'active' AND h.expires_at <= $2) AS has_due
+      FROM ${s}.events e WHERE e.id = ANY($1::text[])
+      ORDER BY e.id
+      FOR NO KEY UPDATE OF e`,
+    selectIdempotencyOf: `
+      SELECT i.event_id, i.key, i.fingerprint, i.outcome FROM ${s}.idempotency i
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, key) ON i.event_id = w.event_id AND i.key = w.key`,
+    selectCustomersOf: `
+      SELECT c.event_id, c.customer_id, c.tickets FROM ${s}.customer_tickets c
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, customer_id)
+        ON c.event_id = w.event_id AND c.customer_id = w.customer_id`,
+    selectSeatOwnersOf: `
+      SELECT c.event_id, c.seat_id, c.owner_id FROM ${s}.seat_claims c
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, seat_id) ON c.event_id = w.event_id AND c.seat_id = w.seat_id`,
+    selectTiersOf: `SELECT event_id, tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = ANY($1::text[])`,
+    // The named holds and orders of several events: $1 ids, $2 the events.
+    lockHoldsOf: `
+      SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])
+      ORDER BY id FOR UPDATE`,
+    lockOrdersOf: `
+      SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])
+      ORDER BY id FOR UPDATE`,
+    // Several lock keys' fences at once, as applyFence does one's: $1 each part's lock key, $2 its fence,
+    // $3 its event (a key's fence is written only when one of its events exists). A key that several
+    // parts share gets their highest fence (a part with a lower one is stale); the keys' rows are locked
+    // in key order. Rows: each key applied, with its fence.
+    applyFences: `
+      INSERT INTO ${s}.fences AS f (lock_key, fence)
+      SELECT w.lock_key, max(w.fence)
+      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS w (lock_key, fence, event_id)
+      WHERE EXISTS (SELECT 1 FROM ${s}.events WHERE id = w.event_id)
+      GROUP BY w.lock_key
+      HAVING max(w.fence) >= COALESCE((SELECT fence FROM ${s}.fences WHERE lock_key = ''), 0)
+      ORDER BY w.lock_key
+      ON CONFLICT (lock_key) DO UPDATE SET fence = EXCLUDED.fence
+      WHERE f.fence <= EXCLUDED.fence
+      RETURNING lock_key, fence`,
   } as const;
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
 
 /**
- * What closeBatch writes: the batch's new orders and holds (`sale…`, one entry each, `saleSeats` a JSON
- * array or null, `saleKinds` "order" or "hold", `saleAts` the order's creation or the hold's expiry), the
- * seats they claim (`claim…`), the tickets each customer takes (`taken…`, at most `maxPerCustomer` in
- * all), the first answers to keep (`answer…`, `answerOutcomes` as JSON), the webhook messages
- * (`outbox…`, payloads as JSON text), and what the event's counters move by.
+ * What closeBatch writes, for one event or several (every row with its event's id): the new orders and
+ * holds (`sale…`, one entry each, `saleSeats` a JSON array or null, `saleKinds` "order" or "hold",
+ * `saleAts` the order's creation or the hold's expiry), the seats they claim (`claim…`), the tickets each
+ * customer takes (`taken…`, at most the event's maxPerCustomer in all), the first answers to keep
+ * (`answer…`, `answerOutcomes` as JSON), the webhook messages (`outbox…`, payloads as JSON text), and
+ * what each event's counters move by (`counter…`).
  */
 export interface CloseBatchParams {
-  eventId: string;
   now: Date;
+  saleEventIds: string[];
   saleIds: string[];
   saleCustomerIds: string[];
   saleQuantities: number[];
   saleSeats: (string | null)[];
   saleKinds: ("order" | "hold")[];
   saleAts: Date[];
-  /** JSON [Line] of each new order or hold, and its total (minor units). */
+  /** JSON [Line] of each new order or hold, its total (minor units) and its currency. */
   saleLines: string[];
   saleTotals: number[];
-  currency: string;
+  saleCurrencies: string[];
   /** How far each tier's sold and held move (checked against its quota). */
+  tierEventIds: string[];
   tierIds: string[];
   tierSoldDeltas: number[];
   tierHeldDeltas: number[];
+  claimEventIds: string[];
   claimSeatIds: string[];
   claimOwnerIds: string[];
   claimSold: boolean[];
+  takenEventIds: string[];
   takenCustomerIds: string[];
   takenTickets: number[];
-  maxPerCustomer: number;
+  answerEventIds: string[];
   answerKeys: string[];
   answerFingerprints: string[];
   answerOutcomes: string[];
   outboxIds: string[];
+  outboxEventIds: string[];
   outboxTypes: string[];
   outboxPayloads: string[];
-  soldDelta: number;
-  heldDelta: number;
+  /** What each event's counters move by. */
+  counterEventIds: string[];
+  soldDeltas: number[];
+  heldDeltas: number[];
 }
 
 /** A statement whose parameters are named (`$eventId`) in its source and numbered ($1 …) in `text`. */

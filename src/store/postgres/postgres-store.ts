@@ -44,7 +44,9 @@ import { LockBusyError, LockLostError } from "../../domain/lock-errors.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
-import { PostgresBatch } from "./postgres-batch.js";
+import type { ClosePart } from "./postgres-batch.js";
+import { closeStatement, closeWritten, PostgresBatch } from "./postgres-batch.js";
+import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import type {
   EventRow,
@@ -59,7 +61,12 @@ import { checkSchemaVersion, migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
 import { failedStatementOf } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
-import { failedOpeningOf, PostgresPool, transactionLockStatements } from "./postgres-pool.js";
+import {
+  failedOpeningOf,
+  isCommitFailure,
+  PostgresPool,
+  transactionLockStatements,
+} from "./postgres-pool.js";
 import type { Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
 import type { PostgresStoreConfig } from "./postgres-store-config.js";
@@ -333,21 +340,21 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Several events' batches in one transaction with one durable commit, in three round trips whatever
-   * the number of events (#executeGroup). The parts are taken in the order of their event ids, so that
-   * two instances' transactions take advisory locks, fences and event rows in one order and never
-   * deadlock. A part that fails (a stale fence, a lost lease, a busy transaction lock, a guard or
-   * constraint that refused its writes) is taken out and the others run again in a fresh transaction:
-   * the failed part's work is rolled back with the first try, the others decide again on fresh reads,
-   * so each is applied exactly as execute() alone would apply it. (Rather than a savepoint per part:
-   * nested subtransactions past 64 overflow every backend's subtransaction cache, and each costs a
-   * statement; a retry costs only when a part fails.) A part the database refuses for one command's
-   * data runs alone afterwards through execute(), whose slow path fails only that command.
+   * Several events' batches in one transaction with one durable commit, in three round trips and a
+   * fixed number of statements whatever the number of events (#executeGroup). Locks are taken in one
+   * order by every transaction (advisory locks, then fences, then event rows, each sorted by key), so
+   * two instances' transactions never deadlock. A part that fails alone (a stale fence, a lost lease, a
+   * busy transaction lock, a guard that refused its writes) is taken out and the others run again in a
+   * fresh transaction: the failed part's work is rolled back with the first try, the others decide
+   * again on fresh reads, so each is applied exactly as execute() alone would apply it. (Rather than a
+   * savepoint per part: nested subtransactions past 64 overflow every backend's subtransaction cache;
+   * a retry costs only when a part fails.) When the database refuses a statement shared by the parts
+   * (one command's data, a constraint), the parts run one after another through execute(), whose slow
+   * path fails only that command. A failed commit rejects the whole call.
    */
   async executeMany(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]> {
     const results: (EventBatchResult | null)[] = batches.map(() => null);
     const group: GroupPart[] = [];
-    const alone: number[] = [];
     batches.forEach((batch, index) => {
       if (!isEventId(batch.eventId)) {
         results[index] = { ok: true, outcomes: batch.commands.map(() => eventNotFound(batch.eventId)) };
@@ -361,9 +368,7 @@ export class PostgresStore implements Store {
       if (takeable.length === 0) results[index] = { ok: true, outcomes: outcomes as Outcome[] };
       else group.push({ index, batch, takeable, outcomes });
     });
-    group.sort((a, b) =>
-      a.batch.eventId < b.batch.eventId ? -1 : a.batch.eventId > b.batch.eventId ? 1 : 0,
-    );
+    group.sort((a, b) => compareText(a.batch.eventId, b.batch.eventId));
     while (group.length > 0) {
       try {
         const taken = await this.#executeGroup(group, now);
@@ -374,133 +379,264 @@ export class PostgresStore implements Store {
         });
         break;
       } catch (error) {
-        const failed = this.#failedPart(group, error);
-        if (failed === null) throw error;
-        const [part] = group.splice(failed.at, 1) as [GroupPart];
-        if (isCommandDataError(failed.error)) alone.push(part.index);
-        else results[part.index] = { ok: false, error: failed.error };
-      }
-    }
-    for (const index of alone) {
-      const { eventId, commands, guard } = batches[index] as EventBatch;
-      try {
-        results[index] = { ok: true, outcomes: await this.execute(eventId, commands, guard, now) };
-      } catch (error) {
-        results[index] = { ok: false, error };
+        const failed = this.#failedParts(group, error);
+        if (failed !== null) {
+          for (const at of [...failed.at].sort((a, b) => b - a)) {
+            const [part] = group.splice(at, 1) as [GroupPart];
+            results[part.index] = { ok: false, error: failed.error };
+          }
+          continue;
+        }
+        // The connection or the commit failed: nothing of any part may be reported as done.
+        if (isCommitFailure(error) || !isStatementError(error)) throw error;
+        // A statement the parts share was refused: each part alone, one after another.
+        for (const part of group) {
+          const { eventId, commands, guard } = part.batch;
+          try {
+            results[part.index] = { ok: true, outcomes: await this.execute(eventId, commands, guard, now) };
+          } catch (alone) {
+            results[part.index] = { ok: false, error: alone };
+          }
+        }
+        break;
       }
     }
     return results as EventBatchResult[];
   }
 
-  /** Which part of the group `error` (thrown by #executeGroup) failed, with its own error; null: all. */
-  #failedPart(group: readonly GroupPart[], error: unknown): { at: number; error: unknown } | null {
+  /** Which parts of the group `error` (thrown by #executeGroup) failed alone, with their error; null: not so. */
+  #failedParts(group: readonly GroupPart[], error: unknown): { at: number[]; error: unknown } | null {
     if (error instanceof PartFailedError) {
-      return { at: error.part, error: toStoreError(error.cause, "running a transaction") };
+      return { at: [error.part], error: toStoreError(error.cause, "running a transaction") };
     }
-    // A failed opening statement: the part whose statements it was among.
-    let at = failedOpeningOf(error);
-    if (at === null) return null;
-    for (let part = 0; part < group.length; part++) {
-      const { batch, opening } = group[part] as GroupPart;
-      const count = opening ?? 0;
-      if (at < count) {
-        const { guard } = batch;
-        const lock = guard?.transactionLock;
-        const busy = lock && sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
-        return { at: part, error: busy && guard ? new LockBusyError(guard.lockKey, lock.waitMs) : error };
-      }
-      at -= count;
-    }
-    return null;
+    // A transaction lock that stayed busy: every part under that lock key.
+    const at = failedOpeningOf(error);
+    const lockKey = at === null ? undefined : this.#openingLockKeys[at];
+    if (lockKey === undefined) return null;
+    const parts = group.flatMap((part, i) => (part.batch.guard?.lockKey === lockKey ? [i] : []));
+    const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
+    const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
+    return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
   }
 
+  /** For the last #executeGroup's opening statements, the lock key each advisory lock statement takes. */
+  #openingLockKeys: (string | undefined)[] = [];
+
   /**
-   * The parts of executeMany() in one transaction of three round trips:
-   * (1) BEGIN and its settings, then for each part its transaction lock (when its guard has one), its
-   *     fence, its event row lock and what its batch decides on (#executeBatch's first round trip, once
-   *     per part), as one pipeline;
-   * (2) every part's closing statements, as one pipeline (overdue holds add their round trips first,
-   *     as in execute());
+   * The parts of executeMany() in one transaction of three round trips, with statements that each
+   * cover every part (arrays of event ids, keys and customers bound as parameters):
+   * (1) BEGIN and its settings, the parts' advisory transaction locks (when their guards have them: a
+   *     statement per lock key, in key order), their fences (one statement), their event rows (one,
+   *     locked in id order), and what their batches decide on (one statement per kind of read), as one
+   *     pipeline;
+   * (2) every part's confirm, extend, release and cancel writes (a statement per kind a part has), and
+   *     one closeBatch for all parts, as one pipeline (overdue holds add their round trips first, as in
+   *     execute());
    * (3) COMMIT, after every part's lease is checked.
-   * Throws PartFailedError for a part that failed alone; an opening statement's failure is told by
-   * failedOpeningOf; anything else fails the whole group.
+   * Throws PartFailedError for a part that failed alone; a busy advisory lock is told by
+   * failedOpeningOf; anything else fails the group.
    */
   async #executeGroup(group: GroupPart[], now: Date): Promise<Outcome[][]> {
+    const sql = this.#sql;
+    const eventIds = group.map((part) => part.batch.eventId);
     const opening: PipelineStatement[] = [];
-    const reads: PipelineStatement[][] = [];
+    const lockKeys: (string | undefined)[] = [];
+    // Advisory transaction locks, one statement per key, in key order, within the first part's wait.
+    const locked = group.filter((part) => part.batch.guard?.transactionLock);
+    if (locked.length > 0) {
+      const keys = [...new Set(locked.map((part) => (part.batch.guard as WriteGuard).lockKey))].sort(
+        compareText,
+      );
+      const [limitWait, , reset] = transactionLockStatements(locked[0]?.batch.guard as WriteGuard);
+      opening.push(limitWait as PipelineStatement);
+      lockKeys.push(undefined);
+      for (const key of keys) {
+        opening.push({
+          text: "SELECT pg_advisory_xact_lock($1::bigint)",
+          values: [advisoryKeyFor(key).toString()],
+        });
+        lockKeys.push(key);
+      }
+      opening.push(reset as PipelineStatement);
+      lockKeys.push(undefined);
+    }
+    this.#openingLockKeys = lockKeys;
+    const fenced = group.filter((part) => part.batch.guard && part.batch.guard.fence !== null);
+    if (fenced.length > 0) {
+      opening.push({
+        text: sql.applyFences,
+        values: [
+          fenced.map((part) => (part.batch.guard as WriteGuard).lockKey),
+          fenced.map((part) => (part.batch.guard as WriteGuard).fence),
+          fenced.map((part) => part.batch.eventId),
+        ],
+      });
+    }
+    const readsFrom = opening.length;
+    const pairs = (pick: (command: Command, eventId: string, add: (value: string) => void) => void) => {
+      const ids: string[] = [];
+      const values: string[] = [];
+      for (const part of group) {
+        const seen = new Set<string>();
+        for (const command of part.takeable) {
+          pick(command, part.batch.eventId, (value) => {
+            if (seen.has(value)) return;
+            seen.add(value);
+            ids.push(part.batch.eventId);
+            values.push(value);
+          });
+        }
+      }
+      return [ids, values];
+    };
+    const named = { holds: [] as string[], orders: [] as string[] };
     for (const part of group) {
-      const { batch, takeable } = part;
-      const decidingReads = this.#decidingReads(batch.eventId, takeable);
-      reads.push(decidingReads);
-      const statements = [
-        ...(batch.guard ? transactionLockStatements(batch.guard) : []),
-        ...this.#openingStatements(batch.guard, batch.eventId, now),
-        this.#answersRead(batch.eventId, takeable),
-        ...decidingReads,
-      ];
-      part.opening = statements.length;
-      opening.push(...statements);
+      for (const command of part.takeable) {
+        if (command.type === "cancel-order") named.orders.push(command.orderId);
+        else if (command.type !== "purchase" && command.type !== "hold") named.holds.push(command.holdId);
+      }
+    }
+    opening.push(
+      { text: sql.lockEvents, values: [eventIds, now] },
+      {
+        text: sql.selectIdempotencyOf,
+        values: pairs((command, _, add) => {
+          if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
+        }),
+      },
+      {
+        text: sql.selectCustomersOf,
+        values: pairs((command, _, add) => {
+          if (command.type === "purchase" || command.type === "hold") add(command.customerId);
+        }),
+      },
+      {
+        text: sql.selectSeatOwnersOf,
+        values: pairs((command, _, add) => {
+          if (command.type === "purchase" || command.type === "hold") {
+            for (const seat of command.selection.seats ?? []) add(seat);
+          }
+        }),
+      },
+      { text: sql.selectTiersOf, values: [eventIds] },
+      { text: sql.clock, values: [] },
+    );
+    if (named.holds.length > 0 || named.orders.length > 0) {
+      opening.push(
+        { text: sql.lockHoldsOf, values: [named.holds, eventIds] },
+        { text: sql.lockOrdersOf, values: [named.orders, eventIds] },
+      );
     }
     return this.#pool.transaction(
       null,
       async (tx, results) => {
+        const applied = new Map(
+          ((fenced.length > 0 ? results[readsFrom - 1] : []) as { lock_key: string; fence: string }[]).map(
+            (row) => [row.lock_key, Number(row.fence)],
+          ),
+        );
+        const [eventRows, answerRows, customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] =
+          results.slice(readsFrom) as [
+            LockedEventRow[],
+            (IdempotencyRow & { event_id: string })[],
+            { event_id: string }[],
+            { event_id: string }[],
+            { event_id: string }[],
+            unknown[],
+            { event_id: string }[] | undefined,
+            { event_id: string }[] | undefined,
+          ];
+        const rowsOf = <R extends { event_id: string }>(rows: readonly R[] | undefined, eventId: string) =>
+          (rows ?? []).filter((row) => row.event_id === eventId);
+        const eventsById = new Map(eventRows.map((row) => [row.id, row]));
         const outcomes: Outcome[][] = [];
-        const closings: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
-        let next = 0;
+        const writes: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
+        const closes: { part: number; batch: PostgresBatch; close: ClosePart }[] = [];
         for (let i = 0; i < group.length; i++) {
-          const { batch: eventBatch, takeable, opening: count = 0 } = group[i] as GroupPart;
+          const { batch: eventBatch, takeable } = group[i] as GroupPart;
           const { eventId, guard } = eventBatch;
-          const locks = guard ? transactionLockStatements(guard).length : 0;
-          const rows = results.slice(next + locks, next + count);
-          next += count;
           try {
-            const opened = this.#opened(guard, eventId, rows);
-            if (!opened.row) {
+            const row = eventsById.get(eventId);
+            if (!row) {
               outcomes.push(takeable.map(() => eventNotFound(eventId)));
               continue;
             }
-            const [answerRows, ...readDeciding] = opened.rest as [IdempotencyRow[], ...OpeningRows];
-            let deciding = readDeciding;
-            if (opened.row.has_due) {
-              await this.#expireDue(tx, opened.row, now);
-              deciding = await tx.pipeline(reads[i] ?? []);
+            // The part's fence must be the one applied for its key (a lower one is stale).
+            if (guard && guard.fence !== null && applied.get(guard.lockKey) !== guard.fence) {
+              const [highest] = await tx.rows<{ fence: string | null }>(sql.selectFence, [guard.lockKey]);
+              throw new FencedOutError(guard.lockKey, guard.fence, Number(highest?.fence ?? guard.fence));
             }
-            const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
-            const partOutcomes: Outcome[] = [];
-            for (const command of takeable) partOutcomes.push(batch.apply(command, now));
-            outcomes.push(partOutcomes);
-            const statements = batch.closing(now);
-            if (statements.length > 0) closings.push({ part: i, batch, statements });
+            let deciding: OpeningRows = [
+              rowsOf(customerRows, eventId),
+              rowsOf(seatRows, eventId),
+              rowsOf(tierRows, eventId),
+              clockRows,
+              rowsOf(holdRows, eventId),
+              rowsOf(orderRows, eventId),
+            ];
+            const answers = rowsOf(answerRows, eventId);
+            if (row.has_due) {
+              await this.#expireDue(tx, row, now);
+              deciding = await tx.pipeline(this.#decidingReads(eventId, takeable));
+            }
+            const batch = new PostgresBatch(sql, row, answers, deciding);
+            outcomes.push(takeable.map((command) => batch.apply(command, now)));
+            const statements = batch.closingWrites(now);
+            if (statements.length > 0) writes.push({ part: i, batch, statements });
+            const close = batch.closePart(now);
+            if (close) closes.push({ part: i, batch, close });
           } catch (error) {
             throw partFailed(i, error);
           }
         }
+        const statements = writes.flatMap((write) => write.statements);
+        if (closes.length > 0) {
+          statements.push(
+            closeStatement(
+              sql,
+              closes.map((close) => close.close),
+              now,
+            ),
+          );
+        }
         let closed: OpeningRows;
         try {
-          closed = await tx.pipeline(closings.flatMap((closing) => closing.statements));
+          closed = await tx.pipeline(statements);
         } catch (error) {
           let at = failedStatementOf(error);
           if (at === null) throw error;
-          for (const closing of closings) {
-            if (at < closing.statements.length) throw partFailed(closing.part, error);
-            at -= closing.statements.length;
+          for (const write of writes) {
+            if (at < write.statements.length) throw partFailed(write.part, error);
+            at -= write.statements.length;
           }
+          // closeBatch, which all parts share: not one part's failure.
           throw error;
         }
         let from = 0;
-        for (const closing of closings) {
-          const rows = closed.slice(from, from + closing.statements.length);
-          from += closing.statements.length;
+        for (const write of writes) {
+          const rows = closed.slice(from, from + write.statements.length);
+          from += write.statements.length;
           try {
-            closing.batch.checkClosed(rows);
+            write.batch.checkWrites(rows);
           } catch (error) {
-            throw new PartFailedError(closing.part, error);
+            throw new PartFailedError(write.part, error);
+          }
+        }
+        if (closes.length > 0) {
+          const written = closeWritten(closed[from]);
+          for (const close of closes) {
+            try {
+              close.batch.checkClose(written);
+            } catch (error) {
+              throw new PartFailedError(close.part, error);
+            }
           }
         }
         // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
         group.forEach(({ batch }, i) => {
-          if (batch.guard?.signal.aborted)
+          if (batch.guard?.signal.aborted) {
             throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
+          }
         });
         return outcomes;
       },
@@ -775,8 +911,6 @@ interface GroupPart {
   batch: EventBatch;
   takeable: Command[];
   outcomes: (Outcome | null)[];
-  /** How many opening statements it sent, set by #executeGroup. */
-  opening?: number;
 }
 
 /**
@@ -801,6 +935,17 @@ class PartFailedError extends BoxofficeError {
 function partFailed(part: number, error: unknown): unknown {
   if (!(error instanceof BoxofficeError) && sqlStateOf(error) === null) return error;
   return new PartFailedError(part, error);
+}
+
+/** Byte order of two ids (the order every transaction takes their locks in). */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether the database refused a statement (a server error with a SQLSTATE), not the connection. */
+function isStatementError(error: unknown): boolean {
+  if (sqlStateOf(error) !== null) return true;
+  return error instanceof BoxofficeError && sqlStateOf(error.cause) !== null;
 }
 
 function eventNotFound(eventId: string): Outcome {
