@@ -257,6 +257,42 @@ export function describeExecuteManyContract(
       assert.ok(outcomesOf(fresh)[0]?.ok);
     });
 
+    it("commits parts that share one lock key and fence (the global scope); a stale fence fails them all", async () => {
+      const [a, b, c] = [await createEvent(), await createEvent(), await createEvent()];
+      const signal = new AbortController().signal;
+      const lockKey = `many-global-${a.id}`;
+      const guard = (fence: number): WriteGuard => ({ lockKey, fence, signal });
+      const first = await executeMany(
+        [a, b, c].map((plan) => ({
+          eventId: plan.id,
+          commands: [purchase("g", general(1))],
+          guard: guard(5),
+        })),
+        T0,
+      );
+      for (const result of first) assert.ok(outcomesOf(result)[0]?.ok);
+      const stale = await executeMany(
+        [a, b].map((plan) => ({ eventId: plan.id, commands: [purchase("h", general(1))], guard: guard(4) })),
+        T0,
+      );
+      for (const result of stale) assert.equal(errorCodeOf(result), "STALE_FENCE");
+      // Within one call, a lower fence than another part's for the same key is stale too.
+      const mixed = await executeMany(
+        [
+          { eventId: a.id, commands: [purchase("i", general(1))], guard: guard(6) },
+          { eventId: c.id, commands: [purchase("i", general(1))], guard: guard(5) },
+        ],
+        T0,
+      );
+      assert.ok(outcomesOf(mixed[0])[0]?.ok);
+      assert.equal(errorCodeOf(mixed[1]), "STALE_FENCE");
+      assert.deepEqual(await Promise.all([a, b, c].map((plan) => counters(plan.id))), [
+        { sold: 2, held: 0 },
+        { sold: 1, held: 0 },
+        { sold: 1, held: 0 },
+      ]);
+    });
+
     it("fails a part whose lease was lost alone, and answers an unknown event as execute() does", async () => {
       const [a, b] = [await createEvent(), await createEvent()];
       const lost = new AbortController();
