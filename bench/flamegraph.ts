@@ -123,7 +123,7 @@ export function renderFlameGraph(root: Frame, title: string): string {
   const boxes: string[] = [];
   const draw = (frame: Frame, x: number, level: number) => {
     const width = frame.total * scale;
-    if (width < 0.3) return;
+    if (width < 0.8) return;
     const y = height - (level + 1) * ROW_PX;
     const share = root.total > 0 ? ((100 * frame.total) / root.total).toFixed(2) : "0";
     const label = `${frame.name} (${share}%, ${frame.total} samples)${frame.where ? ` ${frame.where}` : ""}`;
