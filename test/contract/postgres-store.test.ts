@@ -189,3 +189,91 @@ describe("PostgreSQL executeMany with advisory transaction locks", { skip }, () 
     }
   });
 });
+
+describe("PostgreSQL batches: a fixed number of round trips whatever their size", { skip }, () => {
+  /** Round trips (queries and pipelines handed to a pg client) that `work` makes. */
+  async function roundTrips(work: () => Promise<unknown>): Promise<number> {
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    let count = 0;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      count++;
+      return query.apply(this, args);
+    };
+    try {
+      await work();
+    } finally {
+      proto.query = query;
+    }
+    return count;
+  }
+
+  it("execute() and executeMany() take as many round trips for many commands and events as for one", async () => {
+    const { store, cleanup } = await createTestPostgresStore("round_trips");
+    try {
+      const plans = Array.from({ length: 30 }, (_, n) =>
+        planEvent({ name: `R${n}`, capacity: 1000, maxPerCustomer: 8 }, newEventId(Date.now()), new Date()),
+      );
+      for (const plan of plans) await store.createEvent(plan);
+      let customer = 0;
+      const buy = (): Command => ({
+        type: "purchase",
+        customerId: `c${++customer}`,
+        selection: { quantity: 1, seats: null },
+        idempotency: { key: `k${customer}`, fingerprint: "f" },
+      });
+      const hold = (): Command => ({
+        type: "hold",
+        customerId: `c${++customer}`,
+        selection: { quantity: 1, seats: null },
+        ttlSeconds: 600,
+        idempotency: null,
+      });
+      const now = new Date();
+      const [first] = plans as [EventPlan];
+      // Holds to confirm, release, extend, and an order to cancel, on the first event.
+      const made = await store.execute(first.id, [hold(), hold(), hold(), hold(), hold(), buy()], null, now);
+      const ids = made.map((outcome) => (outcome.ok ? (outcome.value as { id: string }).id : ""));
+      const one = await roundTrips(() => store.execute(first.id, [buy()], null, now));
+      const many = await roundTrips(() =>
+        store.execute(first.id, Array.from({ length: 40 }, buy), null, now),
+      );
+      assert.equal(many, one, "40 purchases as one");
+      const mixed = await roundTrips(() =>
+        store.execute(
+          first.id,
+          [
+            { type: "confirm-hold", holdId: ids[0]!, idempotency: null },
+            { type: "confirm-hold", holdId: ids[1]!, idempotency: null },
+            { type: "release-hold", holdId: ids[2]! },
+            { type: "release-hold", holdId: ids[3]! },
+            { type: "extend-hold", holdId: ids[4]!, ttlSeconds: 900 },
+            { type: "cancel-order", orderId: ids[5]! },
+            buy(),
+          ],
+          null,
+          now,
+        ),
+      );
+      assert.equal(mixed, one, "confirms, releases, an extension and a cancel add no round trip");
+      const spreadOne = await roundTrips(() =>
+        store.executeMany([{ eventId: first.id, commands: [buy()], guard: null }], now),
+      );
+      const spreadMany = await roundTrips(() =>
+        store.executeMany(
+          plans.map((plan) => ({ eventId: plan.id, commands: [buy(), buy()], guard: null })),
+          now,
+        ),
+      );
+      assert.equal(spreadMany, spreadOne, "30 events as one");
+      assert.equal(spreadOne, one, "executeMany of one event as execute()");
+      const sold = await Promise.all(plans.map(async (plan) => (await store.getEvent(plan.id))?.sold));
+      assert.ok(
+        sold.slice(1).every((n) => n === 2),
+        "every event sold its two",
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+});
