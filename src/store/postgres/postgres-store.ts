@@ -369,9 +369,11 @@ export class PostgresStore implements Store {
       else group.push({ index, batch, takeable, outcomes });
     });
     group.sort((a, b) => compareText(a.batch.eventId, b.batch.eventId));
+    // For the opening statements of the group's last try, the lock key each advisory lock takes.
+    const lockKeys: (string | undefined)[] = [];
     while (group.length > 0) {
       try {
-        const taken = await this.#executeGroup(group, now);
+        const taken = await this.#executeGroup(group, now, lockKeys);
         group.forEach((part, i) => {
           let next = 0;
           const outcomes = part.outcomes.map((outcome) => outcome ?? (taken[i]?.[next++] as Outcome));
@@ -379,7 +381,7 @@ export class PostgresStore implements Store {
         });
         break;
       } catch (error) {
-        const failed = this.#failedParts(group, error);
+        const failed = failedParts(group, error, lockKeys);
         if (failed !== null) {
           for (const at of [...failed.at].sort((a, b) => b - a)) {
             const [part] = group.splice(at, 1) as [GroupPart];
@@ -404,24 +406,6 @@ export class PostgresStore implements Store {
     return results as EventBatchResult[];
   }
 
-  /** Which parts of the group `error` (thrown by #executeGroup) failed alone, with their error; null: not so. */
-  #failedParts(group: readonly GroupPart[], error: unknown): { at: number[]; error: unknown } | null {
-    if (error instanceof PartFailedError) {
-      return { at: [error.part], error: toStoreError(error.cause, "running a transaction") };
-    }
-    // A transaction lock that stayed busy: every part under that lock key.
-    const at = failedOpeningOf(error);
-    const lockKey = at === null ? undefined : this.#openingLockKeys[at];
-    if (lockKey === undefined) return null;
-    const parts = group.flatMap((part, i) => (part.batch.guard?.lockKey === lockKey ? [i] : []));
-    const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
-    const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
-    return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
-  }
-
-  /** For the last #executeGroup's opening statements, the lock key each advisory lock statement takes. */
-  #openingLockKeys: (string | undefined)[] = [];
-
   /**
    * The parts of executeMany() in one transaction of three round trips, with statements that each
    * cover every part (arrays of event ids, keys and customers bound as parameters):
@@ -436,11 +420,11 @@ export class PostgresStore implements Store {
    * Throws PartFailedError for a part that failed alone; a busy advisory lock is told by
    * failedOpeningOf; anything else fails the group.
    */
-  async #executeGroup(group: GroupPart[], now: Date): Promise<Outcome[][]> {
+  async #executeGroup(group: GroupPart[], now: Date, lockKeys: (string | undefined)[]): Promise<Outcome[][]> {
     const sql = this.#sql;
     const eventIds = group.map((part) => part.batch.eventId);
     const opening: PipelineStatement[] = [];
-    const lockKeys: (string | undefined)[] = [];
+    lockKeys.length = 0;
     // Advisory transaction locks, one statement per key, in key order, within the first part's wait.
     const locked = group.filter((part) => part.batch.guard?.transactionLock);
     if (locked.length > 0) {
@@ -460,7 +444,6 @@ export class PostgresStore implements Store {
       opening.push(reset as PipelineStatement);
       lockKeys.push(undefined);
     }
-    this.#openingLockKeys = lockKeys;
     const fenced = group.filter((part) => part.batch.guard && part.batch.guard.fence !== null);
     if (fenced.length > 0) {
       opening.push({
@@ -935,6 +918,28 @@ class PartFailedError extends BoxofficeError {
 function partFailed(part: number, error: unknown): unknown {
   if (!(error instanceof BoxofficeError) && sqlStateOf(error) === null) return error;
   return new PartFailedError(part, error);
+}
+
+/**
+ * Which parts of the group `error` (thrown by #executeGroup) failed alone, with their error; null when
+ * it is not one part's. `lockKeys` names the lock key of each advisory lock among the opening statements.
+ */
+function failedParts(
+  group: readonly GroupPart[],
+  error: unknown,
+  lockKeys: readonly (string | undefined)[],
+): { at: number[]; error: unknown } | null {
+  if (error instanceof PartFailedError) {
+    return { at: [error.part], error: toStoreError(error.cause, "running a transaction") };
+  }
+  // A transaction lock that stayed busy: every part under that lock key.
+  const at = failedOpeningOf(error);
+  const lockKey = at === null ? undefined : lockKeys[at];
+  if (lockKey === undefined) return null;
+  const parts = group.flatMap((part, i) => (part.batch.guard?.lockKey === lockKey ? [i] : []));
+  const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
+  const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
+  return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
 }
 
 /** Byte order of two ids (the order every transaction takes their locks in). */
