@@ -3,7 +3,7 @@
  * and the in-process registry of keys still running. Across instances the store serializes replays; this
  * registry only turns a second concurrent copy in the same process into a quick 409.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Idempotency } from "../domain/sale.js";
 
 /** JSON with object keys sorted at every level, so that key order never changes a fingerprint. */
@@ -17,16 +17,17 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
-/** sha256 of method, route pattern, resource id and canonical body: what "the same request" means. */
+/**
+ * sha256 of method, route pattern, resource id and canonical body: what "the same request" means.
+ * (`hash` is the one-shot form of createHash: the same digest, without a Hash object per request.)
+ */
 export function fingerprintOf(
   method: string,
   routePattern: string,
   resourceId: string,
   body: unknown,
 ): string {
-  return createHash("sha256")
-    .update(`${method}\n${routePattern}\n${resourceId}\n${canonicalJson(body)}`)
-    .digest("hex");
+  return hash("sha256", `${method}\n${routePattern}\n${resourceId}\n${canonicalJson(body)}`, "hex");
 }
 
 /** The Idempotency of a request, or null when it carries no key. */
@@ -49,7 +50,7 @@ export function idempotencyOf(
  */
 export function scopedKey(customerId: string, key: string): string {
   // A customer id is printable text, so NUL cannot occur in it: the pair is unambiguous.
-  return `c1.${createHash("sha256").update(`${customerId}\u0000${key}`).digest("base64url")}`;
+  return `c1.${hash("sha256", `${customerId}\u0000${key}`, "base64url")}`;
 }
 
 /** Keys whose request is still running in this process, scoped per event as the store scopes them. */

@@ -13,6 +13,8 @@ import type { Command } from "../../src/domain/sale.js";
 import { advisoryKeyFor } from "../../src/postgres/advisory-key.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { describePostgresSlowPath } from "../contract/postgres-poison-contract.js";
+import { describeExecuteManyContract } from "../contract/execute-many-contract.js";
+import type { StoreFixture } from "../contract/store-contract.js";
 import { describeStoreContract } from "../contract/store-contract.js";
 import {
   freePortIn,
@@ -27,28 +29,38 @@ import { runBuyers } from "../support/postgres-buyers.js";
 const skip = (await postgresSkip()) ?? serversSkipReason();
 const target = { port: Number(new URL(TEST_POSTGRES_URL).port || 5432), database: "test" };
 
+/** A store through a PgBouncer of its own (transaction mode), in a schema of its own. */
+async function bouncedFixture(): Promise<StoreFixture> {
+  const bouncer = await startPgBouncer(await freePortIn(16432, 16439), target, 4);
+  const schema = freshSchemaName("bouncer_contract");
+  const stores: PostgresStore[] = [];
+  const open = async () => {
+    const store = new PostgresStore({ url: bouncer.url, schema, poolSize: 4, statementTimeoutMs: 5000 });
+    stores.push(store);
+    await store.init();
+    return store;
+  };
+  return {
+    store: await open(),
+    openAnother: open,
+    async cleanup() {
+      await Promise.all(stores.map((store) => store.close()));
+      await bouncer.stop();
+      await dropSchema(TEST_POSTGRES_URL, schema);
+    },
+  };
+}
+
 describeStoreContract(
   "postgres through PgBouncer (transaction mode)",
-  async () => {
-    const bouncer = await startPgBouncer(await freePortIn(16432, 16439), target, 4);
-    const schema = freshSchemaName("bouncer_contract");
-    const stores: PostgresStore[] = [];
-    const open = async () => {
-      const store = new PostgresStore({ url: bouncer.url, schema, poolSize: 4, statementTimeoutMs: 5000 });
-      stores.push(store);
-      await store.init();
-      return store;
-    };
-    return {
-      store: await open(),
-      openAnother: open,
-      async cleanup() {
-        await Promise.all(stores.map((store) => store.close()));
-        await bouncer.stop();
-        await dropSchema(TEST_POSTGRES_URL, schema);
-      },
-    };
-  },
+  bouncedFixture,
+  skip === undefined ? {} : { skip },
+);
+
+// Several events' batches in one transaction, through PgBouncer: unnamed statements, one Sync a pipeline.
+describeExecuteManyContract(
+  "postgres through PgBouncer (transaction mode)",
+  bouncedFixture,
   skip === undefined ? {} : { skip },
 );
 

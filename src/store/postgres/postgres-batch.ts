@@ -3,10 +3,13 @@
  * lock (the stored first answers to its keys, its customers' tickets, its seats' owners) as a SaleTally
  * that the domain's decider (src/domain/decide.ts) decides each command on, and what the batch writes.
  *
- * New orders and holds, their seats, the customers' counts, the kept answers and the event's counters
- * wait for one closing statement (closeBatch), whatever the number of commands; confirm, release and
- * cancel write their guarded statement when decided, on rows committed earlier (so a hold made in this
- * batch is not yet there to confirm: it is committed with the batch).
+ * Nothing is written while the batch decides: the holds and orders its commands name were read (with
+ * their row locks) beside the rest, and every change waits for the closing statements (closing()), a
+ * fixed number whatever the number of commands: one each for the extended, confirmed, ended holds and
+ * the cancelled orders when there are any, then closeBatch for new orders and holds, their seats, the
+ * customers' counts, the kept answers, the webhook messages and the event's counters. The named holds
+ * and orders are those committed before the batch (so a hold made in this batch is not yet there to
+ * confirm: it is committed with the batch); a change to one is seen by the batch's later commands.
  */
 import type { Change, NewIds } from "../../domain/decide.js";
 import { decide, replayOf } from "../../domain/decide.js";
@@ -26,6 +29,7 @@ import type {
   TierRow,
 } from "./postgres-mappers.js";
 import { tierCountsOf, toHold, toIdempotencyRecord, toOrder, toSaleRules } from "./postgres-mappers.js";
+import type { PipelineStatement } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
 import type { CloseBatchParams, Statements } from "./postgres-statements.js";
 import { bindNamed } from "./postgres-statements.js";
@@ -49,26 +53,40 @@ export class PostgresBatch {
   /** Stored first answers to this batch's keys, and the ones it adds. */
   readonly #answers: Map<string, IdempotencyRecord>;
   readonly #newAnswers: IdempotencyRecord[] = [];
-  /** The hold or order the command being decided names, read with its row lock. */
-  readonly #named = { hold: undefined as Hold | undefined, order: undefined as Order | undefined };
+  /** The holds and orders the batch's commands name, as read with their row locks and as changed since. */
+  readonly #holds = new Map<string, Hold>();
+  readonly #orders = new Map<string, Order>();
+  /** The writes of confirm, extend, release and cancel, for the closing statements. */
+  readonly #extended = new Map<string, Date>();
+  readonly #confirmed: { holdId: string; orderId: string; paymentReference: string | null }[] = [];
+  readonly #ended: { holdId: string; status: string }[] = [];
+  readonly #cancelled: string[] = [];
   readonly #sales: NewSale[] = [];
   readonly #claims: { seatId: string; ownerId: string; sold: boolean }[] = [];
   /** Tickets each customer takes in this batch. */
   readonly #taken = new Map<string, number>();
   /** The webhook messages of the batch's changes, inserted by closeBatch. */
   readonly #outbox: OutboxMessage[] = [];
+  /** How many ticket types closeBatch moves (each must come back). */
+  #movedTiers = 0;
+  /** How many rows each closing statement before closeBatch must come back with. */
+  #expected: { rows: number; what: string }[] = [];
 
   /**
    * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
    * clock's reads (PostgresStore.#decidingReads), all made after the lock.
    */
   constructor(sql: Statements, row: EventRow, answerRows: IdempotencyRow[], deciding: OpeningRows) {
-    const [customerRows, seatRows, tierRows, clockRows] = deciding as [
+    const [customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] = deciding as [
       CustomerRow[] | undefined,
       SeatOwnerRow[] | undefined,
       TierRow[] | undefined,
       { clock_ms: number }[] | undefined,
+      HoldRow[] | undefined,
+      OrderRow[] | undefined,
     ];
+    for (const hold of holdRows ?? []) this.#holds.set(hold.id, toHold(hold));
+    for (const order of orderRows ?? []) this.#orders.set(order.id, toOrder(order));
     const clockMs = Number(clockRows?.[0]?.clock_ms ?? row.clock_ms);
     this.#sql = sql;
     this.#row = row;
@@ -79,8 +97,8 @@ export class PostgresBatch {
       (customerRows ?? []).map((customer) => [customer.customer_id, customer.tickets] as const),
       (seatRows ?? []).map((seat) => [seat.seat_id, seat.owner_id] as const),
       {
-        hold: (holdId) => (this.#named.hold?.id === holdId ? this.#named.hold : undefined),
-        order: (orderId) => (this.#named.order?.id === orderId ? this.#named.order : undefined),
+        hold: (holdId) => this.#holds.get(holdId),
+        order: (orderId) => this.#orders.get(orderId),
         firstAnswer: (key) => this.#answers.get(key),
         clockMs: () => clockMs,
       },
@@ -88,33 +106,19 @@ export class PostgresBatch {
   }
 
   /**
-   * One command, with its idempotency key: a stored first answer is replayed (reading nothing), else
-   * the hold or order it names is read with its row lock, the decider decides, and the change is
-   * written (confirm, release, cancel) or queued for closeBatch (new orders and holds).
+   * One command, with its idempotency key: a stored first answer is replayed, else the decider decides
+   * on what the batch read and changed so far, and the change is queued for the closing statements.
    */
-  async apply(tx: Transaction, command: Command, now: Date): Promise<Outcome> {
+  apply(command: Command, now: Date): Outcome {
     const replay = replayOf(this.#tally, command);
     if (replay) return replay.outcome;
     const eventId = this.#row.id;
-    this.#named.hold = undefined;
-    this.#named.order = undefined;
-    if (
-      command.type === "confirm-hold" ||
-      command.type === "release-hold" ||
-      command.type === "extend-hold"
-    ) {
-      const [hold] = await tx.rows<HoldRow>(this.#sql.lockHold, [command.holdId, eventId]);
-      this.#named.hold = hold ? toHold(hold) : undefined;
-    } else if (command.type === "cancel-order") {
-      const [order] = await tx.rows<OrderRow>(this.#sql.lockOrder, [command.orderId, eventId]);
-      this.#named.order = order ? toOrder(order) : undefined;
-    }
     const ids: NewIds = {
       order: () => newOrderId(eventId, now.getTime()),
       hold: () => newHoldId(eventId, now.getTime()),
     };
     const decision = decide(this.#tally, command, now, ids);
-    if (decision.change) await this.#write(tx, decision.change, now);
+    if (decision.change) this.#queue(decision.change, now);
     if (decision.keep) {
       this.#answers.set(decision.keep.key, decision.keep);
       this.#newAnswers.push(decision.keep);
@@ -124,6 +128,83 @@ export class PostgresBatch {
 
   /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
   async close(tx: Transaction, now: Date): Promise<void> {
+    const writes = this.closingWrites(now);
+    const part = this.closePart(now);
+    const statements = part ? [...writes, closeStatement(this.#sql, [part], now)] : writes;
+    if (statements.length === 0) return;
+    const results = await tx.pipeline(statements);
+    this.checkWrites(results.slice(0, writes.length));
+    if (part) this.checkClose(closeWritten(results[writes.length]));
+  }
+
+  /**
+   * The statements for the batch's extended, confirmed, ended holds and cancelled orders (one per kind
+   * there is), to run before closeBatch in one pipeline; their rows go to checkWrites.
+   */
+  closingWrites(now: Date): PipelineStatement[] {
+    const eventId = this.#row.id;
+    const statements: PipelineStatement[] = [];
+    this.#expected = [];
+    const add = (text: string, values: unknown[], rows: number, what: string) => {
+      statements.push({ text, values });
+      this.#expected.push({ rows, what });
+    };
+    if (this.#extended.size > 0) {
+      add(
+        this.#sql.extendHolds,
+        [[...this.#extended.keys()], [...this.#extended.values()], eventId],
+        this.#extended.size,
+        "an extended hold",
+      );
+    }
+    if (this.#confirmed.length > 0) {
+      const confirmed = this.#confirmed;
+      add(
+        this.#sql.confirmHolds,
+        [
+          confirmed.map((c) => c.holdId),
+          confirmed.map((c) => c.orderId),
+          confirmed.map((c) => c.paymentReference),
+          eventId,
+          now,
+        ],
+        confirmed.length,
+        "a confirmed hold",
+      );
+    }
+    if (this.#ended.length > 0) {
+      add(
+        this.#sql.endHolds,
+        [this.#ended.map((e) => e.holdId), this.#ended.map((e) => e.status), eventId],
+        this.#ended.length,
+        "an ended hold",
+      );
+    }
+    if (this.#cancelled.length > 0) {
+      add(
+        this.#sql.cancelOrders,
+        [this.#cancelled, eventId, now],
+        this.#cancelled.length,
+        "a cancelled order",
+      );
+    }
+    return statements;
+  }
+
+  /** Checks the rows of closingWrites: a row that changed under its lock throws, and nothing may commit. */
+  checkWrites(results: readonly (readonly unknown[] | undefined)[]): void {
+    // A row that changed under its lock: someone wrote to this event without its row lock.
+    this.#expected.forEach(({ rows, what }, i) => {
+      if (results[i]?.length !== rows)
+        throw new StoreConflictError("40001", `${what} changed under its lock`);
+    });
+  }
+
+  /**
+   * This batch's rows for closeBatch (closeStatement puts several batches' in one statement), or null
+   * when it writes nothing there.
+   */
+  closePart(now: Date): ClosePart | null {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
     const row = this.#row;
     // event.sold_out: the batch took tickets and leaves none (row.held already lost what expired).
@@ -132,6 +213,7 @@ export class PostgresBatch {
       this.#outbox.push(soldOutMessage(row.id, counters, now));
     }
     const tiers = [...this.#tally.movedTiers()].filter(([, moved]) => moved.sold !== 0 || moved.held !== 0);
+    this.#movedTiers = tiers.length;
     const nothing =
       this.#sales.length === 0 &&
       this.#newAnswers.length === 0 &&
@@ -139,10 +221,11 @@ export class PostgresBatch {
       soldDelta === 0 &&
       heldDelta === 0 &&
       tiers.length === 0;
-    if (nothing) return;
-    const params: CloseBatchParams = {
-      eventId: this.#row.id,
-      now,
+    if (nothing) return null;
+    const eventId = row.id;
+    const each = <T>(items: readonly T[]) => items.map(() => eventId);
+    return {
+      saleEventIds: each(this.#sales),
       saleIds: this.#sales.map((sale) => sale.id),
       saleCustomerIds: this.#sales.map((sale) => sale.customerId),
       saleQuantities: this.#sales.map((sale) => sale.quantity),
@@ -151,48 +234,55 @@ export class PostgresBatch {
       saleAts: this.#sales.map((sale) => sale.at),
       saleLines: this.#sales.map((sale) => sale.lines),
       saleTotals: this.#sales.map((sale) => sale.total),
-      currency: this.#row.currency,
+      saleCurrencies: this.#sales.map(() => row.currency),
+      tierEventIds: each(tiers),
       tierIds: tiers.map(([id]) => id),
       tierSoldDeltas: tiers.map(([, moved]) => moved.sold),
       tierHeldDeltas: tiers.map(([, moved]) => moved.held),
+      claimEventIds: each(this.#claims),
       claimSeatIds: this.#claims.map((claim) => claim.seatId),
       claimOwnerIds: this.#claims.map((claim) => claim.ownerId),
       claimSold: this.#claims.map((claim) => claim.sold),
+      takenEventIds: [...this.#taken.keys()].map(() => eventId),
       takenCustomerIds: [...this.#taken.keys()],
       takenTickets: [...this.#taken.values()],
-      maxPerCustomer: this.#tally.rules.maxPerCustomer,
+      answerEventIds: each(this.#newAnswers),
       answerKeys: this.#newAnswers.map((answer) => answer.key),
       answerFingerprints: this.#newAnswers.map((answer) => answer.fingerprint),
       answerOutcomes: this.#newAnswers.map((answer) => JSON.stringify(answer.answer)),
       outboxIds: this.#outbox.map((message) => message.id),
+      outboxEventIds: each(this.#outbox),
       outboxTypes: this.#outbox.map((message) => message.type),
       outboxPayloads: this.#outbox.map((message) => message.payload),
-      soldDelta,
-      heldDelta,
+      counterEventIds: [eventId],
+      soldDeltas: [soldDelta],
+      heldDeltas: [heldDelta],
     };
-    const closeBatch = this.#sql.closeBatch;
-    const [written] = await tx.rows<{ customers: number; events: number; tiers: number }>(
-      closeBatch.text,
-      bindNamed(closeBatch, params),
-    );
-    // A guard that refused means someone wrote to this event without its row lock: commit nothing.
-    if (written?.customers !== this.#taken.size) {
+  }
+
+  /**
+   * Checks what closeBatch wrote for this batch (closeWritten): a guard that refused means someone
+   * wrote to this event without its row lock, and nothing may commit.
+   */
+  checkClose(written: CloseWritten): void {
+    const eventId = this.#row.id;
+    const count = (ids: readonly string[]) => ids.reduce((n, id) => (id === eventId ? n + 1 : n), 0);
+    if (count(written.customers) !== this.#taken.size) {
       throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
     }
-    if (written.events !== 1)
+    if (count(written.events) !== 1) {
       throw new StoreConflictError("23514", "the event's counters would pass capacity");
-    if (written.tiers !== tiers.length) {
+    }
+    if (count(written.tiers) !== this.#movedTiers) {
       throw new StoreConflictError("23514", "a ticket type's counters would pass its quota");
     }
   }
 
   /**
-   * Writes a decided change: confirm, release, expire and cancel at once, each guarded on the status
-   * it leaves (a row that changed under its lock is a conflict, and the batch commits nothing); new
-   * orders and holds are queued for closeBatch, whose guards check them.
+   * Queues a decided change for the closing statements, and keeps the batch's view of the holds and
+   * orders it changed, for its later commands.
    */
-  async #write(tx: Transaction, change: Change, now: Date): Promise<void> {
-    const eventId = this.#row.id;
+  #queue(change: Change, now: Date): void {
     switch (change.type) {
       case "sell":
       case "hold": {
@@ -217,41 +307,65 @@ export class PostgresBatch {
       }
       case "confirm": {
         const { hold, order } = change;
-        const confirmed = await tx.rows(this.#sql.confirmHold, [
-          hold.id,
-          eventId,
-          order.id,
-          now,
-          order.paymentReference,
-        ]);
-        if (confirmed.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        this.#confirmed.push({
+          holdId: hold.id,
+          orderId: order.id,
+          paymentReference: order.paymentReference ?? null,
+        });
+        this.#holds.set(hold.id, hold);
+        this.#orders.set(order.id, order);
         break;
       }
       case "extend-hold": {
         const { hold } = change;
-        const extended = await tx.rows(this.#sql.extendHold, [hold.id, eventId, new Date(hold.expiresAt)]);
-        if (extended.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        // Extended twice: the last expiry is the one written.
+        this.#extended.set(hold.id, new Date(hold.expiresAt));
+        this.#holds.set(hold.id, hold);
         break;
       }
       case "end-hold": {
         const { hold } = change;
-        const ended = await tx.rows(this.#sql.endHold, [hold.id, eventId, hold.status]);
-        if (ended.length === 0)
-          throw new StoreConflictError("40001", `hold ${hold.id} changed under its lock`);
+        this.#ended.push({ holdId: hold.id, status: hold.status });
+        this.#holds.set(hold.id, hold);
         break;
       }
       case "cancel": {
         const { order } = change;
-        const cancelled = await tx.rows(this.#sql.cancelOrder, [order.id, eventId, now]);
-        if (cancelled.length === 0) {
-          throw new StoreConflictError("40001", `order ${order.id} changed under its lock`);
-        }
+        this.#cancelled.push(order.id);
+        this.#orders.set(order.id, order);
         break;
       }
     }
     this.#tally.apply(change);
     this.#outbox.push(...messagesOfChange(this.#row.id, change, now));
   }
+}
+
+/** One batch's rows for closeBatch. */
+export type ClosePart = Omit<CloseBatchParams, "now">;
+
+/** The event ids of the rows closeBatch wrote, per guard. */
+export interface CloseWritten {
+  customers: string[];
+  events: string[];
+  tiers: string[];
+}
+
+/** closeBatch for several batches' parts (distinct events) at once, with its values. */
+export function closeStatement(sql: Statements, parts: readonly ClosePart[], now: Date): PipelineStatement {
+  const first = parts[0];
+  const params = { now } as CloseBatchParams;
+  if (first) {
+    for (const key of Object.keys(first) as (keyof ClosePart)[]) {
+      (params as unknown as Record<string, unknown[]>)[key] =
+        parts.length === 1 ? first[key] : parts.flatMap((part) => part[key] as unknown[]);
+    }
+  }
+  return { text: sql.closeBatch.text, values: bindNamed(sql.closeBatch, params) };
+}
+
+/** closeBatch's one row, read. */
+export function closeWritten(rows: readonly unknown[] | undefined): CloseWritten {
+  const [row] = (rows ?? []) as Partial<CloseWritten>[];
+  return { customers: row?.customers ?? [], events: row?.events ?? [], tiers: row?.tiers ?? [] };
 }

@@ -48,6 +48,18 @@ interface PgConnection {
 
 const internals = pg as unknown as PgInternals;
 
+/** The index of the statement whose error failed a pipeline, for the errors runPipeline rejects with. */
+const failedStatements = new WeakMap<object, number>();
+
+/**
+ * Which statement of its pipeline `error` came from (0 is the first), or null when the error did not
+ * come from one statement (the connection failed, a value could not be converted, a row could not be
+ * parsed). A caller that sent several units of work in one pipeline tells by it which unit failed.
+ */
+export function failedStatementOf(error: unknown): number | null {
+  return typeof error === "object" && error !== null ? (failedStatements.get(error) ?? null) : null;
+}
+
 /**
  * Runs `statements` in one round trip on `client` and resolves with the rows of each, in order; rejects
  * with the first error (a pg DatabaseError with its SQLSTATE, or the connection's error). Values go
@@ -145,6 +157,8 @@ class Pipeline {
   handleCopyData(): void {}
 
   handleError(error: Error): void {
+    // The server stops at the first error: every statement before it completed.
+    if (!this.#done && error instanceof pg.DatabaseError) failedStatements.set(error, this.#results.length);
     this.#finish(error);
   }
 

@@ -13,7 +13,7 @@ import { advisoryKeyFor } from "../../postgres/advisory-key.js";
 import { StoreUnavailableError } from "../store-errors.js";
 import { sqlStateOf, toStoreError } from "./postgres-errors.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
-import { runPipeline } from "./postgres-pipeline.js";
+import { failedStatementOf, runPipeline } from "./postgres-pipeline.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 /** The client gives up on a statement this long after the server should have cancelled it itself. */
@@ -28,6 +28,26 @@ export interface Transaction {
 
 /** The rows of each statement a transaction sent with its BEGIN, in order. */
 export type OpeningRows = unknown[][];
+
+/** For errors transaction() threw because an opening statement failed: that statement's index. */
+const openingFailures = new WeakMap<object, number>();
+
+/**
+ * Which of transaction()'s `opening` statements failed the transaction that threw `error` (0 is the
+ * first), or null when it failed elsewhere: one transaction opening several units of work (events)
+ * tells by it which unit failed.
+ */
+export function failedOpeningOf(error: unknown): number | null {
+  return typeof error === "object" && error !== null ? (openingFailures.get(error) ?? null) : null;
+}
+
+/** The errors transaction() threw because COMMIT failed. */
+const commitFailures = new WeakSet<object>();
+
+/** Whether transaction() threw `error` because its COMMIT failed (so nothing of it was committed). */
+export function isCommitFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && commitFailures.has(error);
+}
 
 export interface PostgresPoolOptions {
   /** The connection string, without boxoffice's own `?schema=`. */
@@ -133,21 +153,29 @@ export class PostgresPool {
       },
     };
     let begun = false;
+    let committing = false;
+    const prelude = this.#prelude(guard);
     try {
-      const prelude = this.#prelude(guard);
       const results = await tx.pipeline([...prelude, ...opening]);
       begun = true;
       const result = await work(tx, results.slice(prelude.length));
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
+      committing = true;
       await tx.rows("COMMIT");
       return result;
     } catch (error) {
       // Never leave a transaction open on a connection that goes back to the pool.
       if (!broken) await tx.rows("ROLLBACK").catch(noteBroken);
-      if (!begun && guard?.transactionLock && sqlStateOf(error) === "55P03") {
-        throw new LockBusyError(guard.lockKey, guard.transactionLock.waitMs);
+      const failedAt = begun ? null : failedStatementOf(error);
+      const thrown =
+        !begun && guard?.transactionLock && sqlStateOf(error) === "55P03"
+          ? new LockBusyError(guard.lockKey, guard.transactionLock.waitMs)
+          : toStoreError(error, "running a transaction");
+      if (failedAt !== null && failedAt >= prelude.length && typeof thrown === "object" && thrown !== null) {
+        openingFailures.set(thrown, failedAt - prelude.length);
       }
-      throw toStoreError(error, "running a transaction");
+      if (committing && typeof thrown === "object" && thrown !== null) commitFailures.add(thrown);
+      throw thrown;
     } finally {
       this.release(client, broken);
     }
@@ -200,19 +228,27 @@ export class PostgresPool {
         values: [String(statementTimeoutMs), String(Math.max(1000, 2 * statementTimeoutMs))],
       },
     ];
-    if (guard?.transactionLock) {
-      const waitMs = Math.max(1, Math.trunc(guard.transactionLock.waitMs));
-      statements.push(
-        { text: "SELECT set_config('lock_timeout', $1, true)", values: [String(waitMs)] },
-        {
-          text: "SELECT pg_advisory_xact_lock($1::bigint)",
-          values: [advisoryKeyFor(guard.lockKey).toString()],
-        },
-        { text: "SET LOCAL lock_timeout TO DEFAULT" },
-      );
-    }
+    if (guard) statements.push(...transactionLockStatements(guard));
     return statements;
   }
+}
+
+/**
+ * The guard's advisory transaction lock (WriteGuard.transactionLock), taken within its bounded wait:
+ * three statements, or none for a guard without one. A lock that stays busy fails the second one with
+ * SQLSTATE 55P03.
+ */
+export function transactionLockStatements(guard: WriteGuard): PipelineStatement[] {
+  if (!guard.transactionLock) return [];
+  const waitMs = Math.max(1, Math.trunc(guard.transactionLock.waitMs));
+  return [
+    { text: "SELECT set_config('lock_timeout', $1, true)", values: [String(waitMs)] },
+    {
+      text: "SELECT pg_advisory_xact_lock($1::bigint)",
+      values: [advisoryKeyFor(guard.lockKey).toString()],
+    },
+    { text: "SET LOCAL lock_timeout TO DEFAULT" },
+  ];
 }
 
 /** The query that was running has already failed with the same error; the client is released as broken. */

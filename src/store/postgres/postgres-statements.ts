@@ -48,8 +48,6 @@ export function buildStatements(s: string) {
         max_hold_lifetime_seconds = $10
       WHERE id = $1 AND sold + held <= $4
       RETURNING id`,
-    extendHold: `
-      UPDATE ${s}.holds SET expires_at = $3 WHERE id = $1 AND event_id = $2 AND status = 'active' RETURNING id`,
 
     selectEvent: `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE id = $1`,
 
@@ -193,168 +191,260 @@ export function buildStatements(s: string) {
     selectSeatOwners: `
       SELECT seat_id, owner_id FROM ${s}.seat_claims WHERE event_id = $1 AND seat_id = ANY($2::text[])`,
 
-    lockHold: `SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = $1 AND event_id = $2 FOR UPDATE`,
-    lockOrder: `SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = $1 AND event_id = $2 FOR UPDATE`,
+    // The holds and orders a batch's commands name ($1, ids), read with their row locks after the event
+    // row's, in one statement each whatever the batch's size.
+    lockHolds: `
+      SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = $2 ORDER BY id FOR UPDATE`,
+    lockOrders: `
+      SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = ANY($1::text[]) AND event_id = $2 ORDER BY id
+      FOR UPDATE`,
 
-    // Hold -> order. Guarded on status = 'active', so a hold is confirmed once.
-    confirmHold: `
-      WITH hold AS (
-        UPDATE ${s}.holds SET status = 'confirmed'
-        WHERE id = $1 AND event_id = $2 AND status = 'active'
-        RETURNING id, customer_id, quantity, seats, lines, total, currency
+    // The writes of a batch's confirm, extend, release and cancel commands: one statement per kind
+    // whatever their number, each row's change guarded on the status it leaves (a hold is confirmed,
+    // ended or extended only while 'active', an order cancelled only while 'confirmed'), so each happens
+    // once; the caller checks that every row came back. They run before closeBatch, in this order:
+    // extend, confirm, end, cancel (a confirmed order may be cancelled in the same batch).
+
+    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id. Rows: one per extended hold.
+    extendHolds: `
+      UPDATE ${s}.holds h SET expires_at = x.expires_at
+      FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
+      WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
+      RETURNING h.id`,
+
+    // Hold -> order. Params: $1 hold ids, $2 the new orders' ids, $3 payment references, $4 event id,
+    // $5 now. The seats move to the order. Rows: one per order written.
+    confirmHolds: `
+      WITH c AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS c (hold_id, order_id, payment_reference)
+      ), hold AS (
+        UPDATE ${s}.holds h SET status = 'confirmed'
+        FROM c WHERE h.id = c.hold_id AND h.event_id = $4 AND h.status = 'active'
+        RETURNING h.id, c.order_id, c.payment_reference, h.customer_id, h.quantity, h.seats, h.lines,
+                  h.total, h.currency
       ), seats AS (
-        UPDATE ${s}.seat_claims SET owner_id = $3, sold = true
-        WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+        UPDATE ${s}.seat_claims sc SET owner_id = hold.order_id, sold = true
+        FROM hold WHERE sc.event_id = $4 AND sc.owner_id = hold.id
       )
       INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
                                currency, payment_reference)
-      SELECT $3, $2, customer_id, quantity, seats, 'confirmed', $4, lines, total, currency, $5 FROM hold
+      SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
+             payment_reference
+      FROM hold
       RETURNING id`,
 
-    // Ends an active hold ($3 = 'released' or 'expired') and gives its tickets back. Every give-back hangs
-    // on the guarded status change, so it happens exactly once.
-    endHold: `
-      WITH hold AS (
-        UPDATE ${s}.holds SET status = $3
-        WHERE id = $1 AND event_id = $2 AND status = 'active'
-        RETURNING id, customer_id, quantity
+    // Ends active holds (each 'released' or 'expired') and gives their tickets back: the customers'
+    // counts (summed per customer: one update per row) and the seats. Every give-back hangs on the
+    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id.
+    endHolds: `
+      WITH e AS (
+        SELECT * FROM unnest($1::text[], $2::text[]) AS e (id, status)
+      ), hold AS (
+        UPDATE ${s}.holds h SET status = e.status
+        FROM e WHERE h.id = e.id AND h.event_id = $3 AND h.status = 'active'
+        RETURNING h.id, h.customer_id, h.quantity
+      ), per_customer AS (
+        SELECT customer_id, sum(quantity)::integer AS quantity FROM hold GROUP BY customer_id
       ), customer AS (
-        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - hold.quantity
-        FROM hold WHERE c.event_id = $2 AND c.customer_id = hold.customer_id
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - p.quantity
+        FROM per_customer p WHERE c.event_id = $3 AND c.customer_id = p.customer_id
       ), seats AS (
-        DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM hold)
+        DELETE FROM ${s}.seat_claims WHERE event_id = $3 AND owner_id IN (SELECT id FROM hold)
       )
-      SELECT quantity FROM hold`,
+      SELECT id FROM hold`,
 
-    // Cancels a confirmed order and gives its tickets back, once: guarded on status = 'confirmed'.
-    cancelOrder: `
+    // Cancels confirmed orders and gives their tickets back, once each: guarded on status = 'confirmed'.
+    // Params: $1 order ids, $2 event id, $3 now.
+    cancelOrders: `
       WITH cancelled AS (
         UPDATE ${s}.orders SET status = 'cancelled', cancelled_at = $3
-        WHERE id = $1 AND event_id = $2 AND status = 'confirmed'
+        WHERE id = ANY($1::text[]) AND event_id = $2 AND status = 'confirmed'
         RETURNING id, customer_id, quantity
+      ), per_customer AS (
+        SELECT customer_id, sum(quantity)::integer AS quantity FROM cancelled GROUP BY customer_id
       ), customer AS (
-        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - cancelled.quantity
-        FROM cancelled WHERE c.event_id = $2 AND c.customer_id = cancelled.customer_id
+        UPDATE ${s}.customer_tickets c SET tickets = c.tickets - p.quantity
+        FROM per_customer p WHERE c.event_id = $2 AND c.customer_id = p.customer_id
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM cancelled)
       )
-      SELECT quantity FROM cancelled`,
+      SELECT id FROM cancelled`,
 
-    // The end of a batch, in one statement: its new orders and holds, their seats, the customers' new
-    // counts, the first answers to its idempotency keys, and the event's counters. Every write is guarded
-    // on its own, whatever the batch decided before:
+    // The end of one or more events' batches, in one statement: their new orders and holds, their seats,
+    // the customers' new counts, the first answers to their idempotency keys, their webhook messages and
+    // the events' counters. Every row carries its event's id, so one statement closes every event of a
+    // multi-event commit (executeMany) as it closes one. Every write is guarded on its own, whatever the
+    // batches decided before:
     // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
-    // - customers: active holds + confirmed orders <= maxPerCustomer, checked on the locked row;
+    // - customers: active holds + confirmed orders <= the event's maxPerCustomer, checked on the locked row;
     // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
-    // - sold + held <= capacity is in the WHERE (and in a CHECK): the database, not the lock, forbids
-    //   overselling.
-    // The caller checks that every customer row and the event row came back. Its parameters are named
-    // (CloseBatchParams); `bindNamed` puts them in the order of their $n.
+    // - sold + held <= capacity is in the WHERE (and in a CHECK), and sold + held <= quota per ticket
+    //   type: the database, not the lock, forbids overselling.
+    // It answers, per guard, the event id of every row it wrote (customers, events, tiers); the caller
+    // checks that each event got all of its rows. Its parameters are named (CloseBatchParams);
+    // `bindNamed` puts them in the order of their $n.
     closeBatch: named<CloseBatchParams>(`
       WITH sale AS (
-        SELECT * FROM unnest($saleIds::text[], $saleCustomerIds::text[], $saleQuantities::integer[],
-                             $saleSeats::text[], $saleKinds::text[], $saleAts::timestamptz[],
-                             $saleLines::text[], $saleTotals::bigint[])
-          AS sale (id, customer_id, quantity, seats, kind, at, lines, total)
+        SELECT * FROM unnest($saleEventIds::text[], $saleIds::text[], $saleCustomerIds::text[],
+                             $saleQuantities::integer[], $saleSeats::text[], $saleKinds::text[],
+                             $saleAts::timestamptz[], $saleLines::text[], $saleTotals::bigint[],
+                             $saleCurrencies::text[])
+          AS sale (event_id, id, customer_id, quantity, seats, kind, at, lines, total, currency)
       ), new_orders AS (
         INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
                                  currency)
-        SELECT id, $eventId, customer_id, quantity,
+        SELECT id, event_id, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'confirmed', at, lines::jsonb, total, $currency
+               'confirmed', at, lines::jsonb, total, currency
         FROM sale WHERE kind = 'order'
       ), new_holds AS (
         INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at, created_at,
                                 lines, total, currency)
-        SELECT id, $eventId, customer_id, quantity,
+        SELECT id, event_id, customer_id, quantity,
                CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'active', at, $now, lines::jsonb, total, $currency
+               'active', at, $now, lines::jsonb, total, currency
         FROM sale WHERE kind = 'hold'
       ), tiers AS (
         -- sold + held <= quota per ticket type, in the WHERE (and in a CHECK)
         UPDATE ${s}.price_tiers t SET sold = t.sold + d.sold, held = t.held + d.held
-        FROM unnest($tierIds::text[], $tierSoldDeltas::integer[], $tierHeldDeltas::integer[])
-          AS d (tier_id, sold, held)
-        WHERE t.event_id = $eventId AND t.tier_id = d.tier_id
+        FROM unnest($tierEventIds::text[], $tierIds::text[], $tierSoldDeltas::integer[],
+                    $tierHeldDeltas::integer[]) AS d (event_id, tier_id, sold, held)
+        WHERE t.event_id = d.event_id AND t.tier_id = d.tier_id
           AND (t.quota IS NULL OR t.sold + d.sold + t.held + d.held <= t.quota)
           AND t.sold + d.sold >= 0 AND t.held + d.held >= 0
-        RETURNING 1
+        RETURNING t.event_id
       ), claims AS (
         INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT $eventId, seat_id, owner_id, sold
-        FROM unnest($claimSeatIds::text[], $claimOwnerIds::text[], $claimSold::boolean[])
-          AS claim (seat_id, owner_id, sold)
+        SELECT event_id, seat_id, owner_id, sold
+        FROM unnest($claimEventIds::text[], $claimSeatIds::text[], $claimOwnerIds::text[],
+                    $claimSold::boolean[]) AS claim (event_id, seat_id, owner_id, sold)
       ), customers AS (
+        -- the limit is the locked event row's (the one the batch decided on)
         INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT $eventId, customer_id, tickets
-        FROM unnest($takenCustomerIds::text[], $takenTickets::integer[]) AS taken (customer_id, tickets)
-        WHERE tickets <= $maxPerCustomer
+        SELECT taken.event_id, taken.customer_id, taken.tickets
+        FROM unnest($takenEventIds::text[], $takenCustomerIds::text[], $takenTickets::integer[])
+          AS taken (event_id, customer_id, tickets)
+        JOIN ${s}.events e ON e.id = taken.event_id
+        WHERE taken.tickets <= e.max_per_customer
         ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        WHERE c.tickets + EXCLUDED.tickets <= $maxPerCustomer
-        RETURNING 1
+        WHERE c.tickets + EXCLUDED.tickets
+              <= (SELECT max_per_customer FROM ${s}.events e WHERE e.id = c.event_id)
+        RETURNING c.event_id
       ), answers AS (
         INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT $eventId, key, fingerprint, outcome::jsonb, $now
-        FROM unnest($answerKeys::text[], $answerFingerprints::text[], $answerOutcomes::text[])
-          AS answer (key, fingerprint, outcome)
+        SELECT event_id, key, fingerprint, outcome::jsonb, $now
+        FROM unnest($answerEventIds::text[], $answerKeys::text[], $answerFingerprints::text[],
+                    $answerOutcomes::text[]) AS answer (event_id, key, fingerprint, outcome)
       ), outbox AS (
-        -- the batch's webhook messages: they commit with the changes they report, or not at all
+        -- the batches' webhook messages: they commit with the changes they report, or not at all
         INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
-        SELECT id, $eventId, type, payload, $now
-        FROM unnest($outboxIds::text[], $outboxTypes::text[], $outboxPayloads::text[]) WITH ORDINALITY
-          AS o (id, type, payload, n)
+        SELECT id, event_id, type, payload, $now
+        FROM unnest($outboxIds::text[], $outboxEventIds::text[], $outboxTypes::text[],
+                    $outboxPayloads::text[]) WITH ORDINALITY AS o (id, event_id, type, payload, n)
         ORDER BY n
       ), counters AS (
-        UPDATE ${s}.events SET sold = sold + $soldDelta, held = held + $heldDelta
-        WHERE id = $eventId AND sold + $soldDelta + held + $heldDelta <= capacity
-          AND sold + $soldDelta >= 0 AND held + $heldDelta >= 0
-        RETURNING 1
+        UPDATE ${s}.events e SET sold = e.sold + d.sold, held = e.held + d.held
+        FROM unnest($counterEventIds::text[], $soldDeltas::integer[], $heldDeltas::integer[])
+          AS d (id, sold, held)
+        WHERE e.id = d.id AND e.sold + d.sold + e.held + d.held <= e.capacity
+          AND e.sold + d.sold >= 0 AND e.held + d.held >= 0
+        RETURNING e.id
       )
-      SELECT (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM counters)::int AS events,
-             (SELECT count(*) FROM tiers)::int AS tiers`),
+      SELECT ARRAY(SELECT event_id FROM customers) AS customers, ARRAY(SELECT id FROM counters) AS events,
+             ARRAY(SELECT event_id FROM tiers) AS tiers`),
+
+    // The same reads as a batch of one event decides on (above), for several events at once
+    // (executeMany), each row with its event's id. Params: pairs of arrays (event ids, keys/customers/seats).
+    lockEvents: `
+      SELECT ${EVENT_COLUMNS},
+             EXISTS (SELECT 1 FROM ${s}.holds h
+                     WHERE h.event_id = e.id AND h.status = 'active' AND h.expires_at <= $2) AS has_due
+      FROM ${s}.events e WHERE e.id = ANY($1::text[])
+      ORDER BY e.id
+      FOR NO KEY UPDATE OF e`,
+    selectIdempotencyOf: `
+      SELECT i.event_id, i.key, i.fingerprint, i.outcome FROM ${s}.idempotency i
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, key) ON i.event_id = w.event_id AND i.key = w.key`,
+    selectCustomersOf: `
+      SELECT c.event_id, c.customer_id, c.tickets FROM ${s}.customer_tickets c
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, customer_id)
+        ON c.event_id = w.event_id AND c.customer_id = w.customer_id`,
+    selectSeatOwnersOf: `
+      SELECT c.event_id, c.seat_id, c.owner_id FROM ${s}.seat_claims c
+      JOIN unnest($1::text[], $2::text[]) AS w (event_id, seat_id) ON c.event_id = w.event_id AND c.seat_id = w.seat_id`,
+    selectTiersOf: `SELECT event_id, tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = ANY($1::text[])`,
+    // The named holds and orders of several events: $1 ids, $2 the events.
+    lockHoldsOf: `
+      SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])
+      ORDER BY id FOR UPDATE`,
+    lockOrdersOf: `
+      SELECT ${ORDER_COLUMNS} FROM ${s}.orders WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])
+      ORDER BY id FOR UPDATE`,
+    // Several lock keys' fences at once, as applyFence does one's: $1 each part's lock key, $2 its fence,
+    // $3 its event (a key's fence is written only when one of its events exists). A key that several
+    // parts share gets their highest fence (a part with a lower one is stale); the keys' rows are locked
+    // in key order. Rows: each key applied, with its fence.
+    applyFences: `
+      INSERT INTO ${s}.fences AS f (lock_key, fence)
+      SELECT w.lock_key, max(w.fence)
+      FROM unnest($1::text[], $2::bigint[], $3::text[]) AS w (lock_key, fence, event_id)
+      WHERE EXISTS (SELECT 1 FROM ${s}.events WHERE id = w.event_id)
+      GROUP BY w.lock_key
+      HAVING max(w.fence) >= COALESCE((SELECT fence FROM ${s}.fences WHERE lock_key = ''), 0)
+      ORDER BY w.lock_key
+      ON CONFLICT (lock_key) DO UPDATE SET fence = EXCLUDED.fence
+      WHERE f.fence <= EXCLUDED.fence
+      RETURNING lock_key, fence`,
   } as const;
 }
 
 export type Statements = ReturnType<typeof buildStatements>;
 
 /**
- * What closeBatch writes: the batch's new orders and holds (`sale…`, one entry each, `saleSeats` a JSON
- * array or null, `saleKinds` "order" or "hold", `saleAts` the order's creation or the hold's expiry), the
- * seats they claim (`claim…`), the tickets each customer takes (`taken…`, at most `maxPerCustomer` in
- * all), the first answers to keep (`answer…`, `answerOutcomes` as JSON), the webhook messages
- * (`outbox…`, payloads as JSON text), and what the event's counters move by.
+ * What closeBatch writes, for one event or several (every row with its event's id): the new orders and
+ * holds (`sale…`, one entry each, `saleSeats` a JSON array or null, `saleKinds` "order" or "hold",
+ * `saleAts` the order's creation or the hold's expiry), the seats they claim (`claim…`), the tickets each
+ * customer takes (`taken…`, at most the event's maxPerCustomer in all), the first answers to keep
+ * (`answer…`, `answerOutcomes` as JSON), the webhook messages (`outbox…`, payloads as JSON text), and
+ * what each event's counters move by (`counter…`).
  */
 export interface CloseBatchParams {
-  eventId: string;
   now: Date;
+  saleEventIds: string[];
   saleIds: string[];
   saleCustomerIds: string[];
   saleQuantities: number[];
   saleSeats: (string | null)[];
   saleKinds: ("order" | "hold")[];
   saleAts: Date[];
-  /** JSON [Line] of each new order or hold, and its total (minor units). */
+  /** JSON [Line] of each new order or hold, its total (minor units) and its currency. */
   saleLines: string[];
   saleTotals: number[];
-  currency: string;
+  saleCurrencies: string[];
   /** How far each tier's sold and held move (checked against its quota). */
+  tierEventIds: string[];
   tierIds: string[];
   tierSoldDeltas: number[];
   tierHeldDeltas: number[];
+  claimEventIds: string[];
   claimSeatIds: string[];
   claimOwnerIds: string[];
   claimSold: boolean[];
+  takenEventIds: string[];
   takenCustomerIds: string[];
   takenTickets: number[];
-  maxPerCustomer: number;
+  answerEventIds: string[];
   answerKeys: string[];
   answerFingerprints: string[];
   answerOutcomes: string[];
   outboxIds: string[];
+  outboxEventIds: string[];
   outboxTypes: string[];
   outboxPayloads: string[];
-  soldDelta: number;
-  heldDelta: number;
+  /** What each event's counters move by. */
+  counterEventIds: string[];
+  soldDeltas: number[];
+  heldDeltas: number[];
 }
 
 /** A statement whose parameters are named (`$eventId`) in its source and numbered ($1 …) in `text`. */

@@ -30,12 +30,24 @@ import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type {
+  AdminOutcome,
+  EventBatch,
+  EventBatchResult,
+  EventPage,
+  OrderFilter,
+  OrderPage,
+  Store,
+} from "../store.js";
+import { BoxofficeError } from "../../domain/errors.js";
+import { LockBusyError, LockLostError } from "../../domain/lock-errors.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
-import { PostgresBatch } from "./postgres-batch.js";
-import { isCommandDataError, StoreConflictError, toStoreError } from "./postgres-errors.js";
+import type { ClosePart } from "./postgres-batch.js";
+import { closeStatement, closeWritten, PostgresBatch } from "./postgres-batch.js";
+import { advisoryKeyFor } from "../../postgres/advisory-key.js";
+import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
 import type {
   EventRow,
   HoldRow,
@@ -47,8 +59,14 @@ import type {
 import { tierCountsOf, toEvent, toHold, toOrder, toPlan } from "./postgres-mappers.js";
 import { checkSchemaVersion, migrate } from "./postgres-migrations.js";
 import type { PipelineStatement } from "./postgres-pipeline.js";
+import { failedStatementOf } from "./postgres-pipeline.js";
 import type { OpeningRows, Transaction } from "./postgres-pool.js";
-import { PostgresPool } from "./postgres-pool.js";
+import {
+  failedOpeningOf,
+  isCommitFailure,
+  PostgresPool,
+  transactionLockStatements,
+} from "./postgres-pool.js";
 import type { Statements } from "./postgres-statements.js";
 import { buildStatements } from "./postgres-statements.js";
 import type { PostgresStoreConfig } from "./postgres-store-config.js";
@@ -322,13 +340,302 @@ export class PostgresStore implements Store {
   }
 
   /**
+   * Several events' batches in one transaction with one durable commit, in three round trips and a
+   * fixed number of statements whatever the number of events (#executeGroup). Locks are taken in one
+   * order by every transaction (advisory locks, then fences, then event rows, each sorted by key), so
+   * two instances' transactions never deadlock. A part that fails alone (a stale fence, a lost lease, a
+   * busy transaction lock, a guard that refused its writes) is taken out and the others run again in a
+   * fresh transaction: the failed part's work is rolled back with the first try, the others decide
+   * again on fresh reads, so each is applied exactly as execute() alone would apply it. (Rather than a
+   * savepoint per part: nested subtransactions past 64 overflow every backend's subtransaction cache;
+   * a retry costs only when a part fails.) When the database refuses a statement shared by the parts
+   * (one command's data, a constraint), the parts run one after another through execute(), whose slow
+   * path fails only that command. A failed commit rejects the whole call.
+   */
+  async executeMany(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]> {
+    const results: (EventBatchResult | null)[] = batches.map(() => null);
+    const group: GroupPart[] = [];
+    batches.forEach((batch, index) => {
+      if (!isEventId(batch.eventId)) {
+        results[index] = { ok: true, outcomes: batch.commands.map(() => eventNotFound(batch.eventId)) };
+        return;
+      }
+      const outcomes: (Outcome | null)[] = batch.commands.map((command) => {
+        const refusal = checkCommand(command);
+        return refusal ? { ok: false, refusal, replayed: false } : null;
+      });
+      const takeable = batch.commands.filter((_, i) => outcomes[i] === null);
+      if (takeable.length === 0) results[index] = { ok: true, outcomes: outcomes as Outcome[] };
+      else group.push({ index, batch, takeable, outcomes });
+    });
+    group.sort((a, b) => compareText(a.batch.eventId, b.batch.eventId));
+    // For the opening statements of the group's last try, the lock key each advisory lock takes.
+    const lockKeys: (string | undefined)[] = [];
+    while (group.length > 0) {
+      try {
+        const taken = await this.#executeGroup(group, now, lockKeys);
+        group.forEach((part, i) => {
+          let next = 0;
+          const outcomes = part.outcomes.map((outcome) => outcome ?? (taken[i]?.[next++] as Outcome));
+          results[part.index] = { ok: true, outcomes };
+        });
+        break;
+      } catch (error) {
+        const failed = failedParts(group, error, lockKeys);
+        if (failed !== null) {
+          for (const at of [...failed.at].sort((a, b) => b - a)) {
+            const [part] = group.splice(at, 1) as [GroupPart];
+            results[part.index] = { ok: false, error: failed.error };
+          }
+          continue;
+        }
+        // The connection or the commit failed: nothing of any part may be reported as done.
+        if (isCommitFailure(error) || !isStatementError(error)) throw error;
+        // A statement the parts share was refused: each part alone, one after another.
+        for (const part of group) {
+          const { eventId, commands, guard } = part.batch;
+          try {
+            results[part.index] = { ok: true, outcomes: await this.execute(eventId, commands, guard, now) };
+          } catch (alone) {
+            results[part.index] = { ok: false, error: alone };
+          }
+        }
+        break;
+      }
+    }
+    return results as EventBatchResult[];
+  }
+
+  /**
+   * The parts of executeMany() in one transaction of three round trips, with statements that each
+   * cover every part (arrays of event ids, keys and customers bound as parameters):
+   * (1) BEGIN and its settings, the parts' advisory transaction locks (when their guards have them: a
+   *     statement per lock key, in key order), their fences (one statement), their event rows (one,
+   *     locked in id order), and what their batches decide on (one statement per kind of read), as one
+   *     pipeline;
+   * (2) every part's confirm, extend, release and cancel writes (a statement per kind a part has), and
+   *     one closeBatch for all parts, as one pipeline (overdue holds add their round trips first, as in
+   *     execute());
+   * (3) COMMIT, after every part's lease is checked.
+   * Throws PartFailedError for a part that failed alone; a busy advisory lock is told by
+   * failedOpeningOf; anything else fails the group.
+   */
+  async #executeGroup(group: GroupPart[], now: Date, lockKeys: (string | undefined)[]): Promise<Outcome[][]> {
+    const sql = this.#sql;
+    const eventIds = group.map((part) => part.batch.eventId);
+    const opening: PipelineStatement[] = [];
+    lockKeys.length = 0;
+    // Advisory transaction locks, one statement per key, in key order, within the first part's wait.
+    const locked = group.filter((part) => part.batch.guard?.transactionLock);
+    if (locked.length > 0) {
+      const keys = [...new Set(locked.map((part) => (part.batch.guard as WriteGuard).lockKey))].sort(
+        compareText,
+      );
+      const [limitWait, , reset] = transactionLockStatements(locked[0]?.batch.guard as WriteGuard);
+      opening.push(limitWait as PipelineStatement);
+      lockKeys.push(undefined);
+      for (const key of keys) {
+        opening.push({
+          text: "SELECT pg_advisory_xact_lock($1::bigint)",
+          values: [advisoryKeyFor(key).toString()],
+        });
+        lockKeys.push(key);
+      }
+      opening.push(reset as PipelineStatement);
+      lockKeys.push(undefined);
+    }
+    const fenced = group.filter((part) => part.batch.guard && part.batch.guard.fence !== null);
+    if (fenced.length > 0) {
+      opening.push({
+        text: sql.applyFences,
+        values: [
+          fenced.map((part) => (part.batch.guard as WriteGuard).lockKey),
+          fenced.map((part) => (part.batch.guard as WriteGuard).fence),
+          fenced.map((part) => part.batch.eventId),
+        ],
+      });
+    }
+    const readsFrom = opening.length;
+    const pairs = (pick: (command: Command, eventId: string, add: (value: string) => void) => void) => {
+      const ids: string[] = [];
+      const values: string[] = [];
+      for (const part of group) {
+        const seen = new Set<string>();
+        for (const command of part.takeable) {
+          pick(command, part.batch.eventId, (value) => {
+            if (seen.has(value)) return;
+            seen.add(value);
+            ids.push(part.batch.eventId);
+            values.push(value);
+          });
+        }
+      }
+      return [ids, values];
+    };
+    const named = { holds: [] as string[], orders: [] as string[] };
+    for (const part of group) {
+      for (const command of part.takeable) {
+        if (command.type === "cancel-order") named.orders.push(command.orderId);
+        else if (command.type !== "purchase" && command.type !== "hold") named.holds.push(command.holdId);
+      }
+    }
+    opening.push(
+      { text: sql.lockEvents, values: [eventIds, now] },
+      {
+        text: sql.selectIdempotencyOf,
+        values: pairs((command, _, add) => {
+          if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
+        }),
+      },
+      {
+        text: sql.selectCustomersOf,
+        values: pairs((command, _, add) => {
+          if (command.type === "purchase" || command.type === "hold") add(command.customerId);
+        }),
+      },
+      {
+        text: sql.selectSeatOwnersOf,
+        values: pairs((command, _, add) => {
+          if (command.type === "purchase" || command.type === "hold") {
+            for (const seat of command.selection.seats ?? []) add(seat);
+          }
+        }),
+      },
+      { text: sql.selectTiersOf, values: [eventIds] },
+      { text: sql.clock, values: [] },
+    );
+    if (named.holds.length > 0 || named.orders.length > 0) {
+      opening.push(
+        { text: sql.lockHoldsOf, values: [named.holds, eventIds] },
+        { text: sql.lockOrdersOf, values: [named.orders, eventIds] },
+      );
+    }
+    return this.#pool.transaction(
+      null,
+      async (tx, results) => {
+        const applied = new Map(
+          ((fenced.length > 0 ? results[readsFrom - 1] : []) as { lock_key: string; fence: string }[]).map(
+            (row) => [row.lock_key, Number(row.fence)],
+          ),
+        );
+        const [eventRows, answerRows, customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] =
+          results.slice(readsFrom) as [
+            LockedEventRow[],
+            (IdempotencyRow & { event_id: string })[],
+            { event_id: string }[],
+            { event_id: string }[],
+            { event_id: string }[],
+            unknown[],
+            { event_id: string }[] | undefined,
+            { event_id: string }[] | undefined,
+          ];
+        const rowsOf = <R extends { event_id: string }>(rows: readonly R[] | undefined, eventId: string) =>
+          (rows ?? []).filter((row) => row.event_id === eventId);
+        const eventsById = new Map(eventRows.map((row) => [row.id, row]));
+        const outcomes: Outcome[][] = [];
+        const writes: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
+        const closes: { part: number; batch: PostgresBatch; close: ClosePart }[] = [];
+        for (let i = 0; i < group.length; i++) {
+          const { batch: eventBatch, takeable } = group[i] as GroupPart;
+          const { eventId, guard } = eventBatch;
+          try {
+            const row = eventsById.get(eventId);
+            if (!row) {
+              outcomes.push(takeable.map(() => eventNotFound(eventId)));
+              continue;
+            }
+            // The part's fence must be the one applied for its key (a lower one is stale).
+            if (guard && guard.fence !== null && applied.get(guard.lockKey) !== guard.fence) {
+              const [highest] = await tx.rows<{ fence: string | null }>(sql.selectFence, [guard.lockKey]);
+              throw new FencedOutError(guard.lockKey, guard.fence, Number(highest?.fence ?? guard.fence));
+            }
+            let deciding: OpeningRows = [
+              rowsOf(customerRows, eventId),
+              rowsOf(seatRows, eventId),
+              rowsOf(tierRows, eventId),
+              clockRows,
+              rowsOf(holdRows, eventId),
+              rowsOf(orderRows, eventId),
+            ];
+            const answers = rowsOf(answerRows, eventId);
+            if (row.has_due) {
+              await this.#expireDue(tx, row, now);
+              deciding = await tx.pipeline(this.#decidingReads(eventId, takeable));
+            }
+            const batch = new PostgresBatch(sql, row, answers, deciding);
+            outcomes.push(takeable.map((command) => batch.apply(command, now)));
+            const statements = batch.closingWrites(now);
+            if (statements.length > 0) writes.push({ part: i, batch, statements });
+            const close = batch.closePart(now);
+            if (close) closes.push({ part: i, batch, close });
+          } catch (error) {
+            throw partFailed(i, error);
+          }
+        }
+        const statements = writes.flatMap((write) => write.statements);
+        if (closes.length > 0) {
+          statements.push(
+            closeStatement(
+              sql,
+              closes.map((close) => close.close),
+              now,
+            ),
+          );
+        }
+        let closed: OpeningRows;
+        try {
+          closed = await tx.pipeline(statements);
+        } catch (error) {
+          let at = failedStatementOf(error);
+          if (at === null) throw error;
+          for (const write of writes) {
+            if (at < write.statements.length) throw partFailed(write.part, error);
+            at -= write.statements.length;
+          }
+          // closeBatch, which all parts share: not one part's failure.
+          throw error;
+        }
+        let from = 0;
+        for (const write of writes) {
+          const rows = closed.slice(from, from + write.statements.length);
+          from += write.statements.length;
+          try {
+            write.batch.checkWrites(rows);
+          } catch (error) {
+            throw new PartFailedError(write.part, error);
+          }
+        }
+        if (closes.length > 0) {
+          const written = closeWritten(closed[from]);
+          for (const close of closes) {
+            try {
+              close.batch.checkClose(written);
+            } catch (error) {
+              throw new PartFailedError(close.part, error);
+            }
+          }
+        }
+        // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
+        group.forEach(({ batch }, i) => {
+          if (batch.guard?.signal.aborted) {
+            throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
+          }
+        });
+        return outcomes;
+      },
+      opening,
+    );
+  }
+
+  /**
    * One transaction in three round trips, whatever the number of commands that only take tickets:
    * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
    *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
    *     statement sees what committed before it ran, so all of it is read with the lock held;
-   * (2) one statement for all new orders, holds, seats, counts, answers and counters (confirm, release
-   *     and cancel add one statement each before it, on rows committed earlier; overdue holds, when the
-   *     event has some, one statement to expire them and one to read again);
+   * (2) one statement for all new orders, holds, seats, counts, answers and counters, after at most one
+   *     statement per kind for the batch's extended, confirmed, ended holds and cancelled orders (the
+   *     holds and orders its commands name are read with their row locks in (1)), as one pipeline;
+   *     overdue holds, when the event has some, add one statement to expire them and one to read again;
    * (3) COMMIT.
    */
   async #executeBatch(
@@ -351,8 +658,7 @@ export class PostgresStore implements Store {
           deciding = await tx.pipeline(decidingReads);
         }
         const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
-        const outcomes: Outcome[] = [];
-        for (const command of commands) outcomes.push(await batch.apply(tx, command, now));
+        const outcomes = commands.map((command) => batch.apply(command, now));
         await batch.close(tx, now);
         return outcomes;
       },
@@ -394,7 +700,7 @@ export class PostgresStore implements Store {
             ])) as [EventRow[], IdempotencyRow[], ...OpeningRows];
             if (!row) throw new StoreConflictError("40001", `event ${eventId} vanished under its lock`);
             const batch = new PostgresBatch(this.#sql, row, answerRows, deciding);
-            const outcome = await batch.apply(tx, command, now);
+            const outcome = batch.apply(command, now);
             await batch.close(tx, now);
             await tx.rows("RELEASE SAVEPOINT command");
             outcomes.push(outcome);
@@ -454,18 +760,32 @@ export class PostgresStore implements Store {
   #decidingReads(eventId: string, commands: readonly Command[]): PipelineStatement[] {
     const customers = new Set<string>();
     const seats = new Set<string>();
+    const holds = new Set<string>();
+    const orders = new Set<string>();
     for (const command of commands) {
       if (command.type === "purchase" || command.type === "hold") {
         customers.add(command.customerId);
         for (const seat of command.selection.seats ?? []) seats.add(seat);
+      } else if (command.type === "cancel-order") {
+        orders.add(command.orderId);
+      } else {
+        holds.add(command.holdId);
       }
     }
-    return [
+    const reads: PipelineStatement[] = [
       { text: this.#sql.selectCustomers, values: [eventId, [...customers]] },
       { text: this.#sql.selectSeatOwners, values: [eventId, [...seats]] },
       { text: this.#sql.selectTiers, values: [eventId] },
       { text: this.#sql.clock, values: [] },
     ];
+    // The named holds and orders, with their row locks; a batch of purchases alone reads neither.
+    if (holds.size > 0 || orders.size > 0) {
+      reads.push(
+        { text: this.#sql.lockHolds, values: [[...holds], eventId] },
+        { text: this.#sql.lockOrders, values: [[...orders], eventId] },
+      );
+    }
+    return reads;
   }
 
   /** Expires the (locked) event's overdue holds and takes what they gave back off the row's count. */
@@ -565,6 +885,72 @@ interface ExpiredRow {
     total: number | string;
     currency: string;
   }[];
+}
+
+/** One part of executeMany's group: its batch, the commands it takes, and its refused-first outcomes. */
+interface GroupPart {
+  /** Its place in executeMany's arguments. */
+  index: number;
+  batch: EventBatch;
+  takeable: Command[];
+  outcomes: (Outcome | null)[];
+}
+
+/**
+ * One part of executeMany's group failed alone (its own error is the cause): the group's transaction
+ * is rolled back and runs again without it. A BoxofficeError so that the pool passes it through as is.
+ */
+class PartFailedError extends BoxofficeError {
+  readonly part: number;
+  constructor(part: number, cause: unknown) {
+    super("STORE_PART_FAILED", `part ${part} of a multi-event transaction failed`, {
+      retryable: true,
+      cause,
+    });
+    this.part = part;
+  }
+}
+
+/**
+ * `error` as the failure of part `part` alone, unless it is the connection's: a connection that failed
+ * fails every part (and pg's own errors without a SQLSTATE are that).
+ */
+function partFailed(part: number, error: unknown): unknown {
+  if (!(error instanceof BoxofficeError) && sqlStateOf(error) === null) return error;
+  return new PartFailedError(part, error);
+}
+
+/**
+ * Which parts of the group `error` (thrown by #executeGroup) failed alone, with their error; null when
+ * it is not one part's. `lockKeys` names the lock key of each advisory lock among the opening statements.
+ */
+function failedParts(
+  group: readonly GroupPart[],
+  error: unknown,
+  lockKeys: readonly (string | undefined)[],
+): { at: number[]; error: unknown } | null {
+  if (error instanceof PartFailedError) {
+    return { at: [error.part], error: toStoreError(error.cause, "running a transaction") };
+  }
+  // A transaction lock that stayed busy: every part under that lock key.
+  const at = failedOpeningOf(error);
+  const lockKey = at === null ? undefined : lockKeys[at];
+  if (lockKey === undefined) return null;
+  const parts = group.flatMap((part, i) => (part.batch.guard?.lockKey === lockKey ? [i] : []));
+  const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
+  const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
+  return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
+}
+
+/** Byte order of two ids (the order every transaction takes their locks in). */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether the database refused a statement (a server error with a SQLSTATE), not the connection. */
+function isStatementError(error: unknown): boolean {
+  if (sqlStateOf(error) !== null) return true;
+  return error instanceof BoxofficeError && sqlStateOf(error.cause) !== null;
 }
 
 function eventNotFound(eventId: string): Outcome {

@@ -1,0 +1,87 @@
+/**
+ * A dev tool: the whole purchase path under load, profiled. Starts two `boxoffice server` instances
+ * and `boxoffice lb` in front of them, each with `node --cpu-prof` (bench/purchase-cluster.ts), sells
+ * one-ticket orders with unique Idempotency-Keys through the balancer with wrk (64 connections), stops
+ * everything with SIGTERM (the profiles are written on exit), and turns each profile into a flame graph
+ * of the samples taken while wrk ran (bench/flamegraph.ts).
+ *
+ *   node dist/bench/profile-purchase.js [--store sqlite|<postgres url>] [--lock <lock>] [--events 1|50]
+ *                                       [--seconds 10] [--out docs/benchmarks] [--name hot]
+ *
+ * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
+ * rate and latency and each process's most expensive functions; writes <out>/profile-<name>-<process>.svg.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { foldProfile, renderFlameGraph, topFrames } from "./flamegraph.js";
+import { PurchaseCluster } from "./purchase-cluster.js";
+
+const { values } = parseArgs({
+  options: {
+    store: { type: "string", default: "sqlite" },
+    lock: { type: "string", default: "file" },
+    events: { type: "string", default: "1" },
+    seconds: { type: "string", default: "10" },
+    out: { type: "string", default: "docs/benchmarks" },
+    name: { type: "string", default: "hot" },
+  },
+});
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "boxoffice-profile-"));
+  const store = values.store ?? "sqlite";
+  const postgres = store.startsWith("postgres");
+  const schema = `profile_${process.pid}`;
+  const storeUrl = postgres ? `${store}${store.includes("?") ? "&" : "?"}schema=${schema}` : store;
+  const lock = values.lock ?? "file";
+  const out = values.out ?? "docs/benchmarks";
+  const cluster = new PurchaseCluster({ dir, store: storeUrl, lock, profile: true });
+  // The load's start and end: only the samples between them are drawn.
+  let loadFromMs = 0;
+  let loadToMs = 0;
+  try {
+    await cluster.start();
+    const events = await cluster.createEvents(Number(values.events));
+    loadFromMs = Date.now() + 500;
+    const result = cluster.sell(events, Number(values.seconds));
+    loadToMs = Date.now() - 200;
+    console.log(
+      `${values.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ` +
+        `non-2xx ${result.non2xx} (${store}, lock ${lock}, ${events.length} events)`,
+    );
+  } finally {
+    await cluster.stop();
+    if (postgres) {
+      const client = new pg.Client({ connectionString: store });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+      await client.end();
+    }
+  }
+  mkdirSync(out, { recursive: true });
+  for (const proc of cluster.processes) {
+    const file = proc.profileDir && readdirSync(proc.profileDir).find((name) => name.endsWith(".cpuprofile"));
+    if (!proc.profileDir || !file) {
+      console.log(`${proc.name}: no profile written`);
+      continue;
+    }
+    const root = foldProfile(JSON.parse(readFileSync(join(proc.profileDir, file), "utf8")), {
+      fromMs: loadFromMs - proc.spawnedAtMs,
+      toMs: loadToMs - proc.spawnedAtMs,
+    });
+    const svg = join(out, `profile-${values.name}-${proc.name}.svg`);
+    writeFileSync(svg, renderFlameGraph(root, `${values.name}: ${proc.name} (${root.total} samples)`));
+    const { self, total } = topFrames(root, 15);
+    const share = (count: number) => `${((100 * count) / root.total).toFixed(1).padStart(5)}%`;
+    console.log(`\n${proc.name}: ${root.total} samples -> ${svg}\n  self:`);
+    for (const [name, count] of self) console.log(`    ${share(count)}  ${name}`);
+    console.log("  total:");
+    for (const [name, count] of total) console.log(`    ${share(count)}  ${name}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
