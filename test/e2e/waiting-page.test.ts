@@ -2,28 +2,21 @@
  * The waiting page in a real browser (headless Chromium, driven by playwright-core) against a real
  * `boxoffice server`: it joins, shows the buyer's place and updates it by itself until the buyer is let
  * in, keeps the access token, has no accessibility violation that axe finds (WCAG 2 A and AA), and shows
- * an event's name as text, never as markup. Skipped with a reason where there is no Chromium.
+ * an event's name as text, never as markup. Skipped with a reason where there is no Chromium (a failure under CI=true).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AxeBuilder } from "@axe-core/playwright";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import type { Event } from "../../src/domain/event.js";
+import { chromiumSkipReason, launchChromium } from "../support/headless-chromium.js";
 import { HttpClient } from "../support/http-client.js";
 import { ServerProcess, stopAll } from "../support/server-process.js";
 
-const CHROMIUM_PATH = process.env.BOXOFFICE_TEST_CHROMIUM ?? "/usr/bin/chromium";
-const chromiumSkip = (() => {
-  try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
-    return undefined;
-  } catch {
-    return `no Chromium at ${CHROMIUM_PATH} (set BOXOFFICE_TEST_CHROMIUM)`;
-  }
-})();
+const chromiumSkip = chromiumSkipReason();
 
 /** Buyers who join before the page's buyer, and the rate that lets them in. */
 const AHEAD = 40;
@@ -44,10 +37,7 @@ describe("the waiting page", { skip: chromiumSkip, timeout: 120_000 }, () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "boxoffice-waiting-page-"));
     server = await ServerProcess.start({ dataDir, instanceId: "page-1" });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

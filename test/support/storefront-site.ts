@@ -7,33 +7,16 @@
  * Chromium missing: on a developer's machine the suite is skipped with a clear reason; under CI=true it
  * is a failure (.ci/run installs the package).
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { chromium, type Browser } from "playwright-core";
 import type { Event } from "../../src/domain/event.js";
 import { freePort } from "./backend-fixture.js";
 import { ClusterProcess } from "./cluster-process.js";
 import { HttpClient, type CallOptions, type HttpAnswer } from "./http-client.js";
 
-export const CHROMIUM_PATH = process.env.BOXOFFICE_TEST_CHROMIUM ?? "/usr/bin/chromium";
-
-/** Undefined when Chromium is there; a skip reason when not (under CI=true: throws, a failure). */
-export function chromiumSkipReason(): string | undefined {
-  if (existsSync(CHROMIUM_PATH)) return undefined;
-  const reason = `Chromium is not at ${CHROMIUM_PATH} (Debian: apt-get install chromium; scripts/install-system-deps.sh does it)`;
-  if (process.env.CI === "true") throw new Error(`${reason}; under CI=true that is a failure, not a skip`);
-  console.log(`# SKIPPED: ${reason}`);
-  return reason;
-}
-
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
-}
+export { chromiumSkipReason, launchChromium } from "./headless-chromium.js";
 
 /** A cluster to shop at, and the admin's calls to set it up. */
 export class StorefrontSite {
