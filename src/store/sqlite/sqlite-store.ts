@@ -21,7 +21,15 @@ import type { EventAction } from "../../domain/sale-window.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type {
+  AdminOutcome,
+  EventBatch,
+  EventBatchResult,
+  EventPage,
+  OrderFilter,
+  OrderPage,
+  Store,
+} from "../store.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { SqliteWaitingRoom } from "./sqlite-waiting-room.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
@@ -431,26 +439,61 @@ export class SqliteStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
+    return this.#mapDriverErrors(() => this.#executeOne({ eventId, commands, guard }, now), "sell");
+  }
+
+  /**
+   * Single layout: every part in ONE IMMEDIATE transaction with one commit, each part in a savepoint of
+   * its own (better-sqlite3 nests a transaction as a savepoint), so a part that throws (fenced out, lease
+   * lost) is rolled back alone and reported while the others commit. A failure that ends the transaction
+   * itself (an I/O error, the commit) rejects the whole call: nothing of it was committed.
+   *
+   * Per-event layout: one transaction cannot span files, so each part commits in its own file, one after
+   * another in this thread (the caller still took the parts' locks in one round).
+   */
+  async executeMany(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]> {
     return this.#mapDriverErrors(() => {
-      const plan = this.#plan(eventId);
-      if (!plan) {
-        return commands.map((): Outcome => ({
-          ok: false,
-          refusal: refusals.eventNotFound(eventId),
-          replayed: false,
-        }));
-      }
-      const partition = this.#partition(eventId);
-      const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
-      if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
-      // The hint is written under the event file's write lock and before its commit, so nothing is left
-      // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
-      // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
-      // another one would nest the batch in a savepoint, about 30 % slower here.)
-      return partition.sales.execute(plan, commands, guard, now, () =>
-        this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
-      );
+      const shared = this.#shared;
+      if (shared === null) return batches.map((batch) => this.#executePart(batch, now, null));
+      return shared.db
+        .transaction(() => batches.map((batch) => this.#executePart(batch, now, shared.db)))
+        .immediate();
     }, "sell");
+  }
+
+  /**
+   * One part of executeMany: its outcomes, or the error that rolled it back alone. Inside the shared
+   * transaction (`db`), an error that ended that transaction is thrown: the whole call fails.
+   */
+  #executePart(batch: EventBatch, now: Date, db: SqliteDatabase | null): EventBatchResult {
+    try {
+      return { ok: true, outcomes: this.#executeOne(batch, now) };
+    } catch (error) {
+      if (db !== null && !db.inTransaction) throw error;
+      return { ok: false, error: mapSqliteError(error, "sell") };
+    }
+  }
+
+  /** execute() without the async wrapper: one event's batch in one transaction (a savepoint if nested). */
+  #executeOne({ eventId, commands, guard }: EventBatch, now: Date): Outcome[] {
+    const plan = this.#plan(eventId);
+    if (!plan) {
+      return commands.map((): Outcome => ({
+        ok: false,
+        refusal: refusals.eventNotFound(eventId),
+        replayed: false,
+      }));
+    }
+    const partition = this.#partition(eventId);
+    const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
+    if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
+    // The hint is written under the event file's write lock and before its commit, so nothing is left
+    // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
+    // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
+    // another one would nest the batch in a savepoint, about 30 % slower here.)
+    return partition.sales.execute(plan, commands, guard, now, () =>
+      this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
+    );
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {
