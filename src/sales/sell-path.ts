@@ -16,7 +16,9 @@
  * running (up to `maxBatch` per event, `maxEventsPerTick` events), takes each event's lock in sorted key
  * order (one lock for the whole tick in the global scope), and hands them to the store in one call. An
  * event whose lock is refused, or whose part the store refuses (fenced out, lease lost), fails alone; the
- * others commit. The tick starts at setImmediate like a batch, so a lone buyer waits for nobody.
+ * others commit. The tick starts at setImmediate like a batch, so a lone buyer waits for nobody; while a
+ * tick is in the store, what arrives waits for the next one (as a hot event's commands wait for its
+ * running batch), which carries every event's queued work.
  *
  * An event that does not exist is refused (`event_not_found`) before any lock is asked for, so that a
  * loop of made-up event ids leaves no lock or fence behind. Events that exist are remembered for the
@@ -128,6 +130,7 @@ interface TickPart {
 }
 
 const DEFAULT_MAX_EVENTS_PER_TICK = 64;
+const MAX_TICKS_IN_FLIGHT = 1;
 
 /** The answer for every command of an event that does not exist: what the store answers for one. */
 function eventNotFound(eventId: string): Outcome {
@@ -148,7 +151,7 @@ export class SellPath {
   #closed = false;
   /** A tick is due at the next setImmediate (multi-event mode). */
   #tickScheduled = false;
-  /** Ticks running now (multi-event mode); several may overlap, each with events of its own. */
+  /** The tick running now (multi-event mode): at most MAX_TICKS_IN_FLIGHT. */
   readonly #ticks = new Set<Promise<void>>();
 
   constructor(options: SellPathOptions) {
@@ -266,6 +269,9 @@ export class SellPath {
 
   /** Takes the pending work of every event with no batch running (round robin past the cap) and runs it. */
   #startTick(): void {
+    // While the store works on a tick (commit threads), what arrives queues for the next one: one tick in
+    // flight gathers more per commit than many small ones would.
+    if (this.#ticks.size >= MAX_TICKS_IN_FLIGHT) return;
     const maxEvents = this.#options.maxEventsPerTick ?? DEFAULT_MAX_EVENTS_PER_TICK;
     const parts: TickPart[] = [];
     for (const [eventId, queue] of this.#queues) {
@@ -297,8 +303,8 @@ export class SellPath {
         if (part.queue.pending.length > 0) more = true;
         else if (this.#queues.get(part.eventId) === part.queue) this.#queues.delete(part.eventId);
       }
-      if (more) this.#scheduleTick();
       this.#ticks.delete(tick);
+      if (more || this.#queued > 0) this.#scheduleTick();
     });
     for (const part of parts) part.queue.running = tick;
     this.#ticks.add(tick);
