@@ -57,8 +57,10 @@ const SWEEP_CLAIM_MS = 30_000;
  */
 const RESCAN_EVENTS_PER_SWEEP = 8;
 /**
- * Per-event layout: threads committing the events' parts of a multi-event commit in parallel. The disk
- * takes several fsyncs at once; more threads than this gave no more on the 2-core reference machine.
+ * Per-event layout: threads committing the events' parts of a multi-event commit in parallel, so that
+ * several fsyncs are in flight at once. Not tuned yet: on the busy 2-core machine of the first
+ * measurement (docs/benchmarks/many-events.md) CPU, not the disk, was the limit, and 4 threads and none
+ * sold alike.
  */
 const DEFAULT_COMMIT_THREADS = 4;
 
