@@ -118,6 +118,13 @@ export const SERVER_SETTINGS = {
     defaultText: "64",
     parse: wholeNumber(1, 100_000),
   },
+  commitThreads: {
+    flag: "commit-threads",
+    env: "BOXOFFICE_COMMIT_THREADS",
+    description: "per-event layout: threads committing several events' sales in parallel (0: none)",
+    defaultText: "4",
+    parse: wholeNumber(0, 64),
+  },
   pgPoolSize: {
     flag: "pg-pool-size",
     env: "BOXOFFICE_PG_POOL_SIZE",

@@ -11,6 +11,15 @@
  * Each command's Outcome settles its own caller. A retryable error (lock busy, unavailable or lost,
  * store unavailable, fenced out) fails the whole batch: nothing of it was committed.
  *
+ * With a store that can commit several events at once (Store.executeMany), the batches of different
+ * events are committed together: one tick collects the pending work of every event that has no batch
+ * running (up to `maxBatch` per event, `maxEventsPerTick` events), takes each event's lock in sorted key
+ * order (one lock for the whole tick in the global scope), and hands them to the store in one call. An
+ * event whose lock is refused, or whose part the store refuses (fenced out, lease lost), fails alone; the
+ * others commit. The tick starts at setImmediate like a batch, so a lone buyer waits for nobody; while a
+ * tick is in the store, what arrives waits for the next one (as a hot event's commands wait for its
+ * running batch), which carries every event's queued work.
+ *
  * An event that does not exist is refused (`event_not_found`) before any lock is asked for, so that a
  * loop of made-up event ids leaves no lock or fence behind. Events that exist are remembered for the
  * life of the instance (events are never deleted); an unknown id is asked about again every time, since
@@ -22,7 +31,8 @@ import { refusals } from "../domain/refusals.js";
 import type { Command, Outcome } from "../domain/sale.js";
 import type { LockProvider, LockScope } from "../lock/lock-provider.js";
 import { lockKeyFor } from "../lock/lock-provider.js";
-import type { Store } from "../store/store.js";
+import type { WriteGuard } from "../domain/write-guard.js";
+import type { EventBatch, EventBatchResult, Store } from "../store/store.js";
 
 /** The queues are full: the request was refused before anything happened. */
 export class SellPathOverloadedError extends BoxofficeError {
@@ -79,6 +89,11 @@ export interface SellPathOptions {
   lockWaitMs: number;
   /** At most this many commands share one lock and one commit. */
   maxBatch: number;
+  /**
+   * With a store that has executeMany: at most this many events' batches share one tick (one store
+   * call, one commit where the store can). Default 64.
+   */
+  maxEventsPerTick?: number;
   /** Admission control: commands waiting for one event beyond this are refused at once. */
   maxQueuePerEvent: number;
   /** Admission control: commands waiting in this instance beyond this are refused at once. */
@@ -99,8 +114,23 @@ interface Pending {
 
 interface EventQueue {
   pending: Pending[];
+  /** The batch (or tick) that runs this event's commands now. */
   running: Promise<void> | null;
 }
+
+/** One event's part of a tick. */
+interface TickPart {
+  eventId: string;
+  queue: EventQueue;
+  batch: Pending[];
+  lockKey: string;
+  grantedAtMs: number;
+  /** Set once the part is settled: its outcomes, or why nothing of it was committed. */
+  result: EventBatchResult | null;
+}
+
+const DEFAULT_MAX_EVENTS_PER_TICK = 64;
+const MAX_TICKS_IN_FLIGHT = 1;
 
 /** The answer for every command of an event that does not exist: what the store answers for one. */
 function eventNotFound(eventId: string): Outcome {
@@ -119,9 +149,15 @@ export class SellPath {
   readonly #lockTails = new Map<string, Promise<void>>();
   #queued = 0;
   #closed = false;
+  /** A tick is due at the next setImmediate (multi-event mode). */
+  #tickScheduled = false;
+  /** The tick running now (multi-event mode): at most MAX_TICKS_IN_FLIGHT. */
+  readonly #ticks = new Set<Promise<void>>();
 
   constructor(options: SellPathOptions) {
     if (options.maxBatch < 1) throw new RangeError("maxBatch must be at least 1");
+    if (options.maxEventsPerTick !== undefined && options.maxEventsPerTick < 1)
+      throw new RangeError("maxEventsPerTick must be at least 1");
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
   }
@@ -192,6 +228,10 @@ export class SellPath {
       });
     });
     this.#setQueued(this.#queued + 1);
+    if (this.#options.store.executeMany !== undefined) {
+      if (!queue.running) this.#scheduleTick();
+      return promise;
+    }
     // Start after the event loop's current I/O phase (setImmediate), not at once: every request whose
     // bytes already arrived is parsed by then and joins this batch. An embedded store commits
     // synchronously, so "new commands queue while a batch runs" alone would never batch with it.
@@ -207,6 +247,188 @@ export class SellPath {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#queues.values()].map((queue) => queue.running));
+    // Multi-event mode: a tick that ends with work left schedules the next one, until none is left.
+    while (this.#ticks.size > 0 || this.#tickScheduled) {
+      await Promise.all(this.#ticks);
+      if (this.#tickScheduled) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * Starts a tick after the event loop's current I/O phase (as a batch does): every request whose bytes
+   * already arrived joins it.
+   */
+  #scheduleTick(): void {
+    if (this.#tickScheduled) return;
+    this.#tickScheduled = true;
+    setImmediate(() => {
+      this.#tickScheduled = false;
+      this.#startTick();
+    });
+  }
+
+  /** Takes the pending work of every event with no batch running (round robin past the cap) and runs it. */
+  #startTick(): void {
+    // While the store works on a tick (commit threads), what arrives queues for the next one: one tick in
+    // flight gathers more per commit than many small ones would.
+    if (this.#ticks.size >= MAX_TICKS_IN_FLIGHT) return;
+    const maxEvents = this.#options.maxEventsPerTick ?? DEFAULT_MAX_EVENTS_PER_TICK;
+    const parts: TickPart[] = [];
+    for (const [eventId, queue] of this.#queues) {
+      if (parts.length >= maxEvents) break;
+      if (queue.running || queue.pending.length === 0) continue;
+      const batch = queue.pending.splice(0, this.#options.maxBatch);
+      parts.push({
+        eventId,
+        queue,
+        batch,
+        lockKey: lockKeyFor(this.#options.lockScope, eventId),
+        grantedAtMs: -1,
+        result: null,
+      });
+    }
+    if (parts.length === 0) return;
+    let size = 0;
+    for (const part of parts) {
+      size += part.batch.length;
+      // To the back of the line, so that events past the cap go first in the next tick.
+      this.#queues.delete(part.eventId);
+      this.#queues.set(part.eventId, part.queue);
+    }
+    this.#setQueued(this.#queued - size);
+    const tick: Promise<void> = this.#runTick(parts, size).finally(() => {
+      let more = false;
+      for (const part of parts) {
+        part.queue.running = null;
+        if (part.queue.pending.length > 0) more = true;
+        else if (this.#queues.get(part.eventId) === part.queue) this.#queues.delete(part.eventId);
+      }
+      this.#ticks.delete(tick);
+      if (more || this.#queued > 0) this.#scheduleTick();
+    });
+    for (const part of parts) part.queue.running = tick;
+    this.#ticks.add(tick);
+  }
+
+  /**
+   * Takes the parts' locks in sorted key order (so that instances taking several cannot deadlock), runs
+   * the granted parts in one executeMany, and answers every buyer. Never rejects.
+   */
+  async #runTick(parts: TickPart[], size: number): Promise<void> {
+    const { store, lockScope, observer } = this.#options;
+    observer?.batchStarted?.(size);
+    const askedAtMs = performance.now();
+    const byKey = new Map<string, TickPart[]>();
+    for (const part of parts) {
+      const sharing = byKey.get(part.lockKey);
+      if (sharing) sharing.push(part);
+      else byKey.set(part.lockKey, [part]);
+    }
+    const keys = [...byKey.keys()].sort();
+    const guards = new Map<string, WriteGuard>();
+    const commit = async () => {
+      const granted = parts.filter((part) => guards.has(part.lockKey));
+      if (granted.length === 0) return;
+      const batches: EventBatch[] = granted.map((part) => ({
+        eventId: part.eventId,
+        commands: part.batch.map((entry) => entry.command),
+        guard: guards.get(part.lockKey) ?? null,
+      }));
+      const executeMany = store.executeMany as NonNullable<Store["executeMany"]>;
+      const results = await executeMany.call(store, batches, this.#now());
+      if (results.length !== granted.length) {
+        throw new BoxofficeError(
+          "STORE_CONTRACT",
+          `store answered ${results.length} results for ${granted.length} events`,
+        );
+      }
+      granted.forEach((part, i) => {
+        part.result ??= results[i] as EventBatchResult;
+      });
+    };
+    const refuse = (key: string, error: unknown) => {
+      for (const part of byKey.get(key) ?? []) part.result ??= { ok: false, error };
+    };
+    const hold = async (i: number): Promise<void> => {
+      const key = keys[i];
+      if (key === undefined) return commit();
+      const lockAskedAtMs = performance.now();
+      const inner = { ran: false, failed: false, error: undefined as unknown };
+      try {
+        await this.#options.lock.withLock(
+          key,
+          { leaseMs: this.#options.lockLeaseMs, waitMs: this.#options.lockWaitMs },
+          async (guard) => {
+            inner.ran = true;
+            const grantedAtMs = performance.now();
+            observer?.lockWaited?.(grantedAtMs - lockAskedAtMs);
+            for (const part of byKey.get(key) ?? []) part.grantedAtMs = grantedAtMs;
+            guards.set(key, guard);
+            try {
+              await hold(i + 1);
+            } catch (error) {
+              inner.failed = true;
+              inner.error = error;
+              throw error;
+            }
+          },
+        );
+      } catch (error) {
+        if (inner.failed) {
+          refuse(key, error);
+          throw inner.error;
+        }
+        if (inner.ran) {
+          // The work was done and the lock failed after it (its lease lost): only this key's events
+          // fail (the store refused to commit a part whose lease was lost before its commit).
+          refuse(key, error);
+          return;
+        }
+        observer?.lockWaited?.(performance.now() - lockAskedAtMs);
+        refuse(key, error);
+        await hold(i + 1);
+      }
+    };
+    try {
+      await (lockScope === "global" ? this.#oneAtATime("global", () => hold(0)) : hold(0));
+    } catch (error) {
+      for (const part of parts) part.result ??= { ok: false, error };
+    }
+    const storeDoneAtMs = performance.now();
+    for (const part of parts) this.#settle(part, askedAtMs, storeDoneAtMs);
+  }
+
+  /** Answers the buyers of one part of a tick. */
+  #settle(part: TickPart, lockAskedAtMs: number, storeDoneAtMs: number): void {
+    let result = part.result ?? {
+      ok: false as const,
+      error: new BoxofficeError("STORE_CONTRACT", `no result for event ${part.eventId}`),
+    };
+    if (result.ok && result.outcomes.length !== part.batch.length) {
+      result = {
+        ok: false,
+        error: new BoxofficeError(
+          "STORE_CONTRACT",
+          `store answered ${result.outcomes.length} outcomes for ${part.batch.length} commands`,
+        ),
+      };
+    }
+    for (const entry of part.batch) {
+      entry.trace?.batchRan({
+        queuedAtMs: entry.queuedAtMs,
+        lockAskedAtMs,
+        lockGrantedAtMs: part.grantedAtMs,
+        storeDoneAtMs,
+        batchSize: part.batch.length,
+        failed: !result.ok,
+      });
+    }
+    if (result.ok) {
+      const outcomes = result.outcomes;
+      part.batch.forEach((entry, i) => entry.resolve(outcomes[i] as Outcome));
+    } else {
+      for (const entry of part.batch) entry.reject(result.error);
+    }
   }
 
   /** Runs batches for one event until its queue is empty. */

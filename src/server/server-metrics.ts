@@ -53,7 +53,7 @@ export class ServerMetrics {
     });
     this.batchSize = new Histogram({
       name: "boxoffice_sell_batch_size",
-      help: "Commands per sell batch (one lock, one commit)",
+      help: "Commands per sell batch (one store call: one event's batch, or a tick of several events' batches)",
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers,
     });

@@ -62,6 +62,7 @@ export function storeConfigOf(config: ServerConfig): StoreConfig {
     layout: config.layout,
     durability: config.durability,
     maxOpenEvents: config.maxOpenEvents,
+    commitThreads: config.commitThreads,
     migrations: config.migrate ? "apply" : "check",
   };
 }

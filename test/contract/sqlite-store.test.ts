@@ -5,10 +5,24 @@ import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { describeStoreContract } from "./store-contract.js";
 import { describeWebhookContract } from "./webhook-contract.js";
 
-for (const layout of ["single", "per-event"] as const) {
-  describeStoreContract(`sqlite (${layout})`, async () => {
+// The per-event layout commits executeMany's parts in its commit threads by default, and with
+// commitThreads 0 one after another in the calling thread: both are held to the contract.
+for (const [layout, commitThreads] of [
+  ["single", undefined],
+  ["per-event", undefined],
+  ["per-event", 0],
+] as const) {
+  const name = commitThreads === 0 ? `${layout}, no commit threads` : layout;
+  describeStoreContract(`sqlite (${name})`, async () => {
     const dir = mkdtempSync(join(tmpdir(), `boxoffice-contract-${layout}-`));
-    const config = { kind: "sqlite" as const, dir, layout, durability: "full" as const, maxOpenEvents: 8 };
+    const config = {
+      kind: "sqlite" as const,
+      dir,
+      layout,
+      durability: "full" as const,
+      maxOpenEvents: 8,
+      commitThreads,
+    };
     const store = new SqliteStore(config);
     await store.init();
     return {

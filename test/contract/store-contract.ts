@@ -8,7 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { OrderFilter, OrderPage, Store } from "../../src/store/store.js";
+import type { EventBatch, OrderFilter, OrderPage, Store } from "../../src/store/store.js";
 import type { WriteGuard } from "../../src/domain/write-guard.js";
 import type { EventPlan, NewEventRequest } from "../../src/domain/event.js";
 import { planEvent } from "../../src/domain/event.js";
@@ -1072,6 +1072,162 @@ export function describeStoreContract(
         });
       }
     });
+    /**
+     * One event beside its reference model, for the batch properties: turns random ops into commands and
+     * the answers the model expects, records what the store made, and compares counters and seats.
+     */
+    async function modelledEvent(kind: "general" | "seated") {
+      const request: NewEventRequest =
+        kind === "general"
+          ? { name: "batch", capacity: 10, maxPerOrder: 4, maxPerCustomer: 5 }
+          : {
+              name: "batch",
+              seating: { sections: [{ name: "A", rows: 2, seatsPerRow: 5 }] },
+              maxPerOrder: 4,
+              maxPerCustomer: 5,
+            };
+      const plan = planEvent(request, newEventId(), BATCH_T0);
+      await store.createEvent(plan);
+      const model = new Inventory(plan);
+      const seatIds = model.allSeats();
+      const holds: [string, string][] = []; // [store id, model id], committed ones only
+      const orders: [string, string][] = [];
+      const answered = new Map<string, { fingerprint: string; answer: string }>();
+      const keyedCommands: Command[] = [];
+      let modelIds = 0;
+      type Created = { list: [string, string][]; modelId: string } | null;
+
+      /** The batch's commands and the answers the model gives them, applied to the model. */
+      function prepare(batch: readonly BatchOp[], now: Date) {
+        const commands: Command[] = [];
+        const expected: { answer: string; replayed: boolean }[] = [];
+        const created: Created[] = [];
+        for (const op of batch) {
+          if (op.op === "retry") {
+            const again = keyedCommands[op.index % Math.max(1, keyedCommands.length)];
+            const idempotency = again && "idempotency" in again ? again.idempotency : null;
+            const first = idempotency ? answered.get(idempotency.key) : undefined;
+            if (!again || !idempotency || !first) continue;
+            commands.push(again);
+            expected.push({
+              answer: first.fingerprint === idempotency.fingerprint ? first.answer : "idempotency_key_reused",
+              replayed: first.fingerprint === idempotency.fingerprint,
+            });
+            created.push(null);
+            continue;
+          }
+          const fingerprint = JSON.stringify(op);
+          const key = op.key === null ? null : `k${op.key}`;
+          const idempotency = key === null ? null : { key, fingerprint };
+          let command: Command;
+          let run: () => {
+            ok: boolean;
+            code?: string;
+            made?: [string, string][];
+            modelId?: string;
+          };
+          if (!("target" in op)) {
+            const selection: Selection =
+              kind === "general"
+                ? { quantity: op.n, seats: null }
+                : (() => {
+                    const seats = [...new Set(op.seats.map((i) => seatIds[i] as string))];
+                    return { quantity: seats.length, seats };
+                  })();
+            const customerId = `c${op.customer}`;
+            command =
+              op.op === "purchase"
+                ? { type: "purchase", customerId, selection, idempotency }
+                : { type: "hold", customerId, selection, ttlSeconds: 600, idempotency };
+            run = () => {
+              const modelId = `m${modelIds++}`;
+              const r =
+                op.op === "purchase"
+                  ? model.purchase(modelId, customerId, selection, now)
+                  : model.hold(modelId, customerId, selection, 600, now);
+              return r.ok
+                ? { ok: true, made: op.op === "purchase" ? orders : holds, modelId }
+                : { ok: false, code: r.refusal.code };
+            };
+          } else {
+            const list = op.op === "cancel" ? orders : holds;
+            const pair = list[op.target % Math.max(1, list.length)];
+            if (!pair) continue;
+            const [storeId, modelId] = pair;
+            if (op.op === "confirm") {
+              command = { type: "confirm-hold", holdId: storeId, idempotency };
+              run = () => {
+                const orderModelId = `m${modelIds++}`;
+                const r = model.confirmHold(modelId, orderModelId, now);
+                return r.ok
+                  ? { ok: true, made: orders, modelId: orderModelId }
+                  : { ok: false, code: r.refusal.code };
+              };
+            } else if (op.op === "release") {
+              command = { type: "release-hold", holdId: storeId };
+              run = () => ({ ok: model.releaseHold(modelId).ok });
+            } else {
+              command = { type: "cancel-order", orderId: storeId };
+              run = () => ({ ok: model.cancelOrder(modelId, now).ok });
+            }
+          }
+          commands.push(command);
+          if ("idempotency" in command && command.idempotency !== null) keyedCommands.push(command);
+          const keyed = "idempotency" in command && command.idempotency !== null ? key : null;
+          const first = keyed === null ? undefined : answered.get(keyed);
+          if (first) {
+            const same = first.fingerprint === fingerprint;
+            expected.push({ answer: same ? first.answer : "idempotency_key_reused", replayed: same });
+            created.push(null);
+            continue;
+          }
+          const r = run();
+          const answer = r.ok ? "ok" : (r.code as string);
+          if (keyed !== null) answered.set(keyed, { fingerprint, answer });
+          expected.push({ answer, replayed: false });
+          created.push(r.made && r.modelId ? { list: r.made, modelId: r.modelId } : null);
+        }
+        return { commands, expected, created };
+      }
+
+      /** Compares the store's answers with the model's and remembers what the store made. */
+      async function check(
+        outcomes: readonly Outcome[],
+        prepared: { expected: { answer: string; replayed: boolean }[]; created: Created[] },
+        label: string,
+      ) {
+        assert.deepEqual(
+          outcomes.map((o) => ({ answer: o.ok ? "ok" : o.refusal.code, replayed: o.replayed })),
+          prepared.expected,
+          label,
+        );
+        outcomes.forEach((outcome, i) => {
+          const made = prepared.created[i];
+          if (outcome.ok && made) made.list.push([(outcome.value as Order | Hold).id, made.modelId]);
+        });
+        const event = await store.getEvent(plan.id);
+        assert.deepEqual(
+          { sold: event?.sold, held: event?.held },
+          { sold: model.sold, held: model.held },
+          label,
+        );
+      }
+
+      async function checkSeats() {
+        if (kind !== "seated") return;
+        const map = await store.getSeatMap(plan.id);
+        const taken = map?.sections
+          .flatMap((s) => s.rows.flatMap((r) => r.seats))
+          .filter((s) => s.status !== "available");
+        assert.deepEqual(
+          taken?.map((s) => s.id).sort(),
+          seatIds.filter((id) => model.seatOwner(id) !== undefined).sort(),
+        );
+      }
+
+      return { plan, prepare, check, checkSeats };
+    }
+
     describe("batches against the reference model (property)", () => {
       for (const kind of ["general", "seated"] as const) {
         it(`answers like the model for random ${kind} batches`, async () => {
@@ -1082,148 +1238,14 @@ export function describeStoreContract(
                 maxLength: 6,
               }),
               async (batches) => {
-                const request: NewEventRequest =
-                  kind === "general"
-                    ? { name: "batch", capacity: 10, maxPerOrder: 4, maxPerCustomer: 5 }
-                    : {
-                        name: "batch",
-                        seating: { sections: [{ name: "A", rows: 2, seatsPerRow: 5 }] },
-                        maxPerOrder: 4,
-                        maxPerCustomer: 5,
-                      };
-                const plan = planEvent(request, newEventId(), BATCH_T0);
-                await store.createEvent(plan);
-                const model = new Inventory(plan);
-                const seatIds = model.allSeats();
-                const holds: [string, string][] = []; // [store id, model id], committed ones only
-                const orders: [string, string][] = [];
-                const answered = new Map<string, { fingerprint: string; answer: string }>();
-                const keyedCommands: Command[] = [];
-                let modelIds = 0;
-
+                const event = await modelledEvent(kind);
                 for (const [b, batch] of batches.entries()) {
                   const now = new Date(BATCH_T0.getTime() + b * 1000);
-                  const commands: Command[] = [];
-                  const expected: { answer: string; replayed: boolean }[] = [];
-                  const created: ({ list: [string, string][]; modelId: string } | null)[] = [];
-                  for (const op of batch) {
-                    if (op.op === "retry") {
-                      const again = keyedCommands[op.index % Math.max(1, keyedCommands.length)];
-                      const idempotency = again && "idempotency" in again ? again.idempotency : null;
-                      const first = idempotency ? answered.get(idempotency.key) : undefined;
-                      if (!again || !idempotency || !first) continue;
-                      commands.push(again);
-                      expected.push({
-                        answer:
-                          first.fingerprint === idempotency.fingerprint
-                            ? first.answer
-                            : "idempotency_key_reused",
-                        replayed: first.fingerprint === idempotency.fingerprint,
-                      });
-                      created.push(null);
-                      continue;
-                    }
-                    const fingerprint = JSON.stringify(op);
-                    const key = op.key === null ? null : `k${op.key}`;
-                    const idempotency = key === null ? null : { key, fingerprint };
-                    let command: Command;
-                    let run: () => {
-                      ok: boolean;
-                      code?: string;
-                      made?: [string, string][];
-                      modelId?: string;
-                    };
-                    if (!("target" in op)) {
-                      const selection: Selection =
-                        kind === "general"
-                          ? { quantity: op.n, seats: null }
-                          : (() => {
-                              const seats = [...new Set(op.seats.map((i) => seatIds[i] as string))];
-                              return { quantity: seats.length, seats };
-                            })();
-                      const customerId = `c${op.customer}`;
-                      command =
-                        op.op === "purchase"
-                          ? { type: "purchase", customerId, selection, idempotency }
-                          : { type: "hold", customerId, selection, ttlSeconds: 600, idempotency };
-                      run = () => {
-                        const modelId = `m${modelIds++}`;
-                        const r =
-                          op.op === "purchase"
-                            ? model.purchase(modelId, customerId, selection, now)
-                            : model.hold(modelId, customerId, selection, 600, now);
-                        return r.ok
-                          ? { ok: true, made: op.op === "purchase" ? orders : holds, modelId }
-                          : { ok: false, code: r.refusal.code };
-                      };
-                    } else {
-                      const list = op.op === "cancel" ? orders : holds;
-                      const pair = list[op.target % Math.max(1, list.length)];
-                      if (!pair) continue;
-                      const [storeId, modelId] = pair;
-                      if (op.op === "confirm") {
-                        command = { type: "confirm-hold", holdId: storeId, idempotency };
-                        run = () => {
-                          const orderModelId = `m${modelIds++}`;
-                          const r = model.confirmHold(modelId, orderModelId, now);
-                          return r.ok
-                            ? { ok: true, made: orders, modelId: orderModelId }
-                            : { ok: false, code: r.refusal.code };
-                        };
-                      } else if (op.op === "release") {
-                        command = { type: "release-hold", holdId: storeId };
-                        run = () => ({ ok: model.releaseHold(modelId).ok });
-                      } else {
-                        command = { type: "cancel-order", orderId: storeId };
-                        run = () => ({ ok: model.cancelOrder(modelId, now).ok });
-                      }
-                    }
-                    commands.push(command);
-                    if ("idempotency" in command && command.idempotency !== null) keyedCommands.push(command);
-                    const keyed = "idempotency" in command && command.idempotency !== null ? key : null;
-                    const first = keyed === null ? undefined : answered.get(keyed);
-                    if (first) {
-                      const same = first.fingerprint === fingerprint;
-                      expected.push({
-                        answer: same ? first.answer : "idempotency_key_reused",
-                        replayed: same,
-                      });
-                      created.push(null);
-                      continue;
-                    }
-                    const r = run();
-                    const answer = r.ok ? "ok" : (r.code as string);
-                    if (keyed !== null) answered.set(keyed, { fingerprint, answer });
-                    expected.push({ answer, replayed: false });
-                    created.push(r.made && r.modelId ? { list: r.made, modelId: r.modelId } : null);
-                  }
-                  const outcomes = await store.execute(plan.id, commands, null, now);
-                  assert.deepEqual(
-                    outcomes.map((o) => ({ answer: o.ok ? "ok" : o.refusal.code, replayed: o.replayed })),
-                    expected,
-                    `batch ${b}: ${JSON.stringify(batch)}`,
-                  );
-                  outcomes.forEach((outcome, i) => {
-                    const made = created[i];
-                    if (outcome.ok && made)
-                      made.list.push([(outcome.value as Order | Hold).id, made.modelId]);
-                  });
-                  const event = await store.getEvent(plan.id);
-                  assert.deepEqual(
-                    { sold: event?.sold, held: event?.held },
-                    { sold: model.sold, held: model.held },
-                  );
+                  const prepared = event.prepare(batch, now);
+                  const outcomes = await store.execute(event.plan.id, prepared.commands, null, now);
+                  await event.check(outcomes, prepared, `batch ${b}: ${JSON.stringify(batch)}`);
                 }
-                if (kind === "seated") {
-                  const map = await store.getSeatMap(plan.id);
-                  const taken = map?.sections
-                    .flatMap((s) => s.rows.flatMap((r) => r.seats))
-                    .filter((s) => s.status !== "available");
-                  assert.deepEqual(
-                    taken?.map((s) => s.id).sort(),
-                    seatIds.filter((id) => model.seatOwner(id) !== undefined).sort(),
-                  );
-                }
+                await event.checkSeats();
               },
             ),
             { numRuns: 30 },
@@ -1231,6 +1253,160 @@ export function describeStoreContract(
         });
       }
     });
+
+    describe("several events in one call (executeMany)", () => {
+      const many = (batches: EventBatch[], now = T0) => {
+        const executeMany = store.executeMany;
+        assert.ok(executeMany, "the store has executeMany");
+        return executeMany.call(store, batches, now);
+      };
+      /** An answer without what differs between two runs of the same command (ids, instants). */
+      const shape = (outcome: Outcome) =>
+        outcome.ok
+          ? {
+              ok: true,
+              replayed: outcome.replayed,
+              quantity: (outcome.value as Order | null)?.quantity,
+              status: outcome.value?.status,
+              total: outcome.value?.total,
+            }
+          : { ok: false, replayed: outcome.replayed, code: outcome.refusal.code };
+      /** A batch with a sale, a refusal, a hold, its confirm, a replay and a reused key. */
+      const mixed = (customer: string, length = 6): Command[] =>
+        [
+          purchase(customer, general(2), `${customer}-a`, "fp-a"),
+          purchase(customer, general(9)),
+          hold(customer, general(1)),
+          purchase(customer, general(2), `${customer}-a`, "fp-a"),
+          purchase(customer, general(1), `${customer}-a`, "fp-other"),
+          purchase(`${customer}-2`, general(3)),
+        ].slice(0, length);
+
+      it("answers each part exactly as execute() alone would, an unknown event included", async (t) => {
+        if (!store.executeMany) return t.skip("no executeMany");
+        const alone = [await createEvent({ maxPerOrder: 4 }), await createEvent({ maxPerOrder: 4 })];
+        const together = [await createEvent({ maxPerOrder: 4 }), await createEvent({ maxPerOrder: 4 })];
+        const expected = await Promise.all(
+          alone.map(async (plan, i) =>
+            (await store.execute(plan.id, mixed(`c${i}`, 6 - i * 2), null, T0)).map(shape),
+          ),
+        );
+        const missing = newEventId(T0.getTime());
+        const results = await many([
+          { eventId: together[0]!.id, commands: mixed("c0"), guard: null },
+          { eventId: missing, commands: [purchase("c", general(1))], guard: null },
+          { eventId: together[1]!.id, commands: mixed("c1", 4), guard: null },
+        ]);
+        assert.equal(results.length, 3);
+        const [first, unknown, second] = results;
+        assert.ok(first?.ok && unknown?.ok && second?.ok, JSON.stringify(results));
+        assert.deepEqual(first.outcomes.map(shape), expected[0]);
+        assert.deepEqual(second.outcomes.map(shape), expected[1]);
+        assert.deepEqual(unknown.outcomes.map(refusal), ["event_not_found"]);
+        for (const [i, plan] of together.entries()) {
+          assert.deepEqual(await counters(plan.id), await counters(alone[i]!.id));
+          // What was stored is what execute() stores: the replay and the hold are found again.
+          const again = await one(plan.id, purchase(`c${i}`, general(2), `c${i}-a`, "fp-a"), at(1));
+          assert.equal(again.replayed, true);
+        }
+      });
+
+      it("fails a fenced-out part and a part whose lease was lost alone; the others commit", async (t) => {
+        if (!store.executeMany) return t.skip("no executeMany");
+        const [fenced, lost, fine] = [await createEvent(), await createEvent(), await createEvent()];
+        const guardOf = (plan: EventPlan, fence: number, signal = new AbortController().signal) => ({
+          lockKey: `event:${plan.id}`,
+          fence,
+          signal,
+        });
+        value(await one(fenced.id, purchase("c", general(1)), T0, guardOf(fenced, 9)));
+        const aborted = new AbortController();
+        aborted.abort();
+        const results = await many([
+          { eventId: fenced.id, commands: [purchase("d", general(2))], guard: guardOf(fenced, 8) },
+          {
+            eventId: lost.id,
+            commands: [purchase("d", general(2))],
+            guard: guardOf(lost, 5, aborted.signal),
+          },
+          { eventId: fine.id, commands: [purchase("d", general(2))], guard: guardOf(fine, 5) },
+        ]);
+        const [a, b, c] = results;
+        assert.ok(a && !a.ok && b && !b.ok && c?.ok, JSON.stringify(results));
+        assert.equal((a.error as { code?: string }).code, "STALE_FENCE");
+        assert.equal((b.error as { code?: string }).code, "LOCK_LOST");
+        value(c.outcomes[0] as Outcome);
+        assert.deepEqual(await counters(fenced.id), { sold: 1, held: 0, available: 9 });
+        assert.deepEqual(await counters(lost.id), { sold: 0, held: 0, available: 10 });
+        assert.deepEqual(await counters(fine.id), { sold: 2, held: 0, available: 8 });
+        // The refused part stored nothing, not even its fence: the same fence is still good.
+        value(await one(lost.id, purchase("d", general(1)), T0, guardOf(lost, 5)));
+      });
+
+      it("expires holds made through it, once their time is up", async (t) => {
+        if (!store.executeMany) return t.skip("no executeMany");
+        const plans = [await createEvent(), await createEvent(), await createEvent()];
+        const results = await many(
+          plans.map((plan) => ({ eventId: plan.id, commands: [hold("h", general(2), 30)], guard: null })),
+        );
+        for (const result of results) assert.ok(result.ok && result.outcomes[0]?.ok, JSON.stringify(result));
+        assert.ok((await store.expireHolds(at(60), 100)) >= 3);
+        for (const plan of plans)
+          assert.deepEqual(await counters(plan.id), { sold: 0, held: 0, available: 10 });
+      });
+
+      for (const kind of ["general", "seated"] as const) {
+        it(`answers like the model for random cross-event ${kind} batches`, async (t) => {
+          if (!store.executeMany) return t.skip("no executeMany");
+          await fc.assert(
+            fc.asyncProperty(
+              fc.array(
+                fc.array(fc.array(batchOpArbitrary, { minLength: 0, maxLength: 6 }), {
+                  minLength: 3,
+                  maxLength: 3,
+                }),
+                { minLength: 1, maxLength: 5 },
+              ),
+              async (rounds) => {
+                const events = [
+                  await modelledEvent(kind),
+                  await modelledEvent(kind),
+                  await modelledEvent(kind),
+                ];
+                for (const [r, round] of rounds.entries()) {
+                  const now = new Date(BATCH_T0.getTime() + r * 1000);
+                  const parts = round
+                    .map((batch, i) => ({ event: events[i]!, prepared: events[i]!.prepare(batch, now) }))
+                    .filter((part) => part.prepared.commands.length > 0);
+                  if (parts.length === 0) continue;
+                  const results = await many(
+                    parts.map(({ event, prepared }) => ({
+                      eventId: event.plan.id,
+                      commands: prepared.commands,
+                      guard: null,
+                    })),
+                    now,
+                  );
+                  assert.equal(results.length, parts.length);
+                  for (const [i, { event, prepared }] of parts.entries()) {
+                    const result = results[i];
+                    assert.ok(result?.ok, JSON.stringify(result));
+                    await event.check(
+                      result.outcomes,
+                      prepared,
+                      `round ${r}, event ${i}: ${JSON.stringify(round)}`,
+                    );
+                  }
+                }
+                for (const event of events) await event.checkSeats();
+              },
+            ),
+            { numRuns: 20 },
+          );
+        });
+      }
+    });
+
     describePoisonContract(() => store);
   });
 }

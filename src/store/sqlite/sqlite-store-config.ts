@@ -20,4 +20,10 @@ export interface SqliteStoreConfig {
    * the migrations); a new event's file is still created with the current schema.
    */
   migrations?: "apply" | "check";
+  /**
+   * Per-event layout: threads that commit the parts of a multi-event commit (Store.executeMany) to their
+   * event files in parallel, each owning a shard of the files. 0: one after another in the calling
+   * thread. Default 4.
+   */
+  commitThreads?: number;
 }

@@ -21,12 +21,19 @@ import type { EventAction } from "../../domain/sale-window.js";
 import { eventIdOfHold, eventIdOfOrder, isEventId } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, Hold, Order, Outcome } from "../../domain/sale.js";
-import type { AdminOutcome, EventPage, OrderFilter, OrderPage, Store } from "../store.js";
+import type {
+  AdminOutcome,
+  EventBatch,
+  EventBatchResult,
+  EventPage,
+  OrderFilter,
+  OrderPage,
+  Store,
+} from "../store.js";
 import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { SqliteWaitingRoom } from "./sqlite-waiting-room.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { StoreUnavailableError } from "../store-errors.js";
-import type { Statement } from "better-sqlite3";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { openWal } from "../../sqlite/open-wal.js";
 import { mapSqliteError, openExisting, openSqlite } from "./sqlite-database.js";
@@ -34,12 +41,11 @@ import type { SaleSnapshot } from "./sqlite-sales.js";
 import { SqliteSales } from "./sqlite-sales.js";
 import type { SqliteStoreConfig } from "./sqlite-store-config.js";
 import { SqliteWebhooks } from "./sqlite-webhooks.js";
+import type { WirePart } from "./sqlite-commit-threads.js";
+import { fromWire, SqliteCommitThreads } from "./sqlite-commit-threads.js";
+import type { HintStatements } from "./sqlite-hints.js";
+import { earliestHoldExpiry, HINT_BUSY_TIMEOUT_MS, prepareHints } from "./sqlite-hints.js";
 
-/**
- * How long a hint write waits for the catalog's write lock. The seller waits while it holds its event
- * file's write lock, so this is short: a hint that cannot be written is written at the next sweep.
- */
-const HINT_BUSY_TIMEOUT_MS = 100;
 /**
  * A sweeper claims a due hint by moving it this far ahead; if the sweeper dies or fails on that event
  * file, it is due again then (and another due event is not kept waiting behind a broken one).
@@ -50,38 +56,16 @@ const SWEEP_CLAIM_MS = 30_000;
  * (open, one indexed read, close), so a sweep stays within a few milliseconds of blocked event loop.
  */
 const RESCAN_EVENTS_PER_SWEEP = 8;
-
-interface HintStatements {
-  get: Statement<[string], { earliest_ms: number }>;
-  lower: Statement<[{ eventId: string; earliestMs: number }]>;
-  set: Statement<[{ eventId: string; earliestMs: number }]>;
-  drop: Statement<[string]>;
-  due: Statement<[number, number], { event_id: string; earliest_ms: number }>;
-  claim: Statement<[{ eventId: string; seenMs: number; retryMs: number }]>;
-  outbox: {
-    get: Statement<[string], { due_ms: number }>;
-    lower: Statement<[{ eventId: string; dueMs: number }]>;
-    set: Statement<[{ eventId: string; dueMs: number }]>;
-    drop: Statement<[string]>;
-    due: Statement<[number, number], { event_id: string; due_ms: number }>;
-    claim: Statement<[{ eventId: string; seenMs: number; retryMs: number }]>;
-  };
-}
+/**
+ * Per-event layout: threads committing the events' parts of a multi-event commit in parallel, so that
+ * several fsyncs are in flight at once. Not tuned yet: on the busy 2-core machine of the first
+ * measurement (docs/benchmarks/many-events.md) CPU, not the disk, was the limit, and 4 threads and none
+ * sold alike.
+ */
+const DEFAULT_COMMIT_THREADS = 4;
 
 /** Event files one dispatch visits at most (per-event layout). */
 const DISPATCH_EVENTS_PER_CALL = 16;
-
-/** The earliest expiry a hold in this batch can get, or null when the batch creates no hold. */
-function earliestHoldExpiry(commands: readonly Command[], now: Date): number | null {
-  let earliest: number | null = null;
-  for (const command of commands) {
-    if (command.type !== "hold") continue;
-    // The same arithmetic as the hold's own expiry (SqliteSales), so the hint is never later.
-    const expiresAtMs = now.getTime() + command.ttlSeconds * 1000;
-    if (earliest === null || expiresAtMs < earliest) earliest = expiresAtMs;
-  }
-  return earliest;
-}
 
 interface EventRow {
   id: string;
@@ -139,43 +123,6 @@ function legacyTier(kind: EventPlan["kind"]): PriceTier {
   };
 }
 
-function prepareHints(db: SqliteDatabase): HintStatements {
-  return {
-    get: db.prepare("SELECT earliest_ms FROM hold_deadlines WHERE event_id = ?"),
-    lower: db.prepare(
-      `INSERT INTO hold_deadlines (event_id, earliest_ms) VALUES (@eventId, @earliestMs)
-       ON CONFLICT (event_id) DO UPDATE SET earliest_ms = min(earliest_ms, excluded.earliest_ms)`,
-    ),
-    set: db.prepare(
-      `INSERT INTO hold_deadlines (event_id, earliest_ms) VALUES (@eventId, @earliestMs)
-       ON CONFLICT (event_id) DO UPDATE SET earliest_ms = excluded.earliest_ms`,
-    ),
-    drop: db.prepare("DELETE FROM hold_deadlines WHERE event_id = ?"),
-    due: db.prepare(
-      "SELECT event_id, earliest_ms FROM hold_deadlines WHERE earliest_ms <= ? ORDER BY earliest_ms LIMIT ?",
-    ),
-    claim: db.prepare(
-      "UPDATE hold_deadlines SET earliest_ms = @retryMs WHERE event_id = @eventId AND earliest_ms = @seenMs",
-    ),
-    outbox: {
-      get: db.prepare("SELECT due_ms FROM outbox_hints WHERE event_id = ?"),
-      lower: db.prepare(
-        `INSERT INTO outbox_hints (event_id, due_ms) VALUES (@eventId, @dueMs)
-         ON CONFLICT (event_id) DO UPDATE SET due_ms = min(due_ms, excluded.due_ms)`,
-      ),
-      set: db.prepare(
-        `INSERT INTO outbox_hints (event_id, due_ms) VALUES (@eventId, @dueMs)
-         ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms`,
-      ),
-      drop: db.prepare("DELETE FROM outbox_hints WHERE event_id = ?"),
-      due: db.prepare("SELECT event_id, due_ms FROM outbox_hints WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"),
-      claim: db.prepare(
-        "UPDATE outbox_hints SET due_ms = @retryMs WHERE event_id = @eventId AND due_ms = @seenMs",
-      ),
-    },
-  };
-}
-
 function toEvent(plan: EventPlan, snapshot: SaleSnapshot): Event {
   return eventOf(plan, snapshot.settings, snapshot.counters, snapshot.state);
 }
@@ -205,6 +152,8 @@ export class SqliteStore implements Store {
   #bookkeepingFailedAtMs = Number.NEGATIVE_INFINITY;
   /** Per-event layout: webhooks.db (endpoints and deliveries); the single layout keeps them in #shared. */
   #webhooksDb: SqliteDatabase | null = null;
+  /** Per-event layout: the threads that commit executeMany's parts in parallel (null: in this thread). */
+  #threads: SqliteCommitThreads | null = null;
   #closed = false;
   /** The waiting rooms, in the catalog. */
   readonly waitingRoom: WaitingRoomStore = new SqliteWaitingRoom(() => this.#catalogDb());
@@ -263,12 +212,26 @@ export class SqliteStore implements Store {
         ["webhooks"],
         this.#config.durability,
       );
+      const commitThreads = this.#config.commitThreads ?? DEFAULT_COMMIT_THREADS;
+      if (commitThreads > 0) {
+        this.#threads = new SqliteCommitThreads(
+          {
+            dir: this.#config.dir,
+            durability: this.#config.durability,
+            migrations: this.#config.migrations ?? "apply",
+            maxOpenEvents: this.#config.maxOpenEvents,
+          },
+          commitThreads,
+        );
+      }
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#threads?.close();
+    this.#threads = null;
     for (const partition of this.#open.values()) partition.db.close();
     this.#open.clear();
     this.#hintsDb?.close();
@@ -431,26 +394,141 @@ export class SqliteStore implements Store {
     guard: WriteGuard | null,
     now: Date,
   ): Promise<Outcome[]> {
+    return this.#mapDriverErrors(() => this.#executeOne({ eventId, commands, guard }, now), "sell");
+  }
+
+  /**
+   * Single layout: every part in ONE IMMEDIATE transaction with one commit, each part in a savepoint of
+   * its own (better-sqlite3 nests a transaction as a savepoint), so a part that throws (fenced out, lease
+   * lost) is rolled back alone and reported while the others commit. A failure that ends the transaction
+   * itself (an I/O error, the commit) rejects the whole call: nothing of it was committed.
+   *
+   * Per-event layout: one transaction cannot span files, so each part commits in its own file: in the
+   * commit threads (sqlite-commit-threads.ts), the shards' commits at the same time, or with
+   * `commitThreads: 0` one after another in this thread (the caller still took the locks in one round). A
+   * call with one event commits in this thread either way.
+   */
+  async executeMany(batches: readonly EventBatch[], now: Date): Promise<EventBatchResult[]> {
+    // One event alone commits here, as execute() does: a thread would only add its round trip to the
+    // time the event's lock is held.
+    if (this.#threads !== null && batches.length > 1)
+      return this.#executeInThreads(this.#threads, batches, now);
     return this.#mapDriverErrors(() => {
-      const plan = this.#plan(eventId);
-      if (!plan) {
-        return commands.map((): Outcome => ({
-          ok: false,
-          refusal: refusals.eventNotFound(eventId),
-          replayed: false,
-        }));
-      }
-      const partition = this.#partition(eventId);
-      const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
-      if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
-      // The hint is written under the event file's write lock and before its commit, so nothing is left
-      // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
-      // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
-      // another one would nest the batch in a savepoint, about 30 % slower here.)
-      return partition.sales.execute(plan, commands, guard, now, () =>
-        this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
-      );
+      const shared = this.#shared;
+      if (shared === null) return batches.map((batch) => this.#executePart(batch, now, null));
+      return shared.db
+        .transaction(() => batches.map((batch) => this.#executePart(batch, now, shared.db)))
+        .immediate();
     }, "sell");
+  }
+
+  /**
+   * executeMany in the commit threads: what the main thread knows (the plan, whether the event exists) is
+   * decided here; each part is applied in its shard's thread exactly as #executeOne would apply it.
+   */
+  async #executeInThreads(
+    threads: SqliteCommitThreads,
+    batches: readonly EventBatch[],
+    now: Date,
+  ): Promise<EventBatchResult[]> {
+    const results: EventBatchResult[] = new Array(batches.length);
+    const parts: WirePart[] = [];
+    const sentIndexes: number[] = [];
+    const stopListening: (() => void)[] = [];
+    try {
+      batches.forEach(({ eventId, commands, guard }, i) => {
+        let plan: EventPlan | null;
+        try {
+          plan = this.#plan(eventId);
+        } catch (error) {
+          results[i] = { ok: false, error: mapSqliteError(error, "sell") };
+          return;
+        }
+        if (!plan) {
+          results[i] = {
+            ok: true,
+            outcomes: commands.map(() => ({
+              ok: false,
+              refusal: refusals.eventNotFound(eventId),
+              replayed: false,
+            })),
+          };
+          return;
+        }
+        let aborted: SharedArrayBuffer | null = null;
+        if (guard) {
+          aborted = new SharedArrayBuffer(4);
+          const flag = new Int32Array(aborted);
+          const raise = () => Atomics.store(flag, 0, 1);
+          if (guard.signal.aborted) raise();
+          else {
+            guard.signal.addEventListener("abort", raise, { once: true });
+            stopListening.push(() => guard.signal.removeEventListener("abort", raise));
+          }
+        }
+        parts.push({
+          eventId,
+          plan,
+          commands,
+          guard: guard && { lockKey: guard.lockKey, fence: guard.fence },
+          aborted,
+          hintMs: earliestHoldExpiry(commands, now),
+        });
+        sentIndexes.push(i);
+      });
+      if (parts.length === 0) return results;
+      const { results: committed, bookkeeping } = await threads.commit(parts, now.getTime());
+      committed.forEach((result, j) => {
+        results[sentIndexes[j] as number] = result;
+      });
+      for (const item of bookkeeping) {
+        if (item.error !== null) this.#bookkeepingFailed(fromWire(item.error), item.what);
+        if (item.kind === "outbox") this.#unhintedOutbox.add(item.eventId);
+        else
+          this.#unhinted.set(
+            item.eventId,
+            Math.min(item.earliestMs, this.#unhinted.get(item.eventId) ?? Infinity),
+          );
+      }
+      return results;
+    } finally {
+      for (const stop of stopListening) stop();
+    }
+  }
+
+  /**
+   * One part of executeMany: its outcomes, or the error that rolled it back alone. Inside the shared
+   * transaction (`db`), an error that ended that transaction is thrown: the whole call fails.
+   */
+  #executePart(batch: EventBatch, now: Date, db: SqliteDatabase | null): EventBatchResult {
+    try {
+      return { ok: true, outcomes: this.#executeOne(batch, now) };
+    } catch (error) {
+      if (db !== null && !db.inTransaction) throw error;
+      return { ok: false, error: mapSqliteError(error, "sell") };
+    }
+  }
+
+  /** execute() without the async wrapper: one event's batch in one transaction (a savepoint if nested). */
+  #executeOne({ eventId, commands, guard }: EventBatch, now: Date): Outcome[] {
+    const plan = this.#plan(eventId);
+    if (!plan) {
+      return commands.map((): Outcome => ({
+        ok: false,
+        refusal: refusals.eventNotFound(eventId),
+        replayed: false,
+      }));
+    }
+    const partition = this.#partition(eventId);
+    const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
+    if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
+    // The hint is written under the event file's write lock and before its commit, so nothing is left
+    // to do once the sale is durable: a failing catalog can no longer turn a committed batch into an
+    // error, nor a crash leave a hold unhinted. (Inside the batch's own transaction: wrapping it in
+    // another one would nest the batch in a savepoint, about 30 % slower here.)
+    return partition.sales.execute(plan, commands, guard, now, () =>
+      this.#lowerHint(eventId, hintMs, `write the hold-deadline hint of ${eventId}`),
+    );
   }
 
   async expireHolds(now: Date, limit: number): Promise<number> {

@@ -1,0 +1,237 @@
+/**
+ * The sell path with a store that commits several events at once (Store.executeMany): what arrives for
+ * different events in one tick goes to the store in one call, each event under its own lock taken in
+ * sorted key order, and a refused lock or a failed part fails only its own buyers. A recording store and
+ * lock stand in here; the real stores' rules are tested by the store contract and the e2e suites.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { Command, Outcome } from "../../../src/domain/sale.js";
+import { LockBusyError } from "../../../src/domain/lock-errors.js";
+import type { LockOptions, LockProvider } from "../../../src/lock/lock-provider.js";
+import { SellPath } from "../../../src/sales/sell-path.js";
+import type { EventBatch, EventBatchResult, Store } from "../../../src/store/store.js";
+import type { WriteGuard } from "../../../src/domain/write-guard.js";
+import { FencedOutError } from "../../../src/store/store-errors.js";
+
+const E1 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR1";
+const E2 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR2";
+const E3 = "evt_01JDZ4K8Q0ABCDEFGHJKMNPQR3";
+
+/** Records each executeMany call; a customer "no" is refused, an event in `failing` fails its part. */
+function recordingStore(failing: ReadonlySet<string> = new Set()) {
+  const calls: { eventId: string; customers: string[]; lockKey: string | undefined }[][] = [];
+  let gate: Promise<void> = Promise.resolve();
+  let openGate = () => {};
+  const store = {
+    async getEvent(eventId: string) {
+      return { id: eventId };
+    },
+    async execute(): Promise<Outcome[]> {
+      throw new Error("execute() must not be called when executeMany is there");
+    },
+    async executeMany(batches: readonly EventBatch[]): Promise<EventBatchResult[]> {
+      calls.push(
+        batches.map((batch) => ({
+          eventId: batch.eventId,
+          customers: batch.commands.map((c) => (c.type === "purchase" ? c.customerId : c.type)),
+          lockKey: batch.guard?.lockKey,
+        })),
+      );
+      await gate;
+      return batches.map((batch): EventBatchResult => {
+        if (failing.has(batch.eventId)) return { ok: false, error: new FencedOutError("k", 1, 2) };
+        return {
+          ok: true,
+          outcomes: batch.commands.map((c) =>
+            c.type === "purchase" && c.customerId === "no"
+              ? { ok: false, refusal: { code: "sold_out", detail: "none left" }, replayed: false }
+              : { ok: true, value: null, replayed: false },
+          ),
+        };
+      });
+    },
+  } as unknown as Store;
+  return {
+    store,
+    calls,
+    shut: () => (gate = new Promise((resolve) => (openGate = resolve))),
+    open: () => openGate(),
+  };
+}
+
+/** Records the keys in the order they were asked for and which were held together; refuses `refuse`. */
+class RecordingLock implements LockProvider {
+  readonly kind = "recording";
+  readonly asked: string[] = [];
+  readonly refuse = new Set<string>();
+  held = new Set<string>();
+  /** The keys held at once, at each grant. */
+  readonly together: string[][] = [];
+  async init(): Promise<void> {}
+  async close(): Promise<void> {}
+  async ping(): Promise<void> {}
+  async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
+    this.asked.push(key);
+    await Promise.resolve();
+    if (this.refuse.has(key)) throw new LockBusyError(key, options.waitMs);
+    assert.ok(!this.held.has(key), `${key} is not held twice`);
+    this.held.add(key);
+    this.together.push([...this.held]);
+    try {
+      return await work({ lockKey: key, fence: 1, signal: new AbortController().signal });
+    } finally {
+      this.held.delete(key);
+    }
+  }
+}
+
+const purchase = (customerId: string): Command => ({
+  type: "purchase",
+  customerId,
+  selection: { quantity: 1, seats: null },
+  idempotency: null,
+});
+
+function sellPath(
+  store: Store,
+  lock: LockProvider,
+  limits: { maxBatch?: number; scope?: "event" | "global"; maxEventsPerTick?: number } = {},
+) {
+  return new SellPath({
+    store,
+    lock,
+    lockScope: limits.scope ?? "event",
+    lockLeaseMs: 1000,
+    lockWaitMs: 100,
+    maxBatch: limits.maxBatch ?? 256,
+    maxEventsPerTick: limits.maxEventsPerTick,
+    maxQueuePerEvent: 1000,
+    maxQueueTotal: 1000,
+  });
+}
+
+describe("sell path (several events per commit)", () => {
+  it("commits what arrives together for several events in one call, locks taken in sorted order", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new RecordingLock();
+    const path = sellPath(store, lock);
+    const outcomes = await Promise.all([
+      path.submit(E3, purchase("c1")),
+      path.submit(E1, purchase("a1")),
+      path.submit(E3, purchase("no")),
+      path.submit(E2, purchase("b1")),
+      path.submit(E1, purchase("a2")),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => o.ok),
+      [true, true, false, true, true],
+    );
+    assert.equal(calls.length, 1, "one store call");
+    assert.deepEqual(
+      calls[0]?.map((part) => [part.eventId, part.customers, part.lockKey]),
+      [
+        [E3, ["c1", "no"], `event:${E3}`],
+        [E1, ["a1", "a2"], `event:${E1}`],
+        [E2, ["b1"], `event:${E2}`],
+      ],
+    );
+    assert.deepEqual(lock.asked, [`event:${E1}`, `event:${E2}`, `event:${E3}`]);
+    assert.deepEqual(lock.together.at(-1), [`event:${E1}`, `event:${E2}`, `event:${E3}`]);
+    await path.close();
+  });
+
+  it("fails only the buyers of an event whose lock is refused or whose part the store refuses", async () => {
+    const { store, calls } = recordingStore(new Set([E3]));
+    const lock = new RecordingLock();
+    lock.refuse.add(`event:${E1}`);
+    const path = sellPath(store, lock);
+    const results = await Promise.allSettled([
+      path.submit(E1, purchase("a")),
+      path.submit(E2, purchase("b")),
+      path.submit(E3, purchase("c")),
+    ]);
+    assert.equal(results[0]?.status, "rejected");
+    assert.ok(results[0]?.status === "rejected" && results[0].reason instanceof LockBusyError);
+    assert.ok(results[1]?.status === "fulfilled" && results[1].value.ok);
+    assert.ok(results[2]?.status === "rejected" && results[2].reason instanceof FencedOutError);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => part.eventId)),
+      [[E2, E3]],
+      "the refused event never reached the store",
+    );
+    await path.close();
+  });
+
+  it("while a tick is in the store, queues what arrives for the next tick, every event's work together", async () => {
+    const { store, calls, shut, open } = recordingStore();
+    const lock = new RecordingLock();
+    const path = sellPath(store, lock);
+    shut();
+    const first = path.submit(E1, purchase("a1"));
+    while (calls.length < 1) await new Promise((resolve) => setImmediate(resolve));
+    const later = [path.submit(E1, purchase("a2")), path.submit(E2, purchase("b1"))];
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(calls.length, 1, "nothing else went to the store while the first tick was there");
+    assert.equal(path.queued, 2);
+    open();
+    await Promise.all([first, ...later]);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => part.customers)),
+      [[["a1"]], [["a2"], ["b1"]]],
+    );
+    await path.close();
+  });
+
+  it("takes one lock for the whole tick in the global scope", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new RecordingLock();
+    const path = sellPath(store, lock, { scope: "global" });
+    await Promise.all([path.submit(E2, purchase("b")), path.submit(E1, purchase("a"))]);
+    assert.deepEqual(lock.asked, ["global"]);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => [part.eventId, part.lockKey])),
+      [
+        [
+          [E2, "global"],
+          [E1, "global"],
+        ],
+      ],
+    );
+    await path.close();
+  });
+
+  it("caps the events and commands of a tick; events past the cap go first in the next", async () => {
+    const { store, calls } = recordingStore();
+    const path = sellPath(store, new RecordingLock(), { maxEventsPerTick: 2, maxBatch: 2 });
+    await Promise.all([
+      ...["a1", "a2", "a3"].map((c) => path.submit(E1, purchase(c))),
+      path.submit(E2, purchase("b1")),
+      path.submit(E3, purchase("c1")),
+    ]);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => part.customers)),
+      [
+        [["a1", "a2"], ["b1"]],
+        [["c1"], ["a3"]],
+      ],
+    );
+    await path.close();
+  });
+
+  it("answers everything queued before close, then refuses", async () => {
+    const { store, shut, open } = recordingStore();
+    const path = sellPath(store, new RecordingLock(), { maxBatch: 1 });
+    await path.submit(E1, purchase("known")); // E1 is known from now on: its submits queue at once
+    shut();
+    const pending = ["a", "b", "c"].map((c) => path.submit(E1, purchase(c)));
+    const closing = path.close();
+    open();
+    await closing;
+    assert.deepEqual(
+      (await Promise.all(pending)).map((o) => o.ok),
+      [true, true, true],
+    );
+    await assert.rejects(path.submit(E2, purchase("late")), { code: "SHUTTING_DOWN" });
+  });
+});
