@@ -91,7 +91,7 @@ function commitBreaker(fixture: StoreFixture): CommitBreaker {
 describeExecuteManyContract(
   "postgres",
   contractFixture,
-  skip === undefined ? { commitBreaker } : { skip, commitBreaker },
+  skip === undefined ? { commitBreaker, fencesShared: true } : { skip, commitBreaker, fencesShared: true },
 );
 
 describeWebhookContract(

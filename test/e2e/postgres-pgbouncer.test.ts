@@ -61,7 +61,7 @@ describeStoreContract(
 describeExecuteManyContract(
   "postgres through PgBouncer (transaction mode)",
   bouncedFixture,
-  skip === undefined ? {} : { skip },
+  skip === undefined ? { fencesShared: true } : { skip, fencesShared: true },
 );
 
 describePostgresSlowPath(
