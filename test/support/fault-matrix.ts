@@ -8,7 +8,7 @@
  * The private servers matter: a restart fault restarts the run's own PostgreSQL and Redis, never the
  * shared ones other suites use at the same time.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,6 +47,9 @@ export const QUICK_MATRIX: readonly { stack: StackName; fault: FaultName }[] = [
   { stack: "postgres-redlock", fault: "postgres-restart" },
 ];
 
+/** A test entry whose store stops its own process inside the lock once armed (stall-in-lock-server.ts). */
+const STALL_ENTRY = fileURLToPath(new URL("./stall-in-lock-server.js", import.meta.url));
+
 /** A test entry that runs the CLI with a store that forgets idempotency keys (planted-bug-server.ts). */
 export const PLANTED_BUG_ENTRY = fileURLToPath(new URL("./planted-bug-server.js", import.meta.url));
 
@@ -70,7 +73,10 @@ const PAUSE_ATTEMPTS = 10;
 
 /** Whether a pause fault on this stack must end with the fence refusing the victim (pauseHoldingTheLock). */
 export function fenceExpected(stack: StackName): boolean {
-  return stack.startsWith("sqlite");
+  // The single file commits a tick in the thread that stalled, before any timer can run: the fence alone
+  // refuses it. A file per event may hand the parts to its commit threads, and a resumed PostgreSQL batch
+  // awaits the database: either may first hear of the lost lease (LOCK_LOST), which refuses it as well.
+  return stack === "sqlite-single";
 }
 
 /**
@@ -130,6 +136,8 @@ export interface RunResult {
 }
 
 interface Stack {
+  /** Created to make the victim stop itself inside the lock at its next batch (pause fault only). */
+  stallFile: string;
   balancer: SpawnedBalancer;
   instances: ServerProcess[];
   redis: RedisServer[];
@@ -176,14 +184,18 @@ async function startStack(options: RunOptions, log: (line: string) => void): Pro
     }
     log(`# ${options.stack}: starting ${options.instances ?? 2} instances`);
     // One at a time: the first migrates a new database alone.
+    const stallFile = join(dataDir, "stall-victim");
     for (let index = 0; index < (options.instances ?? 2); index++) {
+      // The pause fault's victim (the first) runs through the stall entry, unless a planted bug is tried.
+      const stalls = index === 0 && options.fault === "pause" && options.entry === undefined;
       instances.push(
         await ServerProcess.start({
           dataDir,
           instanceId: `i-${index + 1}`,
           layout: options.stack === "sqlite-single" ? "single" : "per-event",
           args,
-          entry: options.entry,
+          entry: stalls ? STALL_ENTRY : options.entry,
+          env: stalls ? { BOXOFFICE_TEST_STALL_FILE: stallFile } : {},
           startTimeoutMs: 90_000,
         }),
       );
@@ -193,7 +205,7 @@ async function startStack(options: RunOptions, log: (line: string) => void): Pro
       {},
       60_000,
     );
-    return { balancer, instances, redis, postgres, stop };
+    return { stallFile, balancer, instances, redis, postgres, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -279,16 +291,17 @@ function refusedBecause(record: ClientRecord): string | null {
 }
 
 /**
- * The pause fault: SIGSTOP the victim while keyed POSTs are open on it; once its lease is over, another
- * instance buys on the same event (taking the lock and raising the fence, unless the victim stopped inside
- * a database transaction, which holds everyone off); SIGCONT after three leases. The victim held the lock
- * at the stop exactly when a batch of those POSTs was under it: then, resumed, that batch must be refused
- * (503 STALE_FENCE or LOCK_LOST), never committed. The fault stops the victim again until a late write
- * was refused, up to PAUSE_ATTEMPTS times: on SQLite, by the fence itself (STALE_FENCE, the store's last
- * line for a holder that did not notice it lost its lease); on PostgreSQL, where a resumed batch always
- * hears of its lost lease first (its renewal timer is overdue), by either (lock-pause.test.ts shows the
- * fence there, with a holder that does not listen). Returns when the last stop began and ended, and the
- * evidence.
+ * The pause fault: the victim stops itself (SIGSTOP) inside the lock at its next batch while keyed POSTs
+ * are open on it (stall-in-lock-server.ts: the stop catches it holding the lock by construction, not by
+ * luck). Once its lease is over, another instance buys on the same event (taking the lock and raising
+ * the fence, unless the victim stopped inside a database transaction, which holds everyone off); SIGCONT
+ * after three leases. Resumed, the stalled batch must be refused (503 STALE_FENCE or LOCK_LOST), never
+ * committed. If that batch held none of the POSTs sent to the victim directly (the ones whose answers
+ * the test reads; the balancer would retry a refused one elsewhere), the fault is made again, up to
+ * PAUSE_ATTEMPTS times. On the single file the refusal must be the fence itself (STALE_FENCE, the
+ * store's last line for a holder that did not notice it lost its lease: fenceExpected); elsewhere a
+ * resumed batch may hear of its lost lease first (lock-pause.test.ts shows the fence there, with a
+ * holder that does not listen). Returns when the last stop began and ended, and the evidence.
  */
 async function pauseHoldingTheLock(
   stackName: StackName,
@@ -303,8 +316,15 @@ async function pauseHoldingTheLock(
   let staleCommitted = 0;
   for (let attempt = 1; ; attempt++) {
     await waitFor("a keyed POST open on the victim", () => workload.directInFlight >= 1, 30_000);
+    // The victim stops itself at its next guarded batch, holding the lock (stall-in-lock-server.ts).
+    rmSync(`${stack.stallFile}.stalled`, { force: true });
+    writeFileSync(stack.stallFile, "");
+    await waitFor(
+      "the victim to stop inside the lock",
+      () => existsSync(`${stack.stallFile}.stalled`),
+      30_000,
+    );
     const stoppedAtMs = Date.now();
-    victim.kill("SIGSTOP");
     const openAtStop = workload.directInFlight;
     // The fault is the last stop, the one that caught the victim holding the lock.
     startedAtMs = stoppedAtMs;
