@@ -89,8 +89,10 @@ describe("boxoffice rehearse", () => {
         "1",
         "--duration-seconds",
         "10",
+        // More than the surge can buy in its 10 s: general admission is still on sale after the kill,
+        // however late a loaded machine lets the kill come (the seated event may sell out).
         "--capacity",
-        "200",
+        "2000",
         "--seating",
         "1x8x10",
         "--think-ms",
