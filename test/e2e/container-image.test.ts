@@ -251,6 +251,19 @@ describe("the container image (Containerfile)", { skip, timeout: 60 * 60_000 }, 
           `img-${i}`,
         ]);
       });
+      // As a compose file's depends_on (service_healthy) would: the balancer counts an instance as up until
+      // its first health check says otherwise, so it starts once both instances answer /ready.
+      for (const port of serverPorts) {
+        let ready = false;
+        for (let attempt = 0; attempt < 150 && !ready; attempt++) {
+          ready = await http.call(`http://127.0.0.1:${port}`, "/ready").then(
+            (answer) => answer.status === 200,
+            () => false,
+          );
+          if (!ready) await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.ok(ready, run("podman", ["logs", `${name}-s${serverPorts.indexOf(port)}`]));
+      }
       const backends = serverPorts.flatMap((port) => ["--backend", `http://127.0.0.1:${port}`]);
       const lbEnv = ["-e", `BOXOFFICE_PORT=${lbPort}`, "-e", "BOXOFFICE_HEALTH_PATH=/_lb/health"];
       run("podman", [...base, "-d", "--name", `${name}-lb`, ...lbEnv, IMAGE, "lb", ...backends]);
