@@ -12,7 +12,7 @@ import type { PassSigner } from "../waiting-room/pass-signer.js";
 import type { RoomDirectory } from "../waiting-room/room-directory.js";
 import { accessTokenCheck } from "./hooks/access-token-check.js";
 import type { RouteSpec } from "./route-spec.js";
-import { eventRoutes } from "./routes/events.js";
+import { eventRoutes, type SeesDrafts } from "./routes/events.js";
 import { holdRoutes } from "./routes/holds.js";
 import { operationRoutes } from "./routes/operations.js";
 import { orderRoutes } from "./routes/orders.js";
@@ -35,11 +35,13 @@ export interface ApiDeps {
   access: OrderAccess;
   /** The waiting room's signer of passes and its per-instance cache of which events have a room. */
   waitingRoom: { signer: PassSigner; directory: RoomDirectory; collections: CollectionLog };
+  /** Whether a request carries the admin token (drafts are shown only then). */
+  isAdmin: SeesDrafts;
 }
 
 export function apiRoutes(deps: ApiDeps): RouteSpec[] {
   const gate = new SellGate(deps.sellPath, deps.metrics, deps.access, deps.identity.verifiesBuyers);
-  const events = eventRoutes(deps.store);
+  const events = eventRoutes(deps.store, deps.isAdmin);
   const roomPass = accessTokenCheck({
     waitingRoom: deps.store.waitingRoom,
     directory: deps.waitingRoom.directory,

@@ -237,6 +237,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sellPath: options.sellPath,
     metrics: options.metrics,
     readyTimeoutMs: options.readyTimeoutMs ?? 2000,
+    isAdmin: (request) => adminCheck.allows(request.headers.authorization),
     identity,
     access,
     waitingRoom: {

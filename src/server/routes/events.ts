@@ -1,11 +1,15 @@
 /**
  * Events: create one (admin), list them, read one with its counters, read its seat map.
+ *
+ * A draft is an admin's work in progress (an unannounced show, its prices): only a caller with the admin
+ * token sees it. To anyone else it is not there — left out of the list, `404 event_not_found` when read —
+ * as an id nobody created would be, so that a draft's existence is not told either.
  */
 import { planEvent, type EventUpdate, type NewEventRequest } from "../../domain/event.js";
 import { isEventId, newEventId } from "../../domain/ids.js";
 import type { EventAction } from "../../domain/sale-window.js";
 import type { AdminOutcome, Store } from "../../store/store.js";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { problemOf, problemOfRefusal, sendProblem } from "../problem.js";
 import { invalid, problem, tooLarge, unavailable } from "../problem-responses.js";
 import { readById } from "../read-by-id.js";
@@ -75,7 +79,12 @@ function actionRoute(store: Store, action: EventAction): RouteSpec {
   };
 }
 
-export function eventRoutes(store: Store): EventRoutes {
+/** Whether the request carries the admin token: only then are drafts shown. */
+export type SeesDrafts = (request: FastifyRequest) => boolean;
+
+const NO_SUCH_EVENT = () => problemOf("event_not_found", "no such event");
+
+export function eventRoutes(store: Store, seesDrafts: SeesDrafts): EventRoutes {
   return {
     createEvent: {
       method: "POST",
@@ -102,25 +111,36 @@ export function eventRoutes(store: Store): EventRoutes {
       method: "GET",
       url: "/v1/events",
       operationId: "listEvents",
-      summary: "List events, oldest first, a page at a time",
+      summary: "List events, oldest first, a page at a time (drafts only with the admin token)",
       tag: "events",
       schema: { querystring: listEventsQuerySchema },
       responses: { 200: { description: "A page of events", schema: eventPageSchema }, 422: invalid },
       handler: async (request) => {
         const query = request.query as { limit?: string; cursor?: string };
         const limit = query.limit === undefined ? DEFAULT_PAGE_SIZE : Number(query.limit);
-        return store.listEvents({ limit, cursor: query.cursor ?? null });
+        const page = await store.listEvents({ limit, cursor: query.cursor ?? null });
+        if (seesDrafts(request)) return page;
+        // The cursor stays the store's, so a page may hold fewer than `limit` events (even none) and
+        // still have a next one.
+        return { ...page, events: page.events.filter((event) => event.state !== "draft") };
       },
     },
     getEvent: {
       method: "GET",
       url: "/v1/events/:eventId",
       operationId: "getEvent",
-      summary: "One event with its counters, read at one instant",
+      summary: "One event with its counters, read at one instant (a draft only with the admin token)",
       tag: "events",
       schema: { params: idParams("eventId") },
       responses: { 200: { description: "The event", schema: eventSchema }, 404: problem("event_not_found") },
-      handler: readById("eventId", isEventId, (id) => store.getEvent(id), "event_not_found"),
+      handler: async (request, reply) => {
+        const { eventId } = request.params as { eventId: string };
+        const event = isEventId(eventId) ? await store.getEvent(eventId) : null;
+        if (event === null || (event.state === "draft" && !seesDrafts(request))) {
+          return sendProblem(reply, NO_SUCH_EVENT());
+        }
+        return event;
+      },
     },
     getSeatMap: {
       method: "GET",
@@ -133,7 +153,15 @@ export function eventRoutes(store: Store): EventRoutes {
         200: { description: "Every seat and its status", schema: seatMapSchema },
         404: problem("event_not_found"),
       },
-      handler: readById("eventId", isEventId, (id) => store.getSeatMap(id), "event_not_found"),
+      handler: async (request, reply) => {
+        const { eventId } = request.params as { eventId: string };
+        if (!isEventId(eventId)) return sendProblem(reply, NO_SUCH_EVENT());
+        if (!seesDrafts(request)) {
+          const event = await store.getEvent(eventId);
+          if (event === null || event.state === "draft") return sendProblem(reply, NO_SUCH_EVENT());
+        }
+        return (await store.getSeatMap(eventId)) ?? sendProblem(reply, NO_SUCH_EVENT());
+      },
     },
     publishEvent: actionRoute(store, "publish"),
     pauseEvent: actionRoute(store, "pause"),

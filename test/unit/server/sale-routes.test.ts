@@ -136,6 +136,43 @@ describe("sale routes (inject)", () => {
     assert.equal(report.statusCode, 404);
   });
 
+  it("shows a draft only to the admin: left out of the list, 404 when read or its seats asked, shown once published", async () => {
+    const draft = await fx.createEvent({
+      name: "Unannounced",
+      state: "draft",
+      seating: { sections: [{ name: "A", rows: 1, seatsPerRow: 2 }] },
+    });
+    const get = (url: string, headers: Record<string, string> = {}) =>
+      fx.app.inject({ method: "GET", url, headers });
+    const listed = async (headers: Record<string, string> = {}) => {
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await get(`/v1/events?limit=1${cursor ? `&cursor=${cursor}` : ""}`, headers);
+        assert.equal(page.statusCode, 200);
+        const body = page.json<{ events: Event[]; nextCursor: string | null }>();
+        ids.push(...body.events.map((e) => e.id));
+        cursor = body.nextCursor;
+      } while (cursor !== null);
+      return ids;
+    };
+    assert.ok(!(await listed()).includes(draft.id), "anonymous list leaves the draft out");
+    assert.ok((await listed()).includes(event.id), "published events are listed");
+    assert.ok((await listed(admin)).includes(draft.id), "the admin's list shows it");
+    for (const url of [`/v1/events/${draft.id}`, `/v1/events/${draft.id}/seats`]) {
+      const anonymous = await get(url);
+      assert.equal(anonymous.statusCode, 404, url);
+      assert.equal(problemCode(anonymous), "event_not_found");
+      const wrongToken = await get(url, { authorization: "Bearer not-the-token" });
+      assert.equal(wrongToken.statusCode, 404, url);
+      assert.equal((await get(url, admin)).statusCode, 200, url);
+    }
+    assert.equal((await post(`/v1/events/${draft.id}/publish`, {}, admin)).statusCode, 200);
+    assert.equal((await get(`/v1/events/${draft.id}`)).statusCode, 200);
+    assert.equal((await get(`/v1/events/${draft.id}/seats`)).statusCode, 200);
+    assert.ok((await listed()).includes(draft.id));
+  });
+
   it("PATCH: an empty body is 422, a capacity below sold + held 409, a good edit 200", async () => {
     const target = await fx.createEvent({ name: "Edit", capacity: 5 });
     const patch = (payload: object) =>
