@@ -504,7 +504,7 @@ export class SellPath {
     for (const entry of part.batch) {
       entry.trace?.batchRan({
         queuedAtMs: entry.queuedAtMs,
-        lockAskedAtMs,
+        lockAskedAtMs: entry.lockAskedAtMs ?? lockAskedAtMs,
         lockGrantedAtMs: part.grantedAtMs,
         storeDoneAtMs,
         batchSize: part.batch.length,

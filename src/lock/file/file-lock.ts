@@ -228,11 +228,12 @@ export class FileLock implements LockProvider {
       },
       release: async (held) => {
         const { db: open, statements: prepared } = this.#open();
-        open
-          .transaction(() => {
-            for (const key of held) prepared.release.run(key, owner);
-          })
-          .immediate();
+        const releaseAll = (): void => {
+          for (const key of held) prepared.release.run(key, owner);
+        };
+        // One statement is its own transaction; several share one.
+        if (held.length === 1) releaseAll();
+        else open.transaction(releaseAll).immediate();
         this.#sweepIdle();
       },
     };
