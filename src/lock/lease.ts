@@ -152,7 +152,7 @@ export async function withLease<T>(
   }
 }
 
-/** Several locks this process took in one backend operation (withLocks), as the provider's backend sees them. */
+/** Several locks this process took in one backend operation (withLocks), as its backend sees them. */
 export interface HeldLeases {
   /** The fencing token issued to each key taken (null for a lock that issues none). */
   fences: ReadonlyMap<string, number | null>;

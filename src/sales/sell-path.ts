@@ -19,9 +19,9 @@
  * instances doing that could deadlock or livelock): its work goes back to the front of its queue for a
  * later tick (after a short jittered backoff), and fails with LockBusyError only once `lockWaitMs` has
  * passed since its lock was first asked for. An event whose part the store refuses (fenced out, lease
- * lost) fails alone; the others commit. The tick starts at setImmediate like a batch, so a lone buyer waits for nobody; while a
- * tick is in the store, what arrives waits for the next one (as a hot event's commands wait for its
- * running batch), which carries every event's queued work.
+ * lost) fails alone; the others commit. The tick starts at setImmediate like a batch, so a lone buyer
+ * waits for nobody; while a tick is in the store, what arrives waits for the next one (as a hot event's
+ * commands wait for its running batch), which carries every event's queued work.
  *
  * An event that does not exist is refused (`event_not_found`) before any lock is asked for, so that a
  * loop of made-up event ids leaves no lock or fence behind. Events that exist are remembered for the

@@ -333,7 +333,7 @@ export function describeLockContract(
           assert.equal((await rival.run({ op: "try", key: b, leaseMs: 1000, waitMs: 1000 })).ok, true);
         });
 
-        it("aborts only the guard of the key whose lease is lost, renews the others, and leaves the new owner alone", async () => {
+        it("aborts only the guard of a key whose lease is lost, renews the others, leaves the new owner alone", async () => {
           const [a, b] = [freshKey(), freshKey()];
           const rival = await startChild();
           const leaseMs = 300;
