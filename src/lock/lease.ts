@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BoxofficeError } from "../domain/errors.js";
 import type { WriteGuard } from "../domain/write-guard.js";
 import { LockBusyError, LockLostError } from "../domain/lock-errors.js";
-import type { LockOptions } from "./lock-provider.js";
+import type { LockOptions, ManyLockWork } from "./lock-provider.js";
 import type { LocalQueue } from "./local-queue.js";
 
 /** A lock this process holds, as a provider's backend sees it. */
@@ -149,6 +149,109 @@ export async function withLease<T>(
     return await holdWhile(key, options.leaseMs, lease, work);
   } finally {
     leave();
+  }
+}
+
+/** Several locks this process took in one backend operation (withLocks), as its backend sees them. */
+export interface HeldLeases {
+  /** The fencing token issued to each key taken (null for a lock that issues none). */
+  fences: ReadonlyMap<string, number | null>;
+  /** `performance.now()` after which every one of these leases must be presumed gone. */
+  validUntilMs: number;
+  /**
+   * Renews the leases of `keys` in one operation. Resolves to the new `validUntilMs` of the keys in
+   * `renewed`, and the keys whose lease is certainly gone (expired and taken, or deleted); a key in
+   * neither (a Redlock quorum could not tell) keeps its old validity. Throws when the backend did not
+   * answer at all: the holder keeps trying until the leases run out.
+   */
+  extend(
+    keys: readonly string[],
+  ): Promise<{ validUntilMs: number; renewed: readonly string[]; lost: readonly string[] }>;
+  /** Gives back `keys` in one operation, each only if this holder still owns it (compare-and-delete). */
+  release(keys: readonly string[]): Promise<void>;
+}
+
+/**
+ * Runs `work` under several leases taken together: one renewal operation every `leaseMs / 3` for every
+ * key still held, and one release operation for all of them once the work settles. Each key has its own
+ * AbortSignal and validity: a key whose renewal says its lease is gone, or whose lease runs out before a
+ * renewal gets through, is aborted with a LockLostError alone, and the work goes on with the others (the
+ * store refuses to commit that key's part and commits the rest). `work`'s errors pass through
+ * unchanged: it answers for each key on its own.
+ */
+export async function holdManyWhile<T>(
+  leaseMs: number,
+  leases: HeldLeases,
+  refused: ReadonlyMap<string, Error>,
+  work: ManyLockWork<T>,
+): Promise<T> {
+  const controllers = new Map<string, AbortController>();
+  const granted = new Map<string, WriteGuard>();
+  /** The keys whose lease has not been lost, with when each must be presumed gone. */
+  const validUntil = new Map<string, number>();
+  for (const [key, fence] of leases.fences) {
+    const controller = new AbortController();
+    controllers.set(key, controller);
+    granted.set(key, { lockKey: key, fence, signal: controller.signal });
+    validUntil.set(key, leases.validUntilMs);
+  }
+  let settled = false;
+  let renewing: Promise<void> | null = null;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+
+  const stopTimers = (): void => {
+    clearTimeout(renewTimer);
+    clearTimeout(deadlineTimer);
+  };
+  const lose = (keys: Iterable<string>): void => {
+    for (const key of [...keys]) {
+      if (!validUntil.delete(key)) continue;
+      controllers.get(key)?.abort(new LockLostError(key));
+    }
+    if (validUntil.size === 0) stopTimers();
+  };
+  /** Aborts the keys whose lease ran out, and wakes up again when the next one would. */
+  const armDeadline = (): void => {
+    clearTimeout(deadlineTimer);
+    const nowMs = performance.now();
+    lose([...validUntil].filter(([, untilMs]) => untilMs <= nowMs).map(([key]) => key));
+    if (validUntil.size === 0) return;
+    deadlineTimer = setTimeout(armDeadline, Math.min(...validUntil.values()) - nowMs);
+  };
+  const renewEveryMs = Math.max(1, Math.floor(leaseMs / 3));
+  const renew = async (): Promise<void> => {
+    try {
+      const answer = await leases.extend([...validUntil.keys()]);
+      if (settled || validUntil.size === 0) return;
+      lose(answer.lost);
+      for (const key of answer.renewed) if (validUntil.has(key)) validUntil.set(key, answer.validUntilMs);
+      armDeadline();
+    } catch {
+      // The backend did not answer: the leases may still stand. Try again; the deadline timer aborts
+      // each key whose lease runs out before a renewal gets through.
+    }
+    if (!settled && validUntil.size > 0) scheduleRenewal();
+  };
+  const scheduleRenewal = (): void => {
+    renewTimer = setTimeout(() => {
+      renewing = renew();
+    }, renewEveryMs);
+  };
+
+  if (validUntil.size > 0) {
+    armDeadline();
+    if (validUntil.size > 0) scheduleRenewal();
+  }
+
+  try {
+    return await work(granted, refused);
+  } finally {
+    settled = true;
+    stopTimers();
+    await renewing;
+    // A failed release is harmless: the leases run out by themselves, and nobody else's lock is touched.
+    if (leases.fences.size > 0) await leases.release([...leases.fences.keys()]).catch(() => undefined);
   }
 }
 

@@ -13,6 +13,26 @@ export interface LockOptions {
   waitMs: number;
 }
 
+/** What withLocks asks for: a lease, and no wait (it never waits for a busy key: see withLocks). */
+export interface ManyLockOptions {
+  /** How long each lease lasts unless renewed. */
+  leaseMs: number;
+  /**
+   * Only for a lock taken inside the store's own transaction (postgres), which cannot refuse a busy key
+   * before that transaction runs: how long the store waits for each key there. Default 0 (one try).
+   */
+  transactionWaitMs?: number;
+}
+
+/**
+ * The work of withLocks: `granted` holds a guard per key taken (each with its own fence and signal),
+ * `refused` the error of each key not taken (LockBusyError when someone else holds it).
+ */
+export type ManyLockWork<T> = (
+  granted: ReadonlyMap<string, WriteGuard>,
+  refused: ReadonlyMap<string, Error>,
+) => Promise<T>;
+
 export interface LockProvider {
   /** "file", "redis", "redlock", "postgres" or "none": shown on /ready and in metrics. */
   readonly kind: string;
@@ -28,6 +48,25 @@ export interface LockProvider {
    * through unchanged. The lock is released when `work` settles.
    */
   withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` holding every key of `keys` that is free right now, taken in one backend operation
+   * where the backend allows it, each with its own fencing token. A busy key is not waited for: waiting
+   * for one key while holding others is how two instances that take several keys deadlock or livelock.
+   * The caller decides when to try the refused keys again. All held leases are renewed together (one
+   * operation every `leaseMs / 3`); a key whose lease is lost has its own guard's signal aborted, the
+   * others' work goes on. When `work` settles, every held key is released in one operation
+   * (compare-and-delete: only what this holder owns). `work`'s errors pass through unchanged.
+   *
+   * Rejects with RangeError, before touching the backend, when `keys` is empty or names a key twice;
+   * with LockUnavailableError (without running `work`) when the backend did not answer.
+   */
+  withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T>;
+}
+
+/** The checks every withLocks makes first: keys is not empty and names no key twice. */
+export function checkLockKeys(keys: readonly string[]): void {
+  if (keys.length === 0) throw new RangeError("withLocks needs at least one key");
+  if (new Set(keys).size !== keys.length) throw new RangeError("withLocks was given a key twice");
 }
 
 /** Which key the sell path locks: design A's database-wide lock (docs/architecture.md), or one per event. */

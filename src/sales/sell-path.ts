@@ -13,12 +13,15 @@
  *
  * With a store that can commit several events at once (Store.executeMany), the batches of different
  * events are committed together: one tick collects the pending work of every event that has no batch
- * running (up to `maxBatch` per event, `maxEventsPerTick` events), takes each event's lock in sorted key
- * order (one lock for the whole tick in the global scope), and hands them to the store in one call. An
- * event whose lock is refused, or whose part the store refuses (fenced out, lease lost), fails alone; the
- * others commit. The tick starts at setImmediate like a batch, so a lone buyer waits for nobody; while a
- * tick is in the store, what arrives waits for the next one (as a hot event's commands wait for its
- * running batch), which carries every event's queued work.
+ * running (up to `maxBatch` per event, `maxEventsPerTick` events), takes their locks in one operation
+ * (LockProvider.withLocks; one lock for the whole tick in the global scope), and hands the granted ones
+ * to the store in one call. A busy event's lock is not waited for while the others are held (two
+ * instances doing that could deadlock or livelock): its work goes back to the front of its queue for a
+ * later tick (after a short jittered backoff), and fails with LockBusyError only once `lockWaitMs` has
+ * passed since its lock was first asked for. An event whose part the store refuses (fenced out, lease
+ * lost) fails alone; the others commit. The tick starts at setImmediate like a batch, so a lone buyer
+ * waits for nobody; while a tick is in the store, what arrives waits for the next one (as a hot event's
+ * commands wait for its running batch), which carries every event's queued work.
  *
  * An event that does not exist is refused (`event_not_found`) before any lock is asked for, so that a
  * loop of made-up event ids leaves no lock or fence behind. Events that exist are remembered for the
@@ -27,6 +30,7 @@
  */
 import { BoxofficeError } from "../domain/errors.js";
 import { isEventId } from "../domain/ids.js";
+import { LockBusyError } from "../domain/lock-errors.js";
 import { refusals } from "../domain/refusals.js";
 import type { Command, Outcome } from "../domain/sale.js";
 import type { LockProvider, LockScope } from "../lock/lock-provider.js";
@@ -108,6 +112,8 @@ interface Pending {
   /** Only for a traced request. */
   trace: SellTrace | undefined;
   queuedAtMs: number;
+  /** When a tick first asked for its lock (multi-event mode): its wait for a busy lock counts from here. */
+  lockAskedAtMs: number | null;
   resolve: (outcome: Outcome) => void;
   reject: (error: unknown) => void;
 }
@@ -116,6 +122,10 @@ interface EventQueue {
   pending: Pending[];
   /** The batch (or tick) that runs this event's commands now. */
   running: Promise<void> | null;
+  /** Multi-event mode: after its lock was found busy, no tick takes this event before this time. */
+  retryAtMs: number;
+  /** Multi-event mode: how many ticks in a row found its lock busy (for the backoff). */
+  busyTries: number;
 }
 
 /** One event's part of a tick. */
@@ -131,6 +141,8 @@ interface TickPart {
 
 const DEFAULT_MAX_EVENTS_PER_TICK = 64;
 const MAX_TICKS_IN_FLIGHT = 1;
+/** A busy event's work is tried again after about 1 ms, backing off (full jitter) up to this. */
+const MAX_BUSY_RETRY_MS = 10;
 
 /** The answer for every command of an event that does not exist: what the store answers for one. */
 function eventNotFound(eventId: string): Outcome {
@@ -153,6 +165,8 @@ export class SellPath {
   #tickScheduled = false;
   /** The tick running now (multi-event mode): at most MAX_TICKS_IN_FLIGHT. */
   readonly #ticks = new Set<Promise<void>>();
+  /** Multi-event mode: the timer that starts a tick when the next busy event's backoff is over. */
+  #retryTimer: { atMs: number; timer: NodeJS.Timeout; due: Promise<void>; fire: () => void } | null = null;
 
   constructor(options: SellPathOptions) {
     if (options.maxBatch < 1) throw new RangeError("maxBatch must be at least 1");
@@ -215,7 +229,7 @@ export class SellPath {
       );
     }
     if (!queue) {
-      queue = { pending: [], running: null };
+      queue = { pending: [], running: null, retryAtMs: 0, busyTries: 0 };
       this.#queues.set(eventId, queue);
     }
     const promise = new Promise<Outcome>((resolve, reject) => {
@@ -223,6 +237,7 @@ export class SellPath {
         command,
         trace,
         queuedAtMs: trace === undefined ? 0 : performance.now(),
+        lockAskedAtMs: null,
         resolve,
         reject,
       });
@@ -248,9 +263,10 @@ export class SellPath {
     this.#closed = true;
     await Promise.all([...this.#queues.values()].map((queue) => queue.running));
     // Multi-event mode: a tick that ends with work left schedules the next one, until none is left.
-    while (this.#ticks.size > 0 || this.#tickScheduled) {
+    while (this.#ticks.size > 0 || this.#tickScheduled || this.#retryTimer !== null) {
       await Promise.all(this.#ticks);
       if (this.#tickScheduled) await new Promise<void>((resolve) => setImmediate(resolve));
+      else if (this.#ticks.size === 0 && this.#retryTimer !== null) await this.#retryTimer.due;
     }
   }
 
@@ -267,6 +283,31 @@ export class SellPath {
     });
   }
 
+  /** Starts a tick at `atMs` (a busy event's backoff is over), unless one is due sooner. */
+  #scheduleRetry(atMs: number): void {
+    if (this.#retryTimer !== null) {
+      if (this.#retryTimer.atMs <= atMs) return;
+      clearTimeout(this.#retryTimer.timer);
+      this.#retryTimer.fire();
+    }
+    let fire = () => {};
+    const due = new Promise<void>((resolve) => (fire = resolve));
+    const retry = {
+      atMs,
+      due,
+      fire,
+      timer: setTimeout(
+        () => {
+          if (this.#retryTimer === retry) this.#retryTimer = null;
+          fire();
+          this.#scheduleTick();
+        },
+        Math.max(0, atMs - performance.now()),
+      ),
+    };
+    this.#retryTimer = retry;
+  }
+
   /** Takes the pending work of every event with no batch running (round robin past the cap) and runs it. */
   #startTick(): void {
     // While the store works on a tick (commit threads), what arrives queues for the next one: one tick in
@@ -274,9 +315,16 @@ export class SellPath {
     if (this.#ticks.size >= MAX_TICKS_IN_FLIGHT) return;
     const maxEvents = this.#options.maxEventsPerTick ?? DEFAULT_MAX_EVENTS_PER_TICK;
     const parts: TickPart[] = [];
+    const nowMs = performance.now();
+    let nextRetryAtMs = Infinity;
     for (const [eventId, queue] of this.#queues) {
       if (parts.length >= maxEvents) break;
       if (queue.running || queue.pending.length === 0) continue;
+      if (queue.retryAtMs > nowMs) {
+        // Its lock was busy a moment ago: not before its backoff is over.
+        nextRetryAtMs = Math.min(nextRetryAtMs, queue.retryAtMs);
+        continue;
+      }
       const batch = queue.pending.splice(0, this.#options.maxBatch);
       parts.push({
         eventId,
@@ -287,6 +335,7 @@ export class SellPath {
         result: null,
       });
     }
+    if (nextRetryAtMs < Infinity) this.#scheduleRetry(nextRetryAtMs);
     if (parts.length === 0) return;
     let size = 0;
     for (const part of parts) {
@@ -311,91 +360,130 @@ export class SellPath {
   }
 
   /**
-   * Takes the parts' locks in sorted key order (so that instances taking several cannot deadlock), runs
-   * the granted parts in one executeMany, and answers every buyer. Never rejects.
+   * Takes the parts' locks in one operation, runs the granted parts in one executeMany, answers their
+   * buyers, and puts the parts whose lock was busy back at the front of their queues (or fails those
+   * whose wait is over). Never rejects.
    */
   async #runTick(parts: TickPart[], size: number): Promise<void> {
-    const { store, lockScope, observer } = this.#options;
+    const { lock, lockScope, lockLeaseMs, lockWaitMs, observer } = this.#options;
     observer?.batchStarted?.(size);
     const askedAtMs = performance.now();
     const byKey = new Map<string, TickPart[]>();
     for (const part of parts) {
+      for (const entry of part.batch) entry.lockAskedAtMs ??= askedAtMs;
       const sharing = byKey.get(part.lockKey);
       if (sharing) sharing.push(part);
       else byKey.set(part.lockKey, [part]);
     }
-    const keys = [...byKey.keys()].sort();
-    const guards = new Map<string, WriteGuard>();
-    const commit = async () => {
-      const granted = parts.filter((part) => guards.has(part.lockKey));
-      if (granted.length === 0) return;
-      const batches: EventBatch[] = granted.map((part) => ({
-        eventId: part.eventId,
-        commands: part.batch.map((entry) => entry.command),
-        guard: guards.get(part.lockKey) ?? null,
-      }));
-      const executeMany = store.executeMany as NonNullable<Store["executeMany"]>;
-      const results = await executeMany.call(store, batches, this.#now());
-      if (results.length !== granted.length) {
-        throw new BoxofficeError(
-          "STORE_CONTRACT",
-          `store answered ${results.length} results for ${granted.length} events`,
-        );
+    /** When the oldest work of `key`'s parts first asked for the lock. */
+    const firstAskedAtMs = (key: string): number => {
+      let first = askedAtMs;
+      for (const part of byKey.get(key) ?? [])
+        for (const entry of part.batch) first = Math.min(first, entry.lockAskedAtMs ?? askedAtMs);
+      return first;
+    };
+    const grant = (key: string): void => {
+      const grantedAtMs = performance.now();
+      observer?.lockWaited?.(grantedAtMs - firstAskedAtMs(key));
+      for (const part of byKey.get(key) ?? []) {
+        part.grantedAtMs = grantedAtMs;
+        part.queue.busyTries = 0;
       }
-      granted.forEach((part, i) => {
-        part.result ??= results[i] as EventBatchResult;
-      });
     };
-    const refuse = (key: string, error: unknown) => {
-      for (const part of byKey.get(key) ?? []) part.result ??= { ok: false, error };
-    };
-    const hold = async (i: number): Promise<void> => {
-      const key = keys[i];
-      if (key === undefined) return commit();
-      const lockAskedAtMs = performance.now();
-      const inner = { ran: false, failed: false, error: undefined as unknown };
-      try {
-        await this.#options.lock.withLock(
-          key,
-          { leaseMs: this.#options.lockLeaseMs, waitMs: this.#options.lockWaitMs },
-          async (guard) => {
-            inner.ran = true;
-            const grantedAtMs = performance.now();
-            observer?.lockWaited?.(grantedAtMs - lockAskedAtMs);
-            for (const part of byKey.get(key) ?? []) part.grantedAtMs = grantedAtMs;
-            guards.set(key, guard);
-            try {
-              await hold(i + 1);
-            } catch (error) {
-              inner.failed = true;
-              inner.error = error;
-              throw error;
+    const busy: TickPart[] = [];
+    try {
+      if (lockScope === "global") {
+        // One key for the whole tick: waiting for it holds nothing else.
+        await this.#oneAtATime("global", () =>
+          lock.withLock("global", { leaseMs: lockLeaseMs, waitMs: lockWaitMs }, async (guard) => {
+            grant("global");
+            await this.#commit(parts, new Map([["global", guard]]));
+          }),
+        );
+      } else {
+        const keys = [...byKey.keys()].sort();
+        await lock.withLocks(
+          keys,
+          { leaseMs: lockLeaseMs, transactionWaitMs: lockWaitMs },
+          async (granted, refused) => {
+            for (const key of granted.keys()) grant(key);
+            for (const [key, error] of refused) {
+              for (const part of byKey.get(key) ?? []) {
+                if (error instanceof LockBusyError) busy.push(part);
+                else part.result = { ok: false, error };
+              }
             }
+            await this.#commit(
+              parts.filter((part) => granted.has(part.lockKey)),
+              granted,
+            );
           },
         );
-      } catch (error) {
-        if (inner.failed) {
-          refuse(key, error);
-          throw inner.error;
-        }
-        if (inner.ran) {
-          // The work was done and the lock failed after it (its lease lost): only this key's events
-          // fail (the store refused to commit a part whose lease was lost before its commit).
-          refuse(key, error);
-          return;
-        }
-        observer?.lockWaited?.(performance.now() - lockAskedAtMs);
-        refuse(key, error);
-        await hold(i + 1);
       }
-    };
-    try {
-      await (lockScope === "global" ? this.#oneAtATime("global", () => hold(0)) : hold(0));
     } catch (error) {
-      for (const part of parts) part.result ??= { ok: false, error };
+      for (const part of parts) if (!busy.includes(part)) part.result ??= { ok: false, error };
     }
     const storeDoneAtMs = performance.now();
-    for (const part of parts) this.#settle(part, askedAtMs, storeDoneAtMs);
+    for (const part of busy) this.#putBack(part);
+    for (const part of parts) if (!busy.includes(part)) this.#settle(part, askedAtMs, storeDoneAtMs);
+  }
+
+  /** Runs the granted parts of a tick in one executeMany and records each part's result. */
+  async #commit(granted: TickPart[], guards: ReadonlyMap<string, WriteGuard>): Promise<void> {
+    if (granted.length === 0) return;
+    const { store } = this.#options;
+    const batches: EventBatch[] = granted.map((part) => ({
+      eventId: part.eventId,
+      commands: part.batch.map((entry) => entry.command),
+      guard: guards.get(part.lockKey) ?? null,
+    }));
+    const executeMany = store.executeMany as NonNullable<Store["executeMany"]>;
+    const results = await executeMany.call(store, batches, this.#now());
+    if (results.length !== granted.length) {
+      throw new BoxofficeError(
+        "STORE_CONTRACT",
+        `store answered ${results.length} results for ${granted.length} events`,
+      );
+    }
+    granted.forEach((part, i) => {
+      part.result ??= results[i] as EventBatchResult;
+    });
+  }
+
+  /**
+   * A part whose lock was busy: the commands that have waited `lockWaitMs` since their lock was first
+   * asked for fail with LockBusyError (503, Retry-After); the others go back to the front of their
+   * event's queue, in order, for a tick after a short jittered backoff (full jitter, doubling up to
+   * MAX_BUSY_RETRY_MS, never past the end of their wait), so that two instances do not knock in step.
+   */
+  #putBack(part: TickPart): void {
+    const { lockWaitMs, observer } = this.#options;
+    const nowMs = performance.now();
+    const waitEndsAtMs = (entry: Pending): number => (entry.lockAskedAtMs ?? nowMs) + lockWaitMs;
+    const expired = part.batch.filter((entry) => waitEndsAtMs(entry) <= nowMs);
+    const waiting = part.batch.filter((entry) => waitEndsAtMs(entry) > nowMs);
+    if (expired.length > 0) {
+      observer?.lockWaited?.(lockWaitMs);
+      const error = new LockBusyError(part.lockKey, lockWaitMs);
+      for (const entry of expired) {
+        entry.trace?.batchRan({
+          queuedAtMs: entry.queuedAtMs,
+          lockAskedAtMs: entry.lockAskedAtMs ?? nowMs,
+          lockGrantedAtMs: -1,
+          storeDoneAtMs: nowMs,
+          batchSize: part.batch.length,
+          failed: true,
+        });
+        entry.reject(error);
+      }
+    }
+    if (waiting.length === 0) return;
+    const queue = part.queue;
+    queue.pending.unshift(...waiting);
+    this.#setQueued(this.#queued + waiting.length);
+    const backoffMs = 1 + Math.random() * Math.min(MAX_BUSY_RETRY_MS, 2 ** queue.busyTries);
+    queue.busyTries++;
+    queue.retryAtMs = Math.min(nowMs + backoffMs, Math.min(...waiting.map(waitEndsAtMs)));
   }
 
   /** Answers the buyers of one part of a tick. */
@@ -416,7 +504,7 @@ export class SellPath {
     for (const entry of part.batch) {
       entry.trace?.batchRan({
         queuedAtMs: entry.queuedAtMs,
-        lockAskedAtMs,
+        lockAskedAtMs: entry.lockAskedAtMs ?? lockAskedAtMs,
         lockGrantedAtMs: part.grantedAtMs,
         storeDoneAtMs,
         batchSize: part.batch.length,

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createLockProvider } from "../../src/lock/create-lock-provider.js";
 import type { LockProvider } from "../../src/lock/lock-provider.js";
-import { guardedSection } from "../support/guarded-section.js";
+import { guardedSection, guardedSections } from "../support/guarded-section.js";
 import { fileURLToPath } from "node:url";
 import type { ChildMessage, ChildRequest, ChildSetup } from "../support/lock-child.js";
 import { ForkedChild } from "../support/forked-child.js";
@@ -37,6 +37,11 @@ export interface LockCapabilities {
 export interface LockContractSetup extends ChildSetup {
   /** Removes what the setup created (key prefixes, directories). */
   cleanup(): Promise<void>;
+  /**
+   * For leasing providers: makes another owner hold `key` in the backend for a minute, as a holder does
+   * that took the key after this one's lease ran out, so that this one's next renewal finds it gone.
+   */
+  takeOver?(key: string): Promise<void>;
 }
 
 const codeOf = (error: unknown): unknown => (error as { code?: unknown }).code;
@@ -211,5 +216,200 @@ export function describeLockContract(
         }
       });
     }
+
+    describe("withLocks (several keys in one operation)", () => {
+      it("refuses an empty key list and a key named twice, before touching the backend", async () => {
+        const key = freshKey();
+        let ran = false;
+        const work = async () => {
+          ran = true;
+        };
+        await assert.rejects(provider.withLocks([], { leaseMs: 1000 }, work), RangeError);
+        await assert.rejects(provider.withLocks([key, freshKey(), key], { leaseMs: 1000 }, work), RangeError);
+        assert.equal(ran, false);
+        // Nothing was taken: the key is free at once.
+        assert.equal(await hold(key, 1000, 100, async () => "free"), "free");
+      });
+
+      it("hands each key its own guard and passes the work's error through, freeing every key", async () => {
+        const keys = [freshKey(), freshKey(), freshKey()];
+        const mine = new Error("the work failed");
+        await assert.rejects(
+          provider.withLocks(keys, { leaseMs: 2000, transactionWaitMs: 300 }, async (granted, refused) => {
+            assert.equal(refused.size, 0);
+            assert.deepEqual([...granted.keys()].sort(), [...keys].sort());
+            for (const [key, guard] of granted) {
+              assert.equal(guard.lockKey, key);
+              assert.equal(guard.signal.aborted, false);
+              if (capabilities.fences) assert.ok(Number.isSafeInteger(guard.fence) && guard.fence! > 0);
+              else assert.equal(guard.fence, null);
+              if (!capabilities.leases && capabilities.excludes)
+                assert.deepEqual(guard.transactionLock, { waitMs: 300 });
+            }
+            throw mine;
+          }),
+          (error) => error === mine,
+        );
+        for (const key of keys) assert.equal(await hold(key, 1000, 100, async () => "free"), "free");
+      });
+
+      if (capabilities.excludes) {
+        it("excludes holders of several keys in several processes, none waiting while holding", async () => {
+          const keys = [freshKey(), freshKey(), freshKey()];
+          const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-lock-contract-"));
+          try {
+            keys.forEach((_, i) => {
+              writeFileSync(join(dir, `counter-${i}`), "0");
+              writeFileSync(join(dir, `fences-${i}`), "");
+            });
+            const workers = await Promise.all([startChild(), startChild(), startChild()]);
+            const iterations = 8;
+            const results = await Promise.all(
+              workers.map((child, w) =>
+                child.run({
+                  op: "countMany",
+                  // Each process names the keys in its own order: the operation must not care.
+                  keys: w === 1 ? [...keys].reverse() : keys,
+                  leaseMs: 2000,
+                  transactionWaitMs: 50,
+                  iterations,
+                  dir,
+                }),
+              ),
+            );
+            for (const result of results)
+              assert.deepEqual(
+                { ok: result.ok, code: result.code, violations: result.violations },
+                { ok: true, code: undefined, violations: 0 },
+              );
+            keys.forEach((_, i) => {
+              const counted = Number(readFileSync(join(dir, `counter-${i}`), "utf8"));
+              assert.equal(counted, workers.length * iterations, `key ${i}`);
+              if (capabilities.fences) {
+                const fences = readFileSync(join(dir, `fences-${i}`), "utf8")
+                  .trim()
+                  .split("\n")
+                  .map(Number);
+                for (let f = 1; f < fences.length; f++)
+                  assert.ok(fences[f]! > fences[f - 1]!, `fence ${f} of key ${i} did not grow`);
+              }
+            });
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
+        });
+      }
+
+      if (capabilities.leases) {
+        it("takes the free keys, refuses a busy one at once, and releases only its own", async () => {
+          const [a, b, c] = [freshKey(), freshKey(), freshKey()];
+          const holder = await startChild();
+          const rival = await startChild();
+          const id = holder.send({ op: "hold", key: b, leaseMs: 10_000, waitMs: 1000 });
+          await holder.next(id, "acquired");
+          await provider.withLocks([a, b, c], { leaseMs: 2000 }, async (granted, refused) => {
+            assert.deepEqual([...granted.keys()].sort(), [a, c].sort());
+            assert.deepEqual([...refused.keys()], [b]);
+            assert.equal(codeOf(refused.get(b)), "LOCK_BUSY");
+            // What was granted excludes others, whether they ask for one key or several.
+            assert.equal(
+              (await rival.run({ op: "try", key: a, leaseMs: 1000, waitMs: 100 })).code,
+              "LOCK_BUSY",
+            );
+            await provider.withLocks([c, freshKey()], { leaseMs: 1000 }, async (again, busy) => {
+              assert.deepEqual([...busy.keys()], [c]);
+              assert.equal(again.size, 1);
+            });
+          });
+          // Released: a and c are free; b is still the holder's.
+          assert.equal((await rival.run({ op: "try", key: a, leaseMs: 1000, waitMs: 1000 })).ok, true);
+          assert.equal((await rival.run({ op: "try", key: c, leaseMs: 1000, waitMs: 1000 })).ok, true);
+          assert.equal(
+            (await rival.run({ op: "try", key: b, leaseMs: 1000, waitMs: 100 })).code,
+            "LOCK_BUSY",
+          );
+          holder.send({ op: "release", holdId: id });
+          assert.equal((await holder.next(id, "done")).ok, true);
+          assert.equal((await rival.run({ op: "try", key: b, leaseMs: 1000, waitMs: 1000 })).ok, true);
+        });
+
+        it("aborts only the guard of a key whose lease is lost, renews the others, leaves the new owner alone", async () => {
+          const [a, b] = [freshKey(), freshKey()];
+          const rival = await startChild();
+          const leaseMs = 300;
+          await provider.withLocks([a, b], { leaseMs }, async (granted) => {
+            const guardA = granted.get(a)!;
+            const guardB = granted.get(b)!;
+            await setup.takeOver!(b);
+            const lost = await new Promise<unknown>((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error("b's guard was not aborted")), leaseMs * 5);
+              guardB.signal.addEventListener("abort", () => {
+                clearTimeout(timer);
+                resolve(guardB.signal.reason);
+              });
+            });
+            assert.equal(codeOf(lost), "LOCK_LOST");
+            assert.equal(guardA.signal.aborted, false);
+            // Several leases later a is still held (renewed) and its guard still stands.
+            await sleep(leaseMs * 2);
+            assert.equal((await rival.run({ op: "try", key: a, leaseMs, waitMs: 50 })).code, "LOCK_BUSY");
+            assert.equal(guardA.signal.aborted, false);
+          });
+          // The release gave back a, and left b to its new owner.
+          assert.equal((await rival.run({ op: "try", key: a, leaseMs, waitMs: 1000 })).ok, true);
+          assert.equal((await rival.run({ op: "try", key: b, leaseMs, waitMs: 100 })).code, "LOCK_BUSY");
+        });
+      }
+
+      if (capabilities.fences) {
+        it("issues each key its own fence, growing per key across withLock, withLocks and restarts", async () => {
+          const [a, b] = [freshKey(), freshKey()];
+          const fencesOf = (lock: LockProvider) =>
+            lock.withLocks([a, b], { leaseMs: 1000 }, async (granted) => [
+              granted.get(a)!.fence!,
+              granted.get(b)!.fence!,
+            ]);
+          const [a1, b1] = await fencesOf(provider);
+          const a2 = await provider.withLock(
+            a,
+            { leaseMs: 1000, waitMs: 1000 },
+            async (guard) => guard.fence!,
+          );
+          const [a3, b3] = await fencesOf(provider);
+          const restarted = await createLockProvider(setup.config, setup.context);
+          await restarted.init();
+          try {
+            const [a4, b4] = await fencesOf(restarted);
+            assert.ok(a1! < a2 && a2 < a3! && a3! < a4!, `a: ${a1} < ${a2} < ${a3} < ${a4}`);
+            assert.ok(b1! < b3! && b3! < b4!, `b: ${b1} < ${b3} < ${b4}`);
+          } finally {
+            await restarted.close();
+          }
+        });
+      }
+
+      if (!capabilities.leases && capabilities.excludes) {
+        it("lets the store's transaction find a busy key: its transaction lock fails with LOCK_BUSY", async () => {
+          const [a, b] = [freshKey(), freshKey()];
+          const holder = await startChild();
+          const id = holder.send({ op: "hold", key: b, leaseMs: 10_000, waitMs: 1000 });
+          await holder.next(id, "acquired");
+          await assert.rejects(
+            provider.withLocks([a, b], { leaseMs: 1000, transactionWaitMs: 100 }, (granted) =>
+              guardedSections(granted, setup.postgresUrl, async () => "never"),
+            ),
+            (error) => codeOf(error) === "LOCK_BUSY",
+          );
+          holder.send({ op: "release", holdId: id });
+          assert.equal((await holder.next(id, "done")).ok, true);
+          const { committed } = await provider.withLocks(
+            [a, b],
+            { leaseMs: 1000, transactionWaitMs: 1000 },
+            (granted) => guardedSections(granted, setup.postgresUrl, async () => "now"),
+          );
+          assert.deepEqual(committed, [a, b].sort());
+        });
+      }
+    });
   });
 }

@@ -92,6 +92,50 @@ describe("Redlock over three servers", () => {
     const second = await fenceWhenQuorumIsBack(lock, key);
     assert.ok(second > first, `${second} > ${first}`);
   });
+
+  it("withLocks: each key's fence keeps growing when the server ahead drops out; no quorum refuses at once", async () => {
+    const keys = ["event:redlock-many-a", "event:redlock-many-b"];
+    await servers[2]!.start();
+    // Server 2 comes back empty; then its counter for key a runs far ahead of the others'.
+    const ahead = Date.now() * 1000 + 2e9;
+    const direct = new Redis(servers[2]!.url);
+    try {
+      await direct.set(`boxoffice:fence:${keys[0]}`, String(ahead));
+    } finally {
+      direct.disconnect();
+    }
+    let ran = 0;
+    const fencesOf = () =>
+      lock.withLocks(keys, { leaseMs: 1000 }, async (granted, refused) => {
+        ran++;
+        assert.equal(refused.size, 0);
+        return keys.map((key) => granted.get(key)?.fence as number);
+      });
+    // Until the lock's client has reconnected to server 2, its counter is not asked.
+    let first = await fencesOf();
+    for (let i = 0; i < 50 && first[0]! <= ahead; i++) {
+      await sleep(100);
+      first = await fencesOf();
+    }
+    assert.ok(first[0]! > ahead, `${first[0]} should come from the server that is ahead`);
+    await servers[2]!.kill();
+    let second: number[] | null = null;
+    for (let i = 0; i < 50 && second === null; i++) {
+      second = await fencesOf().catch((error: unknown) => {
+        if ((error as { code?: string }).code !== "LOCK_UNAVAILABLE") throw error;
+        return null;
+      });
+      if (second === null) await sleep(100);
+    }
+    assert.ok(second !== null);
+    assert.ok(second[0]! > first[0]! && second[1]! > first[1]!, `${second} > ${first}`);
+    // Two of three down: no key can have a quorum, the call fails as a whole and runs no work.
+    await servers[1]!.kill();
+    const before = ran;
+    await assert.rejects(fencesOf(), { code: "LOCK_UNAVAILABLE" });
+    assert.equal(ran, before);
+    await Promise.all([servers[1]!.start(), servers[2]!.start()]);
+  });
 });
 
 describe("a single Redis killed in the middle of a burst of sales", () => {

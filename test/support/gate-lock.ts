@@ -2,7 +2,13 @@
  * A lock provider for unit tests of the layers above the lock: it holds every batch at a gate until the
  * test opens it, and can be told to fail (busy, unreachable) the way a real provider does.
  */
-import type { LockOptions, LockProvider } from "../../src/lock/lock-provider.js";
+import type {
+  LockOptions,
+  LockProvider,
+  ManyLockOptions,
+  ManyLockWork,
+} from "../../src/lock/lock-provider.js";
+import { withEachLock } from "../../src/lock/each-lock.js";
 import type { WriteGuard } from "../../src/domain/write-guard.js";
 
 export class GateLock implements LockProvider {
@@ -45,5 +51,9 @@ export class GateLock implements LockProvider {
     if (this.failWith) throw this.failWith;
     await this.#gate;
     return work({ lockKey: key, fence: null, signal: new AbortController().signal });
+  }
+
+  withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    return withEachLock(this, keys, options, work);
   }
 }

@@ -42,3 +42,46 @@ export async function guardedSection<T>(
     await client.end();
   }
 }
+
+/**
+ * What withLocks' work does with its guards, the way a multi-event store commit does: runs `section`
+ * and checks each granted key's signal before "committing" it (a key whose lease was lost is left out
+ * of `committed`). When the guards lock inside the store's transaction (postgres), one transaction
+ * takes every key's advisory lock in key order first; a key still busy after the wait makes the whole
+ * section fail with LockBusyError (the store would rerun the others; a test needs no more).
+ */
+export async function guardedSections<T>(
+  guards: ReadonlyMap<string, WriteGuard>,
+  postgresUrl: string | null,
+  section: () => Promise<T>,
+): Promise<{ result: T; committed: string[] }> {
+  const keys = [...guards.keys()].sort();
+  const locked = keys.filter((key) => guards.get(key)?.transactionLock !== undefined);
+  if (locked.length === 0) {
+    const result = await section();
+    return { result, committed: keys.filter((key) => !guards.get(key)?.signal.aborted) };
+  }
+  if (postgresUrl === null) throw new Error("a transaction lock needs a PostgreSQL URL");
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    for (const key of locked) {
+      const waitMs = guards.get(key)!.transactionLock!.waitMs;
+      try {
+        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(waitMs))}`);
+        await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [advisoryKeyFor(key).toString()]);
+      } catch (error) {
+        throw lockErrorFromPostgres(error, key, waitMs) ?? error;
+      }
+    }
+    const result = await section();
+    await client.query("COMMIT");
+    return { result, committed: keys };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
+}

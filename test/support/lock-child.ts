@@ -8,6 +8,10 @@
  * - count: `iterations` times, take the lock and increment a counter file with a read–sleep–write, using
  *   an O_EXCL marker file to catch two holders at once; say "done" with the violations seen.
  * - try: take the lock once and say "done" (ok, or the error code).
+ * - countMany: `iterations` rounds; in each, take `keys` with withLocks, again and again for the keys
+ *   refused (never waiting for them while holding the others), until every key's counter file
+ *   (`counter-<i>`) was incremented once with a read–sleep–write under its lock, an O_EXCL marker per
+ *   key catching two holders at once; say "done" with the violations and refusals seen.
  */
 import { appendFileSync, closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,13 +22,22 @@ import {
   type LockContext,
 } from "../../src/lock/create-lock-provider.js";
 import type { LockProvider } from "../../src/lock/lock-provider.js";
-import { guardedSection } from "./guarded-section.js";
+import { guardedSection, guardedSections } from "./guarded-section.js";
 
 export type ChildRequest =
   | { op: "hold"; id: number; key: string; leaseMs: number; waitMs: number }
   | { op: "release"; id: number; holdId: number }
   | { op: "count"; id: number; key: string; leaseMs: number; waitMs: number; iterations: number; dir: string }
-  | { op: "try"; id: number; key: string; leaseMs: number; waitMs: number };
+  | { op: "try"; id: number; key: string; leaseMs: number; waitMs: number }
+  | {
+      op: "countMany";
+      id: number;
+      keys: string[];
+      leaseMs: number;
+      transactionWaitMs: number;
+      iterations: number;
+      dir: string;
+    };
 
 export type ChildMessage =
   | { id: number; event: "acquired"; fence: number | null }
@@ -117,6 +130,51 @@ async function tryOnce(request: Extract<ChildRequest, { op: "try" }>): Promise<v
   }
 }
 
+async function countMany(request: Extract<ChildRequest, { op: "countMany" }>): Promise<void> {
+  let violations = 0;
+  let busy = 0;
+  for (let round = 0; round < request.iterations; round++) {
+    let remaining = [...request.keys];
+    while (remaining.length > 0) {
+      try {
+        const { committed } = await provider!.withLocks(remaining, request, async (granted, refused) => {
+          busy += refused.size;
+          for (const error of refused.values()) if (codeOf(error) !== "LOCK_BUSY") throw error;
+          return guardedSections(granted, setup!.postgresUrl, async () => {
+            await Promise.all(
+              [...granted].map(async ([key, guard]) => {
+                const i = request.keys.indexOf(key);
+                const markerPath = join(request.dir, `holder-${i}`);
+                const counterPath = join(request.dir, `counter-${i}`);
+                let marker: number | null = null;
+                try {
+                  marker = openSync(markerPath, "wx");
+                } catch {
+                  violations++;
+                }
+                const value = Number(readFileSync(counterPath, "utf8"));
+                await sleep(1 + Math.random() * 3);
+                writeFileSync(counterPath, String(value + 1));
+                appendFileSync(join(request.dir, `fences-${i}`), `${guard.fence}\n`);
+                if (marker !== null) {
+                  closeSync(marker);
+                  unlinkSync(markerPath);
+                }
+              }),
+            );
+          });
+        });
+        remaining = remaining.filter((key) => !committed.includes(key));
+      } catch (error) {
+        if (codeOf(error) !== "LOCK_BUSY") throw error;
+        busy++;
+      }
+      if (remaining.length > 0) await sleep(1 + Math.random() * 3);
+    }
+  }
+  send({ id: request.id, event: "done", ok: true, violations, busy });
+}
+
 setup = JSON.parse(process.argv[2]!) as ChildSetup;
 provider = await createLockProvider(setup.config, setup.context);
 await provider.init();
@@ -125,6 +183,10 @@ process.on("message", (request: ChildRequest) => {
   else if (request.op === "hold") void hold(request);
   else if (request.op === "count")
     void count(request).catch((error) =>
+      send({ id: request.id, event: "done", ok: false, code: codeOf(error) }),
+    );
+  else if (request.op === "countMany")
+    void countMany(request).catch((error) =>
       send({ id: request.id, event: "done", ok: false, code: codeOf(error) }),
     );
   else void tryOnce(request);

@@ -11,6 +11,9 @@
  * on the host's monotonic clock, which all processes share and wall-clock steps do not move; it restarts
  * at boot, so rows left from an earlier boot are freed when the boot id changes.
  *
+ * withLocks takes every free key of a list in one such transaction (each with its own fence), renews
+ * them in one and releases them in one.
+ *
  * Rows do not pile up: a key that is free and whose fence is more than `keyIdleMs` behind the wall clock
  * is deleted by a sweep that runs at start and after releases (at most every SWEEP_EVERY_MS). Its next
  * fence is the wall clock again, which is past the deleted one by the idle time: fences still grow.
@@ -22,9 +25,16 @@ import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { openWal } from "../../sqlite/open-wal.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import { withLease, wallClockMicros, type AcquireAttempt } from "../lease.js";
-import { LockUnavailableError } from "../../domain/lock-errors.js";
-import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
+import { holdManyWhile, withLease, wallClockMicros, type AcquireAttempt, type HeldLeases } from "../lease.js";
+import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
+import {
+  checkLockKeys,
+  KEY_IDLE_MS,
+  type LockOptions,
+  type LockProvider,
+  type ManyLockOptions,
+  type ManyLockWork,
+} from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 
 export interface FileLockOptions {
@@ -161,6 +171,73 @@ export class FileLock implements LockProvider {
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
     return withLease(this.#queue, key, options, async () => this.#tryAcquire(key, options.leaseMs), work);
+  }
+
+  async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    checkLockKeys(keys);
+    const { leases, refused } = this.#tryAcquireMany(keys, options.leaseMs);
+    return holdManyWhile(options.leaseMs, leases, refused, work);
+  }
+
+  /** One try at every key in one transaction: the free ones are taken, the others refused as busy. */
+  #tryAcquireMany(
+    keys: readonly string[],
+    leaseMs: number,
+  ): { leases: HeldLeases; refused: Map<string, Error> } {
+    const { db, statements } = this.#open();
+    const owner = randomUUID();
+    const startedMs = performance.now();
+    const fences = new Map<string, number | null>();
+    const refused = new Map<string, Error>();
+    try {
+      db.transaction(() => {
+        const nowMs = hostMonotonicMs();
+        for (const key of keys) {
+          const row = statements.select.get(key) as LockRow | undefined;
+          if (row !== undefined && row.owner !== null && row.expires_at > nowMs) continue;
+          const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
+          statements.take.run(key, owner, next, nowMs + leaseMs);
+          fences.set(key, next);
+        }
+      }).immediate();
+    } catch (error) {
+      fences.clear();
+      // Another process is stuck inside a transaction on the lock database: as good as busy.
+      if (!isBusy(error)) throw new LockUnavailableError(`lock database ${this.#path} failed`, error);
+    }
+    for (const key of keys) if (!fences.has(key)) refused.set(key, new LockBusyError(key, 0));
+    const leases: HeldLeases = {
+      fences,
+      // The rows' expiry was computed after startedMs, on the same host clock: this deadline is earlier.
+      validUntilMs: startedMs + leaseMs,
+      extend: async (held) => {
+        const renewedAtMs = performance.now();
+        const { db: open, statements: prepared } = this.#open();
+        const renewed: string[] = [];
+        const lost: string[] = [];
+        open
+          .transaction(() => {
+            const nowMs = hostMonotonicMs();
+            for (const key of held) {
+              if (prepared.renew.run(nowMs + leaseMs, key, owner, nowMs).changes === 1) renewed.push(key);
+              else lost.push(key);
+            }
+          })
+          .immediate();
+        return { validUntilMs: renewedAtMs + leaseMs, renewed, lost };
+      },
+      release: async (held) => {
+        const { db: open, statements: prepared } = this.#open();
+        const releaseAll = (): void => {
+          for (const key of held) prepared.release.run(key, owner);
+        };
+        // One statement is its own transaction; several share one.
+        if (held.length === 1) releaseAll();
+        else open.transaction(releaseAll).immediate();
+        this.#sweepIdle();
+      },
+    };
+    return { leases, refused };
   }
 
   #open(): { db: Database.Database; statements: Statements } {

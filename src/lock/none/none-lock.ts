@@ -3,7 +3,13 @@
  * measurement, and proof that the database, not the lock, is the last word.
  */
 import type { WriteGuard } from "../../domain/write-guard.js";
-import type { LockOptions, LockProvider } from "../lock-provider.js";
+import {
+  checkLockKeys,
+  type LockOptions,
+  type LockProvider,
+  type ManyLockOptions,
+  type ManyLockWork,
+} from "../lock-provider.js";
 
 export class NoneLock implements LockProvider {
   readonly kind = "none";
@@ -14,5 +20,12 @@ export class NoneLock implements LockProvider {
 
   async withLock<T>(key: string, _options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
     return work({ lockKey: key, fence: null, signal: new AbortController().signal });
+  }
+
+  async withLocks<T>(keys: readonly string[], _options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    checkLockKeys(keys);
+    const signal = new AbortController().signal;
+    const granted = new Map(keys.map((key) => [key, { lockKey: key, fence: null, signal }] as const));
+    return work(granted, new Map());
   }
 }

@@ -6,13 +6,27 @@
  * its transaction. There is no lease to renew and no fencing token: the lock and the write are one
  * transaction, so a lock that is lost is a write that is rolled back.
  *
+ * withLocks grants every key at once without a round trip of its own: each guard carries the
+ * transaction lock, and the store takes them all inside its one multi-event transaction (in key order,
+ * in the same pipelined round trip as its reads: see the PostgreSQL store's executeMany), where a key
+ * still busy after the wait fails only its own events (LockBusyError) and the others commit. So here the
+ * busy keys are found by the store, not refused by this provider. (Note: inside that transaction the
+ * locks are taken in one order by every instance and PostgreSQL detects deadlocks; a try-lock in one
+ * statement, refusing busy keys at once, is the store's to do.)
+ *
  * This provider itself only keeps a small pool for ping() (/ready). The advisory key of a lock key is
  * src/postgres/advisory-key.ts, shared with the store.
  */
 import type { Pool } from "pg";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
-import type { LockOptions, LockProvider } from "../lock-provider.js";
+import {
+  checkLockKeys,
+  type LockOptions,
+  type LockProvider,
+  type ManyLockOptions,
+  type ManyLockWork,
+} from "../lock-provider.js";
 
 /** PostgreSQL's SQLSTATE for lock_not_available, raised when `lock_timeout` runs out. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -77,5 +91,18 @@ export class PostgresLock implements LockProvider {
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
     return work({ lockKey: key, fence: null, signal: NEVER, transactionLock: { waitMs: options.waitMs } });
+  }
+
+  /**
+   * Grants every key, each guard with a transaction lock for the store to take within
+   * `transactionWaitMs`.
+   */
+  async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    checkLockKeys(keys);
+    const transactionLock = { waitMs: options.transactionWaitMs ?? 0 };
+    const granted = new Map(
+      keys.map((key) => [key, { lockKey: key, fence: null, signal: NEVER, transactionLock }] as const),
+    );
+    return work(granted, new Map());
   }
 }

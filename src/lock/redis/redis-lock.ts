@@ -11,15 +11,28 @@
  * at least its clock in µs, so a server that lost its data (a minority) cannot drag the token back
  * by more than the clock skew between servers; the store refuses such a write rather than overselling.
  *
+ * withLocks takes several keys with one script call per server (acquire-many.lua: every free key of the
+ * list, each with its own token), renews them with one (extend-many.lua) and releases them with one
+ * (release-many.lua); with Redlock the quorum is counted per key, and the fences a quorum disagrees
+ * on are raised with one more call per server (raise-fences.lua). A single Redis is the quorum of one.
+ * The keys of one call must live on one server: not for Redis Cluster without hash tags.
+ *
  * Nothing is kept for a key nobody uses: the lock key lives for a lease, the fence counter for
  * `keyIdleMs` after its last acquisition; the clock floor keeps tokens growing after it expired.
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import { withLease, type AcquireAttempt, type HeldLease } from "../lease.js";
-import { LockUnavailableError } from "../../domain/lock-errors.js";
-import { KEY_IDLE_MS, type LockOptions, type LockProvider } from "../lock-provider.js";
+import { holdManyWhile, withLease, type AcquireAttempt, type HeldLease, type HeldLeases } from "../lease.js";
+import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
+import {
+  checkLockKeys,
+  KEY_IDLE_MS,
+  type LockOptions,
+  type LockProvider,
+  type ManyLockOptions,
+  type ManyLockWork,
+} from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 import { LuaScript } from "./lua-script.js";
 
@@ -27,6 +40,10 @@ const ACQUIRE = new LuaScript("acquire.lua");
 const RAISE_FENCE = new LuaScript("raise-fence.lua");
 const EXTEND = new LuaScript("extend.lua");
 const RELEASE = new LuaScript("release.lua");
+const ACQUIRE_MANY = new LuaScript("acquire-many.lua");
+const RAISE_FENCES = new LuaScript("raise-fences.lua");
+const EXTEND_MANY = new LuaScript("extend-many.lua");
+const RELEASE_MANY = new LuaScript("release-many.lua");
 
 export interface RedisLockOptions {
   /** One URL (a single Redis) or several independent servers (Redlock): `redis://host:port`. */
@@ -134,6 +151,141 @@ export class RedisLock implements LockProvider {
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
     return withLease(this.#queue, key, options, () => this.#tryAcquire(key, options.leaseMs), work);
+  }
+
+  async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    checkLockKeys(keys);
+    const { leases, refused } = await this.#tryAcquireMany(keys, options.leaseMs);
+    return holdManyWhile(options.leaseMs, leases, refused, work);
+  }
+
+  /**
+   * One try at every key, one script call per server: the keys a quorum granted in time are held (each
+   * with the largest token its quorum issued, written back where the servers disagree), the others are
+   * refused as busy and given back wherever they were granted.
+   */
+  async #tryAcquireMany(
+    keys: readonly string[],
+    leaseMs: number,
+  ): Promise<{ leases: HeldLeases; refused: Map<string, Error> }> {
+    const clients = this.#live();
+    const pairs = keys.flatMap((key) => this.#keys(key));
+    const token = randomUUID();
+    const startedMs = performance.now();
+    const validUntilMs = startedMs + leaseMs - this.#driftMs(leaseMs);
+    const answers = await Promise.allSettled(
+      clients.map((client) => ACQUIRE_MANY.run(client, pairs, [token, leaseMs, this.#keyIdleMs])),
+    );
+    const failures: unknown[] = [];
+    const grants: Grant[][] = keys.map(() => []);
+    answers.forEach((answer, server) => {
+      if (answer.status === "rejected") return void failures.push(answer.reason);
+      const fences = answer.value as unknown[];
+      keys.forEach((_, i) => {
+        const fence = Number(fences[i]);
+        if (fence > 0) grants[i]!.push({ client: clients[server]!, fence });
+      });
+    });
+    if (failures.length > clients.length - this.#quorum) {
+      await this.#releaseManyEverywhere(keys, token);
+      throw new LockUnavailableError(
+        `${failures.length} of ${clients.length} lock servers failed; ${this.#quorum} needed`,
+        failures[0],
+      );
+    }
+
+    const chosen = new Map<string, number>();
+    keys.forEach((key, i) => {
+      const granted = grants[i]!;
+      if (granted.length >= this.#quorum) chosen.set(key, Math.max(...granted.map((grant) => grant.fence)));
+    });
+    await this.#raiseFences(keys, grants, chosen, token);
+    const fences = new Map<string, number | null>();
+    const refused = new Map<string, Error>();
+    const inTime = performance.now() < validUntilMs;
+    for (const key of keys) {
+      const fence = chosen.get(key);
+      if (fence !== undefined && inTime) fences.set(key, fence);
+      else refused.set(key, new LockBusyError(key, 0));
+    }
+    // Give back what a minority granted, so that others need not wait for it to run out.
+    const partial = keys.filter((key, i) => refused.has(key) && grants[i]!.length > 0);
+    if (partial.length > 0) await this.#releaseManyEverywhere(partial, token);
+    return { leases: this.#leases(fences, token, leaseMs, validUntilMs), refused };
+  }
+
+  /**
+   * Writes each chosen token back to the servers that granted its key with a smaller one (one call per
+   * server); a key that then stands on fewer than a quorum of servers is taken out of `chosen`.
+   */
+  async #raiseFences(
+    keys: readonly string[],
+    grants: Grant[][],
+    chosen: Map<string, number>,
+    token: string,
+  ): Promise<void> {
+    const toRaise = keys.filter((key, i) => {
+      const fence = chosen.get(key);
+      return fence !== undefined && grants[i]!.some((grant) => grant.fence !== fence);
+    });
+    if (toRaise.length === 0) return;
+    const clients = this.#live();
+    const pairs = toRaise.flatMap((key) => this.#keys(key));
+    const tokens = toRaise.map((key) => String(chosen.get(key)));
+    const answers = await Promise.allSettled(
+      clients.map((client) => RAISE_FENCES.run(client, pairs, [token, this.#keyIdleMs, ...tokens])),
+    );
+    toRaise.forEach((key, i) => {
+      const raised = answers.filter(
+        (answer) => answer.status === "fulfilled" && Number((answer.value as unknown[])[i]) === 1,
+      );
+      if (raised.length < this.#quorum) chosen.delete(key);
+    });
+  }
+
+  #leases(
+    fences: ReadonlyMap<string, number | null>,
+    token: string,
+    leaseMs: number,
+    validUntilMs: number,
+  ): HeldLeases {
+    return {
+      fences,
+      validUntilMs,
+      extend: async (keys) => {
+        const clients = this.#live();
+        const startedMs = performance.now();
+        const lockKeys = keys.map((key) => this.#keys(key)[0]);
+        const answers = await Promise.allSettled(
+          clients.map((client) => EXTEND_MANY.run(client, lockKeys, [token, leaseMs])),
+        );
+        if (answers.every((answer) => answer.status === "rejected")) {
+          throw new LockUnavailableError("no lock server answered the renewal", answers[0]?.reason);
+        }
+        const renewed: string[] = [];
+        const lost: string[] = [];
+        keys.forEach((key, i) => {
+          let yes = 0;
+          let gone = 0;
+          for (const answer of answers) {
+            if (answer.status !== "fulfilled") continue;
+            if (Number((answer.value as unknown[])[i]) === 1) yes++;
+            else gone++;
+          }
+          if (yes >= this.#quorum) renewed.push(key);
+          // Enough servers said "not yours" that no quorum can hold it for us any more.
+          else if (clients.length - gone < this.#quorum) lost.push(key);
+        });
+        return { validUntilMs: startedMs + leaseMs - this.#driftMs(leaseMs), renewed, lost };
+      },
+      release: (keys) => this.#releaseManyEverywhere(keys, token),
+    };
+  }
+
+  async #releaseManyEverywhere(keys: readonly string[], token: string): Promise<void> {
+    if (this.#clients.length === 0 || keys.length === 0) return;
+    const lockKeys = keys.map((key) => this.#keys(key)[0]);
+    await Promise.allSettled(this.#clients.map((client) => RELEASE_MANY.run(client, lockKeys, [token])));
   }
 
   #live(): Redis[] {

@@ -3,7 +3,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { acquireWithin, holdWhile, type HeldLease } from "../../../src/lock/lease.js";
+import {
+  acquireWithin,
+  holdManyWhile,
+  holdWhile,
+  type HeldLease,
+  type HeldLeases,
+} from "../../../src/lock/lease.js";
 import { LockUnavailableError } from "../../../src/domain/lock-errors.js";
 
 /** A lease whose renewals answer from a script: "ok", "lost" or "down" (throws). */
@@ -108,5 +114,89 @@ describe("acquireWithin", () => {
       { code: "LOCK_UNAVAILABLE" },
     );
     assert.equal(tries, 1);
+  });
+});
+
+/** Leases on keys a, b, c whose renewals answer per key from a script: "ok", "lost" or "unsure". */
+function scriptedLeases(leaseMs: number, answers: (key: string) => "ok" | "lost" | "unsure" | "down") {
+  const calls = { extend: [] as string[][], release: [] as string[][] };
+  const leases: HeldLeases = {
+    fences: new Map([
+      ["a", 1],
+      ["b", 2],
+      ["c", 3],
+    ]),
+    validUntilMs: performance.now() + leaseMs,
+    extend: async (keys) => {
+      calls.extend.push([...keys]);
+      if (keys.some((key) => answers(key) === "down")) throw new LockUnavailableError("down");
+      return {
+        validUntilMs: performance.now() + leaseMs,
+        renewed: keys.filter((key) => answers(key) === "ok"),
+        lost: keys.filter((key) => answers(key) === "lost"),
+      };
+    },
+    release: async (keys) => {
+      calls.release.push([...keys]);
+    },
+  };
+  return { leases, calls };
+}
+
+describe("holdManyWhile", () => {
+  it("renews every key in one call, aborts only the key found lost, and releases all in one call", async () => {
+    const { leases, calls } = scriptedLeases(60, (key) => (key === "b" ? "lost" : "ok"));
+    const refused = new Map([["d", new Error("busy")]]);
+    const result = await holdManyWhile(60, leases, refused, async (granted, refusedKeys) => {
+      assert.equal(refusedKeys, refused);
+      assert.deepEqual(
+        [...granted].map(([key, guard]) => [key, guard.lockKey, guard.fence]),
+        [
+          ["a", "a", 1],
+          ["b", "b", 2],
+          ["c", "c", 3],
+        ],
+      );
+      await once(granted.get("b")!.signal, "abort");
+      assert.equal((granted.get("b")!.signal.reason as { code: string }).code, "LOCK_LOST");
+      await sleep(200);
+      assert.equal(granted.get("a")!.signal.aborted, false);
+      assert.equal(granted.get("c")!.signal.aborted, false);
+      return "done";
+    });
+    assert.equal(result, "done");
+    assert.deepEqual(calls.extend[0], ["a", "b", "c"]);
+    assert.ok(calls.extend.length >= 3);
+    assert.ok(
+      calls.extend.slice(1).every((keys) => keys.join() === "a,c"),
+      "the lost key is not renewed again",
+    );
+    assert.deepEqual(calls.release, [["a", "b", "c"]]);
+  });
+
+  it("aborts a key that no renewal confirms when its own lease runs out, and all when the backend is down", async () => {
+    const { leases } = scriptedLeases(90, (key) => (key === "c" ? "unsure" : "ok"));
+    await holdManyWhile(90, leases, new Map(), async (granted) => {
+      await once(granted.get("c")!.signal, "abort");
+      assert.equal(granted.get("a")!.signal.aborted, false);
+    });
+    const down = scriptedLeases(90, () => "down");
+    await holdManyWhile(90, down.leases, new Map(), async (granted) => {
+      await Promise.all([...granted.values()].map((guard) => once(guard.signal, "abort")));
+    });
+    assert.ok(down.calls.extend.length >= 2, "kept trying while the backend was down");
+    assert.equal(down.calls.release.length, 1);
+  });
+
+  it("runs the work with no timers when nothing was granted", async () => {
+    const { calls } = scriptedLeases(60, () => "ok");
+    const none: HeldLeases = {
+      fences: new Map(),
+      validUntilMs: 0,
+      extend: async () => assert.fail("nothing to renew"),
+      release: async () => assert.fail("nothing to release"),
+    };
+    assert.equal(await holdManyWhile(60, none, new Map(), async (granted) => granted.size), 0);
+    assert.equal(calls.extend.length, 0);
   });
 });

@@ -1,14 +1,20 @@
 /**
  * The sell path with a store that commits several events at once (Store.executeMany): what arrives for
- * different events in one tick goes to the store in one call, each event under its own lock taken in
- * sorted key order, and a refused lock or a failed part fails only its own buyers. A recording store and
+ * different events in one tick goes to the store in one call, each event under its own lock, all taken
+ * in one withLocks; a busy lock's work is put back and tried again (never waited for while the others
+ * are held) until the lock wait is over, and a failed part fails only its own buyers. A recording store and
  * lock stand in here; the real stores' rules are tested by the store contract and the e2e suites.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Command, Outcome } from "../../../src/domain/sale.js";
-import { LockBusyError } from "../../../src/domain/lock-errors.js";
-import type { LockOptions, LockProvider } from "../../../src/lock/lock-provider.js";
+import { LockBusyError, LockUnavailableError } from "../../../src/domain/lock-errors.js";
+import type {
+  LockOptions,
+  LockProvider,
+  ManyLockOptions,
+  ManyLockWork,
+} from "../../../src/lock/lock-provider.js";
 import { SellPath } from "../../../src/sales/sell-path.js";
 import type { EventBatch, EventBatchResult, Store } from "../../../src/store/store.js";
 import type { WriteGuard } from "../../../src/domain/write-guard.js";
@@ -60,11 +66,18 @@ function recordingStore(failing: ReadonlySet<string> = new Set()) {
   };
 }
 
-/** Records the keys in the order they were asked for and which were held together; refuses `refuse`. */
+/**
+ * Records the keys in the order they were asked for and which were held together. Refuses `refuse` as
+ * busy always, a key in `busyFor` as busy that many more times, and a key in `failWith` with its error.
+ */
 class RecordingLock implements LockProvider {
   readonly kind = "recording";
   readonly asked: string[] = [];
+  /** The keys of each withLocks call, in the order given. */
+  readonly askedTogether: string[][] = [];
   readonly refuse = new Set<string>();
+  readonly busyFor = new Map<string, number>();
+  readonly failWith = new Map<string, Error>();
   held = new Set<string>();
   /** The keys held at once, at each grant. */
   readonly together: string[][] = [];
@@ -84,6 +97,31 @@ class RecordingLock implements LockProvider {
       this.held.delete(key);
     }
   }
+  async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
+    this.askedTogether.push([...keys]);
+    await Promise.resolve();
+    const granted = new Map<string, WriteGuard>();
+    const refused = new Map<string, Error>();
+    for (const key of keys) {
+      const busyFor = this.busyFor.get(key) ?? 0;
+      if (busyFor > 0) this.busyFor.set(key, busyFor - 1);
+      const failure = this.failWith.get(key);
+      if (failure) refused.set(key, failure);
+      else if (this.refuse.has(key) || busyFor > 0) refused.set(key, new LockBusyError(key, 0));
+      else {
+        assert.ok(!this.held.has(key), `${key} is not held twice`);
+        this.held.add(key);
+        granted.set(key, { lockKey: key, fence: 1, signal: new AbortController().signal });
+      }
+    }
+    this.together.push([...this.held]);
+    assert.ok(options.leaseMs > 0);
+    try {
+      return await work(granted, refused);
+    } finally {
+      for (const key of granted.keys()) this.held.delete(key);
+    }
+  }
 }
 
 const purchase = (customerId: string): Command => ({
@@ -96,14 +134,19 @@ const purchase = (customerId: string): Command => ({
 function sellPath(
   store: Store,
   lock: LockProvider,
-  limits: { maxBatch?: number; scope?: "event" | "global"; maxEventsPerTick?: number } = {},
+  limits: {
+    maxBatch?: number;
+    scope?: "event" | "global";
+    maxEventsPerTick?: number;
+    lockWaitMs?: number;
+  } = {},
 ) {
   return new SellPath({
     store,
     lock,
     lockScope: limits.scope ?? "event",
     lockLeaseMs: 1000,
-    lockWaitMs: 100,
+    lockWaitMs: limits.lockWaitMs ?? 100,
     maxBatch: limits.maxBatch ?? 256,
     maxEventsPerTick: limits.maxEventsPerTick,
     maxQueuePerEvent: 1000,
@@ -112,7 +155,7 @@ function sellPath(
 }
 
 describe("sell path (several events per commit)", () => {
-  it("commits what arrives together for several events in one call, locks taken in sorted order", async () => {
+  it("commits what arrives together for several events in one call, locks taken in one withLocks", async () => {
     const { store, calls } = recordingStore();
     const lock = new RecordingLock();
     const path = sellPath(store, lock);
@@ -136,12 +179,13 @@ describe("sell path (several events per commit)", () => {
         [E2, ["b1"], `event:${E2}`],
       ],
     );
-    assert.deepEqual(lock.asked, [`event:${E1}`, `event:${E2}`, `event:${E3}`]);
+    assert.deepEqual(lock.askedTogether, [[`event:${E1}`, `event:${E2}`, `event:${E3}`]]);
+    assert.deepEqual(lock.asked, [], "no key taken on its own");
     assert.deepEqual(lock.together.at(-1), [`event:${E1}`, `event:${E2}`, `event:${E3}`]);
     await path.close();
   });
 
-  it("fails only the buyers of an event whose lock is refused or whose part the store refuses", async () => {
+  it("fails only the buyers of an event whose lock stays busy or whose part the store refuses", async () => {
     const { store, calls } = recordingStore(new Set([E3]));
     const lock = new RecordingLock();
     lock.refuse.add(`event:${E1}`);
@@ -161,6 +205,112 @@ describe("sell path (several events per commit)", () => {
       "the refused event never reached the store",
     );
     await path.close();
+  });
+
+  it("puts a busy event's work back at the front of its queue and commits it once its lock is free", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new RecordingLock();
+    lock.busyFor.set(`event:${E1}`, 2);
+    const path = sellPath(store, lock, { lockWaitMs: 5000 });
+    const first = [path.submit(E1, purchase("a1")), path.submit(E1, purchase("a2"))];
+    const other = path.submit(E2, purchase("b1"));
+    // E2 does not wait for E1's lock: it commits in the first tick, while E1's work waits.
+    assert.equal((await other).ok, true);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => part.customers)),
+      [[["b1"]]],
+    );
+    const later = path.submit(E1, purchase("a3"));
+    assert.deepEqual(
+      (await Promise.all([...first, later])).map((o) => o.ok),
+      [true, true, true],
+    );
+    const e1Asks = lock.askedTogether.filter((keys) => keys.includes(`event:${E1}`));
+    assert.equal(e1Asks.length, 3, "asked again after each busy answer, granted at the third");
+    assert.deepEqual(
+      calls.at(-1)?.map((part) => [part.eventId, part.customers]),
+      [[E1, ["a1", "a2", "a3"]]],
+      "the put-back work stays first, in order, and what came later joins behind it",
+    );
+    assert.ok(
+      lock.askedTogether.every((keys) => new Set(keys).size === keys.length),
+      "no key asked twice in one call",
+    );
+    await path.close();
+  });
+
+  it("serves a quiet event at once while another event's work waits for its busy lock", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new RecordingLock();
+    lock.refuse.add(`event:${E1}`);
+    const path = sellPath(store, lock, { lockWaitMs: 60_000 });
+    const waiting = path.submit(E1, purchase("a"));
+    waiting.catch(() => undefined);
+    while (lock.askedTogether.length < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.equal((await path.submit(E2, purchase("b"))).ok, true);
+    assert.equal((await path.submit(E3, purchase("c"))).ok, true);
+    assert.deepEqual(
+      calls.map((call) => call.map((part) => part.eventId)),
+      [[E2], [E3]],
+    );
+    lock.refuse.clear();
+    assert.equal((await waiting).ok, true);
+    await path.close();
+  });
+
+  it("fails busy work with LOCK_BUSY only once the lock wait has passed since it was first asked for", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new RecordingLock();
+    lock.refuse.add(`event:${E1}`);
+    const lockWaitMs = 150;
+    const path = sellPath(store, lock, { lockWaitMs });
+    const startedMs = performance.now();
+    const answer = path.submit(E1, purchase("a")).then(
+      () => assert.fail("a purchase under a busy lock succeeded"),
+      (error: unknown) => ({ error, afterMs: performance.now() - startedMs }),
+    );
+    // A purchase that joins later waits its own full time: it is still queued when the first one fails.
+    await new Promise((resolve) => setTimeout(resolve, lockWaitMs / 2));
+    let lateSettled = false;
+    const late = path.submit(E1, purchase("late")).then(
+      () => assert.fail("a purchase under a busy lock succeeded"),
+      (error: unknown) => {
+        lateSettled = true;
+        return { error, afterMs: performance.now() - startedMs };
+      },
+    );
+    const first = await answer;
+    assert.ok(first.error instanceof LockBusyError);
+    assert.equal((first.error as LockBusyError).code, "LOCK_BUSY");
+    assert.ok(first.afterMs >= lockWaitMs, `failed after ${first.afterMs} ms, before the wait was over`);
+    assert.ok(lock.askedTogether.length >= 3, "tried again while the wait lasted");
+    assert.equal(lateSettled, false, "the later purchase is still waiting");
+    const second = await late;
+    assert.ok(second.error instanceof LockBusyError);
+    assert.ok(second.afterMs >= lockWaitMs * 1.5, `the later one failed after ${second.afterMs} ms`);
+    assert.equal(calls.length, 0, "nothing reached the store");
+    await path.close();
+  });
+
+  it("fails at once, without trying again, when the lock answers other than busy", async () => {
+    const { store } = recordingStore();
+    const lock = new RecordingLock();
+    lock.failWith.set(`event:${E1}`, new LockUnavailableError("down"));
+    const path = sellPath(store, lock, { lockWaitMs: 60_000 });
+    await assert.rejects(path.submit(E1, purchase("a")), { code: "LOCK_UNAVAILABLE" });
+    assert.equal(lock.askedTogether.length, 1);
+    await path.close();
+  });
+
+  it("close() waits for work that is backing off from a busy lock", async () => {
+    const { store } = recordingStore();
+    const lock = new RecordingLock();
+    lock.busyFor.set(`event:${E1}`, 3);
+    const path = sellPath(store, lock, { lockWaitMs: 5000 });
+    const pending = path.submit(E1, purchase("a"));
+    while (lock.askedTogether.length < 1) await new Promise((resolve) => setImmediate(resolve));
+    await path.close();
+    assert.equal((await pending).ok, true);
   });
 
   it("while a tick is in the store, queues what arrives for the next tick, every event's work together", async () => {
