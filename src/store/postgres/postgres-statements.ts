@@ -202,18 +202,26 @@ export function buildStatements(s: string) {
     // The writes of a batch's confirm, extend, release and cancel commands: one statement per kind
     // whatever their number, each row's change guarded on the status it leaves (a hold is confirmed,
     // ended or extended only while 'active', an order cancelled only while 'confirmed'), so each happens
-    // once; the caller checks that every row came back. They run before closeBatch, in this order:
-    // extend, confirm, end, cancel (a confirmed order may be cancelled in the same batch).
+    // once. Each answers one row, `written`, and fails (batch_guard, migration 006) unless it wrote all
+    // of its rows (the last parameter says how many): a row that changed under its lock means someone
+    // wrote to this event without it, and nothing may commit; so COMMIT may be sent with them. They run
+    // before closeBatch, in this order: extend, confirm, end, cancel (a confirmed order may be cancelled
+    // in the same batch).
 
-    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id. Rows: one per extended hold.
+    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id, $4 how many.
     extendHolds: `
-      UPDATE ${s}.holds h SET expires_at = x.expires_at
-      FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
-      WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
-      RETURNING h.id`,
+      WITH extended AS (
+        UPDATE ${s}.holds h SET expires_at = x.expires_at
+        FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
+        WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
+        RETURNING h.id
+      )
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($3, CASE WHEN count(*) <> $4 THEN 'an extended hold changed under its lock' END)
+      FROM extended`,
 
     // Hold -> order. Params: $1 hold ids, $2 the new orders' ids, $3 payment references, $4 event id,
-    // $5 now. The seats move to the order. Rows: one per order written.
+    // $5 now, $6 how many. The seats move to the order.
     confirmHolds: `
       WITH c AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS c (hold_id, order_id, payment_reference)
@@ -225,17 +233,22 @@ export function buildStatements(s: string) {
       ), seats AS (
         UPDATE ${s}.seat_claims sc SET owner_id = hold.order_id, sold = true
         FROM hold WHERE sc.event_id = $4 AND sc.owner_id = hold.id
+      ), confirmed AS (
+        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
+                                 currency, payment_reference)
+        SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
+               payment_reference
+        FROM hold
+        RETURNING id
       )
-      INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
-                               currency, payment_reference)
-      SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
-             payment_reference
-      FROM hold
-      RETURNING id`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($4, CASE WHEN count(*) <> $6 THEN 'a confirmed hold changed under its lock' END)
+      FROM confirmed`,
 
     // Ends active holds (each 'released' or 'expired') and gives their tickets back: the customers'
     // counts (summed per customer: one update per row) and the seats. Every give-back hangs on the
-    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id.
+    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id,
+    // $4 how many.
     endHolds: `
       WITH e AS (
         SELECT * FROM unnest($1::text[], $2::text[]) AS e (id, status)
@@ -251,10 +264,12 @@ export function buildStatements(s: string) {
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $3 AND owner_id IN (SELECT id FROM hold)
       )
-      SELECT id FROM hold`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($3, CASE WHEN count(*) <> $4 THEN 'an ended hold changed under its lock' END)
+      FROM hold`,
 
     // Cancels confirmed orders and gives their tickets back, once each: guarded on status = 'confirmed'.
-    // Params: $1 order ids, $2 event id, $3 now.
+    // Params: $1 order ids, $2 event id, $3 now, $4 how many.
     cancelOrders: `
       WITH cancelled AS (
         UPDATE ${s}.orders SET status = 'cancelled', cancelled_at = $3
@@ -268,7 +283,9 @@ export function buildStatements(s: string) {
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM cancelled)
       )
-      SELECT id FROM cancelled`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($2, CASE WHEN count(*) <> $4 THEN 'a cancelled order changed under its lock' END)
+      FROM cancelled`,
 
     // The end of one or more events' batches, in one statement: their new orders and holds, their seats,
     // the customers' new counts, the first answers to their idempotency keys, their webhook messages and
@@ -280,8 +297,9 @@ export function buildStatements(s: string) {
     // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
     // - sold + held <= capacity is in the WHERE (and in a CHECK), and sold + held <= quota per ticket
     //   type: the database, not the lock, forbids overselling.
-    // It answers, per guard, the event id of every row it wrote (customers, events, tiers); the caller
-    // checks that each event got all of its rows. Its parameters are named (CloseBatchParams);
+    // It answers, per guard, the event id of every row it wrote (customers, events, tiers), and fails
+    // (batch_guard: check_violation, the event's id as the detail) when an event did not get all of its
+    // rows, so no row count need be checked before COMMIT. Its parameters are named (CloseBatchParams);
     // `bindNamed` puts them in the order of their $n.
     closeBatch: named<CloseBatchParams>(`
       WITH sale AS (
@@ -349,9 +367,23 @@ export function buildStatements(s: string) {
         WHERE e.id = d.id AND e.sold + d.sold + e.held + d.held <= e.capacity
           AND e.sold + d.sold >= 0 AND e.held + d.held >= 0
         RETURNING e.id
+      ), refused AS (
+        -- each event got all of its rows, or the statement fails (batch_guard, migration 006), so that the
+        -- transaction's COMMIT may be sent with it: its customers', its counters' and its tiers' rows
+        SELECT x.event_id,
+               CASE WHEN (SELECT count(*) FROM customers c WHERE c.event_id = x.event_id) <> x.customers
+                      THEN 'a customer''s count would pass maxPerCustomer'
+                    WHEN NOT EXISTS (SELECT 1 FROM counters c WHERE c.id = x.event_id)
+                      THEN 'the event''s counters would pass capacity'
+                    WHEN (SELECT count(*) FROM tiers t WHERE t.event_id = x.event_id) <> x.tiers
+                      THEN 'a ticket type''s counters would pass its quota'
+               END AS problem
+        FROM unnest($counterEventIds::text[], $expectedCustomers::integer[], $expectedTiers::integer[])
+          AS x (event_id, customers, tiers)
       )
       SELECT ARRAY(SELECT event_id FROM customers) AS customers, ARRAY(SELECT id FROM counters) AS events,
-             ARRAY(SELECT event_id FROM tiers) AS tiers`),
+             ARRAY(SELECT event_id FROM tiers) AS tiers,
+             (SELECT count(*) FROM refused WHERE ${s}.batch_guard(event_id, problem))::int AS refused`),
 
     // The same reads as a batch of one event decides on (above), for several events at once
     // (executeMany), each row with its event's id. Params: pairs of arrays (event ids, keys/customers/seats).
@@ -362,16 +394,23 @@ export function buildStatements(s: string) {
       FROM ${s}.events e WHERE e.id = ANY($1::text[])
       ORDER BY e.id
       FOR NO KEY UPDATE OF e`,
+    // Each (event, key) pair looked up in its primary key, whatever the table's size or statistics: the
+    // LIMIT keeps the planner from turning the lateral lookup into a hash join over the whole table.
     selectIdempotencyOf: `
-      SELECT i.event_id, i.key, i.fingerprint, i.outcome FROM ${s}.idempotency i
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, key) ON i.event_id = w.event_id AND i.key = w.key`,
+      SELECT i.event_id, i.key, i.fingerprint, i.outcome
+      FROM unnest($1::text[], $2::text[]) AS w (event_id, key)
+      CROSS JOIN LATERAL (SELECT * FROM ${s}.idempotency i
+                          WHERE i.event_id = w.event_id AND i.key = w.key LIMIT 1) i`,
     selectCustomersOf: `
-      SELECT c.event_id, c.customer_id, c.tickets FROM ${s}.customer_tickets c
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, customer_id)
-        ON c.event_id = w.event_id AND c.customer_id = w.customer_id`,
+      SELECT c.event_id, c.customer_id, c.tickets
+      FROM unnest($1::text[], $2::text[]) AS w (event_id, customer_id)
+      CROSS JOIN LATERAL (SELECT * FROM ${s}.customer_tickets c
+                          WHERE c.event_id = w.event_id AND c.customer_id = w.customer_id LIMIT 1) c`,
     selectSeatOwnersOf: `
-      SELECT c.event_id, c.seat_id, c.owner_id FROM ${s}.seat_claims c
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, seat_id) ON c.event_id = w.event_id AND c.seat_id = w.seat_id`,
+      SELECT c.event_id, c.seat_id, c.owner_id
+      FROM unnest($1::text[], $2::text[]) AS w (event_id, seat_id)
+      CROSS JOIN LATERAL (SELECT * FROM ${s}.seat_claims c
+                          WHERE c.event_id = w.event_id AND c.seat_id = w.seat_id LIMIT 1) c`,
     selectTiersOf: `SELECT event_id, tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = ANY($1::text[])`,
     // The named holds and orders of several events: $1 ids, $2 the events.
     lockHoldsOf: `
@@ -445,6 +484,9 @@ export interface CloseBatchParams {
   counterEventIds: string[];
   soldDeltas: number[];
   heldDeltas: number[];
+  /** Per counter event: how many customers' and tiers' rows it must get back (else the statement fails). */
+  expectedCustomers: number[];
+  expectedTiers: number[];
 }
 
 /** A statement whose parameters are named (`$eventId`) in its source and numbered ($1 …) in `text`. */

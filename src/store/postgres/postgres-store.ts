@@ -45,9 +45,15 @@ import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
 import type { ClosePart } from "./postgres-batch.js";
-import { closeStatement, closeWritten, PostgresBatch } from "./postgres-batch.js";
+import { closeStatement, PostgresBatch } from "./postgres-batch.js";
 import { advisoryKeyFor } from "../../postgres/advisory-key.js";
-import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
+import {
+  batchGuardEventOf,
+  isCommandDataError,
+  sqlStateOf,
+  StoreConflictError,
+  toStoreError,
+} from "./postgres-errors.js";
 import type {
   EventRow,
   HoldRow,
@@ -533,8 +539,8 @@ export class PostgresStore implements Store {
           (rows ?? []).filter((row) => row.event_id === eventId);
         const eventsById = new Map(eventRows.map((row) => [row.id, row]));
         const outcomes: Outcome[][] = [];
-        const writes: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
-        const closes: { part: number; batch: PostgresBatch; close: ClosePart }[] = [];
+        const writes: { part: number; statements: PipelineStatement[] }[] = [];
+        const closes: ClosePart[] = [];
         for (let i = 0; i < group.length; i++) {
           const { batch: eventBatch, takeable } = group[i] as GroupPart;
           const { eventId, guard } = eventBatch;
@@ -565,62 +571,34 @@ export class PostgresStore implements Store {
             const batch = new PostgresBatch(sql, row, answers, deciding);
             outcomes.push(takeable.map((command) => batch.apply(command, now)));
             const statements = batch.closingWrites(now);
-            if (statements.length > 0) writes.push({ part: i, batch, statements });
+            if (statements.length > 0) writes.push({ part: i, statements });
             const close = batch.closePart(now);
-            if (close) closes.push({ part: i, batch, close });
+            if (close) closes.push(close);
           } catch (error) {
             throw partFailed(i, error);
           }
         }
         const statements = writes.flatMap((write) => write.statements);
-        if (closes.length > 0) {
-          statements.push(
-            closeStatement(
-              sql,
-              closes.map((close) => close.close),
-              now,
-            ),
-          );
-        }
-        let closed: OpeningRows;
+        if (closes.length > 0) statements.push(closeStatement(sql, closes, now));
+        // Every closing statement fails by itself when one of its guarded writes finds no row to write,
+        // so nothing is left to check before COMMIT but the leases: COMMIT goes with them.
+        checkLeases(group);
         try {
-          closed = await tx.pipeline(statements);
+          await tx.commit(statements);
         } catch (error) {
+          // A guard refused one event's rows (batch_guard): that part failed alone.
+          const refused = batchGuardEventOf(error);
+          const part = group.findIndex((p) => p.batch.eventId === refused);
+          if (part >= 0) throw partFailed(part, error);
           let at = failedStatementOf(error);
           if (at === null) throw error;
           for (const write of writes) {
             if (at < write.statements.length) throw partFailed(write.part, error);
             at -= write.statements.length;
           }
-          // closeBatch, which all parts share: not one part's failure.
+          // closeBatch, which all parts share, or the COMMIT: not one part's failure.
           throw error;
         }
-        let from = 0;
-        for (const write of writes) {
-          const rows = closed.slice(from, from + write.statements.length);
-          from += write.statements.length;
-          try {
-            write.batch.checkWrites(rows);
-          } catch (error) {
-            throw new PartFailedError(write.part, error);
-          }
-        }
-        if (closes.length > 0) {
-          const written = closeWritten(closed[from]);
-          for (const close of closes) {
-            try {
-              close.batch.checkClose(written);
-            } catch (error) {
-              throw new PartFailedError(close.part, error);
-            }
-          }
-        }
-        // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
-        group.forEach(({ batch }, i) => {
-          if (batch.guard?.signal.aborted) {
-            throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
-          }
-        });
         return outcomes;
       },
       opening,
@@ -659,7 +637,7 @@ export class PostgresStore implements Store {
         }
         const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
         const outcomes = commands.map((command) => batch.apply(command, now));
-        await batch.close(tx, now);
+        await batch.close(tx, now, true);
         return outcomes;
       },
       [
@@ -701,7 +679,7 @@ export class PostgresStore implements Store {
             if (!row) throw new StoreConflictError("40001", `event ${eventId} vanished under its lock`);
             const batch = new PostgresBatch(this.#sql, row, answerRows, deciding);
             const outcome = batch.apply(command, now);
-            await batch.close(tx, now);
+            await batch.close(tx, now, false);
             await tx.rows("RELEASE SAVEPOINT command");
             outcomes.push(outcome);
           } catch (error) {
@@ -940,6 +918,13 @@ function failedParts(
   const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
   const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
   return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
+}
+
+/** A writer whose lease was lost commits nothing: that part is taken out, the others run again. */
+function checkLeases(group: readonly GroupPart[]): void {
+  group.forEach(({ batch }, i) => {
+    if (batch.guard?.signal.aborted) throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
+  });
 }
 
 /** Byte order of two ids (the order every transaction takes their locks in). */
