@@ -488,27 +488,22 @@ export class PostgresStore implements Store {
     opening.push(
       { text: sql.lockEvents, values: [eventIds, now] },
       {
-        text: sql.selectIdempotencyOf,
-        values: pairs((command, _, add) => {
-          if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
-        }),
+        text: sql.decidingOf,
+        values: [
+          ...pairs((command, _, add) => {
+            if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
+          }),
+          ...pairs((command, _, add) => {
+            if (command.type === "purchase" || command.type === "hold") add(command.customerId);
+          }),
+          ...pairs((command, _, add) => {
+            if (command.type === "purchase" || command.type === "hold") {
+              for (const seat of command.selection.seats ?? []) add(seat);
+            }
+          }),
+          eventIds,
+        ],
       },
-      {
-        text: sql.selectCustomersOf,
-        values: pairs((command, _, add) => {
-          if (command.type === "purchase" || command.type === "hold") add(command.customerId);
-        }),
-      },
-      {
-        text: sql.selectSeatOwnersOf,
-        values: pairs((command, _, add) => {
-          if (command.type === "purchase" || command.type === "hold") {
-            for (const seat of command.selection.seats ?? []) add(seat);
-          }
-        }),
-      },
-      { text: sql.selectTiersOf, values: [eventIds] },
-      { text: sql.clock, values: [] },
     );
     if (named.holds.length > 0 || named.orders.length > 0) {
       opening.push(
@@ -524,17 +519,14 @@ export class PostgresStore implements Store {
             (row) => [row.lock_key, Number(row.fence)],
           ),
         );
-        const [eventRows, answerRows, customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] =
-          results.slice(readsFrom) as [
-            LockedEventRow[],
-            (IdempotencyRow & { event_id: string })[],
-            { event_id: string }[],
-            { event_id: string }[],
-            { event_id: string }[],
-            unknown[],
-            { event_id: string }[] | undefined,
-            { event_id: string }[] | undefined,
-          ];
+        const [eventRows, [read], holdRows, orderRows] = results.slice(readsFrom) as [
+          LockedEventRow[],
+          [DecidingRow],
+          { event_id: string }[] | undefined,
+          { event_id: string }[] | undefined,
+        ];
+        const { answers: answerRows, customers: customerRows, seats: seatRows, tiers: tierRows } = read;
+        const clockRows = [{ clock_ms: read.clock_ms }];
         const rowsOf = <R extends { event_id: string }>(rows: readonly R[] | undefined, eventId: string) =>
           (rows ?? []).filter((row) => row.event_id === eventId);
         const eventsById = new Map(eventRows.map((row) => [row.id, row]));
@@ -845,6 +837,15 @@ export class PostgresStore implements Store {
     );
     return removed.length;
   }
+}
+
+/** decidingOf's one row: each read's rows (as the separate reads would answer them), and the clock. */
+interface DecidingRow {
+  answers: (IdempotencyRow & { event_id: string })[];
+  customers: { event_id: string }[];
+  seats: { event_id: string }[];
+  tiers: { event_id: string }[];
+  clock_ms: number;
 }
 
 /** What the expiry statement answers: counts, and the holds it expired. */
