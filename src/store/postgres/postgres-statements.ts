@@ -289,101 +289,21 @@ export function buildStatements(s: string) {
 
     // The end of one or more events' batches, in one statement: their new orders and holds, their seats,
     // the customers' new counts, the first answers to their idempotency keys, their webhook messages and
-    // the events' counters. Every row carries its event's id, so one statement closes every event of a
-    // multi-event commit (executeMany) as it closes one. Every write is guarded on its own, whatever the
-    // batches decided before:
-    // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
-    // - customers: active holds + confirmed orders <= the event's maxPerCustomer, checked on the locked row;
-    // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
-    // - sold + held <= capacity is in the WHERE (and in a CHECK), and sold + held <= quota per ticket
-    //   type: the database, not the lock, forbids overselling.
-    // It answers, per guard, the event id of every row it wrote (customers, events, tiers), and fails
-    // (batch_guard: check_violation, the event's id as the detail) when an event did not get all of its
-    // rows, so no row count need be checked before COMMIT. Its parameters are named (CloseBatchParams);
-    // `bindNamed` puts them in the order of their $n.
+    // the events' counters, every row with its event's id, so one statement closes every event of a
+    // multi-event commit (executeMany) as it closes one. The statement is the function close_batch
+    // (migration 006), whose plan the server keeps: every write is guarded on its own there (primary keys,
+    // maxPerCustomer on the locked row, capacity and quotas in the WHERE and in CHECKs), and an event
+    // that did not get all of its rows fails it (batch_guard: check_violation, the event's id as the
+    // detail), so no row count need be checked before COMMIT. Its parameters are named (CloseBatchParams,
+    // in the function's order); `bindNamed` puts them in the order of their $n.
     closeBatch: named<CloseBatchParams>(`
-      WITH sale AS (
-        SELECT * FROM unnest($saleEventIds::text[], $saleIds::text[], $saleCustomerIds::text[],
-                             $saleQuantities::integer[], $saleSeats::text[], $saleKinds::text[],
-                             $saleAts::timestamptz[], $saleLines::text[], $saleTotals::bigint[],
-                             $saleCurrencies::text[])
-          AS sale (event_id, id, customer_id, quantity, seats, kind, at, lines, total, currency)
-      ), new_orders AS (
-        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
-                                 currency)
-        SELECT id, event_id, customer_id, quantity,
-               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'confirmed', at, lines::jsonb, total, currency
-        FROM sale WHERE kind = 'order'
-      ), new_holds AS (
-        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at, created_at,
-                                lines, total, currency)
-        SELECT id, event_id, customer_id, quantity,
-               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'active', at, $now, lines::jsonb, total, currency
-        FROM sale WHERE kind = 'hold'
-      ), tiers AS (
-        -- sold + held <= quota per ticket type, in the WHERE (and in a CHECK)
-        UPDATE ${s}.price_tiers t SET sold = t.sold + d.sold, held = t.held + d.held
-        FROM unnest($tierEventIds::text[], $tierIds::text[], $tierSoldDeltas::integer[],
-                    $tierHeldDeltas::integer[]) AS d (event_id, tier_id, sold, held)
-        WHERE t.event_id = d.event_id AND t.tier_id = d.tier_id
-          AND (t.quota IS NULL OR t.sold + d.sold + t.held + d.held <= t.quota)
-          AND t.sold + d.sold >= 0 AND t.held + d.held >= 0
-        RETURNING t.event_id
-      ), claims AS (
-        INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT event_id, seat_id, owner_id, sold
-        FROM unnest($claimEventIds::text[], $claimSeatIds::text[], $claimOwnerIds::text[],
-                    $claimSold::boolean[]) AS claim (event_id, seat_id, owner_id, sold)
-      ), customers AS (
-        -- the limit is the locked event row's (the one the batch decided on)
-        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT taken.event_id, taken.customer_id, taken.tickets
-        FROM unnest($takenEventIds::text[], $takenCustomerIds::text[], $takenTickets::integer[])
-          AS taken (event_id, customer_id, tickets)
-        JOIN ${s}.events e ON e.id = taken.event_id
-        WHERE taken.tickets <= e.max_per_customer
-        ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        WHERE c.tickets + EXCLUDED.tickets
-              <= (SELECT max_per_customer FROM ${s}.events e WHERE e.id = c.event_id)
-        RETURNING c.event_id
-      ), answers AS (
-        INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT event_id, key, fingerprint, outcome::jsonb, $now
-        FROM unnest($answerEventIds::text[], $answerKeys::text[], $answerFingerprints::text[],
-                    $answerOutcomes::text[]) AS answer (event_id, key, fingerprint, outcome)
-      ), outbox AS (
-        -- the batches' webhook messages: they commit with the changes they report, or not at all
-        INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
-        SELECT id, event_id, type, payload, $now
-        FROM unnest($outboxIds::text[], $outboxEventIds::text[], $outboxTypes::text[],
-                    $outboxPayloads::text[]) WITH ORDINALITY AS o (id, event_id, type, payload, n)
-        ORDER BY n
-      ), counters AS (
-        UPDATE ${s}.events e SET sold = e.sold + d.sold, held = e.held + d.held
-        FROM unnest($counterEventIds::text[], $soldDeltas::integer[], $heldDeltas::integer[])
-          AS d (id, sold, held)
-        WHERE e.id = d.id AND e.sold + d.sold + e.held + d.held <= e.capacity
-          AND e.sold + d.sold >= 0 AND e.held + d.held >= 0
-        RETURNING e.id
-      ), refused AS (
-        -- each event got all of its rows, or the statement fails (batch_guard, migration 006), so that the
-        -- transaction's COMMIT may be sent with it: its customers', its counters' and its tiers' rows
-        SELECT x.event_id,
-               CASE WHEN (SELECT count(*) FROM customers c WHERE c.event_id = x.event_id) <> x.customers
-                      THEN 'a customer''s count would pass maxPerCustomer'
-                    WHEN NOT EXISTS (SELECT 1 FROM counters c WHERE c.id = x.event_id)
-                      THEN 'the event''s counters would pass capacity'
-                    WHEN (SELECT count(*) FROM tiers t WHERE t.event_id = x.event_id) <> x.tiers
-                      THEN 'a ticket type''s counters would pass its quota'
-               END AS problem
-        FROM unnest($counterEventIds::text[], $expectedCustomers::integer[], $expectedTiers::integer[])
-          AS x (event_id, customers, tiers)
-      )
-      SELECT ARRAY(SELECT event_id FROM customers) AS customers, ARRAY(SELECT id FROM counters) AS events,
-             ARRAY(SELECT event_id FROM tiers) AS tiers,
-             (SELECT count(*) FROM refused WHERE ${s}.batch_guard(event_id, problem))::int AS refused`),
+      SELECT ${s}.close_batch(
+        $saleEventIds, $saleIds, $saleCustomerIds, $saleQuantities, $saleSeats, $saleKinds, $saleAts,
+        $saleLines, $saleTotals, $saleCurrencies, $now, $tierEventIds, $tierIds, $tierSoldDeltas,
+        $tierHeldDeltas, $claimEventIds, $claimSeatIds, $claimOwnerIds, $claimSold, $takenEventIds,
+        $takenCustomerIds, $takenTickets, $answerEventIds, $answerKeys, $answerFingerprints, $answerOutcomes,
+        $outboxIds, $outboxEventIds, $outboxTypes, $outboxPayloads, $counterEventIds, $soldDeltas, $heldDeltas,
+        $expectedCustomers, $expectedTiers)`),
 
     // lockEvent for several events at once (executeMany), locked in id order.
     lockEvents: `
