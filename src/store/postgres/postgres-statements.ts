@@ -313,34 +313,11 @@ export function buildStatements(s: string) {
       FROM ${s}.events e WHERE e.id = ANY($1::text[])
       ORDER BY e.id
       FOR NO KEY UPDATE OF e`,
-    // The reads of the batches of several events, and the clock, in one statement (one parse, one plan,
-    // one snapshot, taken after the event rows' locks), each read's rows as a JSON array with the columns
-    // the one-event reads answer: the stored first answers, the customers' counts, the seats' owners and
-    // the tiers that executeMany's batches decide on. Each (event, key) pair is looked up in its primary
-    // key whatever the table's size or statistics (the LIMIT keeps the planner from making the lateral
-    // lookup a hash join over the whole table). Params: $1/$2 the answers' events and keys, $3/$4 the
-    // customers' events and ids, $5/$6 the seats' events and ids, $7 the events (their tiers).
-    decidingOf: `
-      SELECT
-        (SELECT coalesce(json_agg(r), '[]') FROM (
-           SELECT i.event_id, i.key, i.fingerprint, i.outcome
-           FROM unnest($1::text[], $2::text[]) AS w (event_id, key)
-           CROSS JOIN LATERAL (SELECT * FROM ${s}.idempotency i
-                               WHERE i.event_id = w.event_id AND i.key = w.key LIMIT 1) i) r) AS answers,
-        (SELECT coalesce(json_agg(r), '[]') FROM (
-           SELECT c.event_id, c.customer_id, c.tickets
-           FROM unnest($3::text[], $4::text[]) AS w (event_id, customer_id)
-           CROSS JOIN LATERAL (SELECT * FROM ${s}.customer_tickets c
-                               WHERE c.event_id = w.event_id AND c.customer_id = w.customer_id LIMIT 1) c) r)
-          AS customers,
-        (SELECT coalesce(json_agg(r), '[]') FROM (
-           SELECT c.event_id, c.seat_id, c.owner_id
-           FROM unnest($5::text[], $6::text[]) AS w (event_id, seat_id)
-           CROSS JOIN LATERAL (SELECT * FROM ${s}.seat_claims c
-                               WHERE c.event_id = w.event_id AND c.seat_id = w.seat_id LIMIT 1) c) r) AS seats,
-        (SELECT coalesce(json_agg(r), '[]') FROM (
-           SELECT event_id, tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = ANY($7::text[])) r) AS tiers,
-        (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS clock_ms`,
+    // The reads of the batches of several events, and the clock, in one statement, taken after the event
+    // rows' locks: the function deciding_of (migration 006, whose plan the server keeps), each read's rows
+    // as a JSON array with the columns the one-event reads answer. Params: $1/$2 the answers' events and
+    // keys, $3/$4 the customers' events and ids, $5/$6 the seats' events and ids, $7 the events.
+    decidingOf: `SELECT * FROM ${s}.deciding_of($1, $2, $3, $4, $5, $6, $7)`,
     // The named holds and orders of several events: $1 ids, $2 the events.
     lockHoldsOf: `
       SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])

@@ -159,3 +159,47 @@ BEGIN
   RETURN refused_count;
 END
 $$;
+
+-- What the batches of executeMany() decide on (postgres-statements.ts, decidingOf), read after their event
+-- rows' locks, in one statement whose plan the server keeps: the stored first answers to their keys, the
+-- customers' counts, the requested seats' owners and the events' tiers, each as a JSON array of rows
+-- with their columns, and the database's clock. Each (event, key) pair is looked up in its primary key
+-- whatever the table's size or statistics (the LIMIT keeps the planner from making the lateral lookup a
+-- hash join over the whole table).
+CREATE FUNCTION deciding_of(
+  p_answer_event_ids text[],
+  p_answer_keys text[],
+  p_customer_event_ids text[],
+  p_customer_ids text[],
+  p_seat_event_ids text[],
+  p_seat_ids text[],
+  p_event_ids text[]
+) RETURNS TABLE (answers json, customers json, seats json, tiers json, clock_ms float8)
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+       SELECT i.event_id, i.key, i.fingerprint, i.outcome
+       FROM unnest(p_answer_event_ids, p_answer_keys) AS w (event_id, key)
+       CROSS JOIN LATERAL (SELECT * FROM idempotency i
+                           WHERE i.event_id = w.event_id AND i.key = w.key LIMIT 1) i) r) AS answers,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+       SELECT c.event_id, c.customer_id, c.tickets
+       FROM unnest(p_customer_event_ids, p_customer_ids) AS w (event_id, customer_id)
+       CROSS JOIN LATERAL (SELECT * FROM customer_tickets c
+                           WHERE c.event_id = w.event_id AND c.customer_id = w.customer_id LIMIT 1) c) r)
+      AS customers,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+       SELECT c.event_id, c.seat_id, c.owner_id
+       FROM unnest(p_seat_event_ids, p_seat_ids) AS w (event_id, seat_id)
+       CROSS JOIN LATERAL (SELECT * FROM seat_claims c
+                           WHERE c.event_id = w.event_id AND c.seat_id = w.seat_id LIMIT 1) c) r) AS seats,
+    (SELECT coalesce(json_agg(r), '[]') FROM (
+       SELECT event_id, tier_id, sold, held FROM price_tiers WHERE event_id = ANY(p_event_ids)) r) AS tiers,
+    (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS clock_ms;
+END
+$$;
