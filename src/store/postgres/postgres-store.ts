@@ -5,7 +5,9 @@
  * write so that a confirmed sale is on disk before the answer.
  *
  * No session state is kept across transactions (every setting is transaction-local, every advisory lock
- * is transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
+ * is transaction-scoped, statements are unnamed: the plans the server keeps are those of the functions
+ * close_batch and deciding_of, migration 006, inside its connection), so it works behind PgBouncer in
+ * transaction mode.
  *
  * By role: postgres-pool.ts runs transactions and reads; postgres-statements.ts is the SQL;
  * postgres-batch.ts decides a batch's commands (with the domain's decider) and writes them;
@@ -346,7 +348,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Several events' batches in one transaction with one durable commit, in three round trips and a
+   * Several events' batches in one transaction with one durable commit, in two round trips and a
    * fixed number of statements whatever the number of events (#executeGroup). Locks are taken in one
    * order by every transaction (advisory locks, then fences, then event rows, each sorted by key), so
    * two instances' transactions never deadlock. A part that fails alone (a stale fence, a lost lease, a
@@ -413,16 +415,16 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * The parts of executeMany() in one transaction of three round trips, with statements that each
+   * The parts of executeMany() in one transaction of two round trips, with statements that each
    * cover every part (arrays of event ids, keys and customers bound as parameters):
    * (1) BEGIN and its settings, the parts' advisory transaction locks (when their guards have them: a
    *     statement per lock key, in key order), their fences (one statement), their event rows (one,
-   *     locked in id order), and what their batches decide on (one statement per kind of read), as one
+   *     locked in id order), and what their batches decide on (one statement, decidingOf), as one
    *     pipeline;
-   * (2) every part's confirm, extend, release and cancel writes (a statement per kind a part has), and
-   *     one closeBatch for all parts, as one pipeline (overdue holds add their round trips first, as in
-   *     execute());
-   * (3) COMMIT, after every part's lease is checked.
+   * (2) after every part's lease is checked, every part's confirm, extend, release and cancel writes (a
+   *     statement per kind a part has), one closeBatch for all parts and COMMIT, as one pipeline (overdue
+   *     holds add their round trips first, as in execute()); a closing statement whose guard refused
+   *     names the part's event (batchGuardEventOf).
    * Throws PartFailedError for a part that failed alone; a busy advisory lock is told by
    * failedOpeningOf; anything else fails the group.
    */
@@ -598,15 +600,15 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One transaction in three round trips, whatever the number of commands that only take tickets:
+   * One transaction in two round trips, whatever the number of commands:
    * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
    *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
    *     statement sees what committed before it ran, so all of it is read with the lock held;
    * (2) one statement for all new orders, holds, seats, counts, answers and counters, after at most one
    *     statement per kind for the batch's extended, confirmed, ended holds and cancelled orders (the
-   *     holds and orders its commands name are read with their row locks in (1)), as one pipeline;
-   *     overdue holds, when the event has some, add one statement to expire them and one to read again;
-   * (3) COMMIT.
+   *     holds and orders its commands name are read with their row locks in (1)), and COMMIT, as one
+   *     pipeline (each closing statement fails by itself when a guard refused a write); overdue holds,
+   *     when the event has some, add one statement to expire them and one to read again.
    */
   async #executeBatch(
     eventId: string,
