@@ -318,8 +318,12 @@ export function closeStatement(sql: Statements, parts: readonly ClosePart[], now
   const params = { now } as CloseBatchParams;
   if (first) {
     for (const key of Object.keys(first) as (keyof ClosePart)[]) {
-      (params as unknown as Record<string, unknown[]>)[key] =
-        parts.length === 1 ? first[key] : parts.flatMap((part) => part[key] as unknown[]);
+      let values = first[key] as unknown[];
+      if (parts.length > 1) {
+        values = [];
+        for (const part of parts) for (const value of part[key] as unknown[]) values.push(value);
+      }
+      (params as unknown as Record<string, unknown[]>)[key] = values;
     }
   }
   return { text: sql.closeBatch.text, values: bindNamed(sql.closeBatch, params) };
