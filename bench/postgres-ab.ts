@@ -8,6 +8,10 @@
  * (Parse, Sync, simple queries): CPU and messages hardly depend on what else the machine does, the wall
  * time does.
  *
+ * With BOXOFFICE_AB_TICK=<n> (and BOXOFFICE_AB_EVENTS=<e>, default 1) it measures the sell path's tick
+ * instead: each call is one executeMany() of n one-ticket purchases spread over e events, each event's
+ * part with a fenced guard as a Redis lock gives it, and the figures are per purchase (messages per tick).
+ *
  * Child mode (internal): `postgres-ab.js child <worktree> <purchases>` prints one JSON line.
  */
 import { execFile } from "node:child_process";
@@ -20,6 +24,9 @@ import pg from "pg";
 
 const POSTGRES_URL = process.env.BOXOFFICE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const WARMUP = 200;
+/** Purchases per executeMany() tick, and the events they are spread over (0: one execute() each). */
+const TICK = Number(process.env.BOXOFFICE_AB_TICK ?? 0);
+const EVENTS = Number(process.env.BOXOFFICE_AB_EVENTS ?? 1);
 
 interface ChildResult {
   wallUs: number;
@@ -33,6 +40,10 @@ interface StoreLike {
   close(): Promise<void>;
   createEvent(plan: { id: string }): Promise<unknown>;
   execute(eventId: string, commands: unknown[], guard: null, now: Date): Promise<{ ok: boolean }[]>;
+  executeMany(
+    batches: { eventId: string; commands: unknown[]; guard: object | null }[],
+    now: Date,
+  ): Promise<({ ok: true; outcomes: { ok: boolean }[] } | { ok: false; error: unknown })[]>;
 }
 
 /** CPU time (µs) the server processes spent so far, from /proc/<pid>/stat (utime + stime, in ticks). */
@@ -79,27 +90,46 @@ async function child(root: string, purchases: number): Promise<ChildResult> {
   const store = new PostgresStore({ url: POSTGRES_URL, schema, poolSize: 1, statementTimeoutMs: 5000 });
   await store.init();
   try {
-    const plan = planEvent({ name: "ab", capacity: 1_000_000, maxPerCustomer: 8 }, newEventId(), new Date());
-    await store.createEvent(plan);
+    const plans = Array.from({ length: Math.max(1, EVENTS) }, () =>
+      planEvent({ name: "ab", capacity: 1_000_000, maxPerCustomer: 8 }, newEventId(), new Date()),
+    );
+    for (const plan of plans) await store.createEvent(plan);
+    const plan = plans[0] as { id: string };
     let n = 0;
-    const purchase = async () => {
+    const command = () => {
       n++;
-      const [outcome] = await store.execute(
-        plan.id,
-        [
-          {
-            type: "purchase",
-            customerId: `c${n}`,
-            selection: { quantity: 1, seats: null },
-            idempotency: { key: `k${n}`, fingerprint: "f" },
-          },
-        ],
-        null,
+      return {
+        type: "purchase",
+        customerId: `c${n}`,
+        selection: { quantity: 1, seats: null },
+        idempotency: { key: `k${n}`, fingerprint: "f" },
+      };
+    };
+    const signal = new AbortController().signal;
+    /** A sell-path tick: TICK purchases over the events, each event's part fenced as a Redis lock's. */
+    const tick = async () => {
+      const parts = plans.map((event) => ({
+        eventId: event.id,
+        commands: [] as unknown[],
+        guard: { lockKey: `event:${event.id}`, fence: Date.now() * 1000, signal },
+      }));
+      for (let i = 0; i < TICK; i++) parts[i % parts.length]?.commands.push(command());
+      const results = await store.executeMany(
+        parts.filter((part) => part.commands.length > 0),
         new Date(),
       );
+      for (const result of results) {
+        if (!result.ok || result.outcomes.some((outcome) => !outcome.ok)) {
+          throw new Error(`tick refused: ${JSON.stringify(result)}`);
+        }
+      }
+    };
+    const single = async () => {
+      const [outcome] = await store.execute(plan.id, [command()], null, new Date());
       if (!outcome?.ok) throw new Error(`purchase ${n} refused: ${JSON.stringify(outcome)}`);
     };
-    for (let i = 0; i < WARMUP; i++) await purchase();
+    const purchase = TICK > 0 ? tick : single;
+    for (let i = 0; i < (TICK > 0 ? WARMUP / 10 : WARMUP); i++) await purchase();
     for (const name of Object.keys(messages)) messages[name] = 0;
     const backendBefore = backendCpuUs(pids);
     const cpuBefore = process.cpuUsage();
@@ -108,10 +138,12 @@ async function child(root: string, purchases: number): Promise<ChildResult> {
     const wallMs = performance.now() - started;
     const cpu = process.cpuUsage(cpuBefore);
     const backendUs = backendCpuUs(pids) - backendBefore;
+    // Per purchase; messages per call (a tick, or a single purchase).
+    const sales = TICK > 0 ? purchases * TICK : purchases;
     return {
-      wallUs: (wallMs * 1000) / purchases,
-      clientCpuUs: (cpu.user + cpu.system) / purchases,
-      backendCpuUs: backendUs / purchases,
+      wallUs: (wallMs * 1000) / sales,
+      clientCpuUs: (cpu.user + cpu.system) / sales,
+      backendCpuUs: backendUs / sales,
       messages: Object.fromEntries(
         Object.entries(messages).map(([name, count]) => [name, count / purchases]),
       ),
@@ -135,7 +167,7 @@ async function main(roots: string[], rounds: number, purchases: number): Promise
       const result = JSON.parse(stdout) as ChildResult;
       results.get(root)?.push(result);
       console.log(
-        `${root}: ${result.wallUs.toFixed(0)} µs/tx wall, client CPU ${result.clientCpuUs.toFixed(0)} µs, ` +
+        `${root}: ${result.wallUs.toFixed(0)} µs/${TICK > 0 ? "sale" : "tx"} wall, client CPU ${result.clientCpuUs.toFixed(0)} µs, ` +
           `backend CPU ${result.backendCpuUs.toFixed(0)} µs, messages ${JSON.stringify(result.messages)}`,
       );
     }
@@ -143,7 +175,7 @@ async function main(roots: string[], rounds: number, purchases: number): Promise
   const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
   for (const [root, list] of results) {
     console.log(
-      `${root} mean of ${list.length}: ${mean(list.map((r) => r.wallUs)).toFixed(0)} µs/tx wall, ` +
+      `${root} mean of ${list.length}: ${mean(list.map((r) => r.wallUs)).toFixed(0)} µs/${TICK > 0 ? "sale" : "tx"} wall, ` +
         `client CPU ${mean(list.map((r) => r.clientCpuUs)).toFixed(0)} µs, ` +
         `backend CPU ${mean(list.map((r) => r.backendCpuUs)).toFixed(0)} µs`,
     );

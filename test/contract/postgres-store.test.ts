@@ -276,4 +276,85 @@ describe("PostgreSQL batches: a fixed number of round trips whatever their size"
       await cleanup();
     }
   });
+
+  it("commits nothing of a batch whose guarded write finds no row, though its COMMIT was sent with it", async () => {
+    const { store, schema, cleanup } = await createTestPostgresStore("batch_guard");
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    const q = pg.escapeIdentifier(schema);
+    try {
+      const [a, b] = Array.from({ length: 2 }, (_, n) =>
+        planEvent({ name: `G${n}`, capacity: 100, maxPerCustomer: 8 }, newEventId(Date.now()), new Date()),
+      ) as [EventPlan, EventPlan];
+      for (const plan of [a, b]) await store.createEvent(plan);
+      const buy = (key: string): Command => ({
+        type: "purchase",
+        customerId: key,
+        selection: { quantity: 1, seats: null },
+        idempotency: { key, fingerprint: "f" },
+      });
+      const [held] = await store.execute(
+        a.id,
+        [
+          {
+            type: "hold",
+            customerId: "h",
+            selection: { quantity: 2, seats: null },
+            ttlSeconds: 600,
+            idempotency: null,
+          },
+        ],
+        null,
+        new Date(),
+      );
+      const holdId = held?.ok ? (held.value as { id: string }).id : "";
+      // What a writer without the row lock would leave: a's counters row no longer to be found by the
+      // guarded update, and no hold to be found by the guarded confirm (each row skipped by a trigger).
+      await admin.query(`
+        CREATE FUNCTION ${q}.skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+        CREATE TRIGGER skip_a BEFORE UPDATE ON ${q}.events
+          FOR EACH ROW WHEN (OLD.id = '${a.id}') EXECUTE FUNCTION ${q}.skip_row();
+        CREATE TRIGGER skip_holds BEFORE UPDATE ON ${q}.holds FOR EACH ROW EXECUTE FUNCTION ${q}.skip_row();`);
+      const code = (error: unknown) => (error as { code?: string }).code;
+      const [refused, sold] = await store.executeMany(
+        [
+          { eventId: a.id, commands: [buy("ka")], guard: null },
+          { eventId: b.id, commands: [buy("kb")], guard: null },
+        ],
+        new Date(),
+      );
+      assert.ok(refused && !refused.ok && code(refused.error) === "STORE_CONFLICT", "a's part failed alone");
+      assert.ok(sold?.ok && sold.outcomes[0]?.ok, "b's part committed");
+      await assert.rejects(store.execute(a.id, [buy("ka")], null, new Date()), { code: "STORE_CONFLICT" });
+      await assert.rejects(
+        store.execute(a.id, [{ type: "confirm-hold", holdId, idempotency: null }], null, new Date()),
+        { code: "STORE_CONFLICT" },
+      );
+      const { rows } = await admin.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${q}.orders WHERE event_id = $1`,
+        [a.id],
+      );
+      assert.equal(rows[0]?.n, 0, "no order of a's was committed");
+      assert.equal((await store.getHold(holdId))?.status, "active");
+      assert.deepEqual(
+        await Promise.all([a, b].map(async (plan) => (await store.getEvent(plan.id))?.sold)),
+        [0, 1],
+      );
+      await admin.query(`DROP TRIGGER skip_a ON ${q}.events; DROP TRIGGER skip_holds ON ${q}.holds`);
+      // Nothing of the refused batches was kept: the key sells now, not replayed; the hold confirms.
+      const [retry] = await store.execute(a.id, [buy("ka")], null, new Date());
+      assert.deepEqual(retry && { ok: retry.ok, replayed: retry.replayed }, { ok: true, replayed: false });
+      const [confirmed] = await store.execute(
+        a.id,
+        [{ type: "confirm-hold", holdId, idempotency: null }],
+        null,
+        new Date(),
+      );
+      assert.ok(confirmed?.ok);
+      assert.equal((await store.getEvent(a.id))?.sold, 3);
+    } finally {
+      await admin.end();
+      await cleanup();
+    }
+  });
 });

@@ -4,12 +4,15 @@
  * that the domain's decider (src/domain/decide.ts) decides each command on, and what the batch writes.
  *
  * Nothing is written while the batch decides: the holds and orders its commands name were read (with
- * their row locks) beside the rest, and every change waits for the closing statements (closing()), a
+ * their row locks) beside the rest, and every change waits for the closing statements (close()), a
  * fixed number whatever the number of commands: one each for the extended, confirmed, ended holds and
  * the cancelled orders when there are any, then closeBatch for new orders and holds, their seats, the
- * customers' counts, the kept answers, the webhook messages and the event's counters. The named holds
- * and orders are those committed before the batch (so a hold made in this batch is not yet there to
- * confirm: it is committed with the batch); a change to one is seen by the batch's later commands.
+ * customers' counts, the kept answers, the webhook messages and the event's counters. Each of them
+ * fails by itself when one of its guarded writes finds no row to write (batch_guard, migration 006),
+ * so nothing is left to check between them and COMMIT, which travels in the same round trip. The named
+ * holds and orders are those committed before the batch (so a hold made in this batch is not yet
+ * there to confirm: it is committed with the batch); a change to one is seen by the batch's later
+ * commands.
  */
 import type { Change, NewIds } from "../../domain/decide.js";
 import { decide, replayOf } from "../../domain/decide.js";
@@ -18,7 +21,6 @@ import type { Command, Hold, IdempotencyRecord, Order, Outcome } from "../../dom
 import { SaleTally } from "../../domain/sale-tally.js";
 import type { OutboxMessage } from "../../domain/webhook.js";
 import { messagesOfChange, soldOutMessage } from "../../domain/webhook.js";
-import { StoreConflictError } from "./postgres-errors.js";
 import type {
   CustomerRow,
   EventRow,
@@ -67,10 +69,6 @@ export class PostgresBatch {
   readonly #taken = new Map<string, number>();
   /** The webhook messages of the batch's changes, inserted by closeBatch. */
   readonly #outbox: OutboxMessage[] = [];
-  /** How many ticket types closeBatch moves (each must come back). */
-  #movedTiers = 0;
-  /** How many rows each closing statement before closeBatch must come back with. */
-  #expected: { rows: number; what: string }[] = [];
 
   /**
    * `row` is the locked event; `deciding` the rows of the customers', the seats', the tiers' and the
@@ -126,83 +124,70 @@ export class PostgresBatch {
     return decision.outcome;
   }
 
-  /** Writes what the batch took, its new answers and its counters, in one statement (closeBatch). */
-  async close(tx: Transaction, now: Date): Promise<void> {
+  /**
+   * Writes what the batch took (closingWrites), its new answers and its counters (closeBatch). With
+   * `commit`, COMMIT goes in the same round trip, and the transaction is over when this resolves;
+   * without (under a savepoint), the transaction goes on.
+   */
+  async close(tx: Transaction, now: Date, commit: boolean): Promise<void> {
     const writes = this.closingWrites(now);
     const part = this.closePart(now);
     const statements = part ? [...writes, closeStatement(this.#sql, [part], now)] : writes;
-    if (statements.length === 0) return;
-    const results = await tx.pipeline(statements);
-    this.checkWrites(results.slice(0, writes.length));
-    if (part) this.checkClose(closeWritten(results[writes.length]));
+    if (commit) await tx.commit(statements);
+    else if (statements.length > 0) await tx.pipeline(statements);
   }
 
   /**
    * The statements for the batch's extended, confirmed, ended holds and cancelled orders (one per kind
-   * there is), to run before closeBatch in one pipeline; their rows go to checkWrites.
+   * there is), to run before closeBatch; each fails unless it wrote every one of its rows.
    */
   closingWrites(now: Date): PipelineStatement[] {
     const eventId = this.#row.id;
     const statements: PipelineStatement[] = [];
-    this.#expected = [];
-    const add = (text: string, values: unknown[], rows: number, what: string) => {
-      statements.push({ text, values });
-      this.#expected.push({ rows, what });
-    };
     if (this.#extended.size > 0) {
-      add(
-        this.#sql.extendHolds,
-        [[...this.#extended.keys()], [...this.#extended.values()], eventId],
-        this.#extended.size,
-        "an extended hold",
-      );
+      statements.push({
+        text: this.#sql.extendHolds,
+        values: [[...this.#extended.keys()], [...this.#extended.values()], eventId, this.#extended.size],
+      });
     }
     if (this.#confirmed.length > 0) {
       const confirmed = this.#confirmed;
-      add(
-        this.#sql.confirmHolds,
-        [
+      statements.push({
+        text: this.#sql.confirmHolds,
+        values: [
           confirmed.map((c) => c.holdId),
           confirmed.map((c) => c.orderId),
           confirmed.map((c) => c.paymentReference),
           eventId,
           now,
+          confirmed.length,
         ],
-        confirmed.length,
-        "a confirmed hold",
-      );
+      });
     }
     if (this.#ended.length > 0) {
-      add(
-        this.#sql.endHolds,
-        [this.#ended.map((e) => e.holdId), this.#ended.map((e) => e.status), eventId],
-        this.#ended.length,
-        "an ended hold",
-      );
+      statements.push({
+        text: this.#sql.endHolds,
+        values: [
+          this.#ended.map((e) => e.holdId),
+          this.#ended.map((e) => e.status),
+          eventId,
+          this.#ended.length,
+        ],
+      });
     }
     if (this.#cancelled.length > 0) {
-      add(
-        this.#sql.cancelOrders,
-        [this.#cancelled, eventId, now],
-        this.#cancelled.length,
-        "a cancelled order",
-      );
+      statements.push({
+        text: this.#sql.cancelOrders,
+        values: [this.#cancelled, eventId, now, this.#cancelled.length],
+      });
     }
     return statements;
   }
 
-  /** Checks the rows of closingWrites: a row that changed under its lock throws, and nothing may commit. */
-  checkWrites(results: readonly (readonly unknown[] | undefined)[]): void {
-    // A row that changed under its lock: someone wrote to this event without its row lock.
-    this.#expected.forEach(({ rows, what }, i) => {
-      if (results[i]?.length !== rows)
-        throw new StoreConflictError("40001", `${what} changed under its lock`);
-    });
-  }
-
   /**
    * This batch's rows for closeBatch (closeStatement puts several batches' in one statement), or null
-   * when it writes nothing there.
+   * when it writes nothing there. It tells closeBatch how many customers' and tiers' rows the event must
+   * get back.
    */
   closePart(now: Date): ClosePart | null {
     const { sold: soldDelta, held: heldDelta } = this.#tally.moved();
@@ -213,7 +198,6 @@ export class PostgresBatch {
       this.#outbox.push(soldOutMessage(row.id, counters, now));
     }
     const tiers = [...this.#tally.movedTiers()].filter(([, moved]) => moved.sold !== 0 || moved.held !== 0);
-    this.#movedTiers = tiers.length;
     const nothing =
       this.#sales.length === 0 &&
       this.#newAnswers.length === 0 &&
@@ -257,25 +241,9 @@ export class PostgresBatch {
       counterEventIds: [eventId],
       soldDeltas: [soldDelta],
       heldDeltas: [heldDelta],
+      expectedCustomers: [this.#taken.size],
+      expectedTiers: [tiers.length],
     };
-  }
-
-  /**
-   * Checks what closeBatch wrote for this batch (closeWritten): a guard that refused means someone
-   * wrote to this event without its row lock, and nothing may commit.
-   */
-  checkClose(written: CloseWritten): void {
-    const eventId = this.#row.id;
-    const count = (ids: readonly string[]) => ids.reduce((n, id) => (id === eventId ? n + 1 : n), 0);
-    if (count(written.customers) !== this.#taken.size) {
-      throw new StoreConflictError("23514", "a customer's count would pass maxPerCustomer");
-    }
-    if (count(written.events) !== 1) {
-      throw new StoreConflictError("23514", "the event's counters would pass capacity");
-    }
-    if (count(written.tiers) !== this.#movedTiers) {
-      throw new StoreConflictError("23514", "a ticket type's counters would pass its quota");
-    }
   }
 
   /**
@@ -344,28 +312,19 @@ export class PostgresBatch {
 /** One batch's rows for closeBatch. */
 export type ClosePart = Omit<CloseBatchParams, "now">;
 
-/** The event ids of the rows closeBatch wrote, per guard. */
-export interface CloseWritten {
-  customers: string[];
-  events: string[];
-  tiers: string[];
-}
-
 /** closeBatch for several batches' parts (distinct events) at once, with its values. */
 export function closeStatement(sql: Statements, parts: readonly ClosePart[], now: Date): PipelineStatement {
   const first = parts[0];
   const params = { now } as CloseBatchParams;
   if (first) {
     for (const key of Object.keys(first) as (keyof ClosePart)[]) {
-      (params as unknown as Record<string, unknown[]>)[key] =
-        parts.length === 1 ? first[key] : parts.flatMap((part) => part[key] as unknown[]);
+      let values = first[key] as unknown[];
+      if (parts.length > 1) {
+        values = [];
+        for (const part of parts) for (const value of part[key] as unknown[]) values.push(value);
+      }
+      (params as unknown as Record<string, unknown[]>)[key] = values;
     }
   }
   return { text: sql.closeBatch.text, values: bindNamed(sql.closeBatch, params) };
-}
-
-/** closeBatch's one row, read. */
-export function closeWritten(rows: readonly unknown[] | undefined): CloseWritten {
-  const [row] = (rows ?? []) as Partial<CloseWritten>[];
-  return { customers: row?.customers ?? [], events: row?.events ?? [], tiers: row?.tiers ?? [] };
 }

@@ -54,6 +54,17 @@ export function isCommandDataError(error: unknown): boolean {
   );
 }
 
+/**
+ * The event whose rows closeBatch's guard refused (batch_guard, migration 006: check_violation with
+ * the constraint 'batch_guard' and the event's id as the detail), or null for any other error.
+ */
+export function batchGuardEventOf(error: unknown): string | null {
+  if (!(error instanceof pg.DatabaseError) || error.code !== "23514" || error.constraint !== "batch_guard") {
+    return null;
+  }
+  return error.detail ?? null;
+}
+
 /** The SQLSTATE of a server error, or null when the error did not come from the server. */
 export function sqlStateOf(error: unknown): string | null {
   return error instanceof pg.DatabaseError && typeof error.code === "string" ? error.code : null;

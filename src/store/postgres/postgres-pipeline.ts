@@ -84,6 +84,35 @@ export function runPipeline(
   });
 }
 
+/** Characters an array element must escape (with a backslash) inside its double quotes. */
+const ARRAY_ESCAPE = /["\\]/g;
+const ARRAY_NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * The array literal pg's prepareValue would write for an array of strings, numbers, booleans and nulls
+ * (every element quoted, `"` and `\` escaped, NULL unquoted), in one pass and one regular expression
+ * per element only when it needs escaping (pg runs two replacements on every element: a batch's
+ * arrays of ids and JSON texts made that a tenth of the instance's CPU with 50 events); null for any
+ * other array (dates, nested arrays, buffers, objects), which pg converts itself.
+ */
+export function flatArrayLiteral(values: readonly unknown[]): string | null {
+  let literal = "{";
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (i > 0) literal += ",";
+    if (value === null || value === undefined) {
+      literal += "NULL";
+      continue;
+    }
+    let text: string;
+    if (typeof value === "string") text = value;
+    else if (typeof value === "number" || typeof value === "boolean") text = String(value);
+    else return null;
+    literal += `"${ARRAY_NEEDS_ESCAPE.test(text) ? text.replace(ARRAY_ESCAPE, "\\$&") : text}"`;
+  }
+  return `${literal}}`;
+}
+
 class Pipeline {
   /** Set before submission; pg's Client wraps it with its read timeout. */
   callback: ((error: Error | null, rows?: unknown[][]) => void) | undefined;
@@ -99,7 +128,9 @@ class Pipeline {
     this.#statements = statements.map((statement) => ({
       text: statement.text,
       values: (statement.values ?? []).map(
-        (value) => internals.utils.prepareValue(value) as string | Buffer | null,
+        (value) =>
+          (Array.isArray(value) ? flatArrayLiteral(value) : null) ??
+          (internals.utils.prepareValue(value) as string | Buffer | null),
       ),
     }));
   }

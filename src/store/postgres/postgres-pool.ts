@@ -24,6 +24,13 @@ export interface Transaction {
   rows<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<R[]>;
   /** Several parameterised statements in one round trip; the rows of each. */
   pipeline(statements: readonly PipelineStatement[]): Promise<OpeningRows>;
+  /**
+   * The transaction's last statements and its COMMIT in one round trip (after the guard's lease is
+   * checked, as before any COMMIT); the rows of each statement. The transaction is over: `work` must
+   * return without another statement. A statement that fails rolls everything back (the server skips
+   * the COMMIT); a failed COMMIT or connection counts as a failed commit (isCommitFailure).
+   */
+  commit(statements: readonly PipelineStatement[]): Promise<OpeningRows>;
 }
 
 /** The rows of each statement a transaction sent with its BEGIN, in order. */
@@ -120,7 +127,8 @@ export class PostgresPool {
   /**
    * Runs `work` in one READ COMMITTED transaction with one durable commit. The first round trip sets the
    * transaction up (#prelude) and runs the `opening` statements, whose rows `work` gets. Before COMMIT the
-   * guard's signal is checked: a writer whose lease was lost commits nothing.
+   * guard's signal is checked: a writer whose lease was lost commits nothing. `work` may send its last
+   * statements with the COMMIT (tx.commit): a transaction of two round trips instead of three.
    */
   async transaction<T>(
     guard: WriteGuard | null,
@@ -133,6 +141,10 @@ export class PostgresPool {
     const noteBroken = (error: unknown): void => {
       if (isConnectionFailure(error)) broken = error as Error;
     };
+    let begun = false;
+    let committing = false;
+    /** Set once tx.commit() committed: `work` returns, and no COMMIT follows. */
+    let committed = false;
     const tx: Transaction = {
       rows: async <R>(text: string, values?: readonly unknown[]) => {
         try {
@@ -151,14 +163,28 @@ export class PostgresPool {
           throw error;
         }
       },
+      commit: async (statements: readonly PipelineStatement[]) => {
+        if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
+        try {
+          const rows = await tx.pipeline([...statements, { text: "COMMIT" }]);
+          committed = true;
+          return rows.slice(0, statements.length);
+        } catch (error) {
+          // The COMMIT failed, or the connection did with the COMMIT on its way: nothing is known to be
+          // committed, as when the COMMIT below fails. (A statement before it failed: the server
+          // skipped the COMMIT, and the ROLLBACK below ends the transaction.)
+          const at = failedStatementOf(error);
+          if (at === statements.length || (at === null && sqlStateOf(error) === null)) committing = true;
+          throw error;
+        }
+      },
     };
-    let begun = false;
-    let committing = false;
     const prelude = this.#prelude(guard);
     try {
       const results = await tx.pipeline([...prelude, ...opening]);
       begun = true;
       const result = await work(tx, results.slice(prelude.length));
+      if (committed) return result;
       if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
       committing = true;
       await tx.rows("COMMIT");

@@ -202,18 +202,26 @@ export function buildStatements(s: string) {
     // The writes of a batch's confirm, extend, release and cancel commands: one statement per kind
     // whatever their number, each row's change guarded on the status it leaves (a hold is confirmed,
     // ended or extended only while 'active', an order cancelled only while 'confirmed'), so each happens
-    // once; the caller checks that every row came back. They run before closeBatch, in this order:
-    // extend, confirm, end, cancel (a confirmed order may be cancelled in the same batch).
+    // once. Each answers one row, `written`, and fails (batch_guard, migration 006) unless it wrote all
+    // of its rows (the last parameter says how many): a row that changed under its lock means someone
+    // wrote to this event without it, and nothing may commit; so COMMIT may be sent with them. They run
+    // before closeBatch, in this order: extend, confirm, end, cancel (a confirmed order may be cancelled
+    // in the same batch).
 
-    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id. Rows: one per extended hold.
+    // Params: $1 hold ids (distinct), $2 their new expiry, $3 event id, $4 how many.
     extendHolds: `
-      UPDATE ${s}.holds h SET expires_at = x.expires_at
-      FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
-      WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
-      RETURNING h.id`,
+      WITH extended AS (
+        UPDATE ${s}.holds h SET expires_at = x.expires_at
+        FROM unnest($1::text[], $2::timestamptz[]) AS x (id, expires_at)
+        WHERE h.id = x.id AND h.event_id = $3 AND h.status = 'active'
+        RETURNING h.id
+      )
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($3, CASE WHEN count(*) <> $4 THEN 'an extended hold changed under its lock' END)
+      FROM extended`,
 
     // Hold -> order. Params: $1 hold ids, $2 the new orders' ids, $3 payment references, $4 event id,
-    // $5 now. The seats move to the order. Rows: one per order written.
+    // $5 now, $6 how many. The seats move to the order.
     confirmHolds: `
       WITH c AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS c (hold_id, order_id, payment_reference)
@@ -225,17 +233,22 @@ export function buildStatements(s: string) {
       ), seats AS (
         UPDATE ${s}.seat_claims sc SET owner_id = hold.order_id, sold = true
         FROM hold WHERE sc.event_id = $4 AND sc.owner_id = hold.id
+      ), confirmed AS (
+        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
+                                 currency, payment_reference)
+        SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
+               payment_reference
+        FROM hold
+        RETURNING id
       )
-      INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
-                               currency, payment_reference)
-      SELECT order_id, $4, customer_id, quantity, seats, 'confirmed', $5, lines, total, currency,
-             payment_reference
-      FROM hold
-      RETURNING id`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($4, CASE WHEN count(*) <> $6 THEN 'a confirmed hold changed under its lock' END)
+      FROM confirmed`,
 
     // Ends active holds (each 'released' or 'expired') and gives their tickets back: the customers'
     // counts (summed per customer: one update per row) and the seats. Every give-back hangs on the
-    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id.
+    // guarded status change, so it happens exactly once. Params: $1 hold ids, $2 statuses, $3 event id,
+    // $4 how many.
     endHolds: `
       WITH e AS (
         SELECT * FROM unnest($1::text[], $2::text[]) AS e (id, status)
@@ -251,10 +264,12 @@ export function buildStatements(s: string) {
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $3 AND owner_id IN (SELECT id FROM hold)
       )
-      SELECT id FROM hold`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($3, CASE WHEN count(*) <> $4 THEN 'an ended hold changed under its lock' END)
+      FROM hold`,
 
     // Cancels confirmed orders and gives their tickets back, once each: guarded on status = 'confirmed'.
-    // Params: $1 order ids, $2 event id, $3 now.
+    // Params: $1 order ids, $2 event id, $3 now, $4 how many.
     cancelOrders: `
       WITH cancelled AS (
         UPDATE ${s}.orders SET status = 'cancelled', cancelled_at = $3
@@ -268,93 +283,29 @@ export function buildStatements(s: string) {
       ), seats AS (
         DELETE FROM ${s}.seat_claims WHERE event_id = $2 AND owner_id IN (SELECT id FROM cancelled)
       )
-      SELECT id FROM cancelled`,
+      SELECT count(*)::int AS written,
+             ${s}.batch_guard($2, CASE WHEN count(*) <> $4 THEN 'a cancelled order changed under its lock' END)
+      FROM cancelled`,
 
     // The end of one or more events' batches, in one statement: their new orders and holds, their seats,
     // the customers' new counts, the first answers to their idempotency keys, their webhook messages and
-    // the events' counters. Every row carries its event's id, so one statement closes every event of a
-    // multi-event commit (executeMany) as it closes one. Every write is guarded on its own, whatever the
-    // batches decided before:
-    // - seat_claims' primary key (event_id, seat_id): a seat claimed twice fails the statement;
-    // - customers: active holds + confirmed orders <= the event's maxPerCustomer, checked on the locked row;
-    // - idempotency's primary key (event_id, key): a key answered twice fails the statement;
-    // - sold + held <= capacity is in the WHERE (and in a CHECK), and sold + held <= quota per ticket
-    //   type: the database, not the lock, forbids overselling.
-    // It answers, per guard, the event id of every row it wrote (customers, events, tiers); the caller
-    // checks that each event got all of its rows. Its parameters are named (CloseBatchParams);
-    // `bindNamed` puts them in the order of their $n.
+    // the events' counters, every row with its event's id, so one statement closes every event of a
+    // multi-event commit (executeMany) as it closes one. The statement is the function close_batch
+    // (migration 006), whose plan the server keeps: every write is guarded on its own there (primary keys,
+    // maxPerCustomer on the locked row, capacity and quotas in the WHERE and in CHECKs), and an event
+    // that did not get all of its rows fails it (batch_guard: check_violation, the event's id as the
+    // detail), so no row count need be checked before COMMIT. Its parameters are named (CloseBatchParams,
+    // in the function's order); `bindNamed` puts them in the order of their $n.
     closeBatch: named<CloseBatchParams>(`
-      WITH sale AS (
-        SELECT * FROM unnest($saleEventIds::text[], $saleIds::text[], $saleCustomerIds::text[],
-                             $saleQuantities::integer[], $saleSeats::text[], $saleKinds::text[],
-                             $saleAts::timestamptz[], $saleLines::text[], $saleTotals::bigint[],
-                             $saleCurrencies::text[])
-          AS sale (event_id, id, customer_id, quantity, seats, kind, at, lines, total, currency)
-      ), new_orders AS (
-        INSERT INTO ${s}.orders (id, event_id, customer_id, quantity, seats, status, created_at, lines, total,
-                                 currency)
-        SELECT id, event_id, customer_id, quantity,
-               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'confirmed', at, lines::jsonb, total, currency
-        FROM sale WHERE kind = 'order'
-      ), new_holds AS (
-        INSERT INTO ${s}.holds (id, event_id, customer_id, quantity, seats, status, expires_at, created_at,
-                                lines, total, currency)
-        SELECT id, event_id, customer_id, quantity,
-               CASE WHEN seats IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(seats::jsonb)) END,
-               'active', at, $now, lines::jsonb, total, currency
-        FROM sale WHERE kind = 'hold'
-      ), tiers AS (
-        -- sold + held <= quota per ticket type, in the WHERE (and in a CHECK)
-        UPDATE ${s}.price_tiers t SET sold = t.sold + d.sold, held = t.held + d.held
-        FROM unnest($tierEventIds::text[], $tierIds::text[], $tierSoldDeltas::integer[],
-                    $tierHeldDeltas::integer[]) AS d (event_id, tier_id, sold, held)
-        WHERE t.event_id = d.event_id AND t.tier_id = d.tier_id
-          AND (t.quota IS NULL OR t.sold + d.sold + t.held + d.held <= t.quota)
-          AND t.sold + d.sold >= 0 AND t.held + d.held >= 0
-        RETURNING t.event_id
-      ), claims AS (
-        INSERT INTO ${s}.seat_claims (event_id, seat_id, owner_id, sold)
-        SELECT event_id, seat_id, owner_id, sold
-        FROM unnest($claimEventIds::text[], $claimSeatIds::text[], $claimOwnerIds::text[],
-                    $claimSold::boolean[]) AS claim (event_id, seat_id, owner_id, sold)
-      ), customers AS (
-        -- the limit is the locked event row's (the one the batch decided on)
-        INSERT INTO ${s}.customer_tickets AS c (event_id, customer_id, tickets)
-        SELECT taken.event_id, taken.customer_id, taken.tickets
-        FROM unnest($takenEventIds::text[], $takenCustomerIds::text[], $takenTickets::integer[])
-          AS taken (event_id, customer_id, tickets)
-        JOIN ${s}.events e ON e.id = taken.event_id
-        WHERE taken.tickets <= e.max_per_customer
-        ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = c.tickets + EXCLUDED.tickets
-        WHERE c.tickets + EXCLUDED.tickets
-              <= (SELECT max_per_customer FROM ${s}.events e WHERE e.id = c.event_id)
-        RETURNING c.event_id
-      ), answers AS (
-        INSERT INTO ${s}.idempotency (event_id, key, fingerprint, outcome, created_at)
-        SELECT event_id, key, fingerprint, outcome::jsonb, $now
-        FROM unnest($answerEventIds::text[], $answerKeys::text[], $answerFingerprints::text[],
-                    $answerOutcomes::text[]) AS answer (event_id, key, fingerprint, outcome)
-      ), outbox AS (
-        -- the batches' webhook messages: they commit with the changes they report, or not at all
-        INSERT INTO ${s}.outbox (id, event_id, type, payload, created_at)
-        SELECT id, event_id, type, payload, $now
-        FROM unnest($outboxIds::text[], $outboxEventIds::text[], $outboxTypes::text[],
-                    $outboxPayloads::text[]) WITH ORDINALITY AS o (id, event_id, type, payload, n)
-        ORDER BY n
-      ), counters AS (
-        UPDATE ${s}.events e SET sold = e.sold + d.sold, held = e.held + d.held
-        FROM unnest($counterEventIds::text[], $soldDeltas::integer[], $heldDeltas::integer[])
-          AS d (id, sold, held)
-        WHERE e.id = d.id AND e.sold + d.sold + e.held + d.held <= e.capacity
-          AND e.sold + d.sold >= 0 AND e.held + d.held >= 0
-        RETURNING e.id
-      )
-      SELECT ARRAY(SELECT event_id FROM customers) AS customers, ARRAY(SELECT id FROM counters) AS events,
-             ARRAY(SELECT event_id FROM tiers) AS tiers`),
+      SELECT ${s}.close_batch(
+        $saleEventIds, $saleIds, $saleCustomerIds, $saleQuantities, $saleSeats, $saleKinds, $saleAts,
+        $saleLines, $saleTotals, $saleCurrencies, $now, $tierEventIds, $tierIds, $tierSoldDeltas,
+        $tierHeldDeltas, $claimEventIds, $claimSeatIds, $claimOwnerIds, $claimSold, $takenEventIds,
+        $takenCustomerIds, $takenTickets, $answerEventIds, $answerKeys, $answerFingerprints, $answerOutcomes,
+        $outboxIds, $outboxEventIds, $outboxTypes, $outboxPayloads, $counterEventIds, $soldDeltas, $heldDeltas,
+        $expectedCustomers, $expectedTiers)`),
 
-    // The same reads as a batch of one event decides on (above), for several events at once
-    // (executeMany), each row with its event's id. Params: pairs of arrays (event ids, keys/customers/seats).
+    // lockEvent for several events at once (executeMany), locked in id order.
     lockEvents: `
       SELECT ${EVENT_COLUMNS},
              EXISTS (SELECT 1 FROM ${s}.holds h
@@ -362,17 +313,11 @@ export function buildStatements(s: string) {
       FROM ${s}.events e WHERE e.id = ANY($1::text[])
       ORDER BY e.id
       FOR NO KEY UPDATE OF e`,
-    selectIdempotencyOf: `
-      SELECT i.event_id, i.key, i.fingerprint, i.outcome FROM ${s}.idempotency i
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, key) ON i.event_id = w.event_id AND i.key = w.key`,
-    selectCustomersOf: `
-      SELECT c.event_id, c.customer_id, c.tickets FROM ${s}.customer_tickets c
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, customer_id)
-        ON c.event_id = w.event_id AND c.customer_id = w.customer_id`,
-    selectSeatOwnersOf: `
-      SELECT c.event_id, c.seat_id, c.owner_id FROM ${s}.seat_claims c
-      JOIN unnest($1::text[], $2::text[]) AS w (event_id, seat_id) ON c.event_id = w.event_id AND c.seat_id = w.seat_id`,
-    selectTiersOf: `SELECT event_id, tier_id, sold, held FROM ${s}.price_tiers WHERE event_id = ANY($1::text[])`,
+    // The reads of the batches of several events, and the clock, in one statement, taken after the event
+    // rows' locks: the function deciding_of (migration 006, whose plan the server keeps), each read's rows
+    // as a JSON array with the columns the one-event reads answer. Params: $1/$2 the answers' events and
+    // keys, $3/$4 the customers' events and ids, $5/$6 the seats' events and ids, $7 the events.
+    decidingOf: `SELECT * FROM ${s}.deciding_of($1, $2, $3, $4, $5, $6, $7)`,
     // The named holds and orders of several events: $1 ids, $2 the events.
     lockHoldsOf: `
       SELECT ${HOLD_COLUMNS} FROM ${s}.holds WHERE id = ANY($1::text[]) AND event_id = ANY($2::text[])
@@ -445,6 +390,9 @@ export interface CloseBatchParams {
   counterEventIds: string[];
   soldDeltas: number[];
   heldDeltas: number[];
+  /** Per counter event: how many customers' and tiers' rows it must get back (else the statement fails). */
+  expectedCustomers: number[];
+  expectedTiers: number[];
 }
 
 /** A statement whose parameters are named (`$eventId`) in its source and numbered ($1 …) in `text`. */

@@ -5,7 +5,9 @@
  * write so that a confirmed sale is on disk before the answer.
  *
  * No session state is kept across transactions (every setting is transaction-local, every advisory lock
- * is transaction-scoped, statements are unnamed), so it works behind PgBouncer in transaction mode.
+ * is transaction-scoped, statements are unnamed: the plans the server keeps are those of the functions
+ * close_batch and deciding_of, migration 006, inside its connection), so it works behind PgBouncer in
+ * transaction mode.
  *
  * By role: postgres-pool.ts runs transactions and reads; postgres-statements.ts is the SQL;
  * postgres-batch.ts decides a batch's commands (with the domain's decider) and writes them;
@@ -45,9 +47,15 @@ import type { WaitingRoomStore } from "../waiting-room-store.js";
 import { PostgresWaitingRoom } from "./postgres-waiting-room.js";
 import { FencedOutError, SchemaBehindError } from "../store-errors.js";
 import type { ClosePart } from "./postgres-batch.js";
-import { closeStatement, closeWritten, PostgresBatch } from "./postgres-batch.js";
+import { closeStatement, PostgresBatch } from "./postgres-batch.js";
 import { advisoryKeyFor } from "../../postgres/advisory-key.js";
-import { isCommandDataError, sqlStateOf, StoreConflictError, toStoreError } from "./postgres-errors.js";
+import {
+  batchGuardEventOf,
+  isCommandDataError,
+  sqlStateOf,
+  StoreConflictError,
+  toStoreError,
+} from "./postgres-errors.js";
 import type {
   EventRow,
   HoldRow,
@@ -340,7 +348,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Several events' batches in one transaction with one durable commit, in three round trips and a
+   * Several events' batches in one transaction with one durable commit, in two round trips and a
    * fixed number of statements whatever the number of events (#executeGroup). Locks are taken in one
    * order by every transaction (advisory locks, then fences, then event rows, each sorted by key), so
    * two instances' transactions never deadlock. A part that fails alone (a stale fence, a lost lease, a
@@ -407,16 +415,16 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * The parts of executeMany() in one transaction of three round trips, with statements that each
+   * The parts of executeMany() in one transaction of two round trips, with statements that each
    * cover every part (arrays of event ids, keys and customers bound as parameters):
    * (1) BEGIN and its settings, the parts' advisory transaction locks (when their guards have them: a
    *     statement per lock key, in key order), their fences (one statement), their event rows (one,
-   *     locked in id order), and what their batches decide on (one statement per kind of read), as one
+   *     locked in id order), and what their batches decide on (one statement, decidingOf), as one
    *     pipeline;
-   * (2) every part's confirm, extend, release and cancel writes (a statement per kind a part has), and
-   *     one closeBatch for all parts, as one pipeline (overdue holds add their round trips first, as in
-   *     execute());
-   * (3) COMMIT, after every part's lease is checked.
+   * (2) after every part's lease is checked, every part's confirm, extend, release and cancel writes (a
+   *     statement per kind a part has), one closeBatch for all parts and COMMIT, as one pipeline (overdue
+   *     holds add their round trips first, as in execute()); a closing statement whose guard refused
+   *     names the part's event (batchGuardEventOf).
    * Throws PartFailedError for a part that failed alone; a busy advisory lock is told by
    * failedOpeningOf; anything else fails the group.
    */
@@ -482,27 +490,22 @@ export class PostgresStore implements Store {
     opening.push(
       { text: sql.lockEvents, values: [eventIds, now] },
       {
-        text: sql.selectIdempotencyOf,
-        values: pairs((command, _, add) => {
-          if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
-        }),
+        text: sql.decidingOf,
+        values: [
+          ...pairs((command, _, add) => {
+            if ("idempotency" in command && command.idempotency) add(command.idempotency.key);
+          }),
+          ...pairs((command, _, add) => {
+            if (command.type === "purchase" || command.type === "hold") add(command.customerId);
+          }),
+          ...pairs((command, _, add) => {
+            if (command.type === "purchase" || command.type === "hold") {
+              for (const seat of command.selection.seats ?? []) add(seat);
+            }
+          }),
+          eventIds,
+        ],
       },
-      {
-        text: sql.selectCustomersOf,
-        values: pairs((command, _, add) => {
-          if (command.type === "purchase" || command.type === "hold") add(command.customerId);
-        }),
-      },
-      {
-        text: sql.selectSeatOwnersOf,
-        values: pairs((command, _, add) => {
-          if (command.type === "purchase" || command.type === "hold") {
-            for (const seat of command.selection.seats ?? []) add(seat);
-          }
-        }),
-      },
-      { text: sql.selectTiersOf, values: [eventIds] },
-      { text: sql.clock, values: [] },
     );
     if (named.holds.length > 0 || named.orders.length > 0) {
       opening.push(
@@ -518,23 +521,20 @@ export class PostgresStore implements Store {
             (row) => [row.lock_key, Number(row.fence)],
           ),
         );
-        const [eventRows, answerRows, customerRows, seatRows, tierRows, clockRows, holdRows, orderRows] =
-          results.slice(readsFrom) as [
-            LockedEventRow[],
-            (IdempotencyRow & { event_id: string })[],
-            { event_id: string }[],
-            { event_id: string }[],
-            { event_id: string }[],
-            unknown[],
-            { event_id: string }[] | undefined,
-            { event_id: string }[] | undefined,
-          ];
+        const [eventRows, [read], holdRows, orderRows] = results.slice(readsFrom) as [
+          LockedEventRow[],
+          [DecidingRow],
+          { event_id: string }[] | undefined,
+          { event_id: string }[] | undefined,
+        ];
+        const { answers: answerRows, customers: customerRows, seats: seatRows, tiers: tierRows } = read;
+        const clockRows = [{ clock_ms: read.clock_ms }];
         const rowsOf = <R extends { event_id: string }>(rows: readonly R[] | undefined, eventId: string) =>
           (rows ?? []).filter((row) => row.event_id === eventId);
         const eventsById = new Map(eventRows.map((row) => [row.id, row]));
         const outcomes: Outcome[][] = [];
-        const writes: { part: number; batch: PostgresBatch; statements: PipelineStatement[] }[] = [];
-        const closes: { part: number; batch: PostgresBatch; close: ClosePart }[] = [];
+        const writes: { part: number; statements: PipelineStatement[] }[] = [];
+        const closes: ClosePart[] = [];
         for (let i = 0; i < group.length; i++) {
           const { batch: eventBatch, takeable } = group[i] as GroupPart;
           const { eventId, guard } = eventBatch;
@@ -565,62 +565,34 @@ export class PostgresStore implements Store {
             const batch = new PostgresBatch(sql, row, answers, deciding);
             outcomes.push(takeable.map((command) => batch.apply(command, now)));
             const statements = batch.closingWrites(now);
-            if (statements.length > 0) writes.push({ part: i, batch, statements });
+            if (statements.length > 0) writes.push({ part: i, statements });
             const close = batch.closePart(now);
-            if (close) closes.push({ part: i, batch, close });
+            if (close) closes.push(close);
           } catch (error) {
             throw partFailed(i, error);
           }
         }
         const statements = writes.flatMap((write) => write.statements);
-        if (closes.length > 0) {
-          statements.push(
-            closeStatement(
-              sql,
-              closes.map((close) => close.close),
-              now,
-            ),
-          );
-        }
-        let closed: OpeningRows;
+        if (closes.length > 0) statements.push(closeStatement(sql, closes, now));
+        // Every closing statement fails by itself when one of its guarded writes finds no row to write,
+        // so nothing is left to check before COMMIT but the leases: COMMIT goes with them.
+        checkLeases(group);
         try {
-          closed = await tx.pipeline(statements);
+          await tx.commit(statements);
         } catch (error) {
+          // A guard refused one event's rows (batch_guard): that part failed alone.
+          const refused = batchGuardEventOf(error);
+          const part = group.findIndex((p) => p.batch.eventId === refused);
+          if (part >= 0) throw partFailed(part, error);
           let at = failedStatementOf(error);
           if (at === null) throw error;
           for (const write of writes) {
             if (at < write.statements.length) throw partFailed(write.part, error);
             at -= write.statements.length;
           }
-          // closeBatch, which all parts share: not one part's failure.
+          // closeBatch, which all parts share, or the COMMIT: not one part's failure.
           throw error;
         }
-        let from = 0;
-        for (const write of writes) {
-          const rows = closed.slice(from, from + write.statements.length);
-          from += write.statements.length;
-          try {
-            write.batch.checkWrites(rows);
-          } catch (error) {
-            throw new PartFailedError(write.part, error);
-          }
-        }
-        if (closes.length > 0) {
-          const written = closeWritten(closed[from]);
-          for (const close of closes) {
-            try {
-              close.batch.checkClose(written);
-            } catch (error) {
-              throw new PartFailedError(close.part, error);
-            }
-          }
-        }
-        // A writer whose lease was lost commits nothing: that part is taken out, the others run again.
-        group.forEach(({ batch }, i) => {
-          if (batch.guard?.signal.aborted) {
-            throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
-          }
-        });
         return outcomes;
       },
       opening,
@@ -628,15 +600,15 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * One transaction in three round trips, whatever the number of commands that only take tickets:
+   * One transaction in two round trips, whatever the number of commands:
    * (1) BEGIN, its settings, the fence, the event row lock, and what the batch decides on (stored
    *     idempotency answers, the customers' counts, the requested seats' claims), as one pipeline: each
    *     statement sees what committed before it ran, so all of it is read with the lock held;
    * (2) one statement for all new orders, holds, seats, counts, answers and counters, after at most one
    *     statement per kind for the batch's extended, confirmed, ended holds and cancelled orders (the
-   *     holds and orders its commands name are read with their row locks in (1)), as one pipeline;
-   *     overdue holds, when the event has some, add one statement to expire them and one to read again;
-   * (3) COMMIT.
+   *     holds and orders its commands name are read with their row locks in (1)), and COMMIT, as one
+   *     pipeline (each closing statement fails by itself when a guard refused a write); overdue holds,
+   *     when the event has some, add one statement to expire them and one to read again.
    */
   async #executeBatch(
     eventId: string,
@@ -659,7 +631,7 @@ export class PostgresStore implements Store {
         }
         const batch = new PostgresBatch(this.#sql, opened.row, answerRows, deciding);
         const outcomes = commands.map((command) => batch.apply(command, now));
-        await batch.close(tx, now);
+        await batch.close(tx, now, true);
         return outcomes;
       },
       [
@@ -701,7 +673,7 @@ export class PostgresStore implements Store {
             if (!row) throw new StoreConflictError("40001", `event ${eventId} vanished under its lock`);
             const batch = new PostgresBatch(this.#sql, row, answerRows, deciding);
             const outcome = batch.apply(command, now);
-            await batch.close(tx, now);
+            await batch.close(tx, now, false);
             await tx.rows("RELEASE SAVEPOINT command");
             outcomes.push(outcome);
           } catch (error) {
@@ -869,6 +841,15 @@ export class PostgresStore implements Store {
   }
 }
 
+/** decidingOf's one row: each read's rows (as the separate reads would answer them), and the clock. */
+interface DecidingRow {
+  answers: (IdempotencyRow & { event_id: string })[];
+  customers: { event_id: string }[];
+  seats: { event_id: string }[];
+  tiers: { event_id: string }[];
+  clock_ms: number;
+}
+
 /** What the expiry statement answers: counts, and the holds it expired. */
 interface ExpiredRow {
   holds: number;
@@ -940,6 +921,13 @@ function failedParts(
   const waitMs = group[parts[0] ?? 0]?.batch.guard?.transactionLock?.waitMs ?? 0;
   const busy = sqlStateOf(error instanceof Error ? (error.cause ?? error) : error) === "55P03";
   return { at: parts, error: busy ? new LockBusyError(lockKey, waitMs) : error };
+}
+
+/** A writer whose lease was lost commits nothing: that part is taken out, the others run again. */
+function checkLeases(group: readonly GroupPart[]): void {
+  group.forEach(({ batch }, i) => {
+    if (batch.guard?.signal.aborted) throw new PartFailedError(i, new LockLostError(batch.guard.lockKey));
+  });
 }
 
 /** Byte order of two ids (the order every transaction takes their locks in). */
