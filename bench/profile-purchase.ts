@@ -7,9 +7,14 @@
  *
  *   node dist/bench/profile-purchase.js [--store sqlite|<postgres url>] [--lock <lock>] [--events 1|50]
  *                                       [--seconds 10] [--out docs/benchmarks] [--name hot]
+ *                                       [--no-profile] [--via lb|s1]
  *
  * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
- * rate and latency and each process's most expensive functions; writes <out>/profile-<name>-<process>.svg.
+ * rate and latency, the CPU time each process spent per confirmed order (from /proc, so a busy shared
+ * machine moves it far less than the rate), and each process's most expensive functions; writes
+ * <out>/profile-<name>-<process>.svg. `--no-profile` runs without `--cpu-prof` (whose sampling costs a
+ * few percent) and only prints the rate and the CPU per order: the A/B mode. `--via s1` sends the load
+ * straight to the first instance instead of the balancer.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,8 +30,10 @@ const { values } = parseArgs({
     lock: { type: "string", default: "file" },
     events: { type: "string", default: "1" },
     seconds: { type: "string", default: "10" },
+    via: { type: "string", default: "lb" },
     out: { type: "string", default: "docs/benchmarks" },
     name: { type: "string", default: "hot" },
+    "no-profile": { type: "boolean", default: false },
   },
 });
 
@@ -38,7 +45,7 @@ async function main(): Promise<void> {
   const storeUrl = postgres ? `${store}${store.includes("?") ? "&" : "?"}schema=${schema}` : store;
   const lock = values.lock ?? "file";
   const out = values.out ?? "docs/benchmarks";
-  const cluster = new PurchaseCluster({ dir, store: storeUrl, lock, profile: true });
+  const cluster = new PurchaseCluster({ dir, store: storeUrl, lock, profile: !values["no-profile"] });
   // The load's start and end: only the samples between them are drawn.
   let loadFromMs = 0;
   let loadToMs = 0;
@@ -46,12 +53,16 @@ async function main(): Promise<void> {
     await cluster.start();
     const events = await cluster.createEvents(Number(values.events));
     loadFromMs = Date.now() + 500;
-    const result = cluster.sell(events, Number(values.seconds));
+    const result = cluster.sell(events, Number(values.seconds), values.via);
     loadToMs = Date.now() - 200;
     console.log(
       `${values.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ` +
         `non-2xx ${result.non2xx} (${store}, lock ${lock}, ${events.length} events)`,
     );
+    const cpu = Object.entries(result.cpuUsPerOrder).map(
+      ([name, us]) => `${name} ${us.toFixed(0)} (sys ${result.sysUsPerOrder[name]?.toFixed(0)})`,
+    );
+    console.log(`CPU µs per confirmed order: ${cpu.join(", ")}`);
   } finally {
     await cluster.stop();
     if (postgres) {
@@ -60,6 +71,10 @@ async function main(): Promise<void> {
       await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
       await client.end();
     }
+  }
+  if (values["no-profile"]) {
+    rmSync(dir, { recursive: true, force: true });
+    return;
   }
   mkdirSync(out, { recursive: true });
   for (const proc of cluster.processes) {
