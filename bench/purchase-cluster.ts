@@ -23,6 +23,8 @@ export interface ClusterOptions {
   layout?: "single" | "per-event";
   /** Run each process under `node --cpu-prof`, writing into <dir>/prof-<name>. */
   profile?: boolean;
+  /** Another built checkout whose `boxoffice` to run (for A/B against an older build); this one's by default. */
+  root?: string;
 }
 
 export interface ClusterProcess {
@@ -189,7 +191,7 @@ export class PurchaseCluster {
       process.execPath,
       [
         ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
-        CLI,
+        this.#options.root ? join(this.#options.root, "dist/src/cli/main.js") : CLI,
         ...args,
         "--port",
         String(port),
