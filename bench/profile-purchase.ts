@@ -16,8 +16,8 @@
  * few percent) and only prints the rate and the CPU per order: the A/B mode. `--via s1` sends the load
  * straight to the first instance instead of the balancer; `--root` runs another built checkout's
  * `boxoffice` (the "before" of an A/B). The load first runs `--warm-up` seconds unmeasured: right after
- * start, V8's optimising compiler threads still work on the hot path, which put about a third more CPU
- * on each order of a cold 10 s run than in the steady state.
+ * start, V8's optimising compiler threads still work on the hot path (one instance sold to straight
+ * measured 195–209 µs of CPU per order cold against 104–146 warm).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
