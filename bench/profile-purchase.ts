@@ -8,6 +8,7 @@
  *   node dist/bench/profile-purchase.js [--store sqlite|<postgres url>] [--lock <lock>] [--events 1|50]
  *                                       [--seconds 10] [--out docs/benchmarks] [--name hot]
  *                                       [--warm-up 3] [--no-profile] [--via lb|s1] [--root <checkout>]
+ *                                       [--placement least-connections|event]
  *
  * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
  * rate and latency, the CPU time each process spent per confirmed order (from /proc, so a busy shared
@@ -15,7 +16,7 @@
  * <out>/profile-<name>-<process>.svg. `--no-profile` runs without `--cpu-prof` (whose sampling costs a
  * few percent) and only prints the rate and the CPU per order: the A/B mode. `--via s1` sends the load
  * straight to the first instance instead of the balancer; `--root` runs another built checkout's
- * `boxoffice` (the "before" of an A/B). The load first runs `--warm-up` seconds unmeasured: right after
+ * `boxoffice` (the "before" of an A/B); `--placement` is the balancer's. The load first runs `--warm-up` seconds unmeasured: right after
  * start, V8's optimising compiler threads still work on the hot path (one instance sold to straight
  * measured 195–209 µs of CPU per order cold against 104–146 warm).
  */
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     via: { type: "string", default: "lb" },
     "warm-up": { type: "string", default: "3" },
     root: { type: "string" },
+    placement: { type: "string" },
     out: { type: "string", default: "docs/benchmarks" },
     name: { type: "string", default: "hot" },
     "no-profile": { type: "boolean", default: false },
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
     lock,
     profile: !values["no-profile"],
     root: values.root,
+    lbArgs: values.placement ? ["--placement", values.placement] : [],
   });
   // The load's start and end: only the samples between them are drawn.
   let loadFromMs = 0;

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   profile?: boolean;
   /** Another built checkout whose `boxoffice` to run (for A/B against an older build); this one's by default. */
   root?: string;
+  /** More flags for `boxoffice lb` (e.g. `--placement event`). */
+  lbArgs?: readonly string[];
 }
 
 export interface ClusterProcess {
@@ -92,7 +94,8 @@ export class PurchaseCluster {
       await this.#spawn(id, ["server", ...common, "--instance-id", id], "/ready");
     }
     const backends = this.processes.flatMap((proc) => ["--backend", proc.url]);
-    await this.#spawn("lb", ["lb", ...backends, "--max-active-per-backend", "64"], "/health");
+    const lbArgs = this.#options.lbArgs ?? [];
+    await this.#spawn("lb", ["lb", ...backends, "--max-active-per-backend", "64", ...lbArgs], "/health");
   }
 
   /** Creates `count` general-admission events large enough never to sell out; their ids. */
