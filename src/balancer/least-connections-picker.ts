@@ -22,18 +22,22 @@ export interface PickOptions {
   affinity?: string | undefined;
 }
 
-/** FNV-1a (32 bits) of the key and the instance's URL: the instance's rendezvous score for the key. */
+/** FNV-1a (32 bits) of `text` continued from `hash`, then a separator ("ab"+"c" and "a"+"bc" differ). */
+function fnv1a(hash: number, text: string): number {
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return Math.imul(hash ^ 0x0a, 0x01000193);
+}
+
+/**
+ * The instance's rendezvous score for the key: FNV-1a of the key and the instance's URL, finished with
+ * murmur3's mixer so that URLs differing only in their last characters (the port) still rank in an
+ * order that depends on the whole key.
+ */
 function rendezvousScore(key: string, backend: Backend): number {
-  let hash = 0x811c9dc5;
-  for (const text of [key, backend.url]) {
-    for (let i = 0; i < text.length; i++) {
-      hash ^= text.charCodeAt(i);
-      hash = Math.imul(hash, 0x01000193);
-    }
-    hash ^= 0x0a; // a separator, so that ("ab", "c") and ("a", "bc") differ
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
+  let hash = fnv1a(fnv1a(0x811c9dc5, key), backend.url);
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return (hash ^ (hash >>> 16)) >>> 0;
 }
 
 export class LeastConnectionsPicker {
