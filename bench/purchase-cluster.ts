@@ -5,7 +5,7 @@
  * Used by bench/sell-spread.bench.ts and bench/profile-purchase.ts.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../test/support/backend-fixture.js";
@@ -23,6 +23,10 @@ export interface ClusterOptions {
   layout?: "single" | "per-event";
   /** Run each process under `node --cpu-prof`, writing into <dir>/prof-<name>. */
   profile?: boolean;
+  /** Another built checkout whose `boxoffice` to run (for A/B against an older build); this one's by default. */
+  root?: string;
+  /** More flags for `boxoffice lb` (e.g. `--placement event`). */
+  lbArgs?: readonly string[];
 }
 
 export interface ClusterProcess {
@@ -43,6 +47,28 @@ export interface WrkResult {
   requests: number;
   /** Confirmed orders (2xx answers) per second. */
   confirmedPerS: number;
+  /**
+   * CPU time (user + system, µs) each process spent while wrk ran, per confirmed order: what a purchase
+   * costs the balancer and each instance, a number a busy shared machine moves far less than the rate.
+   */
+  cpuUsPerOrder: Record<string, number>;
+  /** Of that, the part spent in the kernel (system time): socket reads and writes, fsync. */
+  sysUsPerOrder: Record<string, number>;
+}
+
+/** Linux counts a process's CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_S = 100;
+
+/** CPU time (µs) a process spent so far in all and in the kernel, from /proc/<pid>/stat; NaN once gone. */
+function cpuMicros(pid: number | undefined): { total: number; sys: number } {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // After the ") ": state is field 0, utime field 11, stime field 12.
+    const [user, sys] = [Number(fields[11]), Number(fields[12])];
+    return { total: ((user + sys) * 1e6) / CLOCK_TICKS_PER_S, sys: (sys * 1e6) / CLOCK_TICKS_PER_S };
+  } catch {
+    return { total: NaN, sys: NaN };
+  }
 }
 
 export class PurchaseCluster {
@@ -68,7 +94,8 @@ export class PurchaseCluster {
       await this.#spawn(id, ["server", ...common, "--instance-id", id], "/ready");
     }
     const backends = this.processes.flatMap((proc) => ["--backend", proc.url]);
-    await this.#spawn("lb", ["lb", ...backends, "--max-active-per-backend", "64"], "/health");
+    const lbArgs = this.#options.lbArgs ?? [];
+    await this.#spawn("lb", ["lb", ...backends, "--max-active-per-backend", "64", ...lbArgs], "/health");
   }
 
   /** Creates `count` general-admission events large enough never to sell out; their ids. */
@@ -89,8 +116,13 @@ export class PurchaseCluster {
     return ids;
   }
 
-  /** wrk through the balancer, 64 connections, one-ticket orders spread evenly over `events`. */
-  sell(events: readonly string[], seconds: number): WrkResult {
+  /**
+   * wrk through the balancer (or straight to the process named `via`), 64 connections, one-ticket orders
+   * spread evenly over `events`.
+   */
+  sell(events: readonly string[], seconds: number, via = "lb"): WrkResult {
+    const target = this.processes.find((proc) => proc.name === via);
+    if (!target) throw new Error(`no process named ${via}`);
     const script = join(this.#options.dir, `purchase-${Date.now()}.lua`);
     writeFileSync(
       script,
@@ -106,10 +138,12 @@ export class PurchaseCluster {
         "end",
       ].join("\n"),
     );
-    const wrk = spawnSync("wrk", ["-t1", "-c64", `-d${seconds}s`, "--latency", "-s", script, this.url], {
+    const cpuBefore = this.processes.map((proc) => cpuMicros(proc.child.pid));
+    const wrk = spawnSync("wrk", ["-t1", "-c64", `-d${seconds}s`, "--latency", "-s", script, target.url], {
       encoding: "utf8",
       timeout: (seconds + 30) * 1000,
     });
+    const cpuAfter = this.processes.map((proc) => cpuMicros(proc.child.pid));
     if (wrk.status !== 0) throw new Error(`wrk failed: ${wrk.stderr}`);
     const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
       wrk.stdout,
@@ -117,10 +151,20 @@ export class PurchaseCluster {
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(wrk.stdout)?.[1] ?? NaN);
     const requests = Number(/(\d+) requests in/.exec(wrk.stdout)?.[1] ?? NaN);
     const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(wrk.stdout)?.[1] ?? 0);
+    const confirmed = requests - non2xx;
+    const cpuUsPerOrder: Record<string, number> = {};
+    const sysUsPerOrder: Record<string, number> = {};
+    this.processes.forEach((proc, i) => {
+      const [before, after] = [cpuBefore[i], cpuAfter[i]];
+      cpuUsPerOrder[proc.name] = ((after?.total ?? NaN) - (before?.total ?? NaN)) / confirmed;
+      sysUsPerOrder[proc.name] = ((after?.sys ?? NaN) - (before?.sys ?? NaN)) / confirmed;
+    });
     return {
       rps,
       requests,
-      confirmedPerS: requests > 0 ? (rps * (requests - non2xx)) / requests : 0,
+      confirmedPerS: requests > 0 ? (rps * confirmed) / requests : 0,
+      cpuUsPerOrder,
+      sysUsPerOrder,
       p99Ms: parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(wrk.stdout)?.[1] ?? ""),
       non2xx,
       errors: socketErrors ? socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0) : 0,
@@ -150,7 +194,7 @@ export class PurchaseCluster {
       process.execPath,
       [
         ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
-        CLI,
+        this.#options.root ? join(this.#options.root, "dist/src/cli/main.js") : CLI,
         ...args,
         "--port",
         String(port),

@@ -3,9 +3,11 @@
  * event (the store benchmark's hot row without HTTP), durability "normal" so that fsync does not drown
  * the CPU cost. Not a scenario of `npm run bench`: a tool to compare two builds of the store, run as
  *
- *   node dist/bench/sell-batch.js [<root of a built checkout>] [batches] [batch size]
+ *   node dist/bench/sell-batch.js [<root of a built checkout>] [batches] [batch size] [keyed]
  *
- * (the root defaults to this checkout; e.g. /work/wt/at-b4f4490 to measure another build).
+ * (the root defaults to this checkout; e.g. /work/wt/at-b4f4490 to measure another build; `keyed` gives
+ * every purchase an Idempotency-Key, as the HTTP benchmarks' orders have). Prints the wall time per sale
+ * and the process's CPU time per sale (process.cpuUsage), which a busy shared machine moves far less.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -25,6 +27,7 @@ const here = fileURLToPath(new URL("../..", import.meta.url));
 const root = resolve(process.argv[2] ?? here);
 const batches = Number(process.argv[3] ?? 3000);
 const batchSize = Number(process.argv[4] ?? 33);
+const keyed = process.argv[5] === "keyed";
 
 const load = async <T>(path: string): Promise<T> =>
   (await import(pathToFileURL(join(root, "dist", path)).href)) as T;
@@ -62,7 +65,7 @@ try {
           type: "purchase",
           customerId: `b-${customer++}`,
           selection: { quantity: 1, seats: null },
-          idempotency: null,
+          idempotency: keyed ? { key: `c1.k-${customer}`, fingerprint: `f-${customer}` } : null,
         });
       }
       for (const outcome of await store.execute(plan.id, commands, null, new Date())) if (outcome.ok) sold++;
@@ -71,16 +74,20 @@ try {
   };
   await run(Math.ceil(batches / 5)); // warm-up: JIT, page cache, a table that is not empty
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const sold = await run(batches);
+  const cpu = process.cpuUsage(cpuBefore);
   const seconds = (performance.now() - started) / 1000;
   console.log(
     JSON.stringify({
       root,
       batches,
       batchSize,
+      keyed,
       sold,
       salesPerSecond: Math.round(sold / seconds),
       usPerSale: Number(((seconds * 1e6) / sold).toFixed(2)),
+      cpuUsPerSale: Number(((cpu.user + cpu.system) / sold).toFixed(2)),
     }),
   );
 } finally {

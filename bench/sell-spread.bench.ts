@@ -4,7 +4,9 @@
  * orders per second and p99 of
  *
  * - one hot event and 50 events, embedded SQLite, a file per event (the default) and one file;
- * - one hot event and 50 events, PostgreSQL + a Redis lock.
+ * - one hot event and 50 events, PostgreSQL + a Redis lock;
+ * - the default layout again with the balancer's `--placement event` (each event's orders on one
+ *   instance; not the default placement).
  *
  * Each store's cluster is started once; its hot-event and 50-event runs alternate for ROUNDS rounds
  * (median kept), so every row of the table comes from the same run. Results:
@@ -33,6 +35,8 @@ interface Setup {
   layout?: "single" | "per-event";
   /** Which event spreads to measure. */
   spreads: number[];
+  /** More flags for `boxoffice lb`. */
+  lbArgs?: string[];
 }
 
 const SETUPS: Setup[] = [
@@ -59,6 +63,15 @@ const SETUPS: Setup[] = [
     lock: REDIS_URL,
     spreads: [1, 50],
   },
+  {
+    name: "embedded, a file per event, lb --placement event",
+    group: "embedded",
+    store: () => "sqlite",
+    lock: "file",
+    layout: "per-event",
+    spreads: [1, 50],
+    lbArgs: ["--placement", "event"],
+  },
 ];
 
 interface Row {
@@ -77,6 +90,7 @@ async function measureSetup(setup: Setup): Promise<Row[]> {
     store: setup.store(schema),
     lock: setup.lock,
     layout: setup.layout,
+    lbArgs: setup.lbArgs,
   });
   try {
     await cluster.start();
@@ -94,7 +108,10 @@ async function measureSetup(setup: Setup): Promise<Row[]> {
         console.log(
           `${setup.name.padEnd(28)} ${String(row.events).padStart(2)} events  ` +
             `${result.confirmedPerS.toFixed(0).padStart(6)} confirmed/s  p99 ${result.p99Ms.toFixed(1)} ms  ` +
-            `non-2xx ${result.non2xx} errors ${result.errors}`,
+            `non-2xx ${result.non2xx} errors ${result.errors}  CPU µs/order ` +
+            Object.entries(result.cpuUsPerOrder)
+              .map(([name, us]) => `${name} ${us.toFixed(0)}`)
+              .join(" "),
         );
       }
     }

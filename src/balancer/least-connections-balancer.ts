@@ -32,6 +32,9 @@ import type { Termination } from "./access-log.js";
 import { readBody } from "./request-body.js";
 import { RetryBudget } from "./retry-budget.js";
 
+/** The requests `--placement event` keeps together: an event's and everything under it. */
+const EVENTS_PREFIX = "/v1/events/";
+
 export class LeastConnectionsBalancer implements ExchangeHost {
   readonly #config: Readonly<BalancerConfig>;
   readonly metrics: BalancerMetrics;
@@ -231,7 +234,7 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     // Serve the queue first: a newcomer must not overtake requests that are already waiting.
     const backend =
       this.#queue.length === 0
-        ? this.#picker.pick(this.registry.list, this.#pickOptions(exchange.tried))
+        ? this.#picker.pick(this.registry.list, this.#pickOptions(exchange.tried, this.#affinityOf(exchange)))
         : undefined;
     if (backend !== undefined) return this.#dispatch(exchange, backend);
     const ticket: QueueTicket<ProxyExchange> | undefined = this.#queue.enqueue(exchange, (timedOut) =>
@@ -266,13 +269,32 @@ export class LeastConnectionsBalancer implements ExchangeHost {
     this.registry.release(backend);
   }
 
-  #pickOptions(exclude: ReadonlySet<Backend> | undefined) {
+  #pickOptions(exclude: ReadonlySet<Backend> | undefined, affinity?: string) {
     return {
       nowMs: Date.now(),
       slowStartMs: this.#config.slowStartMs,
       maxActive: this.#config.maxActivePerBackend,
       exclude,
+      affinity,
     };
+  }
+
+  /**
+   * `--placement event`: the event id a request names (`/v1/events/<id>`, then the end, `/`, `?` or
+   * `#`), as its affinity key; undefined otherwise (least connections). Only a key: an id that is not an
+   * event's routes like any other text, and the instance answers it.
+   */
+  #affinityOf(exchange: ProxyExchange): string | undefined {
+    if (this.#config.placement !== "event") return undefined;
+    const url = exchange.req.url;
+    if (url === undefined || !url.startsWith(EVENTS_PREFIX)) return undefined;
+    let end = EVENTS_PREFIX.length;
+    while (end < url.length) {
+      const char = url.charCodeAt(end);
+      if (char === 0x2f || char === 0x3f || char === 0x23) break; // "/", "?", "#"
+      end++;
+    }
+    return end > EVENTS_PREFIX.length ? url.slice(EVENTS_PREFIX.length, end) : undefined;
   }
 
   #dispatch(exchange: ProxyExchange, backend: Backend): void {

@@ -24,6 +24,13 @@ export type BalancerMode = "http" | "tcp";
 /** The HTTP server side facing clients: Node's http server, or the balancer's own minimal one. */
 export type FrontServer = "node" | "raw";
 
+/**
+ * Where a request goes: to the least-loaded instance, or, for a request naming an event
+ * (`/v1/events/<id>…`), to the instance that event's id picks among those up with room (then the least
+ * loaded, when it has none), so that one event's sales are batched in one instance.
+ */
+export type Placement = "least-connections" | "event";
+
 /** The HTTP client to the instances in HTTP mode: the balancer's own minimal one, or undici's Pool. */
 export type UpstreamClient = "raw" | "undici";
 
@@ -359,6 +366,15 @@ export const BALANCER_SETTINGS = {
     0,
     "an instance added or back from down ramps from 10% to full weight over this time",
   ),
+  placement: {
+    flag: "placement",
+    env: "BOXOFFICE_LB_PLACEMENT",
+    description:
+      "least-connections, or event (a request under /v1/events/<id> goes to the instance that id picks while it is up with room)",
+    defaultText: "least-connections",
+    valueName: "rule",
+    parse: oneOf<Placement>("least-connections", "event"),
+  },
   /** The size of an instance's connection pool. */
   maxActivePerBackend: numeric(
     "max-active-per-backend",

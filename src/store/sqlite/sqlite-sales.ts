@@ -203,14 +203,15 @@ export class SqliteSales {
         "SELECT tier_id, sold, held FROM price_tiers WHERE event_id = ?",
       ),
       insertTier: p("INSERT INTO price_tiers (event_id, tier_id, quota) VALUES (?, ?, ?)"),
-      // sold + held + n <= quota: the database keeps each ticket type inside its quota.
+      // sold + held + n <= quota: the database keeps each ticket type inside its quota. The statements
+      // run once per sale take positional parameters (n, event, tier, n): binding by name costs more.
       takeTierSold: p(
-        `UPDATE price_tiers SET sold = sold + @n WHERE event_id = @eventId AND tier_id = @tierId
-           AND (quota IS NULL OR sold + held + @n <= quota)`,
+        `UPDATE price_tiers SET sold = sold + ? WHERE event_id = ? AND tier_id = ?
+           AND (quota IS NULL OR sold + held + ? <= quota)`,
       ),
       takeTierHeld: p(
-        `UPDATE price_tiers SET held = held + @n WHERE event_id = @eventId AND tier_id = @tierId
-           AND (quota IS NULL OR sold + held + @n <= quota)`,
+        `UPDATE price_tiers SET held = held + ? WHERE event_id = ? AND tier_id = ?
+           AND (quota IS NULL OR sold + held + ? <= quota)`,
       ),
       giveBackTierSold: p(
         "UPDATE price_tiers SET sold = sold - @n WHERE event_id = @eventId AND tier_id = @tierId AND sold >= @n",
@@ -233,22 +234,19 @@ export class SqliteSales {
       ),
       extendHold: p("UPDATE holds SET expires_at_ms = ? WHERE id = ? AND status = 'active'"),
       // sold + held + n <= capacity: the guard that makes overselling impossible whatever came before.
-      takeSold: p(
-        "UPDATE inventory SET sold = sold + @n WHERE event_id = @eventId AND sold + held + @n <= capacity",
-      ),
-      takeHeld: p(
-        "UPDATE inventory SET held = held + @n WHERE event_id = @eventId AND sold + held + @n <= capacity",
-      ),
+      // Positional (n, event, n), as every statement run once per sale.
+      takeSold: p("UPDATE inventory SET sold = sold + ? WHERE event_id = ? AND sold + held + ? <= capacity"),
+      takeHeld: p("UPDATE inventory SET held = held + ? WHERE event_id = ? AND sold + held + ? <= capacity"),
       giveBackSold: p("UPDATE inventory SET sold = sold - @n WHERE event_id = @eventId AND sold >= @n"),
       giveBackHeld: p("UPDATE inventory SET held = held - @n WHERE event_id = @eventId AND held >= @n"),
       heldToSold: p(
         "UPDATE inventory SET held = held - @n, sold = sold + @n WHERE event_id = @eventId AND held >= @n",
       ),
-      // A customer's tickets + n <= maxPerCustomer, guarded in the write itself.
+      // A customer's tickets + n <= maxPerCustomer, guarded in the write itself (event, customer, n, max).
       addCustomerTickets: p(
-        `INSERT INTO customer_tickets (event_id, customer_id, tickets) VALUES (@eventId, @customerId, @n)
+        `INSERT INTO customer_tickets (event_id, customer_id, tickets) VALUES (?, ?, ?)
          ON CONFLICT (event_id, customer_id) DO UPDATE SET tickets = tickets + excluded.tickets
-         WHERE tickets + excluded.tickets <= @max`,
+         WHERE tickets + excluded.tickets <= ?`,
       ),
       removeCustomerTickets: p(
         "UPDATE customer_tickets SET tickets = tickets - @n WHERE event_id = @eventId AND customer_id = @customerId AND tickets >= @n",
@@ -330,8 +328,7 @@ export class SqliteSales {
         "INSERT INTO fences (lock_key, fence) VALUES (@key, @fence) ON CONFLICT (lock_key) DO UPDATE SET fence = @fence WHERE fence <= @fence",
       ),
       insertOutbox: p(
-        `INSERT INTO outbox (id, event_id, type, payload, created_at_ms)
-         VALUES (@id, @eventId, @type, @payload, @createdAtMs)`,
+        "INSERT INTO outbox (id, event_id, type, payload, created_at_ms) VALUES (?, ?, ?, ?, ?)",
       ),
       readOutbox: p<{
         seq: number;
@@ -413,7 +410,8 @@ export class SqliteSales {
    * such as a sale's state): the message commits or rolls back with the change.
    */
   appendOutbox(message: OutboxMessage): void {
-    this.#statements.insertOutbox.run({ ...message });
+    const { id, eventId, type, payload, createdAtMs } = message;
+    this.#statements.insertOutbox.run(id, eventId, type, payload, createdAtMs);
     this.#outboxEvent = message.eventId;
   }
 
@@ -884,22 +882,18 @@ export class SqliteSales {
   /** Takes the tickets, the customer's allowance and the seats of a new order or hold, each guarded. */
   #take(plan: SaleRules, owner: Order | Hold, kind: "order" | "hold"): void {
     const counter = kind === "order" ? this.#statements.takeSold : this.#statements.takeHeld;
+    const n = owner.quantity;
     // sold + held + n <= capacity, in the statement itself.
-    if (counter.run({ eventId: plan.id, n: owner.quantity }).changes !== 1) throw new GuardRefused();
+    if (counter.run(n, plan.id, n).changes !== 1) throw new GuardRefused();
     // sold + held + n <= quota, per ticket type, in the statement itself.
     const tier = kind === "order" ? this.#statements.takeTierSold : this.#statements.takeTierHeld;
     for (const line of owner.lines) {
-      if (tier.run({ eventId: plan.id, tierId: line.id, n: line.quantity }).changes !== 1)
-        throw new GuardRefused();
+      if (tier.run(line.quantity, plan.id, line.id, line.quantity).changes !== 1) throw new GuardRefused();
     }
     const allowed =
-      owner.quantity <= plan.maxPerCustomer &&
-      this.#statements.addCustomerTickets.run({
-        eventId: plan.id,
-        customerId: owner.customerId,
-        n: owner.quantity,
-        max: plan.maxPerCustomer,
-      }).changes === 1;
+      n <= plan.maxPerCustomer &&
+      this.#statements.addCustomerTickets.run(plan.id, owner.customerId, n, plan.maxPerCustomer).changes ===
+        1;
     if (!allowed) throw new GuardRefused();
     // The primary key (event_id, seat_id) refuses a seat claimed twice.
     for (const seat of owner.seats ?? []) this.#statements.claimSeat.run(plan.id, seat, owner.id, kind);
