@@ -16,14 +16,18 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Pool } from "undici";
 import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-process.js";
 import { machineNote } from "./machine-note.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const INSTANCES = 3;
-const BUYERS = QUICK ? 600 : 6000;
-const CAPACITY = QUICK ? 300 : 3000;
+/** BENCH_BUYERS: another surge size (the tickets are half of it), e.g. a lower load on a busy machine. */
+const BUYERS = Number(process.env.BENCH_BUYERS ?? (QUICK ? 600 : 6000));
+const CAPACITY = Math.floor(BUYERS / 2);
+/** BENCH_ROOM_ONLY=1: only the surge through the room (when studying the room's timing). */
+const ROOM_ONLY = process.env.BENCH_ROOM_ONLY === "1";
 /** BENCH_ROOM_RATE: another admission rate, e.g. below what a busy machine's sell path sustains. */
 const RATE = Number(process.env.BENCH_ROOM_RATE ?? (QUICK ? 200 : 500));
 /** Small enough that a surge without a room overflows the sell queues, as a real one would. */
@@ -44,11 +48,48 @@ interface Result {
   peakSellPerSecond: number;
   /** Queue requests (joins and polls): what waiting cost. */
   queueRequests: number;
-  /** p50 and p99 of how long after its admission time a buyer had its access token (room only). */
+  /** p50 and p99 of how long after its admission time a buyer sent its purchase (room only). */
   lateP50Ms: number | null;
   lateP99Ms: number | null;
   sold: number;
   lastAnswerSeconds: number;
+  /** Per second since the surge began (room only): what the room admitted and what reached the sell path. */
+  series: SecondRow[];
+  /** Client-side: how late the poll that got the token was sent after its admission time, p50 / p99 ms. */
+  pollSentLateP50Ms: number | null;
+  pollSentLateP99Ms: number | null;
+  /** Client-side: the queue GET's round trip, p50 / p99 ms. */
+  pollP50Ms: number | null;
+  pollP99Ms: number | null;
+  /** The load generator's own event-loop delay at most (ms): a busy client sends late by this much. */
+  clientLoopDelayMaxMs: number;
+}
+
+interface SecondRow {
+  second: number;
+  /** Buyers whose admission time falls in this second. */
+  admitted: number;
+  /** Buyers who got their access token in this second. */
+  tokens: number;
+  /** Purchase requests sent in this second. */
+  sells: number;
+  /** Queue requests (joins and polls) sent in this second. */
+  polls: number;
+  /** p99 round trip of the queue requests sent in this second (ms). */
+  pollP99Ms: number;
+}
+
+/** Counts per whole second since `originMs` (wall clock). */
+class PerSecond {
+  readonly counts = new Map<number, number>();
+  constructor(readonly originMs: number) {}
+  add(atMs: number): void {
+    const second = Math.floor((atMs - this.originMs) / 1000);
+    this.counts.set(second, (this.counts.get(second) ?? 0) + 1);
+  }
+  at(second: number): number {
+    return this.counts.get(second) ?? 0;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -108,10 +149,32 @@ async function surge(withRoom: boolean): Promise<Result> {
       if (room.status !== 201) throw new Error(`room: ${room.status}`);
     }
     const latenciesMs: number[] = [];
-    const sellSeconds = new Map<number, number>();
+    let queueRequests = 0;
+    const originMs = Date.now();
+    const admittedAt = new PerSecond(originMs);
+    const tokensAt = new PerSecond(originMs);
+    const sellsAt = new PerSecond(originMs);
+    const pollsAt = new PerSecond(originMs);
+    const pollRoundTrips = new Map<number, number[]>();
+    const pollsMs: number[] = [];
+    const pollSentLateMs: number[] = [];
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const queueCall = async (pool: Pool, method: "GET" | "POST", path: string, headers = {}) => {
+      const sentMs = Date.now();
+      pollsAt.add(sentMs);
+      queueRequests++;
+      const answer = await call(pool, method, path, method === "POST" ? {} : undefined, headers);
+      const tookMs = Date.now() - sentMs;
+      pollsMs.push(tookMs);
+      const second = Math.floor((sentMs - originMs) / 1000);
+      const list = pollRoundTrips.get(second) ?? [];
+      list.push(tookMs);
+      pollRoundTrips.set(second, list);
+      return { answer, sentMs };
+    };
     let unavailable = 0;
     let sold = 0;
-    let queueRequests = 0;
     const lateMs: number[] = [];
     const startMs = performance.now();
     let lastAnswerMs = 0;
@@ -119,8 +182,7 @@ async function surge(withRoom: boolean): Promise<Result> {
       const pool = pools[i % pools.length]!;
       for (;;) {
         const sentMs = performance.now();
-        const second = Math.floor((sentMs - startMs) / 1000);
-        sellSeconds.set(second, (sellSeconds.get(second) ?? 0) + 1);
+        sellsAt.add(Date.now());
         const answer = await call(
           pool,
           "POST",
@@ -142,38 +204,59 @@ async function surge(withRoom: boolean): Promise<Result> {
     const buyer = async (i: number) => {
       if (!withRoom) return buy(i, {});
       const pool = pools[i % pools.length]!;
-      let joined = await call(pool, "POST", `/v1/events/${eventId}/queue`, {});
-      queueRequests++;
+      const queuePath = `/v1/events/${eventId}/queue`;
+      let joined = (await queueCall(pool, "POST", queuePath)).answer;
       while (joined.status === 503) {
         await sleep(1000);
-        joined = await call(pool, "POST", `/v1/events/${eventId}/queue`, {});
-        queueRequests++;
+        joined = (await queueCall(pool, "POST", queuePath)).answer;
       }
       const queueToken = joined.body.queueToken as string;
       let answer = joined;
+      let sentMs = Date.now();
       while (!answer.body.accessToken) {
         await sleep(
           answer.status === 503 ? answer.retryAfterSeconds * 1000 : Number(answer.body.pollAfterMs),
         );
-        answer = await call(pool, "GET", `/v1/events/${eventId}/queue`, undefined, {
-          "queue-token": queueToken,
-        });
-        queueRequests++;
+        ({ answer, sentMs } = await queueCall(pool, "GET", queuePath, { "queue-token": queueToken }));
       }
-      // The store's clock is this host's (SQLite): how late the buyer learnt it was in.
-      lateMs.push(Date.now() - Date.parse(answer.body.admitAt as string));
+      // The store's clock is this host's (SQLite), so admitAt and this process's clock compare.
+      const admitAtMs = Date.parse(answer.body.admitAt as string);
+      admittedAt.add(admitAtMs);
+      tokensAt.add(Date.now());
+      pollSentLateMs.push(sentMs - admitAtMs);
+      // A token handed out before the admission time: come back (buy) when pollAfterMs says, as a
+      // client that follows the answer does (one that buys at once waits at the gate until then).
+      if (answer.body.state !== "admitted") await sleep(Number(answer.body.pollAfterMs));
+      lateMs.push(Date.now() - admitAtMs);
       return buy(i, { "queue-token": queueToken, "access-token": answer.body.accessToken as string });
     };
     await Promise.all(Array.from({ length: BUYERS }, (_, i) => buyer(i)));
     await Promise.all(pools.map((pool) => pool.close()));
+    loopDelay.disable();
     const sorted = latenciesMs.sort((a, b) => a - b);
+    const lastSecond = Math.max(...sellsAt.counts.keys(), ...admittedAt.counts.keys());
+    const series: SecondRow[] = withRoom
+      ? Array.from({ length: lastSecond + 1 }, (_, second) => ({
+          second,
+          admitted: admittedAt.at(second),
+          tokens: tokensAt.at(second),
+          sells: sellsAt.at(second),
+          polls: pollsAt.at(second),
+          pollP99Ms: percentile(
+            (pollRoundTrips.get(second) ?? []).sort((a, b) => a - b),
+            99,
+          ),
+        }))
+      : [];
+    const sortedOrNull = (values: number[], p: number) =>
+      withRoom ? percentile([...values].sort((a, b) => a - b), p) : null;
     return {
       scenario: withRoom ? `waiting room at ${RATE}/s` : "no waiting room",
       sellRequests: sorted.length,
       p50Ms: percentile(sorted, 50),
       p99Ms: percentile(sorted, 99),
       unavailable,
-      peakSellPerSecond: Math.max(...sellSeconds.values()),
+      peakSellPerSecond: Math.max(...sellsAt.counts.values()),
       queueRequests,
       lateP50Ms: withRoom
         ? percentile(
@@ -184,6 +267,12 @@ async function surge(withRoom: boolean): Promise<Result> {
       lateP99Ms: withRoom ? percentile(lateMs, 99) : null,
       sold,
       lastAnswerSeconds: lastAnswerMs / 1000,
+      series,
+      pollSentLateP50Ms: sortedOrNull(pollSentLateMs, 50),
+      pollSentLateP99Ms: sortedOrNull(pollSentLateMs, 99),
+      pollP50Ms: sortedOrNull(pollsMs, 50),
+      pollP99Ms: sortedOrNull(pollsMs, 99),
+      clientLoopDelayMaxMs: loopDelay.max / 1e6,
     };
   } finally {
     await stopAll();
@@ -191,9 +280,18 @@ async function surge(withRoom: boolean): Promise<Result> {
   }
 }
 
-const results = [await surge(false), await surge(true)];
+const results = ROOM_ONLY ? [await surge(true)] : [await surge(false), await surge(true)];
+for (const r of results.filter((r) => r.series.length > 0)) {
+  console.log(
+    `${r.scenario}: poll that got the token sent ${r.pollSentLateP50Ms} / ${r.pollSentLateP99Ms} ms after admitAt (negative: before) (p50/p99); ` +
+      `queue round trip ${r.pollP50Ms} / ${r.pollP99Ms} ms; client loop delay max ${r.clientLoopDelayMaxMs.toFixed(0)} ms`,
+  );
+  console.log("second admitted tokens sells polls pollP99Ms");
+  for (const row of r.series)
+    console.log(`${row.second} ${row.admitted} ${row.tokens} ${row.sells} ${row.polls} ${row.pollP99Ms}`);
+}
 const table = [
-  "| scenario | sell requests | p50 ms | p99 ms | 503s | sell requests/s at peak | queue requests | token after admission p50 / p99 ms | sold | last answer (s) |",
+  "| scenario | sell requests | p50 ms | p99 ms | 503s | sell requests/s at peak | queue requests | purchase sent after admitAt p50 / p99 ms | sold | last answer (s) |",
   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...results.map(
     (r) =>

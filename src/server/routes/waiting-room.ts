@@ -13,7 +13,7 @@ import type { CollectionLog } from "../../waiting-room/collection-log.js";
 import { JoinBatcher } from "../../waiting-room/join-batcher.js";
 import { openingOf } from "../../waiting-room/opening.js";
 import type { PassSigner } from "../../waiting-room/pass-signer.js";
-import { isAdmitted, queueStatusOf } from "../../waiting-room/queue-status.js";
+import { hasAccess, queueStatusOf } from "../../waiting-room/queue-status.js";
 import { randomRank } from "../../waiting-room/random-rank.js";
 import type { RoomDirectory } from "../../waiting-room/room-directory.js";
 import { buyerIdentityOf } from "../buyer-identity.js";
@@ -87,10 +87,13 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
   const noRoom = (reply: FastifyReply) =>
     sendProblem(reply, problemOf("waiting_room_not_found", "this event has no waiting room"));
 
-  /** A buyer's answer: the status, and the access token once admitted (collected once, for the figures). */
+  /**
+   * A buyer's answer: the status, and the access token once the admission time is known, valid from it
+   * (queue-status.ts; collected once, for the figures).
+   */
   const placeAnswer = async (eventId: string, room: Room, place: Place, nowMs: number) => {
     const status = queueStatusOf(room, place, nowMs);
-    if (!isAdmitted(place, nowMs)) return status;
+    if (!hasAccess(place, nowMs)) return status;
     if (place.collectedAtMs === null)
       deps.collections.note({ eventId, identity: place.identity, atMs: nowMs });
     const accessToken = deps.signer.signAccess({
