@@ -13,7 +13,7 @@
  * an answer. Results: docs/benchmarks/waiting-room.md. `BENCH_QUICK=1` runs a small surge (to check
  * that it runs).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -22,6 +22,10 @@ import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-
 import { machineNote } from "./machine-note.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
+/** Only the default full run writes the results (a study with other settings prints them). */
+const STUDY = ["BENCH_BUYERS", "BENCH_ROOM_RATE", "BENCH_ROOM_ONLY", "BENCH_COST_ONLY"].some(
+  (name) => process.env[name] !== undefined,
+);
 const INSTANCES = 3;
 /** BENCH_BUYERS: another surge size (the tickets are half of it), e.g. a lower load on a busy machine. */
 const BUYERS = Number(process.env.BENCH_BUYERS ?? (QUICK ? 600 : 6000));
@@ -249,7 +253,12 @@ async function surge(withRoom: boolean): Promise<Result> {
         }))
       : [];
     const sortedOrNull = (values: number[], p: number) =>
-      withRoom ? percentile([...values].sort((a, b) => a - b), p) : null;
+      withRoom
+        ? percentile(
+            [...values].sort((a, b) => a - b),
+            p,
+          )
+        : null;
     return {
       scenario: withRoom ? `waiting room at ${RATE}/s` : "no waiting room",
       sellRequests: sorted.length,
@@ -280,7 +289,83 @@ async function surge(withRoom: boolean): Promise<Result> {
   }
 }
 
-const results = ROOM_ONLY ? [await surge(true)] : [await surge(false), await surge(true)];
+/** The CPU time (ms) a process has used, from /proc (Linux); null elsewhere. */
+function cpuMsOf(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime, fields 14 and 15 of stat (11 and 12 after the name), in clock ticks (100 Hz).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+interface Cost {
+  /** Server CPU per request, µs: a waiting buyer's poll, and a purchase (no room). */
+  pollMicros: number | null;
+  purchaseMicros: number | null;
+}
+
+/**
+ * What one waiting buyer's poll costs the server, next to one purchase: one instance, COST_REQUESTS polls
+ * of buyers still waiting (a room admitting 1 per second), then as many purchases of an event without a
+ * room, COST_CONCURRENCY at a time; the instance's CPU time from /proc over each.
+ */
+async function costs(): Promise<Cost> {
+  const COST_REQUESTS = QUICK ? 500 : 2000;
+  const COST_CONCURRENCY = 16;
+  const dataDir = mkdtempSync(join(tmpdir(), "boxoffice-bench-room-cost-"));
+  try {
+    const server = await ServerProcess.start({ dataDir, instanceId: "bench-room-cost" });
+    const pool = new Pool(server.url, { connections: COST_CONCURRENCY });
+    const admin = { authorization: `Bearer ${E2E_ADMIN_TOKEN}` };
+    const event = async (capacity: number) =>
+      (await call(pool, "POST", "/v1/events", { name: "Cost", capacity, maxPerOrder: 1 }, admin)).body
+        .id as string;
+    const inParallel = async (count: number, work: (i: number) => Promise<unknown>) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: COST_CONCURRENCY }, async () => {
+          while (next < count) await work(next++);
+        }),
+      );
+    };
+    const measured = async (work: () => Promise<void>) => {
+      await work(); // warm-up round: JIT, caches
+      const before = cpuMsOf(server.pid);
+      await work();
+      const after = cpuMsOf(server.pid);
+      return before === null || after === null ? null : ((after - before) * 1000) / COST_REQUESTS;
+    };
+    const roomEvent = await event(10);
+    await call(pool, "PUT", `/v1/events/${roomEvent}/waiting-room`, { admissionRatePerSecond: 1 }, admin);
+    const tokens: string[] = [];
+    await inParallel(COST_REQUESTS, async () => {
+      const joined = await call(pool, "POST", `/v1/events/${roomEvent}/queue`, {});
+      tokens.push(joined.body.queueToken as string);
+    });
+    const pollMicros = await measured(() =>
+      inParallel(COST_REQUESTS, async (i) => {
+        await call(pool, "GET", `/v1/events/${roomEvent}/queue`, undefined, { "queue-token": tokens[i]! });
+      }),
+    );
+    const plainEvent = await event(2 * COST_REQUESTS);
+    const purchaseMicros = await measured(() =>
+      inParallel(COST_REQUESTS, async (i) => {
+        await call(pool, "POST", `/v1/events/${plainEvent}/orders`, { customerId: `c-${i}`, quantity: 1 });
+      }),
+    );
+    await pool.close();
+    return { pollMicros, purchaseMicros };
+  } finally {
+    await stopAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** BENCH_COST_ONLY=1: only the CPU cost of a poll and of a purchase. */
+const COST_ONLY = process.env.BENCH_COST_ONLY === "1";
+const results = COST_ONLY ? [] : ROOM_ONLY ? [await surge(true)] : [await surge(false), await surge(true)];
 for (const r of results.filter((r) => r.series.length > 0)) {
   console.log(
     `${r.scenario}: poll that got the token sent ${r.pollSentLateP50Ms} / ${r.pollSentLateP99Ms} ms after admitAt (negative: before) (p50/p99); ` +
@@ -299,7 +384,7 @@ const table = [
   ),
 ].join("\n");
 console.log(table);
-if (!QUICK) {
+if (!QUICK && !STUDY) {
   mkdirSync("docs/benchmarks", { recursive: true });
   writeFileSync(
     "docs/benchmarks/waiting-room.md",
@@ -316,3 +401,7 @@ ${machineNote()}
 `,
   );
 }
+const cost = await costs();
+console.log(
+  `server CPU per request: waiting buyer's poll ${cost.pollMicros} µs, purchase ${cost.purchaseMicros} µs`,
+);
