@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Pool } from "undici";
 import { E2E_ADMIN_TOKEN, ServerProcess, stopAll } from "../test/support/server-process.js";
+import { svgChart } from "../src/rehearsal/svg-chart.js";
 import { machineNote } from "./machine-note.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -67,6 +68,8 @@ interface Result {
   pollP99Ms: number | null;
   /** The load generator's own event-loop delay at most (ms): a busy client sends late by this much. */
   clientLoopDelayMaxMs: number;
+  /** The second (of the series) in which the last buyer had its join answered. */
+  joinsAnsweredSecond: number;
 }
 
 interface SecondRow {
@@ -182,6 +185,7 @@ async function surge(withRoom: boolean): Promise<Result> {
     const lateMs: number[] = [];
     const startMs = performance.now();
     let lastAnswerMs = 0;
+    let joinsAnsweredMs = 0;
     const buy = async (i: number, headers: Record<string, string>) => {
       const pool = pools[i % pools.length]!;
       for (;;) {
@@ -214,6 +218,7 @@ async function surge(withRoom: boolean): Promise<Result> {
         await sleep(1000);
         joined = (await queueCall(pool, "POST", queuePath)).answer;
       }
+      joinsAnsweredMs = Math.max(joinsAnsweredMs, Date.now());
       const queueToken = joined.body.queueToken as string;
       let answer = joined;
       let sentMs = Date.now();
@@ -282,6 +287,7 @@ async function surge(withRoom: boolean): Promise<Result> {
       pollP50Ms: sortedOrNull(pollsMs, 50),
       pollP99Ms: sortedOrNull(pollsMs, 99),
       clientLoopDelayMaxMs: loopDelay.max / 1e6,
+      joinsAnsweredSecond: Math.floor((joinsAnsweredMs - originMs) / 1000),
     };
   } finally {
     await stopAll();
@@ -366,14 +372,67 @@ async function costs(): Promise<Cost> {
 /** BENCH_COST_ONLY=1: only the CPU cost of a poll and of a purchase. */
 const COST_ONLY = process.env.BENCH_COST_ONLY === "1";
 const results = COST_ONLY ? [] : ROOM_ONLY ? [await surge(true)] : [await surge(false), await surge(true)];
-for (const r of results.filter((r) => r.series.length > 0)) {
-  console.log(
-    `${r.scenario}: poll that got the token sent ${r.pollSentLateP50Ms} / ${r.pollSentLateP99Ms} ms after admitAt (negative: before) (p50/p99); ` +
-      `queue round trip ${r.pollP50Ms} / ${r.pollP99Ms} ms; client loop delay max ${r.clientLoopDelayMaxMs.toFixed(0)} ms`,
+/** Within this fraction of the admissions, every second: the sell path "follows the admission rate". */
+const TOLERANCE = 0.2;
+
+interface Verdict {
+  pass: boolean;
+  /** The seconds judged: from the one after every join was answered to the last whole second of admissions. */
+  from: number;
+  to: number;
+  worst: SecondRow | null;
+  /** Of every second with admissions (the first ones too), how many were within the tolerance. */
+  within: number;
+  seconds: number;
+  line: string;
+}
+
+const ratio = (row: SecondRow) => (row.admitted === 0 ? Infinity : row.sells / row.admitted);
+const withinTolerance = (row: SecondRow) => Math.abs(ratio(row) - 1) <= TOLERANCE;
+
+/**
+ * Whether sell requests per second followed the admissions per second within ±TOLERANCE, in every
+ * second after the join surge was answered (while buyers do not yet know their place, nobody can follow
+ * anything) up to the last whole second of admissions (the last is a fraction of a second).
+ */
+function verdictOf(r: Result): Verdict {
+  const admitting = r.series.filter((row) => row.admitted > 0);
+  const lastWhole = (admitting.at(-1)?.second ?? 0) - 1;
+  const from = r.joinsAnsweredSecond + 1;
+  const judged = r.series.filter((row) => row.second >= from && row.second <= lastWhole);
+  const worst = judged.reduce<SecondRow | null>(
+    (w, row) => (w === null || Math.abs(ratio(row) - 1) > Math.abs(ratio(w) - 1) ? row : w),
+    null,
   );
-  console.log("second admitted tokens sells polls pollP99Ms");
-  for (const row of r.series)
-    console.log(`${row.second} ${row.admitted} ${row.tokens} ${row.sells} ${row.polls} ${row.pollP99Ms}`);
+  const pass = judged.length > 0 && judged.every(withinTolerance);
+  const within = admitting.filter(withinTolerance).length;
+  const line =
+    `follows the admission rate: ${pass ? "PASS" : "FAIL"}: sell requests per second within ±${TOLERANCE * 100}% ` +
+    `of admissions per second in seconds ${from}–${lastWhole} (every join answered in second ${r.joinsAnsweredSecond})` +
+    (worst ? `; worst second ${worst.second}: ${worst.sells} sells for ${worst.admitted} admitted` : "") +
+    `; ${within} of ${admitting.length} seconds with admissions within ±${TOLERANCE * 100}%`;
+  return { pass, from, to: lastWhole, worst, within, seconds: admitting.length, line };
+}
+
+const seriesTable = (r: Result) =>
+  [
+    "| second | admitted (by admitAt) | tokens handed out | sell requests | sells ÷ admitted | queue requests | queue p99 ms |",
+    "|---:|---:|---:|---:|---:|---:|---:|",
+    ...r.series.map(
+      (row) =>
+        `| ${row.second} | ${row.admitted} | ${row.tokens} | ${row.sells} | ${row.admitted === 0 ? "—" : ratio(row).toFixed(2)} | ${row.polls} | ${row.pollP99Ms.toFixed(0)} |`,
+    ),
+  ].join("\n");
+
+const roomResults = results.filter((r) => r.series.length > 0);
+const verdicts = roomResults.map(verdictOf);
+for (const [i, r] of roomResults.entries()) {
+  console.log(
+    `${r.scenario}: the poll that got the token was sent ${r.pollSentLateP50Ms} / ${r.pollSentLateP99Ms} ms after admitAt (p50/p99; negative: before); ` +
+      `queue round trip ${r.pollP50Ms} / ${r.pollP99Ms} ms; the load generator's event-loop delay at most ${r.clientLoopDelayMaxMs.toFixed(0)} ms`,
+  );
+  console.log(seriesTable(r));
+  console.log(verdicts[i]!.line);
 }
 const table = [
   "| scenario | sell requests | p50 ms | p99 ms | 503s | sell requests/s at peak | queue requests | purchase sent after admitAt p50 / p99 ms | sold | last answer (s) |",
@@ -384,8 +443,29 @@ const table = [
   ),
 ].join("\n");
 console.log(table);
+const cost = COST_ONLY || !ROOM_ONLY ? await costs() : { pollMicros: null, purchaseMicros: null };
+const micros = (value: number | null) => (value === null ? "—" : `${value.toFixed(0)} µs`);
+const costLine = `Server CPU per request (one instance, ${QUICK ? 500 : 2000} each, 16 at a time): a waiting buyer's poll ${micros(cost.pollMicros)}, a purchase (no room) ${micros(cost.purchaseMicros)}.`;
+console.log(costLine);
+
+/** The per-second series as a chart: what the room admitted, the tokens it handed out, what reached the sell path. */
+const chartOf = (r: Result) =>
+  svgChart({
+    title: `${r.scenario}: admissions and sell requests per second`,
+    xLabel: "seconds since the buyers arrived",
+    yLabel: "per second",
+    x: r.series.map((row) => row.second),
+    series: [
+      { name: "admitted (by admitAt)", color: "#1f77b4", values: r.series.map((row) => row.admitted) },
+      { name: "tokens handed out", color: "#aaaaaa", values: r.series.map((row) => row.tokens) },
+      { name: "sell requests", color: "#d62728", values: r.series.map((row) => row.sells) },
+    ],
+  });
+
 if (!QUICK && !STUDY) {
   mkdirSync("docs/benchmarks", { recursive: true });
+  const room = roomResults[0]!;
+  writeFileSync("docs/benchmarks/waiting-room.svg", chartOf(room));
   writeFileSync(
     "docs/benchmarks/waiting-room.md",
     `# The on-sale surge with and without a waiting room
@@ -393,15 +473,23 @@ if (!QUICK && !STUDY) {
 ${BUYERS} buyers arrive at once for ${CAPACITY} tickets, on ${INSTANCES} \`boxoffice server\` processes sharing
 the embedded store (SQLite, a file per event), \`--max-queue-per-event ${MAX_QUEUE_PER_EVENT}\`. Without a
 room every buyer purchases at once and retries a 503 after its Retry-After; with a room admitting ${RATE}/s
-every buyer joins at once, polls, and purchases once admitted. "Sell requests" are POST …/orders only.
+every buyer joins at once, polls when the answer's \`pollAfterMs\` says, and purchases when it says once it
+holds the access token (handed out with the admission time, up to 3 s before it). "Sell requests" are
+POST …/orders only; the load generator is one Node process with ${BUYERS} buyers on the same cores.
 
 ${table}
+
+**${verdicts[0]!.line}.**
+
+${costLine}
+
+![admissions, tokens and sell requests per second](waiting-room.svg)
+
+Per second since the buyers arrived (the room's admissions are counted by their admission time):
+
+${seriesTable(room)}
 
 ${machineNote()}
 `,
   );
 }
-const cost = await costs();
-console.log(
-  `server CPU per request: waiting buyer's poll ${cost.pollMicros} µs, purchase ${cost.purchaseMicros} µs`,
-);

@@ -72,16 +72,26 @@ export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
     }
     if (pass.identity !== identity) return invalid("the Access-Token was issued to another buyer");
     let view = await deps.waitingRoom.place(eventId, identity);
+    /** The place is still the one the pass was issued for (not left, not joined again, not reset). */
+    const holds = (seen: typeof view) =>
+      !!seen?.place &&
+      seen.room.generation === pass.generation &&
+      seen.place.place === pass.place &&
+      seen.place.leftAtMs === null &&
+      seen.place.sessionEndsAtMs === pass.expiresAtMs &&
+      seen.place.admitAtMs !== null;
     const earlyMsOf = (seen: typeof view) =>
       seen?.place?.admitAtMs == null ? 0 : seen.place.admitAtMs - seen.nowMs;
-    if (earlyMsOf(view) > MAX_EARLY_WAIT_MS) {
-      return invalid(`the Access-Token is valid from ${new Date(pass.admitAtMs).toISOString()}`);
-    }
-    // Sent before its admission time: it waits for it, then the place is read again (the buyer may have
-    // left meanwhile), on the store's clock; a timer that fired a millisecond early waits once more.
-    for (let tries = 0; tries < 3 && earlyMsOf(view) > 0; tries++) {
-      await sleep(earlyMsOf(view));
-      view = await deps.waitingRoom.place(eventId, identity);
+    if (holds(view)) {
+      if (earlyMsOf(view) > MAX_EARLY_WAIT_MS) {
+        return invalid(`the Access-Token is valid from ${new Date(pass.admitAtMs).toISOString()}`);
+      }
+      // Sent before its admission time: it waits for it, then the place is read again (the buyer may
+      // have left meanwhile), on the store's clock; a timer that fired a millisecond early waits again.
+      for (let tries = 0; tries < 3 && earlyMsOf(view) > 0; tries++) {
+        await sleep(earlyMsOf(view));
+        view = await deps.waitingRoom.place(eventId, identity);
+      }
     }
     const nowMs = view?.nowMs ?? Date.now();
     if (nowMs >= pass.expiresAtMs) {
@@ -93,17 +103,7 @@ export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
         ),
       );
     }
-    const place = view?.place;
-    if (
-      !view ||
-      !place ||
-      view.room.generation !== pass.generation ||
-      place.place !== pass.place ||
-      place.leftAtMs !== null ||
-      place.sessionEndsAtMs !== pass.expiresAtMs ||
-      place.admitAtMs === null ||
-      nowMs < place.admitAtMs
-    ) {
+    if (!holds(view) || nowMs < (view?.place?.admitAtMs ?? Infinity)) {
       return invalid(
         "the Access-Token's session is over (the buyer left or joined again, or the room was reset)",
       );

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { admissionWindow } from "../../../src/store/waiting-room-rows.js";
 import type { Place, Room } from "../../../src/store/waiting-room-store.js";
 import { openingOf } from "../../../src/waiting-room/opening.js";
-import { isAdmitted, queueStatusOf } from "../../../src/waiting-room/queue-status.js";
+import { hasAccess, isAdmitted, queueStatusOf } from "../../../src/waiting-room/queue-status.js";
 
 const NOW = Date.parse("2026-12-01T10:00:00Z");
 const room: Room = {
@@ -59,6 +59,27 @@ describe("queue status", () => {
     assert.equal(isAdmitted(scheduled, NOW + 601_500), false);
     assert.equal(queueStatusOf(room, scheduled, NOW + 601_500).state, "session-ended");
     assert.equal(isAdmitted({ ...scheduled, leftAtMs: NOW + 2000 }, NOW + 3000), false);
+  });
+});
+
+describe("the access token", () => {
+  it("comes with the admission time, before it: valid from then, until the session ends", () => {
+    const scheduled = place({ admitAtMs: NOW + 2500, sessionEndsAtMs: NOW + 602_500 });
+    assert.equal(hasAccess(place({}), NOW), false, "no admission time yet");
+    assert.equal(hasAccess(scheduled, NOW), true, "handed out 2.5 s ahead");
+    assert.equal(isAdmitted(scheduled, NOW), false, "but it works only from the admission time");
+    assert.equal(queueStatusOf(room, scheduled, NOW).state, "waiting");
+    assert.equal(hasAccess(scheduled, NOW + 2500), true);
+    assert.equal(hasAccess(scheduled, NOW + 602_500), false, "not once the session is over");
+    assert.equal(hasAccess({ ...scheduled, leftAtMs: NOW + 1 }, NOW + 2), false, "nor after leaving");
+  });
+
+  it("tells its holder to come back (buy) at the admission time, within one slot after it", () => {
+    const scheduled = place({ admitAtMs: NOW + 2500, sessionEndsAtMs: NOW + 602_500 });
+    for (const random of [() => 0, () => 0.5, () => 0.999]) {
+      const status = queueStatusOf(room, scheduled, NOW, random);
+      assert.ok(status.pollAfterMs >= 2500 && status.pollAfterMs <= 2510, `${status.pollAfterMs}`);
+    }
   });
 });
 
