@@ -24,9 +24,13 @@ import { machineNote } from "./machine-note.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 /** Only the default full run writes the results (a study with other settings prints them). */
-const STUDY = ["BENCH_BUYERS", "BENCH_ROOM_RATE", "BENCH_ROOM_ONLY", "BENCH_COST_ONLY"].some(
-  (name) => process.env[name] !== undefined,
-);
+const STUDY = [
+  "BENCH_BUYERS",
+  "BENCH_ROOM_RATE",
+  "BENCH_ROOM_ONLY",
+  "BENCH_COST_ONLY",
+  "BENCH_CONNECTIONS",
+].some((name) => process.env[name] !== undefined);
 const INSTANCES = 3;
 /** BENCH_BUYERS: another surge size (the tickets are half of it), e.g. a lower load on a busy machine. */
 const BUYERS = Number(process.env.BENCH_BUYERS ?? (QUICK ? 600 : 6000));
@@ -35,6 +39,8 @@ const CAPACITY = Math.floor(BUYERS / 2);
 const ROOM_ONLY = process.env.BENCH_ROOM_ONLY === "1";
 /** BENCH_ROOM_RATE: another admission rate, e.g. below what a busy machine's sell path sustains. */
 const RATE = Number(process.env.BENCH_ROOM_RATE ?? (QUICK ? 200 : 500));
+/** BENCH_CONNECTIONS: the load generator's connections per instance (requests beyond them queue in it). */
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 128);
 /** Small enough that a surge without a room overflows the sell queues, as a real one would. */
 const MAX_QUEUE_PER_EVENT = 256;
 
@@ -135,7 +141,7 @@ async function surge(withRoom: boolean): Promise<Result> {
         }),
       );
     }
-    const pools = servers.map((server) => new Pool(server.url, { connections: 128 }));
+    const pools = servers.map((server) => new Pool(server.url, { connections: CONNECTIONS }));
     const admin = { authorization: `Bearer ${E2E_ADMIN_TOKEN}` };
     const created = await call(
       pools[0]!,
