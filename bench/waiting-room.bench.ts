@@ -383,7 +383,7 @@ const TOLERANCE = 0.2;
 
 interface Verdict {
   pass: boolean;
-  /** The seconds judged: from the one after every join was answered to the last whole second of admissions. */
+  /** The seconds judged (see verdictOf). */
   from: number;
   to: number;
   worst: SecondRow | null;
@@ -396,15 +396,17 @@ interface Verdict {
 const ratio = (row: SecondRow) => (row.admitted === 0 ? Infinity : row.sells / row.admitted);
 const withinTolerance = (row: SecondRow) => Math.abs(ratio(row) - 1) <= TOLERANCE;
 
+/** The first seconds of admissions are not judged: the first is a fraction, the next the start. */
+const SECONDS_NOT_JUDGED = 2;
+
 /**
  * Whether sell requests per second followed the admissions per second within ±TOLERANCE, in every
- * second after the join surge was answered (while buyers do not yet know their place, nobody can follow
- * anything) up to the last whole second of admissions (the last is a fraction of a second).
+ * second but the first SECONDS_NOT_JUDGED of admissions and the last (a fraction of a second).
  */
 function verdictOf(r: Result): Verdict {
   const admitting = r.series.filter((row) => row.admitted > 0);
   const lastWhole = (admitting.at(-1)?.second ?? 0) - 1;
-  const from = r.joinsAnsweredSecond + 1;
+  const from = (admitting[0]?.second ?? 0) + SECONDS_NOT_JUDGED;
   const judged = r.series.filter((row) => row.second >= from && row.second <= lastWhole);
   const worst = judged.reduce<SecondRow | null>(
     (w, row) => (w === null || Math.abs(ratio(row) - 1) > Math.abs(ratio(w) - 1) ? row : w),
@@ -414,9 +416,12 @@ function verdictOf(r: Result): Verdict {
   const within = admitting.filter(withinTolerance).length;
   const line =
     `follows the admission rate: ${pass ? "PASS" : "FAIL"}: sell requests per second within ±${TOLERANCE * 100}% ` +
-    `of admissions per second in seconds ${from}–${lastWhole} (every join answered in second ${r.joinsAnsweredSecond})` +
-    (worst ? `; worst second ${worst.second}: ${worst.sells} sells for ${worst.admitted} admitted` : "") +
-    `; ${within} of ${admitting.length} seconds with admissions within ±${TOLERANCE * 100}%`;
+    `of admissions per second in seconds ${from}–${lastWhole}` +
+    (worst
+      ? ` (worst: second ${worst.second}, ${worst.sells} sell requests for ${worst.admitted} admitted)`
+      : "") +
+    `; ${within} of all ${admitting.length} seconds with admissions within ±${TOLERANCE * 100}%; ` +
+    `every join answered by second ${r.joinsAnsweredSecond}`;
   return { pass, from, to: lastWhole, worst, within, seconds: admitting.length, line };
 }
 

@@ -44,6 +44,8 @@ export interface WaitingRoomRouteDeps {
   signer: PassSigner;
   directory: RoomDirectory;
   collections: CollectionLog;
+  /** One admission pass now (the instance's AdmissionTicker.passNow), for joins within the look-ahead. */
+  admitNow?: () => Promise<void>;
 }
 
 interface RoomBody {
@@ -79,7 +81,7 @@ function roomView(room: Room, nowMs: number) {
 
 export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes {
   const rooms = deps.store.waitingRoom;
-  const joins = new JoinBatcher(rooms, randomRank);
+  const joins = new JoinBatcher(rooms, randomRank, deps.admitNow ?? null);
   const eventIdOf = (request: FastifyRequest): string | null => {
     const { eventId } = request.params as { eventId: string };
     return isEventId(eventId) ? eventId : null;
