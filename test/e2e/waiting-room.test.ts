@@ -613,7 +613,10 @@ for (const backend of BACKENDS) {
       const now = await createEvent("Metrics, now", 100);
       const inAnHour = new Date(Date.now() + 3600_000).toISOString();
       assert.equal((await putRoom(later.id, { admissionRatePerSecond: 10, opensAt: inAnHour })).status, 201);
-      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000 })).status, 201);
+      // Opening in 3 s, so that the three join its pre-queue: a join after the opening, within the
+      // look-ahead, is answered with its token at once (join-batcher.ts), and the leaver would have it.
+      const opensAt = new Date(Date.now() + 3000).toISOString();
+      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000, opensAt })).status, 201);
       const join = async (eventId: string, i: number) => {
         const joined = await call<QueueAnswer>(i, `/v1/events/${eventId}/queue`, { body: {} });
         assert.equal(joined.status, 201, joined.text);
