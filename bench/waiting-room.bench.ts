@@ -39,6 +39,11 @@ const CAPACITY = Math.floor(BUYERS / 2);
 const ROOM_ONLY = process.env.BENCH_ROOM_ONLY === "1";
 /** BENCH_ROOM_RATE: another admission rate, e.g. below what a busy machine's sell path sustains. */
 const RATE = Number(process.env.BENCH_ROOM_RATE ?? (QUICK ? 200 : 500));
+/**
+ * BENCH_PREQUEUE_MS: the room opens this long after it is set up, so that the buyers join its pre-queue
+ * and are drawn at the opening (the on-sale's usual shape); 0: it opens at once, every buyer a later arrival.
+ */
+const PREQUEUE_MS = Number(process.env.BENCH_PREQUEUE_MS ?? 0);
 /** BENCH_CONNECTIONS: the load generator's connections per instance (requests beyond them queue in it). */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 128);
 /** Small enough that a surge without a room overflows the sell queues, as a real one would. */
@@ -156,7 +161,9 @@ async function surge(withRoom: boolean): Promise<Result> {
         pools[0]!,
         "PUT",
         `/v1/events/${eventId}/waiting-room`,
-        { admissionRatePerSecond: RATE },
+        PREQUEUE_MS > 0
+          ? { admissionRatePerSecond: RATE, opensAt: new Date(Date.now() + PREQUEUE_MS).toISOString() }
+          : { admissionRatePerSecond: RATE },
         admin,
       );
       if (room.status !== 201) throw new Error(`room: ${room.status}`);
@@ -271,7 +278,9 @@ async function surge(withRoom: boolean): Promise<Result> {
           )
         : null;
     return {
-      scenario: withRoom ? `waiting room at ${RATE}/s` : "no waiting room",
+      scenario: withRoom
+        ? `waiting room at ${RATE}/s${PREQUEUE_MS > 0 ? `, joined ${PREQUEUE_MS / 1000} s before it opened` : ""}`
+        : "no waiting room",
       sellRequests: sorted.length,
       p50Ms: percentile(sorted, 50),
       p99Ms: percentile(sorted, 99),

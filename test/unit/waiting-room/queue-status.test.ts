@@ -118,6 +118,11 @@ describe("when to ask again", () => {
     assert.ok(first >= 600 + 250 && last <= 600 + 250 + 1000 && last > first, `${first}…${last}`);
     const longBefore = queueStatusOf({ ...early, opensAtMs: NOW + 3600_000 }, inPreQueue, NOW, none);
     assert.equal(longBefore.pollAfterMs, 30_000);
+    // Nothing changes before the draw: a buyer 8 s or 25 s before it asks once, after it.
+    for (const untilMs of [8000, 25_000]) {
+      const once = queueStatusOf({ ...early, opensAtMs: NOW + untilMs }, inPreQueue, NOW, none).pollAfterMs;
+      assert.equal(once, untilMs + 250, `${untilMs} ms before the opening`);
+    }
   });
 });
 
