@@ -15,6 +15,7 @@
  * came only with a poll at that instant). A purchase sent with it before the admission time waits at the
  * gate until then (server/hooks/access-token-check.ts): early buys no advantage.
  */
+import { firstSlotOf, PRE_QUEUE_SPREAD_MS } from "../store/waiting-room-rows.js";
 import type { Place, Room } from "../store/waiting-room-store.js";
 import { ADMISSION_INTERVAL_MS, ADMISSION_LOOK_AHEAD_MS } from "./admission-ticker.js";
 
@@ -71,7 +72,7 @@ function pollAfterGuessMs(waitMs: number, random: () => number): number {
  */
 function pollAfterOpeningMs(untilOpenMs: number, random: () => number): number {
   if (untilOpenMs <= 0) return Math.round(ADMISSION_INTERVAL_MS * (1 + random()));
-  const afterDrawMs = untilOpenMs + ADMISSION_INTERVAL_MS + 1000 * random();
+  const afterDrawMs = untilOpenMs + ADMISSION_INTERVAL_MS + PRE_QUEUE_SPREAD_MS * random();
   return Math.round(afterDrawMs <= MAX_POLL_MS ? afterDrawMs : MAX_POLL_MS * (1 - GUESS_JITTER * random()));
 }
 
@@ -142,7 +143,7 @@ export function queueStatusOf(
   const peopleAhead = Math.max(0, place.place - room.admittedThrough - 1);
   let waitSeconds: number;
   if (room.admissionRatePerSecond !== null) {
-    const firstSlotMs = Math.max(room.nextSlotMs, nowMs, room.opensAtMs);
+    const firstSlotMs = Math.max(room.nextSlotMs, nowMs, firstSlotOf(room));
     waitSeconds = (firstSlotMs - nowMs) / 1000 + peopleAhead / room.admissionRatePerSecond;
   } else {
     // Cap only: a place frees up as a session ends; about one cap's worth of buyers per session length.
