@@ -97,17 +97,23 @@ describe("when to ask again", () => {
     assert.ok(latest.pollAfterMs > 1234 && latest.pollAfterMs <= 1234 + 10, `${latest.pollAfterMs}`);
   });
 
-  it("asks about five times over a long wait, and by the time a pass will have given the slot", () => {
+  it("asks every third of a long wait, and when a pass will have given the slot once that is near", () => {
     // 199 ahead at 100/s: about 2 s, the slot given by a pass within the look-ahead.
     const near = queueStatusOf(room, place({}), NOW, none);
     assert.ok(near.pollAfterMs >= 250 && near.pollAfterMs <= 400, `${near.pollAfterMs}`);
+    // 799 ahead: 7.99 s; a pass gives the slot up to 3 s ahead (a pass apart): ask in 5.24 s, or a little
+    // earlier (spread).
+    const soon = { ...room, laterCount: 2000 };
+    assert.equal(queueStatusOf(soon, place({ place: 1300 }), NOW, none).pollAfterMs, 5240);
+    const soonest = queueStatusOf(soon, place({ place: 1300 }), NOW, most).pollAfterMs;
+    assert.ok(soonest >= 4190 && soonest < 5240, `${soonest}`);
     // 6,000 ahead: 60 s.
     const far = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, none);
-    assert.equal(far.pollAfterMs, 12_000);
+    assert.equal(far.pollAfterMs, 20_000);
     const farthest = queueStatusOf({ ...room, laterCount: 1e6 }, place({ place: 900_000 }), NOW, none);
     assert.equal(farthest.pollAfterMs, 30_000);
     const spread = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, most);
-    assert.ok(spread.pollAfterMs > 12_000 && spread.pollAfterMs <= 14_400, `${spread.pollAfterMs}`);
+    assert.ok(spread.pollAfterMs > 20_000 && spread.pollAfterMs <= 24_000, `${spread.pollAfterMs}`);
   });
 
   it("asks just after the draw in the pre-queue, spread over a second", () => {
