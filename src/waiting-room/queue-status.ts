@@ -42,7 +42,6 @@ export interface QueueStatus {
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-const clamp = (value: number, low: number, high: number): number => Math.min(high, Math.max(low, value));
 
 /** A buyer with nothing to wait for (admitted, session over, left) asks again after this long. */
 const IDLE_POLL_MS = 30_000;
