@@ -1,7 +1,7 @@
 /**
- * The step a buyer takes before buying: the door of the event. Today every event's door is open
- * (`OPEN_DOOR`). An event with a waiting room will need its buyers to join the queue first, wait for
- * their turn and carry the pass they get on every request after; that is one more `AdmissionGate`,
+ * The step a buyer takes before buying: the door of the event. An event without a waiting room has an
+ * open door (`OPEN_DOOR`); one with a room makes its buyers join the queue, wait for their turn as the
+ * answers say and carry the pass they get on every request after (waiting-room-gate.ts). The door is
  * chosen per event in surge.ts (`gateFor`), with nothing else in the buyer's flow to change:
  *
  *   const admission = await target.gate.admit(buyer);   // join, wait for the turn, take the pass

@@ -31,6 +31,13 @@ export interface FinalAnswer {
   attempts: number;
 }
 
+/** An answer at the door (RehearsalClient.door). */
+export interface DoorAnswer {
+  status: number | null;
+  body: unknown;
+  retryAfterSeconds: number | null;
+}
+
 export interface RehearsalClientOptions {
   url: string;
   connections: number;
@@ -153,6 +160,36 @@ export class RehearsalClient {
         if (!decision.retry) throw new Error(`${method} ${path}: no answer (${(error as Error).message})`);
         await this.#sleep(decision.waitMs);
       }
+    }
+  }
+
+  /**
+   * A buyer's request at the door (joining a waiting room's queue, polling its place): not a record of
+   * the sale and not retried here: the door follows the answer's own timing (pollAfterMs, Retry-After).
+   * Status null when no answer came.
+   */
+  async door(
+    method: "GET" | "POST",
+    path: string,
+    headers: Readonly<Record<string, string>> = {},
+  ): Promise<DoorAnswer> {
+    try {
+      const answer = await this.#pool.request({
+        path,
+        method,
+        headers: method === "POST" ? { ...headers, "content-type": "application/json" } : headers,
+        body: method === "POST" ? "{}" : undefined,
+        signal: AbortSignal.timeout(this.#options.requestTimeoutMs),
+      });
+      const text = await answer.body.text();
+      const retryAfter = Number(firstHeader(answer.headers["retry-after"]) ?? Number.NaN);
+      return {
+        status: answer.statusCode,
+        body: parseBody(text, String(answer.headers["content-type"] ?? "")),
+        retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : null,
+      };
+    } catch {
+      return { status: null, body: null, retryAfterSeconds: null };
     }
   }
 

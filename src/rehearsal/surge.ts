@@ -18,6 +18,10 @@ import type { Random } from "./random.js";
 import { seededRandom } from "./random.js";
 import { RehearsalClient } from "./rehearsal-client.js";
 import { SeatPicker } from "./seat-picker.js";
+import { hasWaitingRoom, WaitingRoomGate } from "./waiting-room-gate.js";
+
+/** How long a buyer waits at a waiting room's door at most before giving up. */
+const DOOR_MAX_WAIT_MS = 10 * 60_000;
 
 /** An event the surge sold. */
 export interface SurgeEvent {
@@ -71,8 +75,11 @@ export interface SurgeHooks {
   progress?: (figures: LiveFigures) => void;
   /** Aborting stops new arrivals; the buyers under way finish. */
   signal?: AbortSignal;
-  /** The door of each event; every door is open until the waiting room comes (admission.ts). */
-  gateFor?: (event: SurgeEvent) => AdmissionGate;
+  /**
+   * The door of each event (admission.ts); by default a waiting room's (waiting-room-gate.ts) when the
+   * event has one, else open.
+   */
+  gateFor?: (event: SurgeEvent) => AdmissionGate | Promise<AdmissionGate>;
 }
 
 interface EventBody {
@@ -117,12 +124,12 @@ export async function runSurge(config: RehearsalConfig, hooks: SurgeHooks = {}):
     },
   });
   try {
-    const { events, targets } = await setUpEvents(
-      config,
-      client,
-      runTag,
-      hooks.gateFor ?? (() => OPEN_DOOR),
-    ).catch((error: unknown) => {
+    const door = client.door.bind(client);
+    const roomGate = new WaitingRoomGate({ call: door, sleep, maxWaitMs: DOOR_MAX_WAIT_MS });
+    const gateFor =
+      hooks.gateFor ??
+      (async (event: SurgeEvent) => ((await hasWaitingRoom(door, event.id)) ? roomGate : OPEN_DOOR));
+    const { events, targets } = await setUpEvents(config, client, runTag, gateFor).catch((error: unknown) => {
       // No answer at all (a wrong URL, the system down) is a setup failure too, said in one line.
       throw error instanceof SetupError ? error : new SetupError((error as Error).message);
     });
@@ -216,7 +223,7 @@ async function setUpEvents(
   config: RehearsalConfig,
   client: RehearsalClient,
   runTag: string,
-  gateFor: (event: SurgeEvent) => AdmissionGate,
+  gateFor: (event: SurgeEvent) => AdmissionGate | Promise<AdmissionGate>,
 ): Promise<{ events: SurgeEvent[]; targets: SaleTarget[] }> {
   const bodies: { body: EventBody; created: boolean }[] = [];
   if (config.events.length > 0) {
@@ -269,7 +276,7 @@ async function setUpEvents(
       created,
       door: "open",
     };
-    const gate = gateFor(event);
+    const gate = await gateFor(event);
     event.door = gate.name;
     let seats: SeatPicker | null = null;
     if (body.kind === "seated") {

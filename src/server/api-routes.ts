@@ -34,7 +34,13 @@ export interface ApiDeps {
   /** Who may act on an order or a hold. */
   access: OrderAccess;
   /** The waiting room's signer of passes and its per-instance cache of which events have a room. */
-  waitingRoom: { signer: PassSigner; directory: RoomDirectory; collections: CollectionLog };
+  waitingRoom: {
+    signer: PassSigner;
+    directory: RoomDirectory;
+    collections: CollectionLog;
+    /** One admission pass now (the instance's AdmissionTicker), for joins within the look-ahead. */
+    admitNow?: () => Promise<void>;
+  };
   /** Whether a request carries the admin token (drafts are shown only then). */
   isAdmin: SeesDrafts;
 }

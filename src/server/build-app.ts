@@ -67,6 +67,12 @@ export interface AppOptions {
    * absent.
    */
   roomDirectory?: RoomDirectory;
+  /**
+   * One waiting-room admission pass now (the instance's AdmissionTicker.passNow): joins that land within
+   * the look-ahead are answered with their admission times (waiting-room/join-batcher.ts). Without it,
+   * joined buyers learn their times from their polls.
+   */
+  admitNow?: () => Promise<void>;
 }
 
 /** Whether a route is served on a surface: operators' routes go to the admin one when there is one. */
@@ -248,6 +254,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     waitingRoom: {
       signer: new PassSigner(deriveKey(options.signingSecret, "waiting-room")),
       collections,
+      ...(options.admitNow ? { admitNow: options.admitNow } : {}),
       directory:
         options.roomDirectory ??
         new RoomDirectory(options.store.waitingRoom, (eventId) => options.store.getEvent(eventId)),

@@ -667,11 +667,13 @@ export const queueStatusSchema: JsonSchema = {
     pollAfterMs: {
       type: "integer",
       description:
-        "ask again after this many milliseconds: once admitAt is known, that instant plus less than one slot's spacing",
+        "ask again (or, holding accessToken, buy) after this many milliseconds: once admitAt is known, that instant plus less than one slot's spacing",
     },
     pollAfterSeconds: { type: "integer", description: "pollAfterMs in whole seconds, rounded up" },
     queueToken: token("send it as Queue-Token to read your place (POST answers it)"),
-    accessToken: token("admitted only: send it as Access-Token with orders and holds until sessionEndsAt"),
+    accessToken: token(
+      "once admitAt is known: send it as Access-Token with orders and holds from admitAt until sessionEndsAt (one sent before admitAt waits until then)",
+    ),
   },
   required: [
     "state",

@@ -162,6 +162,7 @@ export async function startServer(
       signingSecret: secrets.signingSecret,
       buyerAuth,
       logger: log,
+      admitNow: () => admitter.passNow(),
       roomDirectory: new RoomDirectory(
         store.waitingRoom,
         (eventId) => store.getEvent(eventId),

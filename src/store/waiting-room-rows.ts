@@ -94,6 +94,26 @@ export interface AdmissionWindow {
   intervalMs: number;
 }
 
+/**
+ * The pre-queue's buyers learn their places from one poll each just after the draw, spread over this long
+ * (waiting-room/queue-status.ts).
+ */
+export const PRE_QUEUE_SPREAD_MS = 1000;
+
+/**
+ * A room with a pre-queue lets its first buyer in this long after the opening: by then every buyer of the
+ * pre-queue has asked once after the draw (within a pass and PRE_QUEUE_SPREAD_MS) and learnt its place,
+ * and the first few seconds' buyers their admission times and tokens. Admitting from the opening itself
+ * gave its first slots to buyers who could only learn them later, and who then bought together (the
+ * benchmark's pre-queue: 40 sell requests in the opening second, then up to 1.6× the rate for seconds).
+ */
+export const OPENING_LEAD_MS = PRE_QUEUE_SPREAD_MS + 1000;
+
+/** The earliest admission time of a room: its opening, after the lead when it has a pre-queue. */
+export function firstSlotOf(room: Room): number {
+  return room.opensAtMs + (room.preQueueCount > 0 ? OPENING_LEAD_MS : 0);
+}
+
 /** How many buyers a pass may let in now, and from when: the one rule both backends use. */
 export function admissionWindow(
   room: Room,
@@ -106,7 +126,7 @@ export function admissionWindow(
   const intervalMs = 1000 / room.admissionRatePerSecond;
   // Never before the slot after the last admission: an idle room does not save up a burst either,
   // since the first slot is never before now.
-  const startMs = Math.max(room.nextSlotMs, nowMs, room.opensAtMs);
+  const startMs = Math.max(room.nextSlotMs, nowMs, firstSlotOf(room));
   const horizonMs = nowMs + lookAheadMs;
   const slots = startMs > horizonMs ? 0 : Math.floor((horizonMs - startMs) / intervalMs) + 1;
   return { count: Math.min(slots, capRoom), startMs, intervalMs };

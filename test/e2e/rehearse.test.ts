@@ -176,4 +176,94 @@ describe("boxoffice rehearse", () => {
       await cluster.stop();
     },
   );
+  it(
+    "rehearses a sale behind a waiting room: every buyer joins, follows pollAfterMs and buys with its passes",
+    { timeout: 240_000 },
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "boxoffice-rehearse-room-"));
+      dirs.push(dataDir);
+      const cluster = await ClusterProcess.start(dataDir, await freePort(), [
+        "--instances",
+        "2",
+        "--instance-port-base",
+        String(await freePort()),
+      ]);
+      const admin = { authorization: `Bearer ${E2E_ADMIN_TOKEN}`, "content-type": "application/json" };
+      const created = await fetch(`${cluster.url}/v1/events`, {
+        method: "POST",
+        headers: admin,
+        body: JSON.stringify({ name: "Behind a room", capacity: 2000, maxPerOrder: 8, maxPerCustomer: 8 }),
+      });
+      assert.equal(created.status, 201, await created.clone().text());
+      const eventId = ((await created.json()) as { id: string }).id;
+      const room = await fetch(`${cluster.url}/v1/events/${eventId}/waiting-room`, {
+        method: "PUT",
+        headers: admin,
+        body: JSON.stringify({ admissionRatePerSecond: 10 }),
+      });
+      assert.equal(room.status, 201, await room.text());
+
+      const out = join(dataDir, "reports");
+      // 30 buyers a second for 3 s, let in 10 a second: most of them wait their turn.
+      const result = await rehearse([
+        "--url",
+        cluster.url,
+        "--event",
+        eventId,
+        "--rate",
+        "30",
+        "--ramp-seconds",
+        "1",
+        "--duration-seconds",
+        "3",
+        "--think-ms",
+        "100",
+        "--out",
+        out,
+      ]).exited;
+      const said = `${result.stdout}\n${result.stderr}`;
+      assert.equal(result.code, 0, said);
+      assert.match(result.stdout, /^rehearse: PASS: buyers \d+/m, said);
+      const jsonFile = /^rehearse: figures: (.+)$/m.exec(result.stdout)?.[1];
+      assert.ok(jsonFile && existsSync(jsonFile), said);
+      const report = JSON.parse(readFileSync(jsonFile, "utf8")) as ReportFile;
+      assert.deepEqual(
+        report.events.map((event) => event.door),
+        ["waiting room"],
+      );
+      assert.equal(report.totals.buyerErrors, 0, report.buyerErrors.join("\n"));
+      const records = readFileSync(join(dirname(jsonFile), "records.jsonl"), "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map(
+          (line) =>
+            JSON.parse(line) as {
+              kind: string;
+              status: number | null;
+              startedAtMs: number;
+              headers?: Record<string, string>;
+            },
+        );
+      const sales = records.filter((r) => r.kind === "purchase" || r.kind === "hold");
+      assert.ok(sales.length > 0, "buyers got through the room and bought");
+      for (const sale of sales) {
+        assert.ok(sale.headers?.["access-token"] && sale.headers["queue-token"], JSON.stringify(sale));
+        assert.notEqual(sale.status, 403, JSON.stringify(sale));
+      }
+      // Let in 10 a second: the buyers' first purchases and holds are spread at that pace (less the first
+      // buyer's lateness, at most 2 s here), not sent as the buyers arrived, within 3 s.
+      const firsts = new Map<string, number>();
+      for (const sale of sales) {
+        const token = sale.headers!["queue-token"]!;
+        firsts.set(token, Math.min(firsts.get(token) ?? Infinity, sale.startedAtMs));
+      }
+      const times = [...firsts.values()].sort((a, b) => a - b);
+      assert.ok(times.length >= 40, `${times.length} buyers bought`);
+      assert.ok(
+        times.at(-1)! - times[0]! >= (times.length - 1) * 100 - 2000,
+        `${times.length} buyers bought over ${times.at(-1)! - times[0]!} ms`,
+      );
+      await cluster.stop();
+    },
+  );
 });

@@ -483,6 +483,41 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it("hands the access token out with the admission time; a purchase sent before that time waits for it at the gate", async () => {
+      const event = await createEvent("Early", 100);
+      // One buyer a second: the third is given a time two seconds ahead by the pass (look-ahead 3 s).
+      assert.equal((await putRoom(event.id, { admissionRatePerSecond: 1 })).status, 201);
+      const tokens: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const joined = await call<QueueAnswer>(i, `/v1/events/${event.id}/queue`, { body: {} });
+        assert.equal(joined.status, 201, joined.text);
+        tokens.push(joined.body.queueToken!);
+      }
+      let answer: HttpAnswer<QueueAnswer & { admitAt: string | null; pollAfterMs: number }>;
+      for (;;) {
+        answer = await call(1, `/v1/events/${event.id}/queue`, { headers: { "queue-token": tokens[2]! } });
+        assert.equal(answer.status, 200, answer.text);
+        if (answer.body.admitAt !== null) break;
+        await sleep(50);
+      }
+      const admitAtMs = Date.parse(answer.body.admitAt!);
+      assert.ok(Date.now() < admitAtMs, "the third buyer's time is still ahead");
+      assert.equal(answer.body.state, "waiting");
+      assert.ok(answer.body.accessToken, "the token comes with the admission time");
+      assert.ok(answer.body.pollAfterMs >= admitAtMs - Date.now() - 50, `${answer.body.pollAfterMs}`);
+      // Bought at once, on another instance: held until the admission time, then sold.
+      const bought = await call<{ code?: string }>(2, `/v1/events/${event.id}/orders`, {
+        body: { customerId: "early", quantity: 1 },
+        headers: { "queue-token": tokens[2]!, "access-token": answer.body.accessToken },
+      });
+      assert.equal(bought.status, 201, bought.text);
+      // The store's clock is this host's (SQLite) or the local PostgreSQL's: the answer came no sooner.
+      assert.ok(
+        Date.now() >= admitAtMs - 2,
+        `answered ${admitAtMs - Date.now()} ms before the admission time`,
+      );
+    });
+
     it("gates a sale from its first purchase on every instance when the room was turned on before it opened", async () => {
       // Two more instances that trust what they read of a room for a minute: a cache that could be
       // believed across the sale's opening would let the purchases below through.
@@ -578,7 +613,10 @@ for (const backend of BACKENDS) {
       const now = await createEvent("Metrics, now", 100);
       const inAnHour = new Date(Date.now() + 3600_000).toISOString();
       assert.equal((await putRoom(later.id, { admissionRatePerSecond: 10, opensAt: inAnHour })).status, 201);
-      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000 })).status, 201);
+      // Opening in 3 s, so that the three join its pre-queue: a join after the opening, within the
+      // look-ahead, is answered with its token at once (join-batcher.ts), and the leaver would have it.
+      const opensAt = new Date(Date.now() + 3000).toISOString();
+      assert.equal((await putRoom(now.id, { admissionRatePerSecond: 1000, opensAt })).status, 201);
       const join = async (eventId: string, i: number) => {
         const joined = await call<QueueAnswer>(i, `/v1/events/${eventId}/queue`, { body: {} });
         assert.equal(joined.status, 201, joined.text);

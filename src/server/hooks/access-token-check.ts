@@ -10,6 +10,12 @@
  *   …/queue), joined again (a new place), or the room was removed and set up again (a new generation) —
  *   is refused with access_token_invalid even before its own expiry.
  *
+ * - early: the token is handed out as soon as the buyer's admission time is known, a few seconds before
+ *   it (waiting-room/queue-status.ts); a request that carries it before that instant waits here until
+ *   then (at most MAX_EARLY_WAIT_MS; then the place is read again), and only then goes on to the sell
+ *   path. Sending early buys nothing, and the sell path sees each buyer no sooner than the rate allows,
+ *   whatever the client does. A token further ahead than that is refused as not yet valid.
+ *
  * An event without a room costs a cached lookup (waiting-room/room-directory.ts); one with a room, the
  * signature check and one indexed read of the buyer's place. The sell path behind it is unchanged.
  */
@@ -20,7 +26,16 @@ import type { PassSigner } from "../../waiting-room/pass-signer.js";
 import type { RoomDirectory } from "../../waiting-room/room-directory.js";
 import { buyerIdentityOf } from "../buyer-identity.js";
 import { problemOf, sendProblem } from "../problem.js";
+import { ADMISSION_LOOK_AHEAD_MS } from "../../waiting-room/admission-ticker.js";
 import { ACCESS_TOKEN_HEADER } from "../schemas.js";
+
+/**
+ * The longest a request sent before its admission time waits at the gate: the look-ahead (how far ahead
+ * a token can be handed out) and a second of slack for a pass that ran a little ahead of the poll.
+ */
+export const MAX_EARLY_WAIT_MS = ADMISSION_LOOK_AHEAD_MS + 1000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface AccessCheckDeps {
   waitingRoom: WaitingRoomStore;
@@ -56,7 +71,28 @@ export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
       return invalid("send the Queue-Token the Access-Token was issued with (who you are)");
     }
     if (pass.identity !== identity) return invalid("the Access-Token was issued to another buyer");
-    const view = await deps.waitingRoom.place(eventId, identity);
+    let view = await deps.waitingRoom.place(eventId, identity);
+    /** The place is still the one the pass was issued for (not left, not joined again, not reset). */
+    const holds = (seen: typeof view) =>
+      !!seen?.place &&
+      seen.room.generation === pass.generation &&
+      seen.place.place === pass.place &&
+      seen.place.leftAtMs === null &&
+      seen.place.sessionEndsAtMs === pass.expiresAtMs &&
+      seen.place.admitAtMs !== null;
+    const earlyMsOf = (seen: typeof view) =>
+      seen?.place?.admitAtMs == null ? 0 : seen.place.admitAtMs - seen.nowMs;
+    if (holds(view)) {
+      if (earlyMsOf(view) > MAX_EARLY_WAIT_MS) {
+        return invalid(`the Access-Token is valid from ${new Date(pass.admitAtMs).toISOString()}`);
+      }
+      // Sent before its admission time: it waits for it, then the place is read again (the buyer may
+      // have left meanwhile), on the store's clock; a timer that fired a millisecond early waits again.
+      for (let tries = 0; tries < 3 && earlyMsOf(view) > 0; tries++) {
+        await sleep(earlyMsOf(view));
+        view = await deps.waitingRoom.place(eventId, identity);
+      }
+    }
     const nowMs = view?.nowMs ?? Date.now();
     if (nowMs >= pass.expiresAtMs) {
       return sendProblem(
@@ -67,17 +103,7 @@ export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
         ),
       );
     }
-    const place = view?.place;
-    if (
-      !view ||
-      !place ||
-      view.room.generation !== pass.generation ||
-      place.place !== pass.place ||
-      place.leftAtMs !== null ||
-      place.sessionEndsAtMs !== pass.expiresAtMs ||
-      place.admitAtMs === null ||
-      nowMs < place.admitAtMs
-    ) {
+    if (!holds(view) || nowMs < (view?.place?.admitAtMs ?? Infinity)) {
       return invalid(
         "the Access-Token's session is over (the buyer left or joined again, or the room was reset)",
       );

@@ -13,7 +13,7 @@ import type { CollectionLog } from "../../waiting-room/collection-log.js";
 import { JoinBatcher } from "../../waiting-room/join-batcher.js";
 import { openingOf } from "../../waiting-room/opening.js";
 import type { PassSigner } from "../../waiting-room/pass-signer.js";
-import { isAdmitted, queueStatusOf } from "../../waiting-room/queue-status.js";
+import { hasAccess, queueStatusOf } from "../../waiting-room/queue-status.js";
 import { randomRank } from "../../waiting-room/random-rank.js";
 import type { RoomDirectory } from "../../waiting-room/room-directory.js";
 import { buyerIdentityOf } from "../buyer-identity.js";
@@ -44,6 +44,8 @@ export interface WaitingRoomRouteDeps {
   signer: PassSigner;
   directory: RoomDirectory;
   collections: CollectionLog;
+  /** One admission pass now (the instance's AdmissionTicker.passNow), for joins within the look-ahead. */
+  admitNow?: () => Promise<void>;
 }
 
 interface RoomBody {
@@ -79,7 +81,7 @@ function roomView(room: Room, nowMs: number) {
 
 export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes {
   const rooms = deps.store.waitingRoom;
-  const joins = new JoinBatcher(rooms, randomRank);
+  const joins = new JoinBatcher(rooms, randomRank, deps.admitNow ?? null);
   const eventIdOf = (request: FastifyRequest): string | null => {
     const { eventId } = request.params as { eventId: string };
     return isEventId(eventId) ? eventId : null;
@@ -87,10 +89,13 @@ export function waitingRoomRoutes(deps: WaitingRoomRouteDeps): WaitingRoomRoutes
   const noRoom = (reply: FastifyReply) =>
     sendProblem(reply, problemOf("waiting_room_not_found", "this event has no waiting room"));
 
-  /** A buyer's answer: the status, and the access token once admitted (collected once, for the figures). */
+  /**
+   * A buyer's answer: the status, and the access token once the admission time is known, valid from it
+   * (queue-status.ts; collected once, for the figures).
+   */
   const placeAnswer = async (eventId: string, room: Room, place: Place, nowMs: number) => {
     const status = queueStatusOf(room, place, nowMs);
-    if (!isAdmitted(place, nowMs)) return status;
+    if (!hasAccess(place, nowMs)) return status;
     if (place.collectedAtMs === null)
       deps.collections.note({ eventId, identity: place.identity, atMs: nowMs });
     const accessToken = deps.signer.signAccess({

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { admissionWindow } from "../../../src/store/waiting-room-rows.js";
 import type { Place, Room } from "../../../src/store/waiting-room-store.js";
 import { openingOf } from "../../../src/waiting-room/opening.js";
-import { isAdmitted, queueStatusOf } from "../../../src/waiting-room/queue-status.js";
+import { hasAccess, isAdmitted, queueStatusOf } from "../../../src/waiting-room/queue-status.js";
 
 const NOW = Date.parse("2026-12-01T10:00:00Z");
 const room: Room = {
@@ -62,6 +62,27 @@ describe("queue status", () => {
   });
 });
 
+describe("the access token", () => {
+  it("comes with the admission time, before it: valid from then, until the session ends", () => {
+    const scheduled = place({ admitAtMs: NOW + 2500, sessionEndsAtMs: NOW + 602_500 });
+    assert.equal(hasAccess(place({}), NOW), false, "no admission time yet");
+    assert.equal(hasAccess(scheduled, NOW), true, "handed out 2.5 s ahead");
+    assert.equal(isAdmitted(scheduled, NOW), false, "but it works only from the admission time");
+    assert.equal(queueStatusOf(room, scheduled, NOW).state, "waiting");
+    assert.equal(hasAccess(scheduled, NOW + 2500), true);
+    assert.equal(hasAccess(scheduled, NOW + 602_500), false, "not once the session is over");
+    assert.equal(hasAccess({ ...scheduled, leftAtMs: NOW + 1 }, NOW + 2), false, "nor after leaving");
+  });
+
+  it("tells its holder to come back (buy) at the admission time, within one slot after it", () => {
+    const scheduled = place({ admitAtMs: NOW + 2500, sessionEndsAtMs: NOW + 602_500 });
+    for (const random of [() => 0, () => 0.5, () => 0.999]) {
+      const status = queueStatusOf(room, scheduled, NOW, random);
+      assert.ok(status.pollAfterMs >= 2500 && status.pollAfterMs <= 2510, `${status.pollAfterMs}`);
+    }
+  });
+});
+
 describe("when to ask again", () => {
   const none = () => 0;
   const most = () => 0.999;
@@ -76,17 +97,23 @@ describe("when to ask again", () => {
     assert.ok(latest.pollAfterMs > 1234 && latest.pollAfterMs <= 1234 + 10, `${latest.pollAfterMs}`);
   });
 
-  it("asks about five times over a long wait, and by the time a pass will have given the slot", () => {
+  it("asks every third of a long wait, and when a pass will have given the slot once that is near", () => {
     // 199 ahead at 100/s: about 2 s, the slot given by a pass within the look-ahead.
     const near = queueStatusOf(room, place({}), NOW, none);
     assert.ok(near.pollAfterMs >= 250 && near.pollAfterMs <= 400, `${near.pollAfterMs}`);
+    // 799 ahead: 7.99 s; a pass gives the slot up to 3 s ahead (a pass apart): ask in 5.24 s, or a little
+    // earlier (spread).
+    const soon = { ...room, laterCount: 2000 };
+    assert.equal(queueStatusOf(soon, place({ place: 1300 }), NOW, none).pollAfterMs, 5240);
+    const soonest = queueStatusOf(soon, place({ place: 1300 }), NOW, most).pollAfterMs;
+    assert.ok(soonest >= 4190 && soonest < 5240, `${soonest}`);
     // 6,000 ahead: 60 s.
     const far = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, none);
-    assert.equal(far.pollAfterMs, 12_000);
+    assert.equal(far.pollAfterMs, 20_000);
     const farthest = queueStatusOf({ ...room, laterCount: 1e6 }, place({ place: 900_000 }), NOW, none);
     assert.equal(farthest.pollAfterMs, 30_000);
     const spread = queueStatusOf({ ...room, laterCount: 7000 }, place({ place: 6501 }), NOW, most);
-    assert.ok(spread.pollAfterMs > 12_000 && spread.pollAfterMs <= 14_400, `${spread.pollAfterMs}`);
+    assert.ok(spread.pollAfterMs > 20_000 && spread.pollAfterMs <= 24_000, `${spread.pollAfterMs}`);
   });
 
   it("asks just after the draw in the pre-queue, spread over a second", () => {
@@ -97,6 +124,11 @@ describe("when to ask again", () => {
     assert.ok(first >= 600 + 250 && last <= 600 + 250 + 1000 && last > first, `${first}…${last}`);
     const longBefore = queueStatusOf({ ...early, opensAtMs: NOW + 3600_000 }, inPreQueue, NOW, none);
     assert.equal(longBefore.pollAfterMs, 30_000);
+    // Nothing changes before the draw: a buyer 8 s or 25 s before it asks once, after it.
+    for (const untilMs of [8000, 25_000]) {
+      const once = queueStatusOf({ ...early, opensAtMs: NOW + untilMs }, inPreQueue, NOW, none).pollAfterMs;
+      assert.equal(once, untilMs + 250, `${untilMs} ms before the opening`);
+    }
   });
 });
 
