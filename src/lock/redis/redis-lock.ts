@@ -20,7 +20,8 @@
  * Waiters learn of a release at once: release.lua and release-many.lua PUBLISH the released lock keys on
  * the channel `<keyPrefix>released`, and each provider keeps one subscriber connection per server
  * (ioredis duplicate()) that wakes this process's waiters of exactly those keys (withLock's
- * acquireWithin, and the sell path's retry of a busy event through onReleased). It is a hint: the
+ * acquireWithin, and the sell path's retry of a busy event through onReleased); its own releases, named
+ * by its id in the message, it does not tell. It is a hint: the
  * capped backoff stays as the fallback, a missed message (the subscriber reconnecting) costs a waiter
  * only that backoff, and each (re)subscription wakes every waiter once, since releases may have been
  * missed meanwhile. The subscriber never decides anything: a Redis that is down still answers every
@@ -109,6 +110,11 @@ export class RedisLock implements LockProvider {
   /** The release channel, or "" when releases are not published. */
   readonly #channel: string;
   readonly #retry: RetryOptions;
+  /**
+   * Names this provider's releases on the channel: its own are not told to its waiters (the local queue
+   * and the sell path's next tick already follow them), so a try racing the other instance is not wasted.
+   */
+  readonly #id = randomUUID();
 
   constructor(options: RedisLockOptions) {
     if (options.urls.length === 0) throw new LockUnavailableError("redis lock needs at least one server");
@@ -205,7 +211,9 @@ export class RedisLock implements LockProvider {
     });
     subscriber.on("message", (channel: string, message: string) => {
       if (channel !== this.#channel) return;
-      for (const lockKey of message.split("\n")) {
+      const [origin, ...lockKeys] = message.split("\n");
+      if (origin === this.#id) return;
+      for (const lockKey of lockKeys) {
         if (lockKey.startsWith(lockPrefix)) this.#listeners.notify(lockKey.slice(lockPrefix.length));
       }
     });
@@ -366,7 +374,7 @@ export class RedisLock implements LockProvider {
     if (this.#clients.length === 0 || keys.length === 0) return;
     const lockKeys = keys.map((key) => this.#keys(key)[0]);
     await Promise.allSettled(
-      this.#clients.map((client) => RELEASE_MANY.run(client, lockKeys, [token, this.#channel])),
+      this.#clients.map((client) => RELEASE_MANY.run(client, lockKeys, [token, this.#channel, this.#id])),
     );
   }
 
@@ -459,7 +467,7 @@ export class RedisLock implements LockProvider {
     const [lockKey] = keys;
     if (this.#clients.length === 0) return;
     await Promise.allSettled(
-      this.#clients.map((client) => RELEASE.run(client, [lockKey!], [token, this.#channel])),
+      this.#clients.map((client) => RELEASE.run(client, [lockKey!], [token, this.#channel, this.#id])),
     );
   }
 }
