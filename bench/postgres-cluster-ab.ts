@@ -1,5 +1,6 @@
 /**
- * `node dist/bench/postgres-cluster-ab.js <checkoutA> <checkoutB> [--events 1] [--seconds 5] [--rounds 2]`:
+ * `node dist/bench/postgres-cluster-ab.js <checkoutA> <checkoutB> [--events 1] [--seconds 5] [--rounds 2]
+ * [--store embedded]`:
  * two builds of the whole purchase path on PostgreSQL + Redis, side by side. Each round starts, for A
  * then B (B then A on odd rounds), the build's own cluster (its bench/purchase-cluster.ts: two instances
  * and the balancer, wrk at 64 connections, one-ticket orders with unique Idempotency-Keys) in a schema of
@@ -9,7 +10,8 @@
  * order hardly depends on what else the machine does; the rate does.
  *
  * PostgreSQL and Redis from BOXOFFICE_BENCH_POSTGRES_URL and BOXOFFICE_BENCH_REDIS_URL (the defaults are
- * this machine's). Needs `ss` (iproute2) and wrk.
+ * this machine's). Needs `ss` (iproute2) and wrk. `--store embedded` runs the embedded default instead
+ * (SQLite, a file per event, the file lock; no PostgreSQL backends to count).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -56,13 +58,17 @@ function postgresClientPorts(pids: readonly number[]): number[] {
   return ports;
 }
 
-async function measure(root: string, events: number, seconds: number): Promise<Measured> {
+async function measure(root: string, events: number, seconds: number, embedded: boolean): Promise<Measured> {
   const { PurchaseCluster: Cluster } = (await import(resolve(root, "dist/bench/purchase-cluster.js"))) as {
     PurchaseCluster: typeof PurchaseCluster;
   };
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-cluster-ab-"));
   const schema = `bench_cluster_ab_${process.pid}`;
-  const cluster = new Cluster({ dir, store: `${POSTGRES_URL}?schema=${schema}`, lock: REDIS_URL });
+  const cluster = new Cluster(
+    embedded
+      ? { dir, store: "sqlite", lock: "file" }
+      : { dir, store: `${POSTGRES_URL}?schema=${schema}`, lock: REDIS_URL },
+  );
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
   try {
@@ -71,10 +77,12 @@ async function measure(root: string, events: number, seconds: number): Promise<M
     cluster.sell(ids, WARM_UP_SECONDS);
     const pid = (name: string) => cluster.processes.find((proc) => proc.name === name)?.child.pid;
     const instances = [pid("s1"), pid("s2")].filter((p): p is number => p !== undefined);
-    const { rows } = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])",
-      [postgresClientPorts(instances)],
-    );
+    const { rows } = embedded
+      ? { rows: [] }
+      : await admin.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])",
+          [postgresClientPorts(instances)],
+        );
     const sample = () => ({
       instances: instances.reduce((sum, p) => sum + cpuUs(p), 0),
       balancer: cpuUs(pid("lb")),
@@ -105,6 +113,7 @@ async function main(): Promise<void> {
       events: { type: "string", default: "1" },
       seconds: { type: "string", default: "5" },
       rounds: { type: "string", default: "2" },
+      store: { type: "string", default: "postgres" },
     },
   });
   if (positionals.length !== 2) {
@@ -115,7 +124,12 @@ async function main(): Promise<void> {
   const roots = positionals.map((root) => resolve(root));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const root of round % 2 === 0 ? roots : [...roots].reverse()) {
-      const m = await measure(root, Number(values.events), Number(values.seconds));
+      const m = await measure(
+        root,
+        Number(values.events),
+        Number(values.seconds),
+        values.store === "embedded",
+      );
       console.log(
         `${root}: ${m.wrk.confirmedPerS.toFixed(0)} orders/s, p99 ${m.wrk.p99Ms.toFixed(0)} ms, ` +
           `non-2xx ${m.wrk.non2xx}; CPU per order: instances ${m.instancesUs.toFixed(0)} µs, ` +

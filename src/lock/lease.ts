@@ -4,7 +4,6 @@
  * through its AbortSignal when the lease is lost or runs out, and releasing it when the work settles.
  * All deadlines are measured on this process's monotonic clock (`performance.now()`), never the wall clock.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { BoxofficeError } from "../domain/errors.js";
 import type { WriteGuard } from "../domain/write-guard.js";
 import { LockBusyError, LockLostError } from "../domain/lock-errors.js";
@@ -32,28 +31,76 @@ export type AcquireAttempt = HeldLease | "busy";
 
 /** The first retry after a busy answer waits about this long; later ones back off up to the cap. */
 const FIRST_RETRY_MS = 1;
-const MAX_RETRY_MS = 10;
+/** The default cap of the backoff between tries at a busy lock. */
+export const MAX_RETRY_MS = 10;
+
+/**
+ * Subscribes `listener` to the release notifications of `key` (LockProvider.onReleased): called at each
+ * release of `key` seen, by any holder, until the returned function is called. A hint only.
+ */
+export type OnReleased = (key: string, listener: () => void) => () => void;
+
+/** How a waiter learns that it may try again: a release notification, else its backoff. */
+export interface RetryOptions {
+  /** The provider's release notifications; without them, only the backoff. */
+  onReleased?: OnReleased;
+  /** The first backoff after a busy answer is up to 1 ms more than this (default 1 ms; tests lengthen it). */
+  firstRetryMs?: number;
+  /** The cap of the backoff between tries (default MAX_RETRY_MS; tests lengthen it). */
+  maxRetryMs?: number;
+}
 
 /**
  * Calls `attempt` until it returns a lease or `waitMs` since `startedMs` has passed (LockBusyError); it
- * always tries at least once. Retries back off with full jitter so that waiters on one key do not knock
- * in step. Errors from `attempt` pass through.
+ * always tries at least once. Between tries it waits for the release of `key` (when the provider tells
+ * of releases) or its backoff, whichever comes first: the notification makes the hand-over immediate,
+ * the backoff (full jitter, doubling up to the cap, so that waiters on one key do not knock in step) is
+ * what is left when a notification is lost. The subscription is taken before the first try, so a
+ * release that lands while a try is on its way is not missed: the next try follows at once. Errors from
+ * `attempt` pass through.
  */
 export async function acquireWithin(
   key: string,
   waitMs: number,
   attempt: () => Promise<AcquireAttempt>,
   startedMs: number = performance.now(),
+  retry: RetryOptions = {},
 ): Promise<HeldLease> {
   const deadlineMs = startedMs + waitMs;
-  let retryMs = FIRST_RETRY_MS;
-  for (;;) {
-    const result = await attempt();
-    if (result !== "busy") return result;
-    const leftMs = deadlineMs - performance.now();
-    if (leftMs <= 0) throw new LockBusyError(key, waitMs);
-    await sleep(Math.min(leftMs, 1 + Math.random() * retryMs));
-    retryMs = Math.min(MAX_RETRY_MS, retryMs * 2);
+  const maxRetryMs = retry.maxRetryMs ?? MAX_RETRY_MS;
+  let retryMs = retry.firstRetryMs ?? FIRST_RETRY_MS;
+  let released = false;
+  let wake: (() => void) | null = null;
+  const unsubscribe = retry.onReleased?.(key, () => {
+    released = true;
+    wake?.();
+  });
+  try {
+    for (;;) {
+      released = false;
+      const result = await attempt();
+      if (result !== "busy") return result;
+      const leftMs = deadlineMs - performance.now();
+      if (leftMs <= 0) throw new LockBusyError(key, waitMs);
+      if (released) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            wake = null;
+            resolve();
+          },
+          Math.min(leftMs, 1 + Math.random() * retryMs),
+        );
+        wake = () => {
+          wake = null;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      retryMs = Math.min(maxRetryMs, retryMs * 2);
+    }
+  } finally {
+    unsubscribe?.();
   }
 }
 
@@ -133,7 +180,8 @@ export async function holdWhile<T>(
 
 /**
  * The whole `withLock` of a leasing provider: line up in this process's queue for `key`, take the lock
- * with `attempt` within what is left of `waitMs`, and run `work` under the lease.
+ * with `attempt` within what is left of `waitMs` (woken by `retry.onReleased` where the provider has
+ * it), and run `work` under the lease.
  */
 export async function withLease<T>(
   queue: LocalQueue,
@@ -141,11 +189,12 @@ export async function withLease<T>(
   options: LockOptions,
   attempt: () => Promise<AcquireAttempt>,
   work: (guard: WriteGuard) => Promise<T>,
+  retry: RetryOptions = {},
 ): Promise<T> {
   const startedMs = performance.now();
   const leave = await queue.enter(key, options.waitMs);
   try {
-    const lease = await acquireWithin(key, options.waitMs, attempt, startedMs);
+    const lease = await acquireWithin(key, options.waitMs, attempt, startedMs, retry);
     return await holdWhile(key, options.leaseMs, lease, work);
   } finally {
     leave();

@@ -61,6 +61,15 @@ export interface LockProvider {
    * with LockUnavailableError (without running `work`) when the backend did not answer.
    */
   withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T>;
+  /**
+   * Optional: calls `listener` each time this provider learns that `key` was released (by any holder,
+   * in any instance it can hear of), until the returned function is called. A hint only, for waiters
+   * to try again at once instead of at the end of their backoff: notifications may be late, lost or
+   * spurious, so correctness stays with the atomic acquire and the fences. A provider without it (or
+   * one whose waits happen elsewhere, like postgres in the store's transaction) leaves waiters to their
+   * backoff.
+   */
+  onReleased?(key: string, listener: () => void): () => void;
 }
 
 /** The checks every withLocks makes first: keys is not empty and names no key twice. */

@@ -18,7 +18,10 @@
  * to the store in one call. A busy event's lock is not waited for while the others are held (two
  * instances doing that could deadlock or livelock): its work goes back to the front of its queue for a
  * later tick (after a short jittered backoff), and fails with LockBusyError only once `lockWaitMs` has
- * passed since its lock was first asked for. An event whose part the store refuses (fenced out, lease
+ * passed since its lock was first asked for. Where the lock provider tells of releases
+ * (LockProvider.onReleased), a busy event is tried again as soon as its key is released, so the lock
+ * passes between instances without idle milliseconds; the backoff is then only the fallback for a lost
+ * notification. An event whose part the store refuses (fenced out, lease
  * lost) fails alone; the others commit. The tick starts at setImmediate like a batch, so a lone buyer
  * waits for nobody; while a tick is in the store, what arrives waits for the next one (as a hot event's
  * commands wait for its running batch), which carries every event's queued work.
@@ -103,6 +106,10 @@ export interface SellPathOptions {
   /** Admission control: commands waiting in this instance beyond this are refused at once. */
   maxQueueTotal: number;
   observer?: SellPathObserver;
+  /** A busy event's first backoff is up to 1 ms more than this (default 1 ms); tests lengthen it. */
+  firstBusyRetryMs?: number;
+  /** The cap of a busy event's backoff between tries (default 10 ms); tests lengthen it. */
+  maxBusyRetryMs?: number;
   /** The clock; tests may pin it. */
   now?: () => Date;
 }
@@ -126,6 +133,14 @@ interface EventQueue {
   retryAtMs: number;
   /** Multi-event mode: how many ticks in a row found its lock busy (for the backoff). */
   busyTries: number;
+  /**
+   * Multi-event mode, once its lock was found busy: the subscription to its key's release notifications
+   * (LockProvider.onReleased), kept while the event has work, so that a release between two ticks is
+   * never missed; null before.
+   */
+  unwatch: (() => void) | null;
+  /** A release of its key was heard since its last tick asked for the lock. */
+  released: boolean;
 }
 
 /** One event's part of a tick. */
@@ -229,7 +244,7 @@ export class SellPath {
       );
     }
     if (!queue) {
-      queue = { pending: [], running: null, retryAtMs: 0, busyTries: 0 };
+      queue = { pending: [], running: null, retryAtMs: 0, busyTries: 0, unwatch: null, released: false };
       this.#queues.set(eventId, queue);
     }
     const promise = new Promise<Outcome>((resolve, reject) => {
@@ -266,7 +281,15 @@ export class SellPath {
     while (this.#ticks.size > 0 || this.#tickScheduled || this.#retryTimer !== null) {
       await Promise.all(this.#ticks);
       if (this.#tickScheduled) await new Promise<void>((resolve) => setImmediate(resolve));
-      else if (this.#ticks.size === 0 && this.#retryTimer !== null) await this.#retryTimer.due;
+      else if (this.#ticks.size === 0 && this.#retryTimer !== null) {
+        // A release notification may have served the work this timer was armed for: then nothing waits.
+        if (this.#queued > 0) await this.#retryTimer.due;
+        else {
+          clearTimeout(this.#retryTimer.timer);
+          this.#retryTimer.fire();
+          this.#retryTimer = null;
+        }
+      }
     }
   }
 
@@ -350,7 +373,7 @@ export class SellPath {
       for (const part of parts) {
         part.queue.running = null;
         if (part.queue.pending.length > 0) more = true;
-        else if (this.#queues.get(part.eventId) === part.queue) this.#queues.delete(part.eventId);
+        else if (this.#queues.get(part.eventId) === part.queue) this.#dropQueue(part.eventId, part.queue);
       }
       this.#ticks.delete(tick);
       if (more || this.#queued > 0) this.#scheduleTick();
@@ -370,6 +393,7 @@ export class SellPath {
     const askedAtMs = performance.now();
     const byKey = new Map<string, TickPart[]>();
     for (const part of parts) {
+      part.queue.released = false;
       for (const entry of part.batch) entry.lockAskedAtMs ??= askedAtMs;
       const sharing = byKey.get(part.lockKey);
       if (sharing) sharing.push(part);
@@ -481,9 +505,42 @@ export class SellPath {
     const queue = part.queue;
     queue.pending.unshift(...waiting);
     this.#setQueued(this.#queued + waiting.length);
-    const backoffMs = 1 + Math.random() * Math.min(MAX_BUSY_RETRY_MS, 2 ** queue.busyTries);
+    this.#watchReleases(part.lockKey, queue);
+    if (queue.released) {
+      // Released while this tick was asking: try again in the next tick, no backoff.
+      queue.released = false;
+      queue.retryAtMs = 0;
+      return;
+    }
+    const { firstBusyRetryMs = 1, maxBusyRetryMs = MAX_BUSY_RETRY_MS } = this.#options;
+    const backoffMs = 1 + Math.random() * Math.min(maxBusyRetryMs, firstBusyRetryMs * 2 ** queue.busyTries);
     queue.busyTries++;
     queue.retryAtMs = Math.min(nowMs + backoffMs, Math.min(...waiting.map(waitEndsAtMs)));
+  }
+
+  /**
+   * Subscribes a busy event's queue to its key's release notifications (once; kept until the queue has
+   * no work left): on a release its backoff ends at once and a tick is scheduled. The backoff timer stays
+   * armed as the fallback for a notification that never comes.
+   */
+  #watchReleases(lockKey: string, queue: EventQueue): void {
+    const { lock } = this.#options;
+    if (queue.unwatch !== null || lock.onReleased === undefined) return;
+    queue.unwatch = lock.onReleased(lockKey, () => {
+      queue.released = true;
+      if (queue.running !== null || queue.pending.length === 0) return;
+      if (queue.retryAtMs > performance.now()) {
+        queue.retryAtMs = 0;
+        this.#scheduleTick();
+      }
+    });
+  }
+
+  /** Forgets an event's queue (it has no work left) and its release subscription. */
+  #dropQueue(eventId: string, queue: EventQueue): void {
+    this.#queues.delete(eventId);
+    queue.unwatch?.();
+    queue.unwatch = null;
   }
 
   /** Answers the buyers of one part of a tick. */
@@ -529,7 +586,7 @@ export class SellPath {
       }
     } finally {
       queue.running = null;
-      this.#queues.delete(eventId);
+      this.#dropQueue(eventId, queue);
     }
   }
 

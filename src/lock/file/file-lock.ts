@@ -14,18 +14,42 @@
  * withLocks takes every free key of a list in one such transaction (each with its own fence), renews
  * them in one and releases them in one.
  *
+ * Waiters learn of a release at once, across processes, through a signal file beside the database
+ * (`<path>-released`): after a release commits, the releasing process writes one byte to it, and every
+ * process watches it (fs.watch: inotify on Linux) and wakes its waiters (withLock's acquireWithin, the
+ * sell path's retry of a busy event through onReleased). The signal names no key: every waiter tries
+ * once more, which is one local read (~20 µs). It is a hint: a lost one costs a waiter its backoff
+ * (capped at 10 ms). Written after the commit, so a woken waiter always sees the release; a signal on
+ * the WAL file itself would come before the commit is visible. Numbers: docs/locks.md.
+ *
  * Rows do not pile up: a key that is free and whose fence is more than `keyIdleMs` behind the wall clock
  * is deleted by a sweep that runs at start and after releases (at most every SWEEP_EVERY_MS). Its next
  * fence is the wall clock again, which is past the deleted one by the idle time: fences still grow.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  watch,
+  writeSync,
+  type FSWatcher,
+} from "node:fs";
 import { dirname } from "node:path";
 import os from "node:os";
 import { randomUUID } from "node:crypto";
 import type Database from "better-sqlite3";
 import { openWal } from "../../sqlite/open-wal.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import { holdManyWhile, withLease, wallClockMicros, type AcquireAttempt, type HeldLeases } from "../lease.js";
+import {
+  holdManyWhile,
+  withLease,
+  wallClockMicros,
+  type AcquireAttempt,
+  type HeldLeases,
+  type RetryOptions,
+} from "../lease.js";
 import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
 import {
   checkLockKeys,
@@ -36,6 +60,7 @@ import {
   type ManyLockWork,
 } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
+import { ReleaseListeners } from "../release-listeners.js";
 
 export interface FileLockOptions {
   /** Path of the lock database, e.g. `<data dir>/locks.sqlite`. */
@@ -47,7 +72,19 @@ export interface FileLockOptions {
   busyTimeoutMs?: number;
   /** A free key whose last fence is older than this is forgotten (default KEY_IDLE_MS; tests shorten it). */
   keyIdleMs?: number;
+  /**
+   * Signal releases to the other processes and wake local waiters from theirs (default true). Off,
+   * waiters only back off: the lost-notification case, for tests and A/B measurement.
+   */
+  releaseNotifications?: boolean;
+  /** A waiter's first backoff after a busy answer (default 1 ms); tests lengthen it. */
+  firstRetryMs?: number;
+  /** The cap of a waiter's backoff between tries (default 10 ms); tests lengthen it. */
+  maxRetryMs?: number;
 }
+
+/** What a release writes into the signal file: its content does not matter, the write does. */
+const SIGNAL = Buffer.from("r");
 
 /** The sweep of idle rows runs at most this often per process (or every half `keyIdleMs`, if shorter). */
 const SWEEP_EVERY_MS = 60_000;
@@ -109,11 +146,23 @@ export class FileLock implements LockProvider {
   #statements: Statements | null = null;
   #closed = false;
   readonly #queue = new LocalQueue();
+  readonly #notify: boolean;
+  readonly #listeners = new ReleaseListeners();
+  readonly #retry: RetryOptions;
+  /** The signal file's descriptor and watcher, while open with notifications. */
+  #signalFd: number | null = null;
+  #watcher: FSWatcher | null = null;
 
   constructor(options: FileLockOptions) {
     this.#path = options.path;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 250;
     this.#keyIdleMs = options.keyIdleMs ?? KEY_IDLE_MS;
+    this.#notify = options.releaseNotifications ?? true;
+    this.#retry = {
+      firstRetryMs: options.firstRetryMs,
+      maxRetryMs: options.maxRetryMs,
+      onReleased: this.#notify ? (key, listener) => this.#listeners.add(key, listener) : undefined,
+    };
   }
 
   async init(): Promise<void> {
@@ -148,6 +197,7 @@ export class FileLock implements LockProvider {
       });
       this.#statements = prepareStatements(db);
       this.#db = db;
+      if (this.#notify) this.#watchSignal();
       this.#sweepIdle();
     } catch (error) {
       throw new LockUnavailableError(`lock database ${this.#path} cannot be opened`, error);
@@ -156,9 +206,45 @@ export class FileLock implements LockProvider {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#watcher?.close();
+    this.#watcher = null;
+    if (this.#signalFd !== null) closeSync(this.#signalFd);
+    this.#signalFd = null;
     this.#db?.close();
     this.#db = null;
     this.#statements = null;
+    // Waiters try once more and meet "closed" (LockUnavailableError) instead of sleeping on.
+    this.#listeners.notifyAll();
+  }
+
+  onReleased(key: string, listener: () => void): () => void {
+    if (!this.#notify) return () => undefined;
+    return this.#listeners.add(key, listener);
+  }
+
+  /**
+   * Opens the signal file and watches it. Not persistent: the watcher does not keep the process alive.
+   * A watcher that fails (the file removed) is dropped: waiters fall back to their backoff.
+   */
+  #watchSignal(): void {
+    const signalPath = `${this.#path}-released`;
+    this.#signalFd = openSync(signalPath, constants.O_RDWR | constants.O_CREAT, 0o644);
+    const watcher = watch(signalPath, { persistent: false }, () => this.#listeners.notifyAll());
+    watcher.on("error", () => {
+      watcher.close();
+      if (this.#watcher === watcher) this.#watcher = null;
+    });
+    this.#watcher = watcher;
+  }
+
+  /** Tells every process watching the signal file that a lock was released (after its commit). */
+  #signalRelease(): void {
+    if (this.#signalFd === null) return;
+    try {
+      writeSync(this.#signalFd, SIGNAL, 0, 1, 0);
+    } catch {
+      // A hint only: waiters fall back to their backoff.
+    }
   }
 
   async ping(): Promise<void> {
@@ -170,7 +256,14 @@ export class FileLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    return withLease(this.#queue, key, options, async () => this.#tryAcquire(key, options.leaseMs), work);
+    return withLease(
+      this.#queue,
+      key,
+      options,
+      async () => this.#tryAcquire(key, options.leaseMs),
+      work,
+      this.#retry,
+    );
   }
 
   async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
@@ -228,12 +321,14 @@ export class FileLock implements LockProvider {
       },
       release: async (held) => {
         const { db: open, statements: prepared } = this.#open();
+        let released = 0;
         const releaseAll = (): void => {
-          for (const key of held) prepared.release.run(key, owner);
+          for (const key of held) released += prepared.release.run(key, owner).changes;
         };
         // One statement is its own transaction; several share one.
         if (held.length === 1) releaseAll();
         else open.transaction(releaseAll).immediate();
+        if (released > 0) this.#signalRelease();
         this.#sweepIdle();
       },
     };
@@ -286,7 +381,7 @@ export class FileLock implements LockProvider {
         return changes === 1 ? renewedAtMs + leaseMs : null;
       },
       release: async () => {
-        this.#statements?.release.run(key, owner);
+        if (this.#statements?.release.run(key, owner).changes === 1) this.#signalRelease();
         this.#sweepIdle();
       },
     };

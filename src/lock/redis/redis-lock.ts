@@ -17,13 +17,30 @@
  * on are raised with one more call per server (raise-fences.lua). A single Redis is the quorum of one.
  * The keys of one call must live on one server: not for Redis Cluster without hash tags.
  *
+ * Waiters learn of a release at once: release.lua and release-many.lua PUBLISH the released lock keys on
+ * the channel `<keyPrefix>released`, and each provider keeps one subscriber connection per server
+ * (ioredis duplicate()) that wakes this process's waiters of exactly those keys (withLock's
+ * acquireWithin, and the sell path's retry of a busy event through onReleased); its own releases, named
+ * by its id in the message, it does not tell. It is a hint: the
+ * capped backoff stays as the fallback, a missed message (the subscriber reconnecting) costs a waiter
+ * only that backoff, and each (re)subscription wakes every waiter once, since releases may have been
+ * missed meanwhile. The subscriber never decides anything: a Redis that is down still answers every
+ * lock call with LockUnavailableError through the command connections.
+ *
  * Nothing is kept for a key nobody uses: the lock key lives for a lease, the fence counter for
  * `keyIdleMs` after its last acquisition; the clock floor keeps tokens growing after it expired.
  */
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { WriteGuard } from "../../domain/write-guard.js";
-import { holdManyWhile, withLease, type AcquireAttempt, type HeldLease, type HeldLeases } from "../lease.js";
+import {
+  holdManyWhile,
+  withLease,
+  type AcquireAttempt,
+  type HeldLease,
+  type HeldLeases,
+  type RetryOptions,
+} from "../lease.js";
 import { LockBusyError, LockUnavailableError } from "../../domain/lock-errors.js";
 import {
   checkLockKeys,
@@ -34,6 +51,7 @@ import {
   type ManyLockWork,
 } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
+import { ReleaseListeners } from "../release-listeners.js";
 import { LuaScript } from "./lua-script.js";
 
 const ACQUIRE = new LuaScript("acquire.lua");
@@ -58,6 +76,15 @@ export interface RedisLockOptions {
   driftFactor?: number;
   /** A key's fence counter expires after this long unused (default KEY_IDLE_MS; tests shorten it). */
   keyIdleMs?: number;
+  /**
+   * Publish releases and wake local waiters from them (default true). Off, waiters only back off: the
+   * lost-notification case, for tests and A/B measurement.
+   */
+  releaseNotifications?: boolean;
+  /** A waiter's first backoff after a busy answer (default 1 ms); tests lengthen it. */
+  firstRetryMs?: number;
+  /** The cap of a waiter's backoff between tries (default 10 ms); tests lengthen it. */
+  maxRetryMs?: number;
 }
 
 interface Grant {
@@ -75,8 +102,19 @@ export class RedisLock implements LockProvider {
   readonly #quorum: number;
   readonly #keyIdleMs: number;
   #clients: Redis[] = [];
+  /** One subscriber connection per server, for the release channel (empty without notifications). */
+  #subscribers: Redis[] = [];
   #closed = false;
   readonly #queue = new LocalQueue();
+  readonly #listeners = new ReleaseListeners();
+  /** The release channel, or "" when releases are not published. */
+  readonly #channel: string;
+  readonly #retry: RetryOptions;
+  /**
+   * Names this provider's releases on the channel: its own are not told to its waiters (the local queue
+   * and the sell path's next tick already follow them), so a try racing the other instance is not wasted.
+   */
+  readonly #id = randomUUID();
 
   constructor(options: RedisLockOptions) {
     if (options.urls.length === 0) throw new LockUnavailableError("redis lock needs at least one server");
@@ -88,6 +126,13 @@ export class RedisLock implements LockProvider {
     this.#driftFactor = options.driftFactor ?? 0.01;
     this.#quorum = Math.floor(options.urls.length / 2) + 1;
     this.#keyIdleMs = options.keyIdleMs ?? KEY_IDLE_MS;
+    const notify = options.releaseNotifications ?? true;
+    this.#channel = notify ? `${this.#keyPrefix}released` : "";
+    this.#retry = {
+      firstRetryMs: options.firstRetryMs,
+      maxRetryMs: options.maxRetryMs,
+      onReleased: notify ? (key, listener) => this.#listeners.add(key, listener) : undefined,
+    };
   }
 
   /** The number of servers that must agree. */
@@ -116,6 +161,7 @@ export class RedisLock implements LockProvider {
       client.on("error", () => undefined);
       return client;
     });
+    if (this.#channel !== "") this.#subscribers = this.#clients.map((client) => this.#subscribe(client));
     await new Promise<void>((resolve) => {
       let ready = this.#clients.filter((client) => client.status === "ready").length;
       const finish = (): void => {
@@ -135,8 +181,43 @@ export class RedisLock implements LockProvider {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const client of this.#clients) client.disconnect();
+    for (const client of [...this.#clients, ...this.#subscribers]) client.disconnect();
     this.#clients = [];
+    this.#subscribers = [];
+    // Waiters try once more and meet "closed" (LockUnavailableError) instead of sleeping on.
+    this.#listeners.notifyAll();
+  }
+
+  onReleased(key: string, listener: () => void): () => void {
+    if (this.#channel === "") return () => undefined;
+    return this.#listeners.add(key, listener);
+  }
+
+  /**
+   * A subscriber connection to `client`'s server for the release channel. It subscribes at every
+   * "ready" (ioredis's own resubscription is off, so that each (re)subscription is seen here) and then
+   * wakes every waiter once: releases published while it was away were missed.
+   */
+  #subscribe(client: Redis): Redis {
+    const subscriber = client.duplicate({ autoResubscribe: false });
+    const lockPrefix = `${this.#keyPrefix}lock:`;
+    subscriber.on("error", () => undefined);
+    subscriber.on("ready", () => {
+      subscriber.subscribe(this.#channel).then(
+        () => this.#listeners.notifyAll(),
+        // Not subscribed (the server went away again): the next "ready" tries again; waiters back off.
+        () => undefined,
+      );
+    });
+    subscriber.on("message", (channel: string, message: string) => {
+      if (channel !== this.#channel) return;
+      const [origin, ...lockKeys] = message.split("\n");
+      if (origin === this.#id) return;
+      for (const lockKey of lockKeys) {
+        if (lockKey.startsWith(lockPrefix)) this.#listeners.notify(lockKey.slice(lockPrefix.length));
+      }
+    });
+    return subscriber;
   }
 
   async ping(): Promise<void> {
@@ -150,7 +231,14 @@ export class RedisLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    return withLease(this.#queue, key, options, () => this.#tryAcquire(key, options.leaseMs), work);
+    return withLease(
+      this.#queue,
+      key,
+      options,
+      () => this.#tryAcquire(key, options.leaseMs),
+      work,
+      this.#retry,
+    );
   }
 
   async withLocks<T>(keys: readonly string[], options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
@@ -285,7 +373,9 @@ export class RedisLock implements LockProvider {
   async #releaseManyEverywhere(keys: readonly string[], token: string): Promise<void> {
     if (this.#clients.length === 0 || keys.length === 0) return;
     const lockKeys = keys.map((key) => this.#keys(key)[0]);
-    await Promise.allSettled(this.#clients.map((client) => RELEASE_MANY.run(client, lockKeys, [token])));
+    await Promise.allSettled(
+      this.#clients.map((client) => RELEASE_MANY.run(client, lockKeys, [token, this.#channel, this.#id])),
+    );
   }
 
   #live(): Redis[] {
@@ -376,6 +466,8 @@ export class RedisLock implements LockProvider {
   async #releaseEverywhere(keys: string[], token: string): Promise<void> {
     const [lockKey] = keys;
     if (this.#clients.length === 0) return;
-    await Promise.allSettled(this.#clients.map((client) => RELEASE.run(client, [lockKey!], [token])));
+    await Promise.allSettled(
+      this.#clients.map((client) => RELEASE.run(client, [lockKey!], [token, this.#channel, this.#id])),
+    );
   }
 }

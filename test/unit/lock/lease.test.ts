@@ -104,6 +104,70 @@ describe("acquireWithin", () => {
     );
   });
 
+  it("tries again as soon as the key is released instead of sleeping out its backoff", async () => {
+    let free = false;
+    let tries = 0;
+    const listeners = new Set<() => void>();
+    const { lease } = scriptedLease(1000, () => "ok");
+    const attempt = async () => {
+      tries++;
+      if (!free) setTimeout(() => ((free = true), listeners.forEach((listener) => listener())), 20);
+      return free ? lease : ("busy" as const);
+    };
+    // A ten-minute backoff: only the notification can bring the second try before the test ends.
+    const got = await acquireWithin("k", 3_600_000, attempt, performance.now(), {
+      firstRetryMs: 600_000,
+      maxRetryMs: 600_000,
+      onReleased: (key, listener) => {
+        assert.equal(key, "k");
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    });
+    assert.equal(got, lease);
+    assert.equal(tries, 2, "one busy try, then one try right after the release");
+    assert.equal(listeners.size, 0, "unsubscribed once granted");
+  });
+
+  it("does not sleep when the release was heard while its try was on its way", async () => {
+    let tries = 0;
+    let notify = (): void => {};
+    const { lease } = scriptedLease(1000, () => "ok");
+    const got = await acquireWithin(
+      "k",
+      3_600_000,
+      async () => {
+        if (++tries > 1) return lease;
+        notify();
+        return "busy";
+      },
+      performance.now(),
+      {
+        firstRetryMs: 600_000,
+        maxRetryMs: 600_000,
+        onReleased: (_key, listener) => ((notify = listener), () => undefined),
+      },
+    );
+    assert.equal(got, lease);
+    assert.equal(tries, 2);
+  });
+
+  it("still takes the lock by its backoff when no notification comes", async () => {
+    let tries = 0;
+    const { lease } = scriptedLease(1000, () => "ok");
+    const got = await acquireWithin(
+      "k",
+      60_000,
+      async () => (++tries < 4 ? "busy" : lease),
+      performance.now(),
+      {
+        onReleased: () => () => undefined,
+      },
+    );
+    assert.equal(got, lease);
+    assert.equal(tries, 4);
+  });
+
   it("passes backend failures through at once", async () => {
     let tries = 0;
     await assert.rejects(

@@ -124,6 +124,35 @@ class RecordingLock implements LockProvider {
   }
 }
 
+/** A RecordingLock that tells of releases (LockProvider.onReleased) when the test says so. */
+class NotifyingLock extends RecordingLock {
+  readonly #listeners = new Map<string, Set<() => void>>();
+  /** Called inside withLocks, after the keys were answered and before the work runs. */
+  duringAsk: (() => void) | null = null;
+  onReleased(key: string, listener: () => void): () => void {
+    const listeners = this.#listeners.get(key) ?? new Set();
+    this.#listeners.set(key, listeners);
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }
+  notify(key: string): void {
+    for (const listener of this.#listeners.get(key) ?? []) listener();
+  }
+  listening(key: string): number {
+    return this.#listeners.get(key)?.size ?? 0;
+  }
+  override async withLocks<T>(
+    keys: readonly string[],
+    options: ManyLockOptions,
+    work: ManyLockWork<T>,
+  ): Promise<T> {
+    return super.withLocks(keys, options, (granted, refused) => {
+      this.duringAsk?.();
+      return work(granted, refused);
+    });
+  }
+}
+
 const purchase = (customerId: string): Command => ({
   type: "purchase",
   customerId,
@@ -139,6 +168,7 @@ function sellPath(
     scope?: "event" | "global";
     maxEventsPerTick?: number;
     lockWaitMs?: number;
+    busyRetryMs?: number;
   } = {},
 ) {
   return new SellPath({
@@ -149,6 +179,8 @@ function sellPath(
     lockWaitMs: limits.lockWaitMs ?? 100,
     maxBatch: limits.maxBatch ?? 256,
     maxEventsPerTick: limits.maxEventsPerTick,
+    firstBusyRetryMs: limits.busyRetryMs,
+    maxBusyRetryMs: limits.busyRetryMs,
     maxQueuePerEvent: 1000,
     maxQueueTotal: 1000,
   });
@@ -299,6 +331,45 @@ describe("sell path (several events per commit)", () => {
     const path = sellPath(store, lock, { lockWaitMs: 60_000 });
     await assert.rejects(path.submit(E1, purchase("a")), { code: "LOCK_UNAVAILABLE" });
     assert.equal(lock.askedTogether.length, 1);
+    await path.close();
+  });
+
+  it("tries a busy event again as soon as its key is released, not at the end of its backoff", async () => {
+    const { store, calls } = recordingStore();
+    const lock = new NotifyingLock();
+    const key = `event:${E1}`;
+    lock.refuse.add(key);
+    // A ten-minute backoff: only the release notification can bring the second ask before the test ends.
+    const path = sellPath(store, lock, { lockWaitMs: 3_600_000, busyRetryMs: 600_000 });
+    const pending = path.submit(E1, purchase("a"));
+    while (lock.listening(key) === 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(lock.askedTogether.length, 1, "asked once, then backing off");
+    lock.refuse.delete(key);
+    lock.notify(key);
+    assert.equal((await pending).ok, true);
+    assert.equal(lock.askedTogether.length, 2, "granted at the first ask after the release");
+    assert.equal(calls.length, 1);
+    await path.close();
+    assert.equal(lock.listening(key), 0, "the subscription ends with the event's work");
+  });
+
+  it("tries again at once when the release was heard while its ask was on its way", async () => {
+    const { store } = recordingStore();
+    const lock = new NotifyingLock();
+    const key = `event:${E1}`;
+    // The first tick subscribes (busy); the second tick's ask is refused, but the key is released
+    // before that answer is handled: the third ask follows without the ten-minute backoff.
+    lock.busyFor.set(key, 2);
+    const path = sellPath(store, lock, { lockWaitMs: 3_600_000, busyRetryMs: 600_000 });
+    const pending = path.submit(E1, purchase("a"));
+    while (lock.listening(key) === 0) await new Promise((resolve) => setImmediate(resolve));
+    lock.duringAsk = () => {
+      lock.duringAsk = null;
+      lock.notify(key);
+    };
+    lock.notify(key);
+    assert.equal((await pending).ok, true);
+    assert.equal(lock.askedTogether.length, 3);
     await path.close();
   });
 
