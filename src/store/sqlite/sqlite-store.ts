@@ -725,8 +725,8 @@ export class SqliteStore implements Store {
    * #expirePerEvent): a transaction that writes outbox rows lowers its file's hint to now under the
    * file's write lock and before its commit; a dispatcher claims a due hint by pushing it
    * SWEEP_CLAIM_MS ahead, copies the rows into webhooks.db (messages and deliveries; a copy made twice
-   * stores one), deletes them from the event file, and then, under the file's write lock, removes the
-   * hint if the outbox is empty or makes it due again if not. A dispatcher that dies after its claim
+   * stores one), and in one transaction of the event file deletes them and removes the hint if the
+   * outbox is now empty or makes it due again if not. A dispatcher that dies after its claim
    * delays those messages by SWEEP_CLAIM_MS; one that dies after copying and before deleting makes the
    * next one copy them again, which stores nothing new. A hint write that fails is retried at this
    * process's next dispatch and found by the sweeper's rescan if the process dies first.
@@ -758,19 +758,29 @@ export class SqliteStore implements Store {
       const partition = this.#partition(eventId);
       const rows = partition.sales.readOutbox(Math.max(1, limit - moved));
       this.webhooks.fanOut(rows, now);
-      partition.db.transaction(() => partition.sales.deleteOutbox(rows.map((row) => row.seq))).immediate();
+      this.#deleteOutboxAndSettle(
+        eventId,
+        partition,
+        rows.map((row) => row.seq),
+      );
       moved += rows.length;
-      this.#settleOutboxHint(eventId, partition);
       if (moved >= limit) break;
     }
     return moved;
   }
 
-  /** Removes the event's outbox hint if its outbox is empty, else makes it due now; under the file's lock. */
-  #settleOutboxHint(eventId: string, partition: Partition): void {
+  /**
+   * Deletes the dispatched rows and, in the same transaction (under the file's write lock, before its
+   * commit), removes the event's outbox hint if its outbox is now empty, else makes it due now. One
+   * commit of the event file per dispatch, not two: with many busy events the relay runs on the main
+   * thread for every file, and each commit there blocks the event loop for its fsync and takes the
+   * file's write lock that the sellers' commit threads wait for.
+   */
+  #deleteOutboxAndSettle(eventId: string, partition: Partition, seqs: readonly number[]): void {
     const hints = this.#hintStatements().outbox;
     partition.db
       .transaction(() => {
+        partition.sales.deleteOutbox(seqs);
         try {
           if (partition.sales.hasOutbox()) hints.set.run({ eventId, dueMs: Date.now() });
           else hints.drop.run(eventId);
