@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/spread-ab.js <checkoutA> <checkoutB> [--events 50] [--seconds 5] [--rounds 2]
- * [--layout per-event|single]`: issue #18's 50-event row for two builds side by side (A then B, B then A on
+ * [--layout per-event|single] [--placement event]`: issue #18's 50-event row for two builds side by side (A then B, B then A on
  * odd rounds), through the balancer with wrk as bench/purchase-cluster.ts sells, embedded SQLite. Besides
  * the rate and p99 it prints what the shared machine's load hardly moves: the instances' CPU per order,
  * and from both instances' /metrics the ticks per second, the sales per tick and the mean lock wait
@@ -26,12 +26,18 @@ async function series(urls: readonly string[], name: string): Promise<number> {
   return total;
 }
 
-async function measure(root: string, events: number, seconds: number, layout: "single" | "per-event") {
+async function measure(
+  root: string,
+  events: number,
+  seconds: number,
+  layout: "single" | "per-event",
+  lbArgs: string[],
+) {
   const { PurchaseCluster: Cluster } = (await import(resolve(root, "dist/bench/purchase-cluster.js"))) as {
     PurchaseCluster: typeof PurchaseCluster;
   };
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-spread-ab-"));
-  const cluster = new Cluster({ dir, store: "sqlite", lock: "file", layout });
+  const cluster = new Cluster({ dir, store: "sqlite", lock: "file", layout, lbArgs });
   try {
     await cluster.start();
     const ids = await cluster.createEvents(events);
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
       seconds: { type: "string", default: "5" },
       rounds: { type: "string", default: "2" },
       layout: { type: "string", default: "per-event" },
+      placement: { type: "string" },
     },
   });
   if (positionals.length < 1) {
@@ -80,7 +87,8 @@ async function main(): Promise<void> {
   const roots = positionals.map((root) => resolve(root));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const root of round % 2 === 0 ? roots : [...roots].reverse()) {
-      const line = await measure(root, Number(values.events), Number(values.seconds), layout);
+      const lbArgs = values.placement === undefined ? [] : ["--placement", values.placement];
+      const line = await measure(root, Number(values.events), Number(values.seconds), layout, lbArgs);
       console.log(`${root} ${values.events} events: ${line}`);
     }
   }
