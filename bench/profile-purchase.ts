@@ -12,7 +12,9 @@
  *
  * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
  * rate and latency, the CPU time each process spent per confirmed order (from /proc, so a busy shared
- * machine moves it far less than the rate), and each process's most expensive functions; writes
+ * machine moves it far less than the rate), the read- and write-type system calls per confirmed order
+ * (/proc/<pid>/io: socket and file I/O alike), each instance's sell batches (count, mean size) and mean
+ * lock wait over the measured run (from its /metrics), and each process's most expensive functions; writes
  * <out>/profile-<name>-<process>.svg. `--no-profile` runs without `--cpu-prof` (whose sampling costs a
  * few percent) and only prints the rate and the CPU per order: the A/B mode. `--via s1` sends the load
  * straight to the first instance instead of the balancer; `--root` runs another built checkout's
@@ -44,6 +46,28 @@ const { values } = parseArgs({
   },
 });
 
+/** An instance's sell batches and lock waits so far, from its /metrics (sum and count of each histogram). */
+async function sellStats(
+  url: string,
+): Promise<{ batches: number; sales: number; lockWaits: number; lockWaitS: number } | null> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sum = (name: string): number =>
+      [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
+        (total, match) => total + Number(match[1]),
+        0,
+      );
+    return {
+      batches: sum("boxoffice_sell_batch_size_count"),
+      sales: sum("boxoffice_sell_batch_size_sum"),
+      lockWaits: sum("boxoffice_lock_wait_seconds_count"),
+      lockWaitS: sum("boxoffice_lock_wait_seconds_sum"),
+    };
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-profile-"));
   const store = values.store ?? "sqlite";
@@ -68,8 +92,11 @@ async function main(): Promise<void> {
     const events = await cluster.createEvents(Number(values.events));
     const warmUp = Number(values["warm-up"]);
     if (warmUp > 0) cluster.sell(events, warmUp, values.via);
+    const instances = cluster.processes.filter((proc) => proc.name !== "lb");
+    const statsBefore = await Promise.all(instances.map((proc) => sellStats(proc.url)));
     loadFromMs = Date.now() + 500;
     const result = cluster.sell(events, Number(values.seconds), values.via);
+    const statsAfter = await Promise.all(instances.map((proc) => sellStats(proc.url)));
     loadToMs = Date.now() - 200;
     console.log(
       `${values.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ` +
@@ -79,6 +106,19 @@ async function main(): Promise<void> {
       ([name, us]) => `${name} ${us.toFixed(0)} (sys ${result.sysUsPerOrder[name]?.toFixed(0)})`,
     );
     console.log(`CPU µs per confirmed order: ${cpu.join(", ")}`);
+    const io = Object.entries(result.readsPerOrder).map(
+      ([name, reads]) => `${name} ${reads.toFixed(1)} / ${result.writesPerOrder[name]?.toFixed(1)}`,
+    );
+    console.log(`read / write system calls per confirmed order: ${io.join(", ")}`);
+    const batches = instances.map((proc, i) => {
+      const [from, to] = [statsBefore[i], statsAfter[i]];
+      if (!from || !to) return `${proc.name} ?`;
+      const count = to.batches - from.batches;
+      const perBatch = (to.sales - from.sales) / count;
+      const waitMs = ((to.lockWaitS - from.lockWaitS) * 1000) / (to.lockWaits - from.lockWaits);
+      return `${proc.name} ${count} batches of ${perBatch.toFixed(1)}, lock wait ${waitMs.toFixed(2)} ms`;
+    });
+    console.log(`sell batches: ${batches.join(", ")}`);
   } finally {
     await cluster.stop();
     if (postgres) {
