@@ -207,3 +207,63 @@ describe("release notifications (redis restarted)", { skip: await redisSkip() },
     assert.equal(await waiter.withLocks(["k"], LEASE, async (granted) => granted.size), 1);
   });
 });
+
+describe("hand-off of a key between processes (file lock)", () => {
+  const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-handoff-"));
+  const path = join(dir, "locks.sqlite");
+  const open: FileLock[] = [];
+  const make = async (handoffMs: number): Promise<FileLock> => {
+    const lock = new FileLock({ path, handoffMs });
+    await lock.init();
+    open.push(lock);
+    return lock;
+  };
+  after(async () => {
+    await Promise.all(open.map((lock) => lock.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** One withLocks try at `key`: the keys granted. */
+  const grab = async (lock: FileLock, key: string): Promise<string[]> =>
+    lock.withLocks([key], LEASE, async (granted) => [...granted.keys()]);
+
+  it("a releaser gives the key to the process that waited for it, then takes it again", async () => {
+    // A hand-off longer than the test: only the waiter taking the key can end it.
+    const [releaser, waiter] = [await make(600_000), await make(600_000)];
+    let letGo = (): void => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let held = (): void => {};
+    const taken = new Promise<void>((resolve) => (held = resolve));
+    const holding = releaser.withLocks(["h1"], LEASE, async () => {
+      held();
+      await gate;
+    });
+    await taken;
+    assert.deepEqual(await grab(waiter, "h1"), [], "busy while held: the waiter is recorded");
+    letGo();
+    await holding;
+    assert.deepEqual(await grab(releaser, "h1"), [], "the releaser gives way");
+    assert.deepEqual(await grab(waiter, "h1"), ["h1"], "the waiter gets it");
+    assert.deepEqual(await grab(releaser, "h1"), ["h1"], "once the waiter had it, the releaser may again");
+  });
+
+  it("gives way only for its hand-off time, and not at all without a waiter", async () => {
+    const [releaser, waiter] = [await make(20), await make(20)];
+    assert.deepEqual(await grab(releaser, "h2"), ["h2"]);
+    assert.deepEqual(await grab(releaser, "h2"), ["h2"], "nobody waited: no giving way");
+    let letGo = (): void => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let held = (): void => {};
+    const taken = new Promise<void>((resolve) => (held = resolve));
+    const holding = releaser.withLocks(["h2"], LEASE, async () => {
+      held();
+      await gate;
+    });
+    await taken;
+    assert.deepEqual(await grab(waiter, "h2"), []);
+    letGo();
+    await holding;
+    // The waiter never comes back: after the hand-off time the releaser takes the key again.
+    await sleep(60);
+    assert.deepEqual(await grab(releaser, "h2"), ["h2"]);
+  });
+});
