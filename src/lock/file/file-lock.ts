@@ -14,14 +14,6 @@
  * withLocks takes every free key of a list in one such transaction (each with its own fence), renews
  * them in one and releases them in one.
  *
- * Hand-off (withLocks only, the sell path's): a try that finds a key held by another process records
- * itself as the key's waiter (table lock_waiters), and a release that finds a fresh waiter of another
- * process gives way: for HANDOFF_MS after it, this process refuses itself the key as busy while the key
- * is still as it left it (same fence), so the woken waiter takes it instead of losing the race to the
- * process that just released it. Once anyone else has taken the key, or the time is up, it tries as
- * before. It only ever refuses a grant, so it cannot break exclusion; a stale or lost waiter record
- * costs the releaser at most HANDOFF_MS.
- *
  * Waiters learn of a release at once, across processes, through a signal file beside the database
  * (`<path>-released`): after a release commits, the releasing process writes one byte to it, and every
  * process watches it (fs.watch: inotify on Linux) and wakes its waiters (withLock's acquireWithin, the
@@ -85,8 +77,6 @@ export interface FileLockOptions {
    * waiters only back off: the lost-notification case, for tests and A/B measurement.
    */
   releaseNotifications?: boolean;
-  /** How long a releaser gives way to another process's waiter (default HANDOFF_MS; 0: never). */
-  handoffMs?: number;
   /** A waiter's first backoff after a busy answer (default 1 ms); tests lengthen it. */
   firstRetryMs?: number;
   /** The cap of a waiter's backoff between tries (default 10 ms); tests lengthen it. */
@@ -95,15 +85,6 @@ export interface FileLockOptions {
 
 /** What a release writes into the signal file: its content does not matter, the write does. */
 const SIGNAL = Buffer.from("r");
-
-/**
- * How long a releaser gives way to a waiting process (see the header). Bounded well below a batch's
- * commit (~10 ms here), so a waiter that does not come back costs the releaser less than one tick.
- */
-export const HANDOFF_MS = 3;
-
-/** A waiter record older than this (ms, host monotonic clock) is not a waiter any more. */
-const WAITER_FRESH_MS = 50;
 
 /** The sweep of idle rows runs at most this often per process (or every half `keyIdleMs`, if shorter). */
 const SWEEP_EVERY_MS = 60_000;
@@ -152,10 +133,6 @@ function prepareStatements(db: Database.Database) {
     // Free (released or run out) and idle: the fence is far enough behind the clock that the wall-clock
     // floor of the next acquisition is past it. (The fence is at least the wall clock when it was issued.)
     sweep: db.prepare("DELETE FROM locks WHERE (owner IS NULL OR expires_at <= ?) AND fence < ?"),
-    wait: db.prepare("INSERT OR REPLACE INTO lock_waiters (key, waiter, since) VALUES (?, ?, ?)"),
-    waited: db.prepare("DELETE FROM lock_waiters WHERE key = ? AND waiter = ?"),
-    waiter: db.prepare("SELECT 1 FROM lock_waiters WHERE key = ? AND waiter != ? AND since > ?"),
-    sweepWaiters: db.prepare("DELETE FROM lock_waiters WHERE since <= ?"),
   };
 }
 
@@ -172,11 +149,6 @@ export class FileLock implements LockProvider {
   readonly #notify: boolean;
   readonly #listeners = new ReleaseListeners();
   readonly #retry: RetryOptions;
-  /** This provider's name as a waiter (lock_waiters), one per process's provider. */
-  readonly #waiterId = randomUUID();
-  readonly #handoffMs: number;
-  /** Keys this process gives way on after releasing them: until when, and the fence it left. */
-  readonly #givingWay = new Map<string, { untilMs: number; fence: number }>();
   /** The signal file's descriptor and watcher, while open with notifications. */
   #signalFd: number | null = null;
   #watcher: FSWatcher | null = null;
@@ -186,7 +158,6 @@ export class FileLock implements LockProvider {
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 250;
     this.#keyIdleMs = options.keyIdleMs ?? KEY_IDLE_MS;
     this.#notify = options.releaseNotifications ?? true;
-    this.#handoffMs = options.handoffMs ?? HANDOFF_MS;
     this.#retry = {
       firstRetryMs: options.firstRetryMs,
       maxRetryMs: options.maxRetryMs,
@@ -209,8 +180,6 @@ export class FileLock implements LockProvider {
               expires_at INTEGER NOT NULL    -- host monotonic clock, ms
             );
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-            -- The process that last found the key busy and since when (host monotonic ms): a hint only.
-            CREATE TABLE IF NOT EXISTS lock_waiters (key TEXT PRIMARY KEY, waiter TEXT NOT NULL, since INTEGER NOT NULL);
           `);
           const boot = bootId();
           fresh
@@ -221,7 +190,6 @@ export class FileLock implements LockProvider {
               // Every holder recorded here died with the previous boot, and its monotonic expiry means
               // nothing now.
               fresh.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
-              fresh.prepare("DELETE FROM lock_waiters").run();
               fresh.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
             })
             .immediate();
@@ -319,19 +287,9 @@ export class FileLock implements LockProvider {
         const nowMs = hostMonotonicMs();
         for (const key of keys) {
           const row = statements.select.get(key) as LockRow | undefined;
-          if (row !== undefined && row.owner !== null && row.expires_at > nowMs) {
-            statements.wait.run(key, this.#waiterId, nowMs);
-            continue;
-          }
-          const way = this.#givingWay.get(key);
-          if (way !== undefined) {
-            // Still as this process left it, and the waiter's time is not up: leave it to the waiter.
-            if (nowMs < way.untilMs && row?.fence === way.fence) continue;
-            this.#givingWay.delete(key);
-          }
+          if (row !== undefined && row.owner !== null && row.expires_at > nowMs) continue;
           const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
           statements.take.run(key, owner, next, nowMs + leaseMs);
-          statements.waited.run(key, this.#waiterId);
           fences.set(key, next);
         }
       }).immediate();
@@ -365,19 +323,11 @@ export class FileLock implements LockProvider {
         const { db: open, statements: prepared } = this.#open();
         let released = 0;
         const releaseAll = (): void => {
-          const nowMs = hostMonotonicMs();
-          for (const key of held) {
-            if (prepared.release.run(key, owner).changes === 0) continue;
-            released++;
-            const fence = fences.get(key);
-            if (this.#handoffMs <= 0 || fence == null) continue;
-            if (prepared.waiter.get(key, this.#waiterId, nowMs - WAITER_FRESH_MS)) {
-              this.#givingWay.set(key, { untilMs: nowMs + this.#handoffMs, fence });
-            }
-          }
+          for (const key of held) released += prepared.release.run(key, owner).changes;
         };
-        // One transaction: the release and the look at its waiter.
-        open.transaction(releaseAll).immediate();
+        // One statement is its own transaction; several share one.
+        if (held.length === 1) releaseAll();
+        else open.transaction(releaseAll).immediate();
         if (released > 0) this.#signalRelease();
         this.#sweepIdle();
       },
@@ -444,7 +394,6 @@ export class FileLock implements LockProvider {
     this.#lastSweepMs = nowMs;
     try {
       this.#statements?.sweep.run(hostMonotonicMs(), wallClockMicros() - this.#keyIdleMs * 1000);
-      this.#statements?.sweepWaiters.run(hostMonotonicMs() - WAITER_FRESH_MS);
     } catch (error) {
       // Bookkeeping only: a busy database is swept next time.
       if (!isBusy(error)) throw new LockUnavailableError(`lock database ${this.#path} failed`, error);
