@@ -138,7 +138,7 @@ export class PurchaseCluster {
    * wrk through the balancer (or straight to the process named `via`), 64 connections, one-ticket orders
    * spread evenly over `events`.
    */
-  sell(events: readonly string[], seconds: number, via = "lb"): WrkResult {
+  sell(events: readonly string[], seconds: number, via = "lb", connections = 64): WrkResult {
     const target = this.processes.find((proc) => proc.name === via);
     if (!target) throw new Error(`no process named ${via}`);
     const script = join(this.#options.dir, `purchase-${Date.now()}.lua`);
@@ -158,10 +158,14 @@ export class PurchaseCluster {
     );
     const cpuBefore = this.processes.map((proc) => cpuMicros(proc.child.pid));
     const ioBefore = this.processes.map((proc) => ioCalls(proc.child.pid));
-    const wrk = spawnSync("wrk", ["-t1", "-c64", `-d${seconds}s`, "--latency", "-s", script, target.url], {
-      encoding: "utf8",
-      timeout: (seconds + 30) * 1000,
-    });
+    const wrk = spawnSync(
+      "wrk",
+      ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, target.url],
+      {
+        encoding: "utf8",
+        timeout: (seconds + 30) * 1000,
+      },
+    );
     const cpuAfter = this.processes.map((proc) => cpuMicros(proc.child.pid));
     const ioAfter = this.processes.map((proc) => ioCalls(proc.child.pid));
     if (wrk.status !== 0) throw new Error(`wrk failed: ${wrk.stderr}`);
