@@ -8,15 +8,17 @@
  *   node dist/bench/profile-purchase.js [--store sqlite|<postgres url>] [--lock <lock>] [--events 1|50]
  *                                       [--seconds 10] [--out docs/benchmarks] [--name hot]
  *                                       [--warm-up 3] [--no-profile] [--via lb|s1] [--root <checkout>]
- *                                       [--placement least-connections|event]
+ *                                       [--placement least-connections|event] [--connections 64]
  *
  * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
  * rate and latency, the CPU time each process spent per confirmed order (from /proc, so a busy shared
- * machine moves it far less than the rate), and each process's most expensive functions; writes
+ * machine moves it far less than the rate), the read- and write-type system calls per confirmed order
+ * (/proc/<pid>/io: socket and file I/O alike), each instance's commits (lock grants), sales per commit and mean
+ * lock wait over the measured run (from its /metrics), and each process's most expensive functions; writes
  * <out>/profile-<name>-<process>.svg. `--no-profile` runs without `--cpu-prof` (whose sampling costs a
  * few percent) and only prints the rate and the CPU per order: the A/B mode. `--via s1` sends the load
  * straight to the first instance instead of the balancer; `--root` runs another built checkout's
- * `boxoffice` (the "before" of an A/B); `--placement` is the balancer's. The load first runs `--warm-up` seconds unmeasured: right after
+ * `boxoffice` (the "before" of an A/B); `--placement` is the balancer's; `--connections` wrk's (64 by default, the issue's). The load first runs `--warm-up` seconds unmeasured: right after
  * start, V8's optimising compiler threads still work on the hot path (one instance sold to straight
  * measured 195–209 µs of CPU per order cold against 104–146 warm).
  */
@@ -41,8 +43,36 @@ const { values } = parseArgs({
     out: { type: "string", default: "docs/benchmarks" },
     name: { type: "string", default: "hot" },
     "no-profile": { type: "boolean", default: false },
+    connections: { type: "string", default: "64" },
   },
 });
+
+/** An instance's sell batch tries, confirmed orders and lock grants so far, from its /metrics. */
+async function sellStats(
+  url: string,
+): Promise<{ batches: number; sold: number; lockWaits: number; lockWaitS: number } | null> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sum = (name: string): number =>
+      [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
+        (total, match) => total + Number(match[1]),
+        0,
+      );
+    return {
+      batches: sum("boxoffice_sell_batch_size_count"),
+      // Confirmed orders this instance answered (tickets_sold_total is counted after the answer).
+      sold: [
+        ...text.matchAll(
+          /^boxoffice_http_requests_total\{[^}]*route="\/v1\/events\/:eventId\/orders",status="201"[^}]*\} (\S+)$/gm,
+        ),
+      ].reduce((total, match) => total + Number(match[1]), 0),
+      lockWaits: sum("boxoffice_lock_wait_seconds_count"),
+      lockWaitS: sum("boxoffice_lock_wait_seconds_sum"),
+    };
+  } catch {
+    return null;
+  }
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-profile-"));
@@ -67,9 +97,13 @@ async function main(): Promise<void> {
     await cluster.start();
     const events = await cluster.createEvents(Number(values.events));
     const warmUp = Number(values["warm-up"]);
-    if (warmUp > 0) cluster.sell(events, warmUp, values.via);
+    const connections = Number(values.connections);
+    if (warmUp > 0) cluster.sell(events, warmUp, values.via, connections);
+    const instances = cluster.processes.filter((proc) => proc.name !== "lb");
+    const statsBefore = await Promise.all(instances.map((proc) => sellStats(proc.url)));
     loadFromMs = Date.now() + 500;
-    const result = cluster.sell(events, Number(values.seconds), values.via);
+    const result = cluster.sell(events, Number(values.seconds), values.via, connections);
+    const statsAfter = await Promise.all(instances.map((proc) => sellStats(proc.url)));
     loadToMs = Date.now() - 200;
     console.log(
       `${values.name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99Ms.toFixed(1)} ms, ` +
@@ -79,6 +113,25 @@ async function main(): Promise<void> {
       ([name, us]) => `${name} ${us.toFixed(0)} (sys ${result.sysUsPerOrder[name]?.toFixed(0)})`,
     );
     console.log(`CPU µs per confirmed order: ${cpu.join(", ")}`);
+    const io = Object.entries(result.readsPerOrder).map(
+      ([name, reads]) => `${name} ${reads.toFixed(1)} / ${result.writesPerOrder[name]?.toFixed(1)}`,
+    );
+    console.log(`read / write system calls per confirmed order: ${io.join(", ")}`);
+    const batches = instances.map((proc, i) => {
+      const [from, to] = [statsBefore[i], statsAfter[i]];
+      if (!from || !to) return `${proc.name} ?`;
+      // A batch whose lock was busy is tried again in a later tick: sell_batch_size counts tries, the
+      // lock wait histogram counts grants (one commit each).
+      const grants = to.lockWaits - from.lockWaits;
+      const perGrant = (to.sold - from.sold) / grants;
+      const tries = (to.batches - from.batches) / grants;
+      const waitMs = ((to.lockWaitS - from.lockWaitS) * 1000) / grants;
+      return (
+        `${proc.name} ${grants} commits of ${perGrant.toFixed(1)} sales (${tries.toFixed(2)} tries each), ` +
+        `lock wait ${waitMs.toFixed(2)} ms`
+      );
+    });
+    console.log(`sell batches: ${batches.join(", ")}`);
   } finally {
     await cluster.stop();
     if (postgres) {

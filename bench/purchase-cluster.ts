@@ -54,6 +54,12 @@ export interface WrkResult {
   cpuUsPerOrder: Record<string, number>;
   /** Of that, the part spent in the kernel (system time): socket reads and writes, fsync. */
   sysUsPerOrder: Record<string, number>;
+  /**
+   * Read- and write-type system calls (read, pread64, readv / write, pwrite64, writev) each process made
+   * while wrk ran, per confirmed order, from /proc/<pid>/io: the file I/O a purchase costs.
+   */
+  readsPerOrder: Record<string, number>;
+  writesPerOrder: Record<string, number>;
 }
 
 /** Linux counts a process's CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
@@ -68,6 +74,18 @@ function cpuMicros(pid: number | undefined): { total: number; sys: number } {
     return { total: ((user + sys) * 1e6) / CLOCK_TICKS_PER_S, sys: (sys * 1e6) / CLOCK_TICKS_PER_S };
   } catch {
     return { total: NaN, sys: NaN };
+  }
+}
+
+/** Read- and write-type system calls a process made so far, from /proc/<pid>/io; NaN once gone. */
+function ioCalls(pid: number | undefined): { reads: number; writes: number } {
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, "utf8");
+    const reads = Number(/^syscr: (\d+)/m.exec(text)?.[1] ?? NaN);
+    const writes = Number(/^syscw: (\d+)/m.exec(text)?.[1] ?? NaN);
+    return { reads, writes };
+  } catch {
+    return { reads: NaN, writes: NaN };
   }
 }
 
@@ -120,7 +138,7 @@ export class PurchaseCluster {
    * wrk through the balancer (or straight to the process named `via`), 64 connections, one-ticket orders
    * spread evenly over `events`.
    */
-  sell(events: readonly string[], seconds: number, via = "lb"): WrkResult {
+  sell(events: readonly string[], seconds: number, via = "lb", connections = 64): WrkResult {
     const target = this.processes.find((proc) => proc.name === via);
     if (!target) throw new Error(`no process named ${via}`);
     const script = join(this.#options.dir, `purchase-${Date.now()}.lua`);
@@ -139,11 +157,17 @@ export class PurchaseCluster {
       ].join("\n"),
     );
     const cpuBefore = this.processes.map((proc) => cpuMicros(proc.child.pid));
-    const wrk = spawnSync("wrk", ["-t1", "-c64", `-d${seconds}s`, "--latency", "-s", script, target.url], {
-      encoding: "utf8",
-      timeout: (seconds + 30) * 1000,
-    });
+    const ioBefore = this.processes.map((proc) => ioCalls(proc.child.pid));
+    const wrk = spawnSync(
+      "wrk",
+      ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, target.url],
+      {
+        encoding: "utf8",
+        timeout: (seconds + 30) * 1000,
+      },
+    );
     const cpuAfter = this.processes.map((proc) => cpuMicros(proc.child.pid));
+    const ioAfter = this.processes.map((proc) => ioCalls(proc.child.pid));
     if (wrk.status !== 0) throw new Error(`wrk failed: ${wrk.stderr}`);
     const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(
       wrk.stdout,
@@ -154,7 +178,12 @@ export class PurchaseCluster {
     const confirmed = requests - non2xx;
     const cpuUsPerOrder: Record<string, number> = {};
     const sysUsPerOrder: Record<string, number> = {};
+    const readsPerOrder: Record<string, number> = {};
+    const writesPerOrder: Record<string, number> = {};
     this.processes.forEach((proc, i) => {
+      const [ioStart, ioEnd] = [ioBefore[i], ioAfter[i]];
+      readsPerOrder[proc.name] = ((ioEnd?.reads ?? NaN) - (ioStart?.reads ?? NaN)) / confirmed;
+      writesPerOrder[proc.name] = ((ioEnd?.writes ?? NaN) - (ioStart?.writes ?? NaN)) / confirmed;
       const [before, after] = [cpuBefore[i], cpuAfter[i]];
       cpuUsPerOrder[proc.name] = ((after?.total ?? NaN) - (before?.total ?? NaN)) / confirmed;
       sysUsPerOrder[proc.name] = ((after?.sys ?? NaN) - (before?.sys ?? NaN)) / confirmed;
@@ -165,6 +194,8 @@ export class PurchaseCluster {
       confirmedPerS: requests > 0 ? (rps * confirmed) / requests : 0,
       cpuUsPerOrder,
       sysUsPerOrder,
+      readsPerOrder,
+      writesPerOrder,
       p99Ms: parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(wrk.stdout)?.[1] ?? ""),
       non2xx,
       errors: socketErrors ? socketErrors.slice(1).reduce((sum, value) => sum + Number(value), 0) : 0,
