@@ -11,7 +11,9 @@
  * Each store's cluster is started once; its hot-event and 50-event runs alternate for ROUNDS rounds
  * (median kept), so every row of the table comes from the same run. Results:
  * docs/benchmarks/sell-spread.md. `BOXOFFICE_BENCH_ONLY=embedded,postgres` runs a subset (and leaves the
- * docs as they are).
+ * docs as they are). `BOXOFFICE_BENCH_CHECKOUT=<dir>` runs the instances and the balancer of another built
+ * checkout (an earlier commit, for a before/after with the same load generator; the docs are left as they
+ * are).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +28,7 @@ const ROUNDS = Number(process.env.BOXOFFICE_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
 const WARM_UP_SECONDS = 3;
 const ONLY = process.env.BOXOFFICE_BENCH_ONLY?.split(",");
+const CHECKOUT = process.env.BOXOFFICE_BENCH_CHECKOUT;
 
 interface Setup {
   name: string;
@@ -91,6 +94,7 @@ async function measureSetup(setup: Setup): Promise<Row[]> {
     lock: setup.lock,
     layout: setup.layout,
     lbArgs: setup.lbArgs,
+    root: CHECKOUT,
   });
   try {
     await cluster.start();
@@ -132,6 +136,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const setup of SETUPS) {
     if (ONLY && !ONLY.includes(setup.group)) continue;
+    // An earlier checkout's balancer may not know the flags this setup adds.
+    if (CHECKOUT !== undefined && setup.lbArgs !== undefined) continue;
     rows.push(...(await measureSetup(setup)));
   }
   const rate = (row: Row | undefined) => (row ? median(row.results.map((r) => r.confirmedPerS)) : NaN);
@@ -162,7 +168,7 @@ ${lines.join("\n")}
 ${machineNote()}
 `;
   console.log(markdown);
-  if (ONLY === undefined) writeFileSync("docs/benchmarks/sell-spread.md", markdown);
+  if (ONLY === undefined && CHECKOUT === undefined) writeFileSync("docs/benchmarks/sell-spread.md", markdown);
 }
 
 await main();
