@@ -12,11 +12,11 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import pg from "pg";
-import type { PurchaseCluster } from "./purchase-cluster.js";
+import { purchaseClusterOf, takingTurns } from "./checkouts-ab.js";
 import { RedisServer } from "../test/support/redis-servers.js";
 
 const POSTGRES_URL = process.env.BOXOFFICE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -49,9 +49,7 @@ async function redisStats(client: Redis): Promise<{ calls: Map<string, number>; 
 }
 
 async function measure(root: string, postgres: boolean, seconds: number): Promise<string> {
-  const { PurchaseCluster: Cluster } = (await import(resolve(root, "dist/bench/purchase-cluster.js"))) as {
-    PurchaseCluster: typeof PurchaseCluster;
-  };
+  const Cluster = await purchaseClusterOf(root);
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-handoff-ab-"));
   const schema = `bench_handoff_ab_${process.pid}`;
   const redis = postgres ? new RedisServer(REDIS_PORT) : null;
@@ -119,12 +117,9 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const roots = positionals.map((root) => resolve(root));
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const root of round % 2 === 0 ? roots : [...roots].reverse()) {
-      console.log(`${root}: ${await measure(root, values.store === "postgres", Number(values.seconds))}`);
-    }
-  }
+  await takingTurns(positionals, Number(values.rounds), async (root) => {
+    console.log(`${root}: ${await measure(root, values.store === "postgres", Number(values.seconds))}`);
+  });
 }
 
 await main();

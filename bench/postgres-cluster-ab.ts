@@ -16,10 +16,11 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import type { PurchaseCluster, WrkResult } from "./purchase-cluster.js";
+import { purchaseClusterOf, takingTurns } from "./checkouts-ab.js";
+import type { WrkResult } from "./purchase-cluster.js";
 
 const POSTGRES_URL = process.env.BOXOFFICE_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env.BOXOFFICE_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -59,9 +60,7 @@ function postgresClientPorts(pids: readonly number[]): number[] {
 }
 
 async function measure(root: string, events: number, seconds: number, embedded: boolean): Promise<Measured> {
-  const { PurchaseCluster: Cluster } = (await import(resolve(root, "dist/bench/purchase-cluster.js"))) as {
-    PurchaseCluster: typeof PurchaseCluster;
-  };
+  const Cluster = await purchaseClusterOf(root);
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-cluster-ab-"));
   const schema = `bench_cluster_ab_${process.pid}`;
   const cluster = new Cluster(
@@ -121,22 +120,14 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const roots = positionals.map((root) => resolve(root));
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const root of round % 2 === 0 ? roots : [...roots].reverse()) {
-      const m = await measure(
-        root,
-        Number(values.events),
-        Number(values.seconds),
-        values.store === "embedded",
-      );
-      console.log(
-        `${root}: ${m.wrk.confirmedPerS.toFixed(0)} orders/s, p99 ${m.wrk.p99Ms.toFixed(0)} ms, ` +
-          `non-2xx ${m.wrk.non2xx}; CPU per order: instances ${m.instancesUs.toFixed(0)} µs, ` +
-          `balancer ${m.balancerUs.toFixed(0)} µs, PostgreSQL backends ${m.backendsUs.toFixed(0)} µs`,
-      );
-    }
-  }
+  await takingTurns(positionals, Number(values.rounds), async (root) => {
+    const m = await measure(root, Number(values.events), Number(values.seconds), values.store === "embedded");
+    console.log(
+      `${root}: ${m.wrk.confirmedPerS.toFixed(0)} orders/s, p99 ${m.wrk.p99Ms.toFixed(0)} ms, ` +
+        `non-2xx ${m.wrk.non2xx}; CPU per order: instances ${m.instancesUs.toFixed(0)} µs, ` +
+        `balancer ${m.balancerUs.toFixed(0)} µs, PostgreSQL backends ${m.backendsUs.toFixed(0)} µs`,
+    );
+  });
 }
 
 await main();

@@ -8,9 +8,9 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { PurchaseCluster } from "./purchase-cluster.js";
+import { purchaseClusterOf, takingTurns } from "./checkouts-ab.js";
 
 const ADMIN_TOKEN = "bench-admin-token-0123456789";
 const WARM_UP_SECONDS = 2;
@@ -33,9 +33,7 @@ async function measure(
   layout: "single" | "per-event",
   lbArgs: string[],
 ) {
-  const { PurchaseCluster: Cluster } = (await import(resolve(root, "dist/bench/purchase-cluster.js"))) as {
-    PurchaseCluster: typeof PurchaseCluster;
-  };
+  const Cluster = await purchaseClusterOf(root);
   const dir = mkdtempSync(join(tmpdir(), "boxoffice-spread-ab-"));
   const cluster = new Cluster({ dir, store: "sqlite", lock: "file", layout, lbArgs });
   try {
@@ -84,14 +82,11 @@ async function main(): Promise<void> {
     return;
   }
   const layout = values.layout === "single" ? "single" : "per-event";
-  const roots = positionals.map((root) => resolve(root));
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const root of round % 2 === 0 ? roots : [...roots].reverse()) {
-      const lbArgs = values.placement === undefined ? [] : ["--placement", values.placement];
-      const line = await measure(root, Number(values.events), Number(values.seconds), layout, lbArgs);
-      console.log(`${root} ${values.events} events: ${line}`);
-    }
-  }
+  const lbArgs = values.placement === undefined ? [] : ["--placement", values.placement];
+  await takingTurns(positionals, Number(values.rounds), async (root) => {
+    const line = await measure(root, Number(values.events), Number(values.seconds), layout, lbArgs);
+    console.log(`${root} ${values.events} events: ${line}`);
+  });
 }
 
 await main();
