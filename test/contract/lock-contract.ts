@@ -238,6 +238,9 @@ export function describeLockContract(
           provider.withLocks(keys, { leaseMs: 2000, transactionWaitMs: 300 }, async (granted, refused) => {
             assert.equal(refused.size, 0);
             assert.deepEqual([...granted.keys()].sort(), [...keys].sort());
+            // Each its own signal: one key's lost lease aborts that key's part alone, and a store that
+            // listens on every part's signal does not pile its listeners onto one.
+            assert.equal(new Set([...granted.values()].map((guard) => guard.signal)).size, keys.length);
             for (const [key, guard] of granted) {
               assert.equal(guard.lockKey, key);
               assert.equal(guard.signal.aborted, false);

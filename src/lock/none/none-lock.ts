@@ -24,8 +24,11 @@ export class NoneLock implements LockProvider {
 
   async withLocks<T>(keys: readonly string[], _options: ManyLockOptions, work: ManyLockWork<T>): Promise<T> {
     checkLockKeys(keys);
-    const signal = new AbortController().signal;
-    const granted = new Map(keys.map((key) => [key, { lockKey: key, fence: null, signal }] as const));
+    // A signal per key, never aborted, as every provider gives one per guard: a store listening on each
+    // part's signal must not pile its listeners onto a shared one.
+    const granted = new Map(
+      keys.map((key) => [key, { lockKey: key, fence: null, signal: new AbortController().signal }] as const),
+    );
     return work(granted, new Map());
   }
 }

@@ -47,8 +47,11 @@ export interface PostgresLockOptions {
   connectTimeoutMs?: number;
 }
 
-/** Never aborted: the lock cannot be lost while its transaction is open. */
-const NEVER = new AbortController().signal;
+/**
+ * A signal never aborted: the lock cannot be lost while its transaction is open. One per guard, as every
+ * provider gives: a store listening on each part's signal must not pile its listeners onto a shared one.
+ */
+const never = (): AbortSignal => new AbortController().signal;
 
 export class PostgresLock implements LockProvider {
   readonly kind = "postgres";
@@ -90,7 +93,7 @@ export class PostgresLock implements LockProvider {
   }
 
   async withLock<T>(key: string, options: LockOptions, work: (guard: WriteGuard) => Promise<T>): Promise<T> {
-    return work({ lockKey: key, fence: null, signal: NEVER, transactionLock: { waitMs: options.waitMs } });
+    return work({ lockKey: key, fence: null, signal: never(), transactionLock: { waitMs: options.waitMs } });
   }
 
   /**
@@ -101,7 +104,7 @@ export class PostgresLock implements LockProvider {
     checkLockKeys(keys);
     const transactionLock = { waitMs: options.transactionWaitMs ?? 0 };
     const granted = new Map(
-      keys.map((key) => [key, { lockKey: key, fence: null, signal: NEVER, transactionLock }] as const),
+      keys.map((key) => [key, { lockKey: key, fence: null, signal: never(), transactionLock }] as const),
     );
     return work(granted, new Map());
   }
