@@ -505,12 +505,25 @@ for (const backend of BACKENDS) {
       assert.equal(answer.body.state, "waiting");
       assert.ok(answer.body.accessToken, "the token comes with the admission time");
       assert.ok(answer.body.pollAfterMs >= admitAtMs - Date.now() - 50, `${answer.body.pollAfterMs}`);
-      // Bought at once, on another instance: held until the admission time, then sold.
-      const bought = await call<{ code?: string }>(2, `/v1/events/${event.id}/orders`, {
-        body: { customerId: "early", quantity: 1 },
-        headers: { "queue-token": tokens[2]!, "access-token": answer.body.accessToken },
-      });
-      assert.equal(bought.status, 201, bought.text);
+      // Bought at once, on another instance: held until the admission time, then sold. Two requests with
+      // the same token sent together to that instance: one waits there, the other is refused at once
+      // (before the admission time) and sells nothing.
+      const early = { "queue-token": tokens[2]!, "access-token": answer.body.accessToken! };
+      let refusedAtMs = Infinity;
+      const send = async (customerId: string) => {
+        const sent = await call<{ code?: string }>(2, `/v1/events/${event.id}/orders`, {
+          body: { customerId, quantity: 1 },
+          headers: early,
+        });
+        if (sent.status === 403) refusedAtMs = Date.now();
+        return sent;
+      };
+      const answers = await Promise.all([send("early"), send("early-again")]);
+      const bought = answers.find((sent) => sent.status === 201);
+      const refused = answers.find((sent) => sent.status === 403);
+      assert.ok(bought && refused, answers.map((sent) => `${sent.status} ${sent.text}`).join("\n"));
+      assert.equal(refused.body.code, "access_token_invalid");
+      assert.ok(refusedAtMs < admitAtMs, "the second request was refused, not held");
       // The store's clock is this host's (SQLite) or the local PostgreSQL's: the answer came no sooner.
       assert.ok(
         Date.now() >= admitAtMs - 2,

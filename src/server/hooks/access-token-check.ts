@@ -14,7 +14,10 @@
  *   it (waiting-room/queue-status.ts); a request that carries it before that instant waits here until
  *   then (at most MAX_EARLY_WAIT_MS; then the place is read again), and only then goes on to the sell
  *   path. Sending early buys nothing, and the sell path sees each buyer no sooner than the rate allows,
- *   whatever the client does. A token further ahead than that is refused as not yet valid.
+ *   whatever the client does. A token further ahead than that is refused as not yet valid. Only one
+ *   request per buyer and event waits at a time on an instance: a second one sent meanwhile is refused at
+ *   once, so a buyer (or a bot holding one early token) cannot tie up the instance's connections, and the
+ *   balancer's slots for it, with requests parked here.
  *
  * An event without a room costs a cached lookup (waiting-room/room-directory.ts); one with a room, the
  * signature check and one indexed read of the buyer's place. The sell path behind it is unchanged.
@@ -46,6 +49,8 @@ export interface AccessCheckDeps {
 export type AccessCheck = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
+  /** The buyers (event and identity) with a request waiting here for its admission time. */
+  const waitingEarly = new Set<string>();
   return async (request, reply) => {
     const { eventId } = request.params as { eventId: string };
     // An id that is no event's goes on to the handler, which answers event_not_found.
@@ -88,9 +93,22 @@ export function accessTokenCheck(deps: AccessCheckDeps): AccessCheck {
       }
       // Sent before its admission time: it waits for it, then the place is read again (the buyer may
       // have left meanwhile), on the store's clock; a timer that fired a millisecond early waits again.
-      for (let tries = 0; tries < 3 && earlyMsOf(view) > 0; tries++) {
-        await sleep(earlyMsOf(view));
-        view = await deps.waitingRoom.place(eventId, identity);
+      if (earlyMsOf(view) > 0) {
+        const waiter = `${eventId}\n${identity}`;
+        if (waitingEarly.has(waiter)) {
+          return invalid(
+            `the Access-Token is valid from ${new Date(pass.admitAtMs).toISOString()}, and a request with it is already waiting for that time; send again from then`,
+          );
+        }
+        waitingEarly.add(waiter);
+        try {
+          for (let tries = 0; tries < 3 && earlyMsOf(view) > 0; tries++) {
+            await sleep(earlyMsOf(view));
+            view = await deps.waitingRoom.place(eventId, identity);
+          }
+        } finally {
+          waitingEarly.delete(waiter);
+        }
       }
     }
     const nowMs = view?.nowMs ?? Date.now();
