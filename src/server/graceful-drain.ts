@@ -1,16 +1,23 @@
 /**
  * Stops an HTTP server without dropping a request a client has already sent.
  *
- * `http.Server.close()` (Node 19 and later, and Fastify's close) closes every idle keep-alive connection
- * at once. A connection whose next request is still waiting in the kernel's buffer, because the busy
- * instance has not read it yet, counts as idle too: that request would be cut off unanswered. So the
- * drain goes in two steps:
- * 1. stop accepting new connections but keep the open ones; every answer from now on carries
- *    `Connection: close`, so each client moves on to another instance after its answer;
- * 2. once nothing is in flight and no request has begun for `quietMs` (the event loop has read whatever
- *    was waiting), close the idle connections and wait for the rest to end.
- * Past the deadline every connection is cut. A client can still send on an idle connection at the very
- * moment it is closed: that race is HTTP keep-alive's own, and the balancer retries what is safe to retry.
+ * `http.Server.close()` (Node 19 and later, and Fastify's close) stops listening and closes every idle
+ * keep-alive connection at once. Two kinds of sent request would be cut off unanswered:
+ * - one waiting in the kernel's buffer of an open connection that the busy instance has not read yet
+ *   (the connection counts as idle);
+ * - one on a connection still in the kernel's accept queue: Node accepts one connection per turn of the
+ *   event loop, and a turn of a busy instance takes a commit (5 ms here; 32 new connections waited up to
+ *   260 ms), and closing the listening socket resets every connection still queued.
+ * So the drain goes in two steps:
+ * 1. keep listening and keep the open connections, but every answer from now on carries
+ *    `Connection: close`, so each client moves on to another instance after its answer (the readiness
+ *    probe reports the drain, so a balancer sends no new connection);
+ * 2. once nothing is in flight and no request or connection has begun for `quietMs` (the event loop has
+ *    accepted and read whatever was waiting), stop listening, close the idle connections and wait for
+ *    the rest to end.
+ * Past the deadline every connection is cut. A client can still send on an idle connection, or connect,
+ * at the very moment it is closed: that race is HTTP keep-alive's own, and the balancer retries what is
+ * safe to retry.
  */
 import { once } from "node:events";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -25,7 +32,8 @@ export class GracefulDrain {
   readonly #server: Server;
   readonly #quietMs: number;
   #inFlight = 0;
-  #lastRequestAt = 0;
+  /** When the last request or connection began (performance.now()). */
+  #lastActivityAt = 0;
   #draining = false;
 
   constructor(server: Server, quietMs = DRAIN_QUIET_MS) {
@@ -34,10 +42,11 @@ export class GracefulDrain {
     // Before Fastify's own listener, so that the header is there before any answer is written.
     server.prependListener("request", (request: IncomingMessage, response: ServerResponse) => {
       this.#inFlight += 1;
-      this.#lastRequestAt = performance.now();
+      this.#lastActivityAt = performance.now();
       response.once("close", () => (this.#inFlight -= 1));
       if (this.#draining && request.httpVersionMajor === 1) response.setHeader("Connection", "close");
     });
+    server.on("connection", () => (this.#lastActivityAt = performance.now()));
   }
 
   /** True from the start of the drain: a readiness probe may report the instance as going away. */
@@ -54,14 +63,14 @@ export class GracefulDrain {
     this.#draining = true;
     const server = this.#server;
     if (!server.listening) return;
-    const ended = once(server, "close");
-    // net's close, not http's: it stops accepting and leaves the open connections alone.
-    NetServer.prototype.close.call(server);
-    this.#lastRequestAt = Math.max(this.#lastRequestAt, performance.now());
+    this.#lastActivityAt = Math.max(this.#lastActivityAt, performance.now());
     while (performance.now() < deadline) {
-      if (this.#inFlight === 0 && performance.now() - this.#lastRequestAt >= this.#quietMs) break;
+      if (this.#inFlight === 0 && performance.now() - this.#lastActivityAt >= this.#quietMs) break;
       await sleep(POLL_MS);
     }
+    const ended = once(server, "close");
+    // net's close, not http's: it stops listening and leaves the open connections alone.
+    NetServer.prototype.close.call(server);
     server.closeIdleConnections();
     const left = deadline - performance.now();
     const cut = setTimeout(() => server.closeAllConnections(), Math.max(0, left));
