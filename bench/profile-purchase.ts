@@ -9,6 +9,7 @@
  *                                       [--seconds 10] [--out docs/benchmarks] [--name hot]
  *                                       [--warm-up 3] [--no-profile] [--via lb|s1] [--root <checkout>]
  *                                       [--placement least-connections|event] [--connections 64]
+ *                                       [--layout single|per-event] [--server-arg="--lock-scope global"]…
  *
  * With a PostgreSQL store the instances share a schema of its own (dropped afterwards). Prints wrk's
  * rate and latency, the CPU time each process spent per confirmed order (from /proc, so a busy shared
@@ -44,6 +45,8 @@ const { values } = parseArgs({
     name: { type: "string", default: "hot" },
     "no-profile": { type: "boolean", default: false },
     connections: { type: "string", default: "64" },
+    layout: { type: "string" },
+    "server-arg": { type: "string", multiple: true, default: [] },
   },
 });
 
@@ -89,6 +92,8 @@ async function main(): Promise<void> {
     profile: !values["no-profile"],
     root: values.root,
     lbArgs: values.placement ? ["--placement", values.placement] : [],
+    layout: values.layout === "single" || values.layout === "per-event" ? values.layout : undefined,
+    serverArgs: values["server-arg"].flatMap((arg) => arg.split(" ")),
   });
   // The load's start and end: only the samples between them are drawn.
   let loadFromMs = 0;

@@ -27,6 +27,8 @@ export interface ClusterOptions {
   root?: string;
   /** More flags for `boxoffice lb` (e.g. `--placement event`). */
   lbArgs?: readonly string[];
+  /** More flags for each `boxoffice server` (e.g. `--lock-scope global`). */
+  serverArgs?: readonly string[];
 }
 
 export interface ClusterProcess {
@@ -108,6 +110,7 @@ export class PurchaseCluster {
     const { dir, store, lock, layout } = this.#options;
     const common = ["--data", join(dir, "data"), "--store", store, "--lock", lock];
     if (layout) common.push("--layout", layout);
+    common.push(...(this.#options.serverArgs ?? []));
     for (const id of ["s1", "s2"]) {
       await this.#spawn(id, ["server", ...common, "--instance-id", id], "/ready");
     }

@@ -30,6 +30,11 @@ export function openWal(
       db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
       db.pragma("journal_mode = WAL");
       db.pragma(`synchronous = ${options.synchronous}`);
+      // Statement journals (a savepoint's undo, what a nested transaction writes before its changes)
+      // in memory: SQLite spills one past 64 KiB to a temporary file otherwise, and a sell batch's
+      // savepoints passed that, about 20 writes to /var/tmp per order. Nothing there needs to outlive
+      // the transaction: a crash rolls it back from the WAL.
+      db.pragma("temp_store = MEMORY");
       options.setup(db);
       return db;
     } catch (error) {
