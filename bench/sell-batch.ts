@@ -3,10 +3,11 @@
  * event (the store benchmark's hot row without HTTP), durability "normal" so that fsync does not drown
  * the CPU cost. Not a scenario of `npm run bench`: a tool to compare two builds of the store, run as
  *
- *   node dist/bench/sell-batch.js [<root of a built checkout>] [batches] [batch size] [keyed]
+ *   node dist/bench/sell-batch.js [<root of a built checkout>] [batches] [batch size] [keyed|unkeyed] [events]
  *
  * (the root defaults to this checkout; e.g. /work/wt/at-b4f4490 to measure another build; `keyed` gives
- * every purchase an Idempotency-Key, as the HTTP benchmarks' orders have). Prints the wall time per sale
+ * every purchase an Idempotency-Key, as the HTTP benchmarks' orders have; `events` > 1 spreads each batch
+ * evenly over that many events, committed together by executeMany as the sell path does). Prints the wall time per sale
  * and the process's CPU time per sale (process.cpuUsage), which a busy shared machine moves far less.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,6 +22,10 @@ interface StoreLike {
   close(): Promise<void>;
   createEvent(plan: EventPlan): Promise<unknown>;
   execute(eventId: string, commands: readonly Command[], guard: null, now: Date): Promise<Outcome[]>;
+  executeMany(
+    batches: readonly { eventId: string; commands: readonly Command[]; guard: null }[],
+    now: Date,
+  ): Promise<({ ok: true; outcomes: Outcome[] } | { ok: false; error: unknown })[]>;
 }
 
 const here = fileURLToPath(new URL("../..", import.meta.url));
@@ -28,6 +33,7 @@ const root = resolve(process.argv[2] ?? here);
 const batches = Number(process.argv[3] ?? 3000);
 const batchSize = Number(process.argv[4] ?? 33);
 const keyed = process.argv[5] === "keyed";
+const eventCount = Number(process.argv[6] ?? 1);
 
 const load = async <T>(path: string): Promise<T> =>
   (await import(pathToFileURL(join(root, "dist", path)).href)) as T;
@@ -49,12 +55,16 @@ const store = new SqliteStore({
 });
 try {
   await store.init();
-  const plan = planEvent(
-    { name: "Bench", capacity: 1_000_000, maxPerCustomer: 1_000_000 },
-    newEventId(),
-    new Date(),
-  );
-  await store.createEvent(plan);
+  const eventIds: string[] = [];
+  for (let e = 0; e < eventCount; e++) {
+    const plan = planEvent(
+      { name: `Bench ${e}`, capacity: 1_000_000, maxPerCustomer: 1_000_000 },
+      newEventId(),
+      new Date(),
+    );
+    await store.createEvent(plan);
+    eventIds.push(plan.id);
+  }
   let customer = 0;
   const run = async (count: number): Promise<number> => {
     let sold = 0;
@@ -68,7 +78,20 @@ try {
           idempotency: keyed ? { key: `c1.k-${customer}`, fingerprint: `f-${customer}` } : null,
         });
       }
-      for (const outcome of await store.execute(plan.id, commands, null, new Date())) if (outcome.ok) sold++;
+      if (eventIds.length === 1) {
+        for (const outcome of await store.execute(eventIds[0]!, commands, null, new Date()))
+          if (outcome.ok) sold++;
+        continue;
+      }
+      // The batch's commands spread over the events, as the sell path's tick hands them over.
+      const parts = new Map<string, Command[]>();
+      commands.forEach((command, i) => {
+        const eventId = eventIds[(b * batchSize + i) % eventIds.length]!;
+        parts.set(eventId, [...(parts.get(eventId) ?? []), command]);
+      });
+      const batch = [...parts].map(([eventId, part]) => ({ eventId, commands: part, guard: null }));
+      for (const result of await store.executeMany(batch, new Date()))
+        if (result.ok) sold += result.outcomes.filter((outcome) => outcome.ok).length;
     }
     return sold;
   };
@@ -84,6 +107,7 @@ try {
       batches,
       batchSize,
       keyed,
+      events: eventCount,
       sold,
       salesPerSecond: Math.round(sold / seconds),
       usPerSale: Number(((seconds * 1e6) / sold).toFixed(2)),

@@ -3,7 +3,9 @@
  * connections, one-ticket orders with unique Idempotency-Keys (bench/purchase-cluster.ts), confirmed
  * orders per second and p99 of
  *
- * - one hot event and 50 events, embedded SQLite, a file per event (the default) and one file;
+ * - one hot event and 50 events, embedded SQLite, a file per event (the default) and one file, the
+ *   latter also with one global lock (`--lock-scope global`: the seed's first design, one database and
+ *   one lock) instead of a lock per event;
  * - one hot event and 50 events, PostgreSQL + a Redis lock;
  * - the default layout again with the balancer's `--placement event` (each event's orders on one
  *   instance; not the default placement).
@@ -40,6 +42,8 @@ interface Setup {
   spreads: number[];
   /** More flags for `boxoffice lb`. */
   lbArgs?: string[];
+  /** More flags for each `boxoffice server`. */
+  serverArgs?: string[];
 }
 
 const SETUPS: Setup[] = [
@@ -58,6 +62,15 @@ const SETUPS: Setup[] = [
     lock: "file",
     layout: "single",
     spreads: [1, 50],
+  },
+  {
+    name: "embedded, one file, global lock",
+    group: "embedded",
+    store: () => "sqlite",
+    lock: "file",
+    layout: "single",
+    spreads: [1, 50],
+    serverArgs: ["--lock-scope", "global"],
   },
   {
     name: "PostgreSQL + Redis lock",
@@ -94,6 +107,7 @@ async function measureSetup(setup: Setup): Promise<Row[]> {
     lock: setup.lock,
     layout: setup.layout,
     lbArgs: setup.lbArgs,
+    serverArgs: setup.serverArgs,
     root: CHECKOUT,
   });
   try {

@@ -20,7 +20,13 @@ export const OPEN_RETRY_MS = 5000;
  */
 export function openWal(
   path: string,
-  options: { busyTimeoutMs: number; synchronous: "FULL" | "NORMAL"; setup: (db: SqliteDatabase) => void },
+  options: {
+    busyTimeoutMs: number;
+    synchronous: "FULL" | "NORMAL";
+    setup: (db: SqliteDatabase) => void;
+    /** WAL pages after which a commit checkpoints (SQLite's default: 1,000). */
+    autocheckpointPages?: number;
+  },
 ): SqliteDatabase {
   const deadline = Date.now() + OPEN_RETRY_MS;
   for (let attempt = 0; ; attempt++) {
@@ -35,6 +41,8 @@ export function openWal(
       // savepoints passed that, about 20 writes to /var/tmp per order. Nothing there needs to outlive
       // the transaction: a crash rolls it back from the WAL.
       db.pragma("temp_store = MEMORY");
+      if (options.autocheckpointPages !== undefined)
+        db.pragma(`wal_autocheckpoint = ${options.autocheckpointPages}`);
       options.setup(db);
       return db;
     } catch (error) {

@@ -56,10 +56,12 @@ export function openSqlite(
   roles: readonly SqliteRole[],
   durability: SqliteDurability,
   migrations: "apply" | "check" = "apply",
+  autocheckpointPages?: number,
 ): SqliteDatabase {
   try {
     return openWal(path, {
       busyTimeoutMs: BUSY_TIMEOUT_MS,
+      autocheckpointPages,
       // FULL: the WAL is fsynced at every commit, so a confirmed sale survives a power loss.
       synchronous: durability === "full" ? "FULL" : "NORMAL",
       setup: (db) => {
