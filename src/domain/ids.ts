@@ -71,6 +71,16 @@ export function eventIdOfOrder(orderId: string): string | null {
   return match?.[1] === "ord" ? `evt_${match[2]}` : null;
 }
 
+/**
+ * The bounds of an event's order ids in byte order: every one is above `after` and below `before`
+ * (`ord_<event ulid>_…`; a backquote is the character after the underscore), so that its orders are one
+ * range of the orders' primary key.
+ */
+export function orderIdRange(eventId: string): { after: string; before: string } {
+  const ulid = eventUlid(eventId);
+  return { after: `ord_${ulid}_`, before: `ord_${ulid}\`` };
+}
+
 /** The event a hold id belongs to, or null when the string is not a hold id. */
 export function eventIdOfHold(holdId: string): string | null {
   const match = CHILD_ID.exec(holdId);

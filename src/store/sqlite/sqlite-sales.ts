@@ -17,7 +17,7 @@ import { legacyLines } from "../../domain/pricing.js";
 import type { EventAction, SaleState } from "../../domain/sale-window.js";
 import { nextStatus, saleStateOf } from "../../domain/sale-window.js";
 import type { TallyCounters } from "../../domain/sale-tally.js";
-import { newOrderId, newHoldId } from "../../domain/ids.js";
+import { newOrderId, newHoldId, orderIdRange } from "../../domain/ids.js";
 import { refusals } from "../../domain/refusals.js";
 import type { Command, FirstAnswer, Hold, IdempotencyRecord, Order, Outcome } from "../../domain/sale.js";
 import { checkCommand } from "../../domain/sale.js";
@@ -280,15 +280,17 @@ export class SqliteSales {
          VALUES (?, ?, ?, ?, ?, 'confirmed', ?, ?, ?, ?, ?, ?)`,
       ),
       order: p<OrderRow>("SELECT * FROM orders WHERE id = ?"),
-      // A keyset page of an event's orders over the index (event_id, id); absent filters are NULL.
+      // A keyset page of an event's orders: its order ids are one range of the primary key (they begin
+      // with the event's ulid, orderIdRange), so no index of its own (migration 005); absent filters are
+      // NULL.
       listOrders: p<OrderRow>(
         `SELECT * FROM orders
-         WHERE event_id = @eventId AND id > @cursor
+         WHERE id > @after AND id < @before AND event_id = @eventId
            AND (@status IS NULL OR status = @status)
            AND (@customerId IS NULL OR customer_id = @customerId)
            AND (@createdAfter IS NULL OR created_at >= @createdAfter)
            AND (@createdBefore IS NULL OR created_at < @createdBefore)
-         ORDER BY event_id, id LIMIT @limit`,
+         ORDER BY id LIMIT @limit`,
       ),
       cancelOrder: p(
         "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ? AND status = 'confirmed'",
@@ -518,9 +520,11 @@ export class SqliteSales {
    * toISOString's fixed-width text, so comparing it as text compares the instants.
    */
   orders(eventId: string, filter: OrderFilter, cursor: string, limit: number): Order[] {
+    const range = orderIdRange(eventId);
     const rows = this.#statements.listOrders.all({
       eventId,
-      cursor,
+      after: cursor > range.after ? cursor : range.after,
+      before: range.before,
       status: filter.status ?? null,
       customerId: filter.customerId ?? null,
       createdAfter: filter.createdAfter ?? null,
