@@ -7,7 +7,10 @@
  *
  * (the root defaults to this checkout; e.g. /work/wt/at-b4f4490 to measure another build; `keyed` gives
  * every purchase an Idempotency-Key, as the HTTP benchmarks' orders have; `events` > 1 spreads each batch
- * evenly over that many events, committed together by executeMany as the sell path does). Prints the wall time per sale
+ * evenly over that many events, committed together by executeMany as the sell path does).
+ * `BOXOFFICE_BENCH_LAYOUT=per-event` uses a file per event (its commit threads) instead of one file, and
+ * `BOXOFFICE_BENCH_DURABILITY=full` fsyncs each commit, as the server does by default;
+ * `BOXOFFICE_BENCH_COMMIT_THREADS` sets the per-event layout's commit threads (4, as the server). Prints the wall time per sale
  * and the process's CPU time per sale (process.cpuUsage), which a busy shared machine moves far less.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -49,8 +52,9 @@ const dir = mkdtempSync(join(os.tmpdir(), "boxoffice-sell-batch-"));
 const store = new SqliteStore({
   kind: "sqlite",
   dir,
-  layout: "single",
-  durability: "normal",
+  layout: process.env.BOXOFFICE_BENCH_LAYOUT === "per-event" ? "per-event" : "single",
+  durability: process.env.BOXOFFICE_BENCH_DURABILITY === "full" ? "full" : "normal",
+  commitThreads: Number(process.env.BOXOFFICE_BENCH_COMMIT_THREADS ?? 4),
   maxOpenEvents: 64,
 });
 try {
