@@ -4,8 +4,8 @@
  * orders per second and p99 of
  *
  * - one hot event and 50 events, embedded SQLite, a file per event (the default) and one file, the
- *   latter also with one global lock (`--lock-scope global`: the seed's first design, one database and
- *   one lock) instead of a lock per event;
+ *   latter with its default of one global lock (the seed's first design, one database and one lock) and
+ *   again with a lock per event (`--lock-scope event`, the default before 2026-12-01);
  * - one hot event and 50 events, PostgreSQL + a Redis lock;
  * - the default layout again with the balancer's `--placement event` (each event's orders on one
  *   instance; not the default placement).
@@ -64,13 +64,13 @@ const SETUPS: Setup[] = [
     spreads: [1, 50],
   },
   {
-    name: "embedded, one file, global lock",
+    name: "embedded, one file, a lock per event",
     group: "embedded",
     store: () => "sqlite",
     lock: "file",
     layout: "single",
     spreads: [1, 50],
-    serverArgs: ["--lock-scope", "global"],
+    serverArgs: ["--lock-scope", "event"],
   },
   {
     name: "PostgreSQL + Redis lock",

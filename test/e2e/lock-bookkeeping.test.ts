@@ -120,7 +120,9 @@ describe("made-up ids over HTTP leave no lock or fence behind", () => {
       dataDir,
       instanceId: "bookkeeping-file",
       layout: "single",
-      args: ["--lock", "file"],
+      // A lock per event (the single layout's own default is one global lock): a made-up id must not
+      // leave a key of its own.
+      args: ["--lock", "file", "--lock-scope", "event"],
     });
     const { event } = await probe(server, ROUNDS);
     const locks = join(dataDir, "locks.sqlite");

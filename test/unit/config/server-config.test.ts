@@ -20,6 +20,17 @@ describe("server config", () => {
     assert.ok(Object.isFrozen(config));
   });
 
+  it("pairs the lock scope with the design unless told: global for the single SQLite file, else event", () => {
+    const scope = (flags: Record<string, string>) => loadServerConfig(flags, {}).lockScope;
+    assert.equal(scope({ layout: "single" }), "global");
+    assert.equal(scope({ layout: "per-event" }), "event");
+    assert.equal(scope({ layout: "single", store: "postgres://db/x" }), "event", "the layout is SQLite's");
+    assert.equal(scope({ layout: "single", lockScope: "event" }), "event", "an explicit scope wins");
+    assert.equal(scope({ layout: "per-event", lockScope: "global" }), "global");
+    assert.equal(scope({ layout: "single", lockScope: "auto" }), "global");
+    assert.throws(() => scope({ lockScope: "events" }), /lock-scope must be one of auto, event, global/);
+  });
+
   it("reads every BOXOFFICE_* variable, and flags win over them", () => {
     const env = {
       BOXOFFICE_PORT: "9001",
