@@ -55,7 +55,7 @@ export function prepareHints(db: SqliteDatabase): HintStatements {
     ),
     drop: db.prepare("DELETE FROM hold_deadlines WHERE event_id = ?"),
     due: db.prepare(
-      "SELECT event_id, earliest_ms FROM hold_deadlines WHERE earliest_ms <= ? ORDER BY earliest_ms LIMIT ?",
+      "SELECT event_id, earliest_ms FROM hold_deadlines WHERE earliest_ms <= ? ORDER BY earliest_ms LIMIT CAST(? AS INTEGER)",
     ),
     claim: db.prepare(
       "UPDATE hold_deadlines SET earliest_ms = @retryMs WHERE event_id = @eventId AND earliest_ms = @seenMs",
@@ -71,7 +71,9 @@ export function prepareHints(db: SqliteDatabase): HintStatements {
          ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms`,
       ),
       drop: db.prepare("DELETE FROM outbox_hints WHERE event_id = ?"),
-      due: db.prepare("SELECT event_id, due_ms FROM outbox_hints WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"),
+      due: db.prepare(
+        "SELECT event_id, due_ms FROM outbox_hints WHERE due_ms <= ? ORDER BY due_ms LIMIT CAST(? AS INTEGER)",
+      ),
       claim: db.prepare(
         "UPDATE outbox_hints SET due_ms = @retryMs WHERE event_id = @eventId AND due_ms = @seenMs",
       ),

@@ -290,7 +290,7 @@ export class SqliteSales {
            AND (@customerId IS NULL OR customer_id = @customerId)
            AND (@createdAfter IS NULL OR created_at >= @createdAfter)
            AND (@createdBefore IS NULL OR created_at < @createdBefore)
-         ORDER BY id LIMIT @limit`,
+         ORDER BY id LIMIT CAST(@limit AS INTEGER)`,
       ),
       cancelOrder: p(
         "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ? AND status = 'confirmed'",
@@ -304,13 +304,13 @@ export class SqliteSales {
       // Only an active hold changes state: that guard is what makes release and expiry happen once.
       endHold: p("UPDATE holds SET status = ? WHERE id = ? AND status = 'active'"),
       overdueHolds: p<HoldRow>(
-        "SELECT * FROM holds WHERE event_id = ? AND status = 'active' AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?",
+        "SELECT * FROM holds WHERE event_id = ? AND status = 'active' AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT CAST(? AS INTEGER)",
       ),
       earliestActiveHold: p<{ earliest: number | null }>(
         "SELECT min(expires_at_ms) AS earliest FROM holds WHERE event_id = ? AND status = 'active'",
       ),
       eventsWithOverdueHolds: p<{ event_id: string }>(
-        "SELECT DISTINCT event_id FROM holds WHERE status = 'active' AND expires_at_ms <= ? LIMIT ?",
+        "SELECT DISTINCT event_id FROM holds WHERE status = 'active' AND expires_at_ms <= ? LIMIT CAST(? AS INTEGER)",
       ),
       idempotency: p<{ fingerprint: string; outcome: string }>(
         "SELECT fingerprint, outcome FROM idempotency WHERE event_id = ? AND key = ?",
@@ -339,7 +339,9 @@ export class SqliteSales {
         type: string;
         payload: string;
         created_at_ms: number;
-      }>("SELECT seq, id, event_id, type, payload, created_at_ms FROM outbox ORDER BY seq LIMIT ?"),
+      }>(
+        "SELECT seq, id, event_id, type, payload, created_at_ms FROM outbox ORDER BY seq LIMIT CAST(? AS INTEGER)",
+      ),
       deleteOutbox: p("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))"),
       hasOutbox: p<{ one: number }>("SELECT 1 AS one FROM outbox LIMIT 1"),
     };

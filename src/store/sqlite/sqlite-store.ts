@@ -345,7 +345,9 @@ export class SqliteStore implements Store {
   async listEvents(page: { limit: number; cursor: string | null }): Promise<EventPage> {
     return this.#mapDriverErrors(() => {
       const rows = this.#catalogDb()
-        .prepare<[string, number], EventRow>("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?")
+        .prepare<[string, number], EventRow>(
+          "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",
+        )
         .all(page.cursor ?? "", page.limit + 1);
       const more = rows.length > page.limit;
       const events: Event[] = [];
@@ -681,7 +683,9 @@ export class SqliteStore implements Store {
         .get()
         ?.id.slice(0, -1) ?? "";
     const ids = catalog
-      .prepare<[string, number], { id: string }>("SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?")
+      .prepare<[string, number], { id: string }>(
+        "SELECT id FROM events WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",
+      )
       .all(this.#rescanCursor, perSweep)
       .map((r) => r.id);
     this.#rescanCursor = ids.length < perSweep ? "" : (ids.at(-1) ?? "");

@@ -307,7 +307,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
     const next = db
       .prepare<[string, number, number], { identity: string; place: number }>(
         `SELECT identity, place FROM waiting_room_places
-         WHERE event_id = ? AND place > ? AND left_at_ms IS NULL ORDER BY place LIMIT ?`,
+         WHERE event_id = ? AND place > ? AND left_at_ms IS NULL ORDER BY place LIMIT CAST(? AS INTEGER)`,
       )
       .all(eventId, room.admittedThrough, Number.isFinite(window.count) ? window.count : -1);
     if (next.length === 0) return 0;

@@ -39,7 +39,9 @@ function prepare(db: SqliteDatabase) {
        VALUES (@id, @url, @eventTypes, @enabled, @secret, @createdAt)`,
     ),
     endpoint: p<EndpointRow>("SELECT * FROM webhook_endpoints WHERE id = ?"),
-    endpoints: p<EndpointRow>("SELECT * FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT ?"),
+    endpoints: p<EndpointRow>(
+      "SELECT * FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",
+    ),
     enabledEndpoints: p<EndpointRow>("SELECT * FROM webhook_endpoints WHERE enabled = 1"),
     deleteEndpoint: p("DELETE FROM webhook_endpoints WHERE id = ?"),
     deleteEndpointDeliveries: p("DELETE FROM webhook_deliveries WHERE endpoint_id = ?"),
@@ -59,7 +61,7 @@ function prepare(db: SqliteDatabase) {
       `${DELIVERY_SELECT}
        WHERE d.id < @cursor AND (@endpointId IS NULL OR d.endpoint_id = @endpointId)
          AND (@status IS NULL OR d.status = @status)
-       ORDER BY d.id DESC LIMIT @limit`,
+       ORDER BY d.id DESC LIMIT CAST(@limit AS INTEGER)`,
     ),
     // A delivered or failed delivery is sent again with a new retry window; a pending one, sooner. The
     // lease is left alone: an attempt in flight keeps it, so a replay never makes two sends at once.
@@ -83,7 +85,7 @@ function prepare(db: SqliteDatabase) {
          SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = 1
          WHERE d.status = 'pending' AND d.next_attempt_ms <= @nowMs
            AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= @nowMs)
-         ORDER BY d.next_attempt_ms LIMIT @limit)
+         ORDER BY d.next_attempt_ms LIMIT CAST(@limit AS INTEGER))
          AND status = 'pending' AND (lease_until_ms IS NULL OR lease_until_ms <= @nowMs)
        RETURNING id, attempts, message_id, endpoint_id, retry_from_ms`,
     ),
@@ -105,14 +107,14 @@ function prepare(db: SqliteDatabase) {
     pruneDeliveries: p(
       `DELETE FROM webhook_deliveries WHERE id IN (
          SELECT id FROM webhook_deliveries
-         WHERE id < @deliveryFloor AND status IN ('delivered', 'failed') ORDER BY id LIMIT @limit)`,
+         WHERE id < @deliveryFloor AND status IN ('delivered', 'failed') ORDER BY id LIMIT CAST(@limit AS INTEGER))`,
     ),
     pruneMessages: p(
       `DELETE FROM webhook_messages WHERE id IN (
          SELECT m.id FROM webhook_messages m
          WHERE m.id < @messageFloor
            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id)
-         ORDER BY m.id LIMIT @limit)`,
+         ORDER BY m.id LIMIT CAST(@limit AS INTEGER))`,
     ),
   };
 }
