@@ -624,42 +624,65 @@ export class SqliteSales {
     now: Date,
     underLock?: () => void,
   ): Outcome[] {
-    const batch = this.#db.transaction((): Outcome[] => {
-      this.#outboxEvent = null;
-      if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
-      if (guard) this.#checkFence(guard);
-      underLock?.();
-      this.#expireOverdue(plan.id, now, 1000);
-      // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
-      // before it touches a statement, and nothing is stored for its key.
-      const unfit = commands.map(checkCommand);
-      // The event's settings (status, window, limits, capacity) and SQLite's clock, read under the write
-      // lock: a pause or an edit committed before this batch is what it decides on.
-      const snapshot = this.snapshot(plan);
-      const rules: SaleRules = { ...plan, ...(snapshot?.settings ?? {}) };
-      const tally = this.#readTally(rules, snapshot, commands, unfit);
-      const ids: NewIds = {
-        order: () => newOrderId(plan.id, now.getTime()),
-        hold: () => newHoldId(plan.id, now.getTime()),
-      };
-      const took = { tickets: false };
-      const outcomes = commands.map((command, i) =>
-        this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids, took),
-      );
-      // event.sold_out: this batch took tickets and left none (one indexed read, only after a take).
-      if (took.tickets) {
-        const counters = this.counters(plan.id);
-        if (counters && counters.sold + counters.held >= rules.capacity) {
-          this.appendOutbox(soldOutMessage(plan.id, { capacity: rules.capacity, ...counters }, now));
-        }
+    return this.#db.transaction(() => this.#apply(plan, commands, guard, now, underLock)).immediate();
+  }
+
+  /**
+   * execute() inside a transaction the caller opened and will end: no savepoint of its own, so a throw
+   * leaves the batch's writes half done, and the caller must roll the whole transaction back (the single
+   * layout's executeMany does, and then commits the parts again one savepoint each).
+   */
+  executeInTransaction(
+    plan: EventPlan,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+  ): Outcome[] {
+    if (!this.#db.inTransaction) throw new Error("executeInTransaction outside a transaction");
+    return this.#apply(plan, commands, guard, now);
+  }
+
+  /** The batch of execute(), inside a transaction (or savepoint) that holds the file's write lock. */
+  #apply(
+    plan: EventPlan,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+    underLock?: () => void,
+  ): Outcome[] {
+    this.#outboxEvent = null;
+    if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
+    if (guard) this.#checkFence(guard);
+    underLock?.();
+    this.#expireOverdue(plan.id, now, 1000);
+    // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
+    // before it touches a statement, and nothing is stored for its key.
+    const unfit = commands.map(checkCommand);
+    // The event's settings (status, window, limits, capacity) and SQLite's clock, read under the write
+    // lock: a pause or an edit committed before this batch is what it decides on.
+    const snapshot = this.snapshot(plan);
+    const rules: SaleRules = { ...plan, ...(snapshot?.settings ?? {}) };
+    const tally = this.#readTally(rules, snapshot, commands, unfit);
+    const ids: NewIds = {
+      order: () => newOrderId(plan.id, now.getTime()),
+      hold: () => newHoldId(plan.id, now.getTime()),
+    };
+    const took = { tickets: false };
+    const outcomes = commands.map((command, i) =>
+      this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids, took),
+    );
+    // event.sold_out: this batch took tickets and left none (one indexed read, only after a take).
+    if (took.tickets) {
+      const counters = this.counters(plan.id);
+      if (counters && counters.sold + counters.held >= rules.capacity) {
+        this.appendOutbox(soldOutMessage(plan.id, { capacity: rules.capacity, ...counters }, now));
       }
-      this.#outboxWritten();
-      // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
-      // started must not commit.
-      if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
-      return outcomes;
-    });
-    return batch.immediate();
+    }
+    this.#outboxWritten();
+    // The transaction is synchronous, so nothing can abort it half-way; a lease already lost when it
+    // started must not commit.
+    if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
+    return outcomes;
   }
 
   #checkFence(guard: WriteGuard): void {
