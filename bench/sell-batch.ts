@@ -10,6 +10,8 @@
  * evenly over that many events, committed together by executeMany as the sell path does).
  * `BOXOFFICE_BENCH_LAYOUT=per-event` uses a file per event (its commit threads) instead of one file, and
  * `BOXOFFICE_BENCH_DURABILITY=full` fsyncs each commit, as the server does by default;
+ * `BOXOFFICE_BENCH_GUARD=global|event` gives every part a fenced write guard as the sell path's lock does
+ * (one key for all events, or one per event; a new fence each batch), none by default;
  * `BOXOFFICE_BENCH_COMMIT_THREADS` sets the per-event layout's commit threads (4, as the server). Prints the wall time per sale
  * and the process's CPU time per sale (process.cpuUsage), which a busy shared machine moves far less.
  */
@@ -19,14 +21,20 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { EventPlan } from "../src/domain/event.js";
 import type { Command, Outcome } from "../src/domain/sale.js";
+import type { WriteGuard } from "../src/domain/write-guard.js";
 
 interface StoreLike {
   init(): Promise<void>;
   close(): Promise<void>;
   createEvent(plan: EventPlan): Promise<unknown>;
-  execute(eventId: string, commands: readonly Command[], guard: null, now: Date): Promise<Outcome[]>;
+  execute(
+    eventId: string,
+    commands: readonly Command[],
+    guard: WriteGuard | null,
+    now: Date,
+  ): Promise<Outcome[]>;
   executeMany(
-    batches: readonly { eventId: string; commands: readonly Command[]; guard: null }[],
+    batches: readonly { eventId: string; commands: readonly Command[]; guard: WriteGuard | null }[],
     now: Date,
   ): Promise<({ ok: true; outcomes: Outcome[] } | { ok: false; error: unknown })[]>;
 }
@@ -37,6 +45,13 @@ const batches = Number(process.argv[3] ?? 3000);
 const batchSize = Number(process.argv[4] ?? 33);
 const keyed = process.argv[5] === "keyed";
 const eventCount = Number(process.argv[6] ?? 1);
+const guardScope = process.env.BOXOFFICE_BENCH_GUARD;
+const neverAborted = new AbortController().signal;
+/** The guard a lock grant of this batch's tick would give the event's part (null: no guard). */
+const guardOf = (eventId: string, fence: number): WriteGuard | null =>
+  guardScope === "global" || guardScope === "event"
+    ? { lockKey: guardScope === "global" ? "global" : `event:${eventId}`, fence, signal: neverAborted }
+    : null;
 
 const load = async <T>(path: string): Promise<T> =>
   (await import(pathToFileURL(join(root, "dist", path)).href)) as T;
@@ -70,9 +85,11 @@ try {
     eventIds.push(plan.id);
   }
   let customer = 0;
+  let fence = 0;
   const run = async (count: number): Promise<number> => {
     let sold = 0;
     for (let b = 0; b < count; b++) {
+      fence++;
       const commands: Command[] = [];
       for (let i = 0; i < batchSize; i++) {
         commands.push({
@@ -83,7 +100,8 @@ try {
         });
       }
       if (eventIds.length === 1) {
-        for (const outcome of await store.execute(eventIds[0]!, commands, null, new Date()))
+        const guard = guardOf(eventIds[0]!, fence);
+        for (const outcome of await store.execute(eventIds[0]!, commands, guard, new Date()))
           if (outcome.ok) sold++;
         continue;
       }
@@ -93,7 +111,11 @@ try {
         const eventId = eventIds[(b * batchSize + i) % eventIds.length]!;
         parts.set(eventId, [...(parts.get(eventId) ?? []), command]);
       });
-      const batch = [...parts].map(([eventId, part]) => ({ eventId, commands: part, guard: null }));
+      const batch = [...parts].map(([eventId, part]) => ({
+        eventId,
+        commands: part,
+        guard: guardOf(eventId, fence),
+      }));
       for (const result of await store.executeMany(batch, new Date()))
         if (result.ok) sold += result.outcomes.filter((outcome) => outcome.ok).length;
     }

@@ -13,7 +13,7 @@
  * Each store's cluster is started once; its hot-event and 50-event runs alternate for ROUNDS rounds
  * (median kept), so every row of the table comes from the same run. Results:
  * docs/benchmarks/sell-spread.md. `BOXOFFICE_BENCH_ONLY=embedded,postgres` runs a subset (and leaves the
- * docs as they are). `BOXOFFICE_BENCH_CHECKOUT=<dir>` runs the instances and the balancer of another built
+ * docs as they are), as does `BOXOFFICE_BENCH_SETUPS=<parts of setup names, comma-separated>`. `BOXOFFICE_BENCH_CHECKOUT=<dir>` runs the instances and the balancer of another built
  * checkout (an earlier commit, for a before/after with the same load generator; the docs are left as they
  * are).
  */
@@ -30,6 +30,8 @@ const ROUNDS = Number(process.env.BOXOFFICE_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BOXOFFICE_BENCH_SECONDS ?? 5);
 const WARM_UP_SECONDS = 3;
 const ONLY = process.env.BOXOFFICE_BENCH_ONLY?.split(",");
+/** Parts of setup names (`BOXOFFICE_BENCH_SETUPS="one file,PostgreSQL"`): a subset, like ONLY. */
+const SETUP_NAMES = process.env.BOXOFFICE_BENCH_SETUPS?.split(",");
 const CHECKOUT = process.env.BOXOFFICE_BENCH_CHECKOUT;
 
 interface Setup {
@@ -150,6 +152,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const setup of SETUPS) {
     if (ONLY && !ONLY.includes(setup.group)) continue;
+    if (SETUP_NAMES && !SETUP_NAMES.some((part) => setup.name.includes(part))) continue;
     // An earlier checkout's balancer may not know the flags this setup adds.
     if (CHECKOUT !== undefined && setup.lbArgs !== undefined) continue;
     rows.push(...(await measureSetup(setup)));
@@ -182,7 +185,8 @@ ${lines.join("\n")}
 ${machineNote()}
 `;
   console.log(markdown);
-  if (ONLY === undefined && CHECKOUT === undefined) writeFileSync("docs/benchmarks/sell-spread.md", markdown);
+  if (ONLY === undefined && SETUP_NAMES === undefined && CHECKOUT === undefined)
+    writeFileSync("docs/benchmarks/sell-spread.md", markdown);
 }
 
 await main();

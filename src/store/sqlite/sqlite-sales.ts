@@ -191,7 +191,6 @@ export class SqliteSales {
          VALUES (@eventId, @capacity, @status, @salesStartMs, @salesEndMs, @name, @description,
                  @maxPerOrder, @maxPerCustomer, @confirmHoldsWhilePaused, @maxHoldLifetimeSeconds)`,
       ),
-      counters: p<Counters>("SELECT sold, held FROM inventory WHERE event_id = ?"),
       // The clock is SQLite's (the host's), read inside the transaction: never a process's JS Date.
       saleRow: p<SaleRow>(
         `SELECT capacity, sold, held, status, sales_start_ms, sales_end_ms, name, description, max_per_order,
@@ -508,10 +507,6 @@ export class SqliteSales {
     this.#outboxWritten();
   }
 
-  counters(eventId: string): Counters | null {
-    return this.#statements.counters.get(eventId) ?? null;
-  }
-
   order(orderId: string): Order | null {
     const row = this.#statements.order.get(orderId) as OrderRow | undefined;
     return row ? toOrder(row) : null;
@@ -637,22 +632,31 @@ export class SqliteSales {
     commands: readonly Command[],
     guard: WriteGuard | null,
     now: Date,
+    fences: Map<string, number>,
   ): Outcome[] {
     if (!this.#db.inTransaction) throw new Error("executeInTransaction outside a transaction");
-    return this.#apply(plan, commands, guard, now);
+    return this.#apply(plan, commands, guard, now, undefined, fences);
   }
 
-  /** The batch of execute(), inside a transaction (or savepoint) that holds the file's write lock. */
+  /**
+   * The batch of execute(), inside a transaction (or savepoint) that holds the file's write lock.
+   * `fences`: the fences this transaction already checked and wrote, per lock key (executeInTransaction;
+   * the parts of one tick under the global lock share its key and fence, checked once).
+   */
   #apply(
     plan: EventPlan,
     commands: readonly Command[],
     guard: WriteGuard | null,
     now: Date,
     underLock?: () => void,
+    fences?: Map<string, number>,
   ): Outcome[] {
     this.#outboxEvent = null;
     if (guard?.signal.aborted) throw new LockLostError(guard.lockKey);
-    if (guard) this.#checkFence(guard);
+    if (guard && (guard.fence === null || fences?.get(guard.lockKey) !== guard.fence)) {
+      this.#checkFence(guard);
+      if (guard.fence !== null) fences?.set(guard.lockKey, guard.fence);
+    }
     underLock?.();
     this.#expireOverdue(plan.id, now, 1000);
     // A command the store cannot take (text that is not valid Unicode, numbers out of range) is refused
@@ -671,10 +675,16 @@ export class SqliteSales {
     const outcomes = commands.map((command, i) =>
       this.#applyOne(rules, tally, command, unfit[i] ?? null, now, ids, took),
     );
-    // event.sold_out: this batch took tickets and left none (one indexed read, only after a take).
-    if (took.tickets) {
-      const counters = this.counters(plan.id);
-      if (counters && counters.sold + counters.held >= rules.capacity) {
+    // event.sold_out: this batch took tickets and left none. The counters as read under the write lock,
+    // moved by what the batch wrote (every write of the batch goes through the tally; a refused one was
+    // rolled back and not applied).
+    if (took.tickets && snapshot) {
+      const moved = tally.moved();
+      const counters = {
+        sold: snapshot.counters.sold + moved.sold,
+        held: snapshot.counters.held + moved.held,
+      };
+      if (counters.sold + counters.held >= rules.capacity) {
         this.appendOutbox(soldOutMessage(plan.id, { capacity: rules.capacity, ...counters }, now));
       }
     }

@@ -447,12 +447,14 @@ export class SqliteStore implements Store {
    */
   #executeTogether(shared: Partition, batches: readonly EventBatch[], now: Date): EventBatchResult[] | null {
     const partFailed = new Error("a part of the tick failed");
+    // The parts under one lock key and fence (the global scope) check and write it once.
+    const fences = new Map<string, number>();
     try {
       return shared.db
         .transaction(() =>
           batches.map((batch): EventBatchResult => {
             try {
-              return { ok: true, outcomes: this.#executeOne(batch, now, true) };
+              return { ok: true, outcomes: this.#executeOne(batch, now, fences) };
             } catch (error) {
               if (!shared.db.inTransaction) throw error;
               throw partFailed;
@@ -555,9 +557,9 @@ export class SqliteStore implements Store {
 
   /**
    * execute() without the async wrapper: one event's batch in one transaction (a savepoint if nested),
-   * or with `inOpenTransaction` straight in the single file's open transaction.
+   * or with `fences` straight in the single file's open transaction (executeInTransaction).
    */
-  #executeOne({ eventId, commands, guard }: EventBatch, now: Date, inOpenTransaction = false): Outcome[] {
+  #executeOne({ eventId, commands, guard }: EventBatch, now: Date, fences?: Map<string, number>): Outcome[] {
     const plan = this.#plan(eventId);
     if (!plan) {
       return commands.map((): Outcome => ({
@@ -567,7 +569,7 @@ export class SqliteStore implements Store {
       }));
     }
     const partition = this.#partition(eventId);
-    if (inOpenTransaction) return partition.sales.executeInTransaction(plan, commands, guard, now);
+    if (fences) return partition.sales.executeInTransaction(plan, commands, guard, now, fences);
     const hintMs = this.#shared ? null : earliestHoldExpiry(commands, now);
     if (hintMs === null) return partition.sales.execute(plan, commands, guard, now);
     // The hint is written under the event file's write lock and before its commit, so nothing is left
