@@ -12,6 +12,7 @@
  * `BOXOFFICE_BENCH_DURABILITY=full` fsyncs each commit, as the server does by default;
  * `BOXOFFICE_BENCH_GUARD=global|event` gives every part a fenced write guard as the sell path's lock does
  * (one key for all events, or one per event; a new fence each batch), none by default;
+ * `BOXOFFICE_BENCH_MAX_OPEN_EVENTS` the event files kept open (256, as the server);
  * `BOXOFFICE_BENCH_COMMIT_THREADS` sets the per-event layout's commit threads (4, as the server). Prints the wall time per sale
  * and the process's CPU time per sale (process.cpuUsage), which a busy shared machine moves far less.
  */
@@ -58,7 +59,7 @@ const store = new SqliteStore({
   layout: process.env.BOXOFFICE_BENCH_LAYOUT === "per-event" ? "per-event" : "single",
   durability: process.env.BOXOFFICE_BENCH_DURABILITY === "full" ? "full" : "normal",
   commitThreads: Number(process.env.BOXOFFICE_BENCH_COMMIT_THREADS ?? 4),
-  maxOpenEvents: 64,
+  maxOpenEvents: Number(process.env.BOXOFFICE_BENCH_MAX_OPEN_EVENTS ?? 256),
 });
 try {
   await store.init();

@@ -114,8 +114,9 @@ export const SERVER_SETTINGS = {
   maxOpenEvents: {
     flag: "max-open-events",
     env: "BOXOFFICE_MAX_OPEN_EVENTS",
-    description: "per-event layout: event files kept open",
-    defaultText: "64",
+    description:
+      "per-event layout: event files kept open (~1.5 MB each); keep it above the events selling at once, or their files are reopened at every sale",
+    defaultText: "256",
     parse: wholeNumber(1, 100_000),
   },
   commitThreads: {
