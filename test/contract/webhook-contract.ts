@@ -422,5 +422,40 @@ export function describeWebhookContract(
         assert.equal(kept?.eventId, delivery.eventId);
       }
     });
+
+    it("sends event.sold_out with what the batch left sold and held, once, for the event it filled", async () => {
+      await dispatchAll(store);
+      const endpointId = await subscribe(store, { eventTypes: ["event.sold_out"] });
+      const [a, b] = [await createEvent(store, 3), await createEvent(store, 3)];
+      const t0 = new Date();
+      // Several events in one call, as the sell path's tick sends them (one transaction on one file).
+      const batches = [
+        { eventId: a.id, commands: [purchase("a1", 1), hold("a2", 2)], guard: null },
+        { eventId: b.id, commands: [purchase("b1", 1)], guard: null },
+      ];
+      const results = store.executeMany
+        ? await store.executeMany(batches, t0)
+        : await Promise.all(
+            batches.map(async ({ eventId, commands }) => ({
+              ok: true as const,
+              outcomes: await store.execute(eventId, commands, null, t0),
+            })),
+          );
+      for (const result of results) {
+        assert.ok(result.ok);
+        for (const outcome of result.outcomes) assert.ok(outcome.ok, JSON.stringify(outcome));
+      }
+      // A refused purchase on the full event changes nothing and sends nothing more.
+      const [refused] = await store.execute(a.id, [purchase("a3", 1)], null, t0);
+      assert.equal(refused?.ok, false);
+      await dispatchAll(store);
+      const soldOut = messages(
+        (await claimAll(store, "sold-out")).filter((c) => c.endpointId === endpointId),
+      ).filter((m) => [a.id, b.id].includes((m.data as { eventId: string }).eventId));
+      assert.deepEqual(
+        soldOut.map((m) => m.data),
+        [{ eventId: a.id, capacity: 3, sold: 1, held: 2 }],
+      );
+    });
   });
 }
