@@ -22,10 +22,9 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** A LIMIT or OFFSET followed directly by one of SQLite's parameter forms (?, ?1, @x, :x, $x). */
 /** A LIMIT or OFFSET (the project writes SQL keywords in capitals) followed directly by one of SQLite's
- * parameter forms: ?, ?1, @x, :x, $x. */
-const bareLimit = /\b(LIMIT|OFFSET)\s+(\?|[@:$][A-Za-z_])/g;
+ * parameter forms (?, ?1, @x, :x, $x), bare or in parentheses. */
+const bareLimit = /\b(LIMIT|OFFSET)\s+\(?\s*(\?|[@:$][A-Za-z_])/g;
 
 describe("SQLite statements", () => {
   it("bind no LIMIT or OFFSET as a bare parameter", () => {
