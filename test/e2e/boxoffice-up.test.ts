@@ -19,6 +19,7 @@ import type { ClientRecord } from "../../src/rehearsal/client-log.js";
 import { verify } from "../../src/rehearsal/verifier.js";
 import { freePort } from "../support/backend-fixture.js";
 import { ClusterProcess, stopAllClusters } from "../support/cluster-process.js";
+import { freezeWithRequestsOpen } from "../support/freeze-with-requests-open.js";
 import { HttpClient } from "../support/http-client.js";
 import { E2E_ADMIN_TOKEN } from "../support/server-process.js";
 
@@ -262,9 +263,13 @@ describe("boxoffice up", () => {
       assert.ok(victim?.pid, "instance i-2 runs");
       const direct = directLoad(victim.url, event.id, 4);
       await waitFor("keyed purchases open on i-2", async () => direct.open() >= 3);
+      const pid = victim.pid;
+      const killedAtMs = await freezeWithRequestsOpen((signal) => process.kill(pid, signal), direct.open, {
+        what: "instance i-2",
+      });
+      process.kill(pid, "SIGKILL");
+      // Tickets only go as they sell: some left after the kill were on sale at it.
       const onSale = (await http.call<Event>(cluster.url, `/v1/events/${event.id}`)).body.available;
-      const killedAtMs = Date.now();
-      process.kill(victim.pid, "SIGKILL");
       assert.ok(onSale > 0, "tickets were on sale when the instance was killed");
       const directRecords = await direct.done;
       const lost = directRecords.filter((r) => r.status === null && r.startedAtMs <= killedAtMs);

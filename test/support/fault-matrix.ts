@@ -21,6 +21,7 @@ import { startThrowawayPostgres, freePortIn, type ThrowawayPostgres } from "./po
 import { RedisServer } from "./redis-servers.js";
 import { E2E_ADMIN_TOKEN, ServerProcess } from "./server-process.js";
 import { FaultWorkload } from "./fault-workload.js";
+import { freezeWithRequestsOpen } from "./freeze-with-requests-open.js";
 
 export const STACKS = ["sqlite-per-event", "sqlite-single", "postgres-redis", "postgres-redlock"] as const;
 export type StackName = (typeof STACKS)[number];
@@ -244,32 +245,6 @@ async function waitFor(what: string, ready: () => boolean, timeoutMs: number): P
   }
 }
 
-/**
- * Before a kill: stops the victim (SIGSTOP) with keyed POSTs open on it, so that they stay unanswered
- * until the SIGKILL. Sent at once instead, the kill could land after the victim had answered every one
- * of them (a commit takes a few ms): the run then showed no sale the kill took with it. An answer the
- * victim wrote before it stopped still arrives, so the check comes 100 ms after the stop; with none left
- * open, it resumes the victim and tries again. Returns when the fault starts: the moment of that check.
- */
-async function freezeWithPostsOpen(
-  stack: Stack,
-  workload: FaultWorkload,
-  log: (line: string) => void,
-): Promise<number> {
-  const victim = stack.instances[0]!;
-  for (let attempt = 1; ; attempt++) {
-    victim.kill("SIGSTOP");
-    await sleep(100);
-    if (workload.directInFlight >= 1) {
-      log(`# stopped ${attempt}× to catch the victim with ${workload.directInFlight} keyed POSTs open`);
-      return Date.now();
-    }
-    victim.kill("SIGCONT");
-    if (attempt >= 20) throw new Error("never caught the victim with keyed POSTs open");
-    await waitFor("3 keyed POSTs open on the victim", () => workload.directInFlight >= 3, 30_000);
-  }
-}
-
 /** Injects the fault (a pause: pauseHoldingTheLock); resolves when it is over (the victim is dead, or resumed, or the server is back). */
 async function inject(
   fault: Exclude<FaultName, "pause">,
@@ -455,7 +430,14 @@ export async function runFault(options: RunOptions): Promise<RunResult> {
       faultEndedAtMs = paused.endedAtMs;
       pause = paused.evidence;
     } else {
-      if (options.fault === "kill") faultStartedAtMs = await freezeWithPostsOpen(stack, workload, log);
+      if (options.fault === "kill") {
+        const victim = stack.instances[0]!;
+        faultStartedAtMs = await freezeWithRequestsOpen(
+          (signal) => victim.kill(signal),
+          () => workload.directInFlight,
+          { what: "the victim", log },
+        );
+      }
       const injected = inject(options.fault, stack, log);
       if (options.fault === "kill") workload.stopDirect();
       await injected;
