@@ -9,6 +9,7 @@
  * - A failed commit commits nothing of any part (`options.commitBreaker`: a backend's way to make its
  *   commit fail for a transaction that wrote an order for one customer id).
  */
+import { getEventListeners } from "node:events";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -339,6 +340,63 @@ export function describeExecuteManyContract(
       assert.ok(refused && !refused.ok);
       assert.deepEqual(await counters(a.id), { sold: 0, held: 0 });
       assert.deepEqual(await counters(b.id), { sold: 4, held: 0 });
+    });
+
+    it("tells each lock grant's parts apart: the lost grant's fail, the held grant's commit", async () => {
+      const plans = [await createEvent(), await createEvent(), await createEvent(), await createEvent()];
+      const held = new AbortController().signal;
+      const lost = new AbortController();
+      lost.abort();
+      // Interleaved, so that a flag read from the wrong part's grant shows.
+      const results = await executeMany(
+        plans.map((plan, i) => ({
+          eventId: plan.id,
+          commands: [purchase("m", general(1))],
+          guard:
+            i % 2 === 0
+              ? { lockKey: `many-held-${plans[0]?.id}`, fence: 3, signal: held }
+              : { lockKey: `many-lost-${plans[0]?.id}`, fence: 3, signal: lost.signal },
+        })),
+        T0,
+      );
+      assert.ok(outcomesOf(results[0])[0]?.ok);
+      assert.equal(errorCodeOf(results[1]), "LOCK_LOST");
+      assert.ok(outcomesOf(results[2])[0]?.ok);
+      assert.equal(errorCodeOf(results[3]), "LOCK_LOST");
+      assert.deepEqual(await Promise.all(plans.map((plan) => counters(plan.id))), [
+        { sold: 1, held: 0 },
+        { sold: 0, held: 0 },
+        { sold: 1, held: 0 },
+        { sold: 0, held: 0 },
+      ]);
+    });
+
+    it("leaves no listener on a lock grant's signal and raises no warning, however many parts share it", async () => {
+      const plans = await Promise.all(Array.from({ length: 12 }, () => createEvent()));
+      const signal = new AbortController().signal;
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on("warning", onWarning);
+      try {
+        const results = await executeMany(
+          plans.map((plan) => ({
+            eventId: plan.id,
+            commands: [purchase("w", general(1))],
+            guard: { lockKey: `many-listeners-${plans[0]?.id}`, fence: 9, signal },
+          })),
+          T0,
+        );
+        for (const result of results) assert.ok(outcomesOf(result)[0]?.ok);
+        // process.emitWarning reports on a later tick.
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        process.off("warning", onWarning);
+      }
+      assert.deepEqual(
+        warnings.map((warning) => `${warning.name}: ${warning.message}`),
+        [],
+      );
+      assert.equal(getEventListeners(signal, "abort").length, 0);
     });
 
     if (options.commitBreaker)

@@ -61,6 +61,7 @@ import {
 } from "../lock-provider.js";
 import { LocalQueue } from "../local-queue.js";
 import { ReleaseListeners } from "../release-listeners.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 export interface FileLockOptions {
   /** Path of the lock database, e.g. `<data dir>/locks.sqlite`. */
@@ -182,17 +183,15 @@ export class FileLock implements LockProvider {
             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
           `);
           const boot = bootId();
-          fresh
-            .transaction(() => {
-              const row = fresh.prepare("SELECT value FROM meta WHERE name = 'boot_id'").get() as
-                { value: string } | undefined;
-              if (row?.value === boot) return;
-              // Every holder recorded here died with the previous boot, and its monotonic expiry means
-              // nothing now.
-              fresh.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
-              fresh.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
-            })
-            .immediate();
+          immediate(fresh, () => {
+            const row = fresh.prepare("SELECT value FROM meta WHERE name = 'boot_id'").get() as
+              { value: string } | undefined;
+            if (row?.value === boot) return;
+            // Every holder recorded here died with the previous boot, and its monotonic expiry means
+            // nothing now.
+            fresh.prepare("UPDATE locks SET owner = NULL, expires_at = 0").run();
+            fresh.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('boot_id', ?)").run(boot);
+          });
         },
       });
       this.#statements = prepareStatements(db);
@@ -283,7 +282,7 @@ export class FileLock implements LockProvider {
     const fences = new Map<string, number | null>();
     const refused = new Map<string, Error>();
     try {
-      db.transaction(() => {
+      immediate(db, () => {
         const nowMs = hostMonotonicMs();
         for (const key of keys) {
           const row = statements.select.get(key) as LockRow | undefined;
@@ -292,7 +291,7 @@ export class FileLock implements LockProvider {
           statements.take.run(key, owner, next, nowMs + leaseMs);
           fences.set(key, next);
         }
-      }).immediate();
+      });
     } catch (error) {
       fences.clear();
       // Another process is stuck inside a transaction on the lock database: as good as busy.
@@ -308,15 +307,13 @@ export class FileLock implements LockProvider {
         const { db: open, statements: prepared } = this.#open();
         const renewed: string[] = [];
         const lost: string[] = [];
-        open
-          .transaction(() => {
-            const nowMs = hostMonotonicMs();
-            for (const key of held) {
-              if (prepared.renew.run(nowMs + leaseMs, key, owner, nowMs).changes === 1) renewed.push(key);
-              else lost.push(key);
-            }
-          })
-          .immediate();
+        immediate(open, () => {
+          const nowMs = hostMonotonicMs();
+          for (const key of held) {
+            if (prepared.renew.run(nowMs + leaseMs, key, owner, nowMs).changes === 1) renewed.push(key);
+            else lost.push(key);
+          }
+        });
         return { validUntilMs: renewedAtMs + leaseMs, renewed, lost };
       },
       release: async (held) => {
@@ -327,7 +324,7 @@ export class FileLock implements LockProvider {
         };
         // One statement is its own transaction; several share one.
         if (held.length === 1) releaseAll();
-        else open.transaction(releaseAll).immediate();
+        else immediate(open, releaseAll);
         if (released > 0) this.#signalRelease();
         this.#sweepIdle();
       },
@@ -353,16 +350,14 @@ export class FileLock implements LockProvider {
       // A plain read first: in WAL mode it takes no write lock, so waiters polling a held lock do not
       // queue up behind each other and behind the holder's renewals and release.
       if (isHeld(statements.select.get(key) as LockRow | undefined, hostMonotonicMs())) return "busy";
-      const taken = db
-        .transaction((): number | null => {
-          const nowMs = hostMonotonicMs();
-          const row = statements.select.get(key) as LockRow | undefined;
-          if (isHeld(row, nowMs)) return null;
-          const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
-          statements.take.run(key, owner, next, nowMs + leaseMs);
-          return next;
-        })
-        .immediate();
+      const taken = immediate(db, (): number | null => {
+        const nowMs = hostMonotonicMs();
+        const row = statements.select.get(key) as LockRow | undefined;
+        if (isHeld(row, nowMs)) return null;
+        const next = Math.max((row?.fence ?? 0) + 1, wallClockMicros());
+        statements.take.run(key, owner, next, nowMs + leaseMs);
+        return next;
+      });
       if (taken === null) return "busy";
       fence = taken;
     } catch (error) {

@@ -9,6 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
+import type { EventPlan } from "../../domain/event.js";
 import type { WriteGuard } from "../../domain/write-guard.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { openWal } from "../../sqlite/open-wal.js";
@@ -30,6 +31,8 @@ const config = workerData as CommitThreadConfig;
 const port = parentPort;
 if (port === null) throw new Error("sqlite-commit-worker.js runs as a worker thread only");
 
+/** The plan last sent for each event (a part sent without one uses it), until a request forgets them. */
+const plans = new Map<string, EventPlan>();
 /** This thread's open event files, least recently used first. */
 const open = new Map<string, { db: SqliteDatabase; sales: SqliteSales }>();
 let hintsDb: SqliteDatabase | null = null;
@@ -123,24 +126,30 @@ function partition(eventId: string): { db: SqliteDatabase; sales: SqliteSales } 
 
 function run(request: CommitRequest): CommitReply {
   bookkeeping = [];
+  if (request.forgetPlans) plans.clear();
+  // Before anything can throw: the sender counts every plan it sent as kept.
+  for (const part of request.parts) if (part.plan !== null) plans.set(part.eventId, part.plan);
   const now = new Date(request.nowMs);
   const results = request.parts.map((part): WireResult => {
     try {
-      const flag = part.aborted === null ? null : new Int32Array(part.aborted);
+      const aborted = part.aborted;
+      const flags = aborted === null ? null : new Int32Array(aborted.flags);
       // Only `aborted` of the signal is read by the store, right before its writes and its commit.
       const signal = {
         get aborted() {
-          return flag !== null && Atomics.load(flag, 0) === 1;
+          return flags !== null && aborted !== null && Atomics.load(flags, aborted.index) === 1;
         },
       };
       const guard: WriteGuard | null =
         part.guard === null ? null : { ...part.guard, signal: signal as AbortSignal };
+      const plan = part.plan ?? plans.get(part.eventId);
+      if (plan === undefined) throw new StoreUnavailableError(`commit thread has no plan of ${part.eventId}`);
       const { sales } = partition(part.eventId);
       const hintMs = part.hintMs;
       const outcomes =
         hintMs === null
-          ? sales.execute(part.plan, part.commands, guard, now)
-          : sales.execute(part.plan, part.commands, guard, now, () => lowerHint(part.eventId, hintMs));
+          ? sales.execute(plan, part.commands, guard, now)
+          : sales.execute(plan, part.commands, guard, now, () => lowerHint(part.eventId, hintMs));
       return { ok: true, outcomes };
     } catch (error) {
       return { ok: false, error: toWire(error) };

@@ -10,6 +10,7 @@ import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import { openWal } from "../../sqlite/open-wal.js";
 import { SchemaBehindError, StoreUnavailableError } from "../store-errors.js";
 import type { SqliteDurability } from "./sqlite-store-config.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 /**
  * Which set of migrations a file gets: the catalog, the sales, the webhook deliveries, or all three
@@ -145,7 +146,7 @@ export function openExisting(path: string, busyTimeoutMs: number): SqliteDatabas
 /** Applies what is pending for the roles in one IMMEDIATE transaction; returns what it applied ("event 002"). */
 function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): string[] {
   const done: string[] = [];
-  const apply = db.transaction(() => {
+  immediate(db, () => {
     db.exec(
       "CREATE TABLE IF NOT EXISTS schema_versions (role TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT",
     );
@@ -164,7 +165,6 @@ function migrate(db: SqliteDatabase, roles: readonly SqliteRole[]): string[] {
       }
     }
   });
-  apply.immediate();
   return done;
 }
 

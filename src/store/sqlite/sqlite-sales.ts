@@ -35,6 +35,7 @@ import { FencedOutError } from "../store-errors.js";
 import type { SqliteDatabase } from "../../sqlite/open-wal.js";
 import type { OrderFilter } from "../store.js";
 import { isConstraintError } from "./sqlite-database.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 export interface Counters {
   sold: number;
@@ -393,18 +394,16 @@ export class SqliteSales {
     plan: EventPlan,
     action: EventAction,
   ): { ok: true; snapshot: SaleSnapshot } | { ok: false; refusal: DomainRefusal } | null {
-    return this.#db
-      .transaction(() => {
-        const before = this.snapshot(plan);
-        if (!before) return null;
-        const status = nextStatus(before.settings.status, action);
-        if (typeof status !== "string") return { ok: false as const, refusal: status };
-        if (status !== before.settings.status) this.#statements.setStatus.run(status, plan.id);
-        const after = this.snapshot(plan);
-        if (after) this.#stateChanged(plan.id, before.state, after.state);
-        return after ? { ok: true as const, snapshot: after } : null;
-      })
-      .immediate();
+    return immediate(this.#db, () => {
+      const before = this.snapshot(plan);
+      if (!before) return null;
+      const status = nextStatus(before.settings.status, action);
+      if (typeof status !== "string") return { ok: false as const, refusal: status };
+      if (status !== before.settings.status) this.#statements.setStatus.run(status, plan.id);
+      const after = this.snapshot(plan);
+      if (after) this.#stateChanged(plan.id, before.state, after.state);
+      return after ? { ok: true as const, snapshot: after } : null;
+    });
   }
 
   /**
@@ -425,13 +424,11 @@ export class SqliteSales {
    * see domain/webhook.ts stateChangedMessage).
    */
   writeWithOutbox<T>(work: () => T): T {
-    return this.#db
-      .transaction(() => {
-        const result = work();
-        this.#outboxWritten();
-        return result;
-      })
-      .immediate();
+    return immediate(this.#db, () => {
+      const result = work();
+      this.#outboxWritten();
+      return result;
+    });
   }
 
   /**
@@ -443,21 +440,19 @@ export class SqliteSales {
     plan: EventPlan,
     update: EventUpdate,
   ): { ok: true; snapshot: SaleSnapshot } | { ok: false; refusal: DomainRefusal } | null {
-    return this.#db
-      .transaction(() => {
-        const before = this.snapshot(plan);
-        if (!before) return null;
-        const taken = before.counters.sold + before.counters.held;
-        const next = planEventUpdate(plan, before.settings, update, taken);
-        if ("code" in next) return { ok: false as const, refusal: next };
-        if (this.#statements.setSettings.run({ eventId: plan.id, ...settingsParams(next) }).changes !== 1) {
-          return { ok: false as const, refusal: refusals.capacityBelowTaken(taken) };
-        }
-        const after = this.snapshot(plan);
-        if (after) this.#stateChanged(plan.id, before.state, after.state);
-        return after ? { ok: true as const, snapshot: after } : null;
-      })
-      .immediate();
+    return immediate(this.#db, () => {
+      const before = this.snapshot(plan);
+      if (!before) return null;
+      const taken = before.counters.sold + before.counters.held;
+      const next = planEventUpdate(plan, before.settings, update, taken);
+      if ("code" in next) return { ok: false as const, refusal: next };
+      if (this.#statements.setSettings.run({ eventId: plan.id, ...settingsParams(next) }).changes !== 1) {
+        return { ok: false as const, refusal: refusals.capacityBelowTaken(taken) };
+      }
+      const after = this.snapshot(plan);
+      if (after) this.#stateChanged(plan.id, before.state, after.state);
+      return after ? { ok: true as const, snapshot: after } : null;
+    });
   }
 
   /** Up to `limit` outbox rows, oldest first. */
@@ -580,13 +575,11 @@ export class SqliteSales {
 
   /** Expires the event's overdue holds in one transaction; returns how many. */
   expireOverdue(eventId: string, now: Date, limit: number): number {
-    return this.#db
-      .transaction(() => {
-        const expired = this.#expireOverdue(eventId, now, limit);
-        this.#outboxWritten();
-        return expired;
-      })
-      .immediate();
+    return immediate(this.#db, () => {
+      const expired = this.#expireOverdue(eventId, now, limit);
+      this.#outboxWritten();
+      return expired;
+    });
   }
 
   pruneIdempotency(olderThan: Date): number {
@@ -596,15 +589,13 @@ export class SqliteSales {
   /** Forgets the keys idle since `idleBefore` and raises the floor to their largest fence (Store.pruneFences). */
   pruneFences(idleBefore: Date): number {
     const idleMicros = idleBefore.getTime() * 1000;
-    return this.#db
-      .transaction((): number => {
-        const idle = this.#statements.idleFences.get(idleMicros) as { fence: number | null; keys: number };
-        if (idle.fence === null) return 0;
-        this.#statements.dropIdleFences.run(idleMicros);
-        this.#statements.setFence.run({ key: "", fence: idle.fence });
-        return idle.keys;
-      })
-      .immediate();
+    return immediate(this.#db, (): number => {
+      const idle = this.#statements.idleFences.get(idleMicros) as { fence: number | null; keys: number };
+      if (idle.fence === null) return 0;
+      this.#statements.dropIdleFences.run(idleMicros);
+      this.#statements.setFence.run({ key: "", fence: idle.fence });
+      return idle.keys;
+    });
   }
 
   /**
@@ -619,7 +610,7 @@ export class SqliteSales {
     now: Date,
     underLock?: () => void,
   ): Outcome[] {
-    return this.#db.transaction(() => this.#apply(plan, commands, guard, now, underLock)).immediate();
+    return immediate(this.#db, () => this.#apply(plan, commands, guard, now, underLock));
   }
 
   /**

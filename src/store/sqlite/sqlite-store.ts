@@ -45,6 +45,7 @@ import type { WirePart } from "./sqlite-commit-threads.js";
 import { fromWire, SqliteCommitThreads } from "./sqlite-commit-threads.js";
 import type { HintStatements } from "./sqlite-hints.js";
 import { earliestHoldExpiry, HINT_BUSY_TIMEOUT_MS, prepareHints } from "./sqlite-hints.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 /**
  * A sweeper claims a due hint by moving it this far ahead; if the sweeper dies or fails on that event
@@ -283,17 +284,15 @@ export class SqliteStore implements Store {
           );
       if (this.#shared) {
         const sales = this.#shared.sales;
-        catalog
-          .transaction(() => {
-            insert();
-            sales.addInventory(plan);
-          })
-          .immediate();
+        immediate(catalog, () => {
+          insert();
+          sales.addInventory(plan);
+        });
       } else {
         // The event's file is complete before the catalog names it, so no process ever sees half an event.
         const partition = this.#partition(plan.id, true);
-        partition.db.transaction(() => partition.sales.addInventory(plan)).immediate();
-        catalog.transaction(insert).immediate();
+        immediate(partition.db, () => partition.sales.addInventory(plan));
+        immediate(catalog, insert);
       }
       this.#plans.set(plan.id, plan);
       const snapshot = this.#partition(plan.id).sales.snapshot(plan);
@@ -431,9 +430,7 @@ export class SqliteStore implements Store {
       if (shared === null) return batches.map((batch) => this.#executePart(batch, now, null));
       const together = this.#executeTogether(shared, batches, now);
       if (together !== null) return together;
-      return shared.db
-        .transaction(() => batches.map((batch) => this.#executePart(batch, now, shared.db)))
-        .immediate();
+      return immediate(shared.db, () => batches.map((batch) => this.#executePart(batch, now, shared.db)));
     }, "sell");
   }
 
@@ -450,18 +447,16 @@ export class SqliteStore implements Store {
     // The parts under one lock key and fence (the global scope) check and write it once.
     const fences = new Map<string, number>();
     try {
-      return shared.db
-        .transaction(() =>
-          batches.map((batch): EventBatchResult => {
-            try {
-              return { ok: true, outcomes: this.#executeOne(batch, now, fences) };
-            } catch (error) {
-              if (!shared.db.inTransaction) throw error;
-              throw partFailed;
-            }
-          }),
-        )
-        .immediate();
+      return immediate(shared.db, () =>
+        batches.map((batch): EventBatchResult => {
+          try {
+            return { ok: true, outcomes: this.#executeOne(batch, now, fences) };
+          } catch (error) {
+            if (!shared.db.inTransaction) throw error;
+            throw partFailed;
+          }
+        }),
+      );
     } catch (error) {
       if (error === partFailed) return null;
       throw error;
@@ -481,7 +476,24 @@ export class SqliteStore implements Store {
     const parts: WirePart[] = [];
     const sentIndexes: number[] = [];
     const stopListening: (() => void)[] = [];
+    // One abort flag per lock grant (its signal), all in one shared buffer for the tick: the global scope
+    // gives every part the same signal, and a listener each would pass the signal's listener limit.
+    const signals = new Map<AbortSignal, number>();
+    for (const { guard } of batches)
+      if (guard && !signals.has(guard.signal)) signals.set(guard.signal, signals.size);
+    const flags = signals.size === 0 ? null : new SharedArrayBuffer(4 * signals.size);
     try {
+      if (flags !== null) {
+        const view = new Int32Array(flags);
+        for (const [signal, index] of signals) {
+          const raise = () => Atomics.store(view, index, 1);
+          if (signal.aborted) raise();
+          else {
+            signal.addEventListener("abort", raise, { once: true });
+            stopListening.push(() => signal.removeEventListener("abort", raise));
+          }
+        }
+      }
       batches.forEach(({ eventId, commands, guard }, i) => {
         let plan: EventPlan | null;
         try {
@@ -501,23 +513,12 @@ export class SqliteStore implements Store {
           };
           return;
         }
-        let aborted: SharedArrayBuffer | null = null;
-        if (guard) {
-          aborted = new SharedArrayBuffer(4);
-          const flag = new Int32Array(aborted);
-          const raise = () => Atomics.store(flag, 0, 1);
-          if (guard.signal.aborted) raise();
-          else {
-            guard.signal.addEventListener("abort", raise, { once: true });
-            stopListening.push(() => guard.signal.removeEventListener("abort", raise));
-          }
-        }
         parts.push({
           eventId,
           plan,
           commands,
           guard: guard && { lockKey: guard.lockKey, fence: guard.fence },
-          aborted,
+          aborted: guard && flags && { flags, index: signals.get(guard.signal) as number },
           hintMs: earliestHoldExpiry(commands, now),
         });
         sentIndexes.push(i);
@@ -665,21 +666,19 @@ export class SqliteStore implements Store {
    */
   #settleHint(eventId: string, partition: Partition): void {
     const hints = this.#hintStatements();
-    partition.db
-      .transaction(() => {
-        const next = partition.sales.earliestActiveHold(eventId);
-        try {
-          if (next === null) hints.drop.run(eventId);
-          else hints.set.run({ eventId, earliestMs: next });
-        } catch (error) {
-          this.#bookkeepingFailed(error, `settle the hold-deadline hint of ${eventId}`);
-          // The claim stays, so the hint is due again SWEEP_CLAIM_MS later at the latest; the retry at
-          // this process's next sweep brings it back to the earliest hold sooner.
-          if (next !== null)
-            this.#unhinted.set(eventId, Math.min(next, this.#unhinted.get(eventId) ?? Infinity));
-        }
-      })
-      .immediate();
+    immediate(partition.db, () => {
+      const next = partition.sales.earliestActiveHold(eventId);
+      try {
+        if (next === null) hints.drop.run(eventId);
+        else hints.set.run({ eventId, earliestMs: next });
+      } catch (error) {
+        this.#bookkeepingFailed(error, `settle the hold-deadline hint of ${eventId}`);
+        // The claim stays, so the hint is due again SWEEP_CLAIM_MS later at the latest; the retry at
+        // this process's next sweep brings it back to the earliest hold sooner.
+        if (next !== null)
+          this.#unhinted.set(eventId, Math.min(next, this.#unhinted.get(eventId) ?? Infinity));
+      }
+    });
   }
 
   /**
@@ -786,14 +785,12 @@ export class SqliteStore implements Store {
   #dispatchOutbox(now: Date, limit: number): number {
     if (this.#shared) {
       const { db, sales } = this.#shared;
-      return db
-        .transaction(() => {
-          const rows = sales.readOutbox(limit);
-          this.webhooks.fanOut(rows, now);
-          sales.deleteOutbox(rows.map((row) => row.seq));
-          return rows.length;
-        })
-        .immediate();
+      return immediate(db, () => {
+        const rows = sales.readOutbox(limit);
+        this.webhooks.fanOut(rows, now);
+        sales.deleteOutbox(rows.map((row) => row.seq));
+        return rows.length;
+      });
     }
     const hints = this.#hintStatements().outbox;
     const owed = [...this.#unhintedOutbox];
@@ -830,18 +827,16 @@ export class SqliteStore implements Store {
    */
   #deleteOutboxAndSettle(eventId: string, partition: Partition, seqs: readonly number[]): void {
     const hints = this.#hintStatements().outbox;
-    partition.db
-      .transaction(() => {
-        partition.sales.deleteOutbox(seqs);
-        try {
-          if (partition.sales.hasOutbox()) hints.set.run({ eventId, dueMs: Date.now() });
-          else hints.drop.run(eventId);
-        } catch (error) {
-          // The claim stays: the hint is due again SWEEP_CLAIM_MS later.
-          this.#bookkeepingFailed(error, `settle the outbox hint of ${eventId}`);
-        }
-      })
-      .immediate();
+    immediate(partition.db, () => {
+      partition.sales.deleteOutbox(seqs);
+      try {
+        if (partition.sales.hasOutbox()) hints.set.run({ eventId, dueMs: Date.now() });
+        else hints.drop.run(eventId);
+      } catch (error) {
+        // The claim stays: the hint is due again SWEEP_CLAIM_MS later.
+        this.#bookkeepingFailed(error, `settle the outbox hint of ${eventId}`);
+      }
+    });
   }
 
   /**

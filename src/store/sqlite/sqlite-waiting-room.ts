@@ -30,6 +30,7 @@ import {
   toRoom,
 } from "../waiting-room-rows.js";
 import { mapSqliteError } from "./sqlite-database.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 const ROOM_ROW = "SELECT * FROM waiting_rooms WHERE event_id = ?";
 const PLACE_ROW = `SELECT ${PLACE_COLUMNS} FROM waiting_room_places WHERE event_id = ? AND identity = ?`;
@@ -55,7 +56,7 @@ export class SqliteWaitingRoom implements WaitingRoomStore {
   }
 
   #write<T>(work: (db: SqliteDatabase) => T, what: string): T {
-    return this.#run((db) => db.transaction(() => work(db)).immediate(), what);
+    return this.#run((db) => immediate(db, () => work(db)), what);
   }
 
   #cached<S>(db: SqliteDatabase, sql: string, prepare: () => S): S {

@@ -24,6 +24,7 @@ import type {
   WebhookStore,
 } from "../webhook-store.js";
 import { toDelivery, toEndpoint, type DeliveryRow, type EndpointRow } from "../webhook-rows.js";
+import { immediate } from "../../sqlite/immediate.js";
 
 const DELIVERY_SELECT = `
   SELECT d.id, d.message_id, d.endpoint_id, m.event_id, m.type, d.status, d.attempts,
@@ -172,12 +173,10 @@ export class SqliteWebhooks implements WebhookStore {
 
   async deleteEndpoint(endpointId: string): Promise<boolean> {
     const s = this.#s();
-    return this.#db()
-      .transaction(() => {
-        s.deleteEndpointDeliveries.run(endpointId);
-        return s.deleteEndpoint.run(endpointId).changes === 1;
-      })
-      .immediate();
+    return immediate(this.#db(), () => {
+      s.deleteEndpointDeliveries.run(endpointId);
+      return s.deleteEndpoint.run(endpointId).changes === 1;
+    });
   }
 
   async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
@@ -214,24 +213,22 @@ export class SqliteWebhooks implements WebhookStore {
   fanOut(messages: readonly OutboxMessage[], now: Date): void {
     if (messages.length === 0) return;
     const s = this.#s();
-    this.#db()
-      .transaction(() => {
-        const endpoints = (s.enabledEndpoints.all() as EndpointRow[]).map(toEndpoint);
-        for (const message of messages) {
-          // A message no endpoint subscribes to is not kept: without endpoints, nothing piles up here.
-          const to = endpoints.filter((endpoint) => subscribes(endpoint.eventTypes, message.type));
-          if (to.length > 0) s.insertMessage.run({ ...message });
-          for (const endpoint of to) {
-            s.insertDelivery.run({
-              id: newDeliveryId(now.getTime()),
-              messageId: message.id,
-              endpointId: endpoint.id,
-              nowMs: now.getTime(),
-            });
-          }
+    immediate(this.#db(), () => {
+      const endpoints = (s.enabledEndpoints.all() as EndpointRow[]).map(toEndpoint);
+      for (const message of messages) {
+        // A message no endpoint subscribes to is not kept: without endpoints, nothing piles up here.
+        const to = endpoints.filter((endpoint) => subscribes(endpoint.eventTypes, message.type));
+        if (to.length > 0) s.insertMessage.run({ ...message });
+        for (const endpoint of to) {
+          s.insertDelivery.run({
+            id: newDeliveryId(now.getTime()),
+            messageId: message.id,
+            endpointId: endpoint.id,
+            nowMs: now.getTime(),
+          });
         }
-      })
-      .immediate();
+      }
+    });
   }
 
   async claimDeliveries(
@@ -242,34 +239,32 @@ export class SqliteWebhooks implements WebhookStore {
   ): Promise<ClaimedDelivery[]> {
     const s = this.#s();
     const nowMs = now.getTime();
-    return this.#db()
-      .transaction(() => {
-        const rows = s.claim.all({ owner, untilMs: nowMs + leaseMs, nowMs, limit }) as {
-          id: string;
-          attempts: number;
-          message_id: string;
-          endpoint_id: string;
-          retry_from_ms: number;
-        }[];
-        const claimed: ClaimedDelivery[] = [];
-        for (const row of rows) {
-          const detail = s.claimed.get(row.message_id, row.endpoint_id) as
-            { payload: string; url: string; secret: string } | undefined;
-          if (!detail) continue;
-          claimed.push({
-            id: row.id,
-            attempt: row.attempts,
-            messageId: row.message_id,
-            endpointId: row.endpoint_id,
-            url: detail.url,
-            secret: detail.secret,
-            payload: detail.payload,
-            ageMs: nowMs - row.retry_from_ms,
-          });
-        }
-        return claimed;
-      })
-      .immediate();
+    return immediate(this.#db(), () => {
+      const rows = s.claim.all({ owner, untilMs: nowMs + leaseMs, nowMs, limit }) as {
+        id: string;
+        attempts: number;
+        message_id: string;
+        endpoint_id: string;
+        retry_from_ms: number;
+      }[];
+      const claimed: ClaimedDelivery[] = [];
+      for (const row of rows) {
+        const detail = s.claimed.get(row.message_id, row.endpoint_id) as
+          { payload: string; url: string; secret: string } | undefined;
+        if (!detail) continue;
+        claimed.push({
+          id: row.id,
+          attempt: row.attempts,
+          messageId: row.message_id,
+          endpointId: row.endpoint_id,
+          url: detail.url,
+          secret: detail.secret,
+          payload: detail.payload,
+          ageMs: nowMs - row.retry_from_ms,
+        });
+      }
+      return claimed;
+    });
   }
 
   async recordAttempt(owner: string, result: AttemptResult, now: Date): Promise<boolean> {
@@ -295,12 +290,10 @@ export class SqliteWebhooks implements WebhookStore {
   async pruneDeliveries(olderThan: Date, limit: number): Promise<number> {
     const s = this.#s();
     const floors = webhookIdFloorsAt(olderThan.getTime());
-    return this.#db()
-      .transaction(() => {
-        const removed = s.pruneDeliveries.run({ deliveryFloor: floors.delivery, limit }).changes;
-        s.pruneMessages.run({ messageFloor: floors.message, limit });
-        return removed;
-      })
-      .immediate();
+    return immediate(this.#db(), () => {
+      const removed = s.pruneDeliveries.run({ deliveryFloor: floors.delivery, limit }).changes;
+      s.pruneMessages.run({ messageFloor: floors.message, limit });
+      return removed;
+    });
   }
 }
