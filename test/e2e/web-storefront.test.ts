@@ -260,13 +260,25 @@ describe("the storefront in a browser, through the balancer", { skip, concurrenc
     await page.locator('[data-seat="A-1-1"]').waitFor();
     await assertAccessible(page);
 
-    // A seat taken by someone else between the page's look and the buyer's click.
+    // A seat taken by someone else between the page's look and the buyer's click. The page's own look
+    // (its poll of the seat map every 2 s) is held back until the click, or it could see the rival's
+    // seat first and take it out of the selection (the CI run of bf6a643 did: the button disabled).
+    const heldBack: (() => Promise<void>)[] = [];
+    let holdBack = true;
+    const seatMap = `**/v1/events/${event.id}/seats`;
+    await page.route(seatMap, async (route) => {
+      if (holdBack) heldBack.push(() => route.continue());
+      else await route.continue();
+    });
     await page.locator('[data-seat="A-2-1"]').click();
     const rival = await site.call(`/v1/events/${event.id}/holds`, {
       body: { customerId: "rival", seats: ["A-2-1"] },
     });
     assert.equal(rival.status, 201, rival.text);
     await page.getByRole("button", { name: "Hold these seats" }).click();
+    holdBack = false;
+    for (const release of heldBack.splice(0)) await release();
+    await page.unroute(seatMap);
     await page.locator("#message", { hasText: "Seats just taken: A-2-1" }).waitFor();
     await page.locator('[data-seat="A-2-1"][aria-disabled="true"]').waitFor();
 
